@@ -1,0 +1,66 @@
+# The README's two commands are `make demo` and `make test`; both install what is
+# missing first (`setup`), so a fresh clone needs nothing else.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+ANVIL_BIN := $(shell $(PYTHON) -c 'import platform as p; s={"Linux":"linux","Darwin":"darwin"}.get(p.system(),"linux"); m={"x86_64":"amd64","arm64":"arm64","aarch64":"arm64"}.get(p.machine(),"amd64"); print(f"node_modules/@foundry-rs/anvil-{s}-{m}/bin")')
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/$(ANVIL_BIN):$(PATH)
+# Hypothesis runs deeper in CI (CI=true) than locally.
+export HYPOTHESIS_PROFILE ?= $(if $(CI),ci,dev)
+
+.PHONY: help setup demo test test-contracts test-integration bench lint lock clean
+
+help:
+	@echo "make demo    install what is missing, start a local anvil, run the SPV story"
+	@echo "make test    install what is missing, run every test"
+	@echo "make bench   gas and timing benchmark -> build/bench.json"
+	@echo "make lint    ruff"
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# `npm install --no-save` installs exactly what package-lock.json pins. Not `npm ci`:
+# the registry reachable here serves only the linux-amd64 build of anvil, so the lock
+# records only that platform package and `npm ci` rejects it as out of sync.
+node_modules/.installed: package.json package-lock.json
+	npm install --no-save --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(BIN)/python -m gpushares.demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-contracts: setup
+	$(BIN)/python -m pytest tests/contracts
+
+test-integration: setup
+	$(BIN)/python -m pytest tests/integration
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+lint: setup
+	$(BIN)/ruff check .
+
+# Re-resolve requirements.lock from pyproject.toml (needs the package index).
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	{ sed -n '1,3p' requirements.lock; build/lock-venv/bin/pip freeze --exclude-editable | grep -v '^gpu-shares'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf build/lock-venv
+
+clean:
+	rm -rf .build build .pytest_cache .hypothesis

@@ -1,0 +1,594 @@
+# pragma version ~=0.4.3
+# pragma optimize gas
+"""
+@title GPU Share Token
+@custom:contract-name GPUShareToken
+@license GNU Affero General Public License v3.0 only
+@notice Fractional ERC-20 (+ EIP-2612 permit) shares of one SPV's GPU fleet.
+        - A register of the SPV's GPUs (serial hash, model, location, datacenter,
+          acquisition cost, commissioning time, status active -> impaired -> retired).
+        - Every active GPU backs `shares_per_gpu` shares: minting is capped by the
+          active backing, and a GPU can only be retired while the supply stays within
+          what the remaining (active + impaired) GPUs back.
+        - Rental income paid in `income_token` is distributed pro rata with a
+          cumulative income-per-share accumulator and per-account corrections on every
+          balance change, so income earned before a transfer stays with the seller.
+        - Every share movement (transfer, transferFrom, mint, burn) passes through one
+          internal hook, `_before_share_move`, which enforces the pause and the
+          transfer check `_check_transfer`.
+        Token plumbing (balances, allowances, permit, EIP-712 domain) is snekmate's
+        audited `erc20` module; roles are snekmate's `access_control`, the emergency
+        stop is snekmate's `pausable`.
+@custom:security The income accumulator is bounded: the supply never exceeds
+                 `MAX_SUPPLY` and the magnified income per share never exceeds
+                 `MAX_INCOME_PER_SHARE`, so `income_per_share * balance` always fits in
+                 an int256 and a distribution that would break this bound reverts
+                 instead of bricking later transfers.
+                 Income tokens that charge a fee on transfer are handled: only the
+                 amount actually received is distributed.
+"""
+
+
+from ethereum.ercs import IERC20
+from ethereum.ercs import IERC20Detailed
+
+implements: IERC20
+implements: IERC20Detailed
+
+
+from snekmate.auth import ownable
+initializes: ownable
+
+from snekmate.tokens import erc20
+initializes: erc20[ownable := ownable]
+
+from snekmate.auth import access_control
+initializes: access_control
+
+from snekmate.utils import pausable
+initializes: pausable
+
+
+exports: (
+    erc20.balanceOf,
+    erc20.allowance,
+    erc20.totalSupply,
+    erc20.name,
+    erc20.symbol,
+    erc20.decimals,
+    erc20.approve,
+    erc20.permit,
+    erc20.nonces,
+    erc20.DOMAIN_SEPARATOR,
+    erc20.eip712Domain,
+    access_control.__interface__,
+    pausable.paused,
+)
+
+
+# @dev Role that manages the GPU register, mints and burns shares and distributes income.
+OPERATOR_ROLE: public(constant(bytes32)) = keccak256("OPERATOR_ROLE")
+# @dev Role that can pause and unpause share movements and claims.
+PAUSER_ROLE: public(constant(bytes32)) = keccak256("PAUSER_ROLE")
+
+# @dev Fixed-point scale of `income_per_share` (1e36, decimal so that round amounts
+#      divide exactly): keeps the rounding dust of a
+#      distribution far below one unit of the income token.
+MAGNITUDE: public(constant(uint256)) = 10**36
+# @dev Hard cap on the share supply (about 7.9e10 whole shares at 18 decimals).
+MAX_SUPPLY: public(constant(uint256)) = 2**96 - 1
+# @dev Upper bound of the magnified cumulative income per share; with `MAX_SUPPLY`
+#      it guarantees `income_per_share * balance < 2**255`.
+MAX_INCOME_PER_SHARE: public(constant(uint256)) = 2**159 - 1
+# @dev Most GPUs that one `add_gpus` call can register.
+MAX_GPU_BATCH: public(constant(uint256)) = 64
+# @dev Share decimals (like ether: 1 share = 10**18 base units).
+SHARE_DECIMALS: constant(uint8) = 18
+
+
+# @dev Lifecycle of a GPU in the register. An id without a status is unknown.
+flag GPUStatus:
+    ACTIVE
+    IMPAIRED
+    RETIRED
+
+
+# @dev What the operator supplies to register one GPU.
+struct GPUInput:
+    serial_hash: bytes32
+    model: bytes32
+    location: uint16
+    datacenter: bytes32
+    acquisition_cost: uint256
+    commissioned_at: uint256
+
+
+# @dev One GPU of the register.
+struct GPU:
+    serial_hash: bytes32
+    model: bytes32
+    location: uint16
+    datacenter: bytes32
+    acquisition_cost: uint256
+    commissioned_at: uint256
+    status: GPUStatus
+
+
+# @dev The ERC-20 token the rental income is paid in (a USD stablecoin).
+income_token: public(immutable(address))
+# @dev Shares (in base units) backed by each GPU.
+shares_per_gpu: public(immutable(uint256))
+# @dev Id of this token's SPV in the factory that deployed it.
+spv_id: public(immutable(uint256))
+# @dev The factory that deployed this token.
+factory: public(immutable(address))
+
+# @dev GPU register, ids 1..gpu_count.
+gpus: public(HashMap[uint256, GPU])
+# @dev Number of GPUs ever registered (the highest id).
+gpu_count: public(uint256)
+# @dev GPUs in status ACTIVE.
+active_gpus: public(uint256)
+# @dev GPUs in status IMPAIRED.
+impaired_gpus: public(uint256)
+# @dev GPU id by serial hash; 0 when the serial is not registered.
+gpu_id_of_serial: public(HashMap[bytes32, uint256])
+
+# @dev Cumulative income per share base unit, scaled by `MAGNITUDE`.
+income_per_share: public(uint256)
+# @dev Per-account correction of the accumulator (scaled by `MAGNITUDE`): keeps
+#      income earned before a balance change with the previous holder and records
+#      what the account has already claimed.
+income_correction: HashMap[address, int256]
+# @dev Magnified remainder of past distributions not yet spread over the shares.
+income_carry: public(uint256)
+# @dev Income tokens received by `distribute`, all time.
+total_distributed: public(uint256)
+# @dev Income tokens paid out by `claim`, all time.
+total_claimed: public(uint256)
+
+
+# @dev Emitted when a GPU is added to the register.
+event GPUAdded:
+    gpu_id: indexed(uint256)
+    serial_hash: indexed(bytes32)
+    model: bytes32
+    location: uint16
+    datacenter: bytes32
+    acquisition_cost: uint256
+    commissioned_at: uint256
+
+
+# @dev Emitted when a GPU changes status.
+event GPUStatusChanged:
+    gpu_id: indexed(uint256)
+    previous_status: GPUStatus
+    new_status: GPUStatus
+    operator: indexed(address)
+
+
+# @dev Emitted when rental income is deposited for the holders.
+event IncomeDistributed:
+    operator: indexed(address)
+    amount: uint256
+    income_per_share: uint256
+    total_supply: uint256
+
+
+# @dev Emitted when a holder claims income.
+event IncomeClaimed:
+    holder: indexed(address)
+    amount: uint256
+
+
+@deploy
+@payable
+def __init__(
+    name_: String[25],
+    symbol_: String[5],
+    income_token_: address,
+    shares_per_gpu_: uint256,
+    spv_id_: uint256,
+    admin_: address,
+):
+    """
+    @notice Deploys the share token of one SPV. Normally called through
+            `SPVFactory.create_spv`, from the blueprint.
+    @dev `admin_` receives the admin, operator and pauser roles; the deployer keeps none.
+    @param name_ Token name (at most 25 characters), also the EIP-712 domain name.
+    @param symbol_ Token symbol (at most 5 characters).
+    @param income_token_ ERC-20 contract the rental income is paid in.
+    @param shares_per_gpu_ Share base units backed by each active GPU.
+    @param spv_id_ The SPV's id in the factory.
+    @param admin_ The SPV operator's admin account.
+    """
+    assert income_token_.is_contract, "GPUShareToken: income token is not a contract"
+    assert shares_per_gpu_ != 0, "GPUShareToken: shares per GPU is zero"
+    assert shares_per_gpu_ <= MAX_SUPPLY, "GPUShareToken: shares per GPU above MAX_SUPPLY"
+    assert admin_ != empty(address), "GPUShareToken: admin is the zero address"
+    assert len(name_) != 0, "GPUShareToken: empty name"
+    assert len(symbol_) != 0, "GPUShareToken: empty symbol"
+
+    ownable.__init__()
+    erc20.__init__(name_, symbol_, SHARE_DECIMALS, name_, "1")
+    access_control.__init__()
+    pausable.__init__()
+
+    income_token = income_token_
+    shares_per_gpu = shares_per_gpu_
+    spv_id = spv_id_
+    factory = msg.sender
+
+    # The snekmate `erc20` module needs an owner; minting goes through `OPERATOR_ROLE`
+    # here, so the owner only mirrors the SPV admin for explorers.
+    ownable._transfer_ownership(admin_)
+    access_control._grant_role(access_control.DEFAULT_ADMIN_ROLE, admin_)
+    access_control._grant_role(OPERATOR_ROLE, admin_)
+    access_control._grant_role(PAUSER_ROLE, admin_)
+    if msg.sender != admin_:
+        access_control._revoke_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+
+
+# ---------------------------------------------------------------------------------
+# Share movements
+# ---------------------------------------------------------------------------------
+
+
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    """
+    @notice Moves `amount` shares from the caller to `to`. Income earned so far stays
+            with the caller.
+    @param to Receiver.
+    @param amount Share base units.
+    @return bool True (reverts on failure).
+    """
+    self._before_share_move(msg.sender, to, amount)
+    erc20._transfer(msg.sender, to, amount)
+    self._after_share_move(msg.sender, to, amount)
+    return True
+
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    """
+    @notice Moves `amount` shares from `owner` to `to` using the caller's allowance.
+    @param owner Holder whose shares move.
+    @param to Receiver.
+    @param amount Share base units.
+    @return bool True (reverts on failure).
+    """
+    erc20._spend_allowance(owner, msg.sender, amount)
+    self._before_share_move(owner, to, amount)
+    erc20._transfer(owner, to, amount)
+    self._after_share_move(owner, to, amount)
+    return True
+
+
+@external
+def mint(to: address, amount: uint256):
+    """
+    @notice Mints `amount` new shares to `to`, within the active GPUs' backing.
+    @dev Only `OPERATOR_ROLE`. New shares carry no income earned before the mint.
+    @param to Receiver.
+    @param amount Share base units.
+    """
+    access_control._check_role(OPERATOR_ROLE, msg.sender)
+    assert amount != 0, "GPUShareToken: mint amount is zero"
+    new_supply: uint256 = erc20.totalSupply + amount
+    assert new_supply <= self.active_gpus * shares_per_gpu, "GPUShareToken: mint exceeds the active GPUs' backing"
+    assert new_supply <= MAX_SUPPLY, "GPUShareToken: mint exceeds MAX_SUPPLY"
+    self._before_share_move(empty(address), to, amount)
+    erc20._mint(to, amount)
+    self._after_share_move(empty(address), to, amount)
+
+
+@external
+def burn(amount: uint256):
+    """
+    @notice Burns `amount` of the caller's own shares (shares the SPV bought back).
+    @dev Only `OPERATOR_ROLE`. Income the burnt shares earned stays claimable.
+    @param amount Share base units.
+    """
+    access_control._check_role(OPERATOR_ROLE, msg.sender)
+    assert amount != 0, "GPUShareToken: burn amount is zero"
+    self._before_share_move(msg.sender, empty(address), amount)
+    erc20._burn(msg.sender, amount)
+    self._after_share_move(msg.sender, empty(address), amount)
+
+
+# ---------------------------------------------------------------------------------
+# GPU register
+# ---------------------------------------------------------------------------------
+
+
+@external
+def add_gpus(batch: DynArray[GPUInput, MAX_GPU_BATCH]) -> uint256:
+    """
+    @notice Registers GPUs owned by the SPV; each becomes ACTIVE and backs
+            `shares_per_gpu` more shares.
+    @dev Only `OPERATOR_ROLE`. The whole batch reverts on the first invalid entry.
+    @param batch The GPUs (serial hash, model, ISO 3166-1 numeric location,
+           datacenter id, acquisition cost in USD with 8 decimals, commissioning time).
+    @return uint256 The id of the first GPU added.
+    """
+    access_control._check_role(OPERATOR_ROLE, msg.sender)
+    assert len(batch) != 0, "GPUShareToken: empty GPU batch"
+    first_id: uint256 = self.gpu_count + 1
+    next_id: uint256 = first_id
+    for g: GPUInput in batch:
+        assert g.serial_hash != empty(bytes32), "GPUShareToken: GPU serial hash is zero"
+        assert self.gpu_id_of_serial[g.serial_hash] == 0, "GPUShareToken: GPU serial already registered"
+        assert g.model != empty(bytes32), "GPUShareToken: GPU model is empty"
+        assert g.location != 0 and g.location <= 999, "GPUShareToken: GPU location is not an ISO 3166-1 numeric code"
+        assert g.datacenter != empty(bytes32), "GPUShareToken: GPU datacenter is empty"
+        assert g.acquisition_cost != 0, "GPUShareToken: GPU acquisition cost is zero"
+        assert g.commissioned_at != 0, "GPUShareToken: GPU commissioning time is zero"
+        assert g.commissioned_at <= block.timestamp, "GPUShareToken: GPU commissioning time is in the future"
+        self._check_gpu_location(g.location)
+        self.gpus[next_id] = GPU(
+            serial_hash=g.serial_hash,
+            model=g.model,
+            location=g.location,
+            datacenter=g.datacenter,
+            acquisition_cost=g.acquisition_cost,
+            commissioned_at=g.commissioned_at,
+            status=GPUStatus.ACTIVE,
+        )
+        self.gpu_id_of_serial[g.serial_hash] = next_id
+        log GPUAdded(
+            gpu_id=next_id,
+            serial_hash=g.serial_hash,
+            model=g.model,
+            location=g.location,
+            datacenter=g.datacenter,
+            acquisition_cost=g.acquisition_cost,
+            commissioned_at=g.commissioned_at,
+        )
+        next_id += 1
+    self.gpu_count = next_id - 1
+    self.active_gpus += len(batch)
+    return first_id
+
+
+@external
+def impair_gpu(gpu_id: uint256):
+    """
+    @notice Marks an ACTIVE GPU as IMPAIRED (failed, degraded or written down). It
+            keeps backing the shares already issued but no longer backs new mints.
+    @dev Only `OPERATOR_ROLE`.
+    @param gpu_id The GPU's id.
+    """
+    access_control._check_role(OPERATOR_ROLE, msg.sender)
+    status: GPUStatus = self.gpus[gpu_id].status
+    assert status != empty(GPUStatus), "GPUShareToken: unknown GPU id"
+    assert status == GPUStatus.ACTIVE, "GPUShareToken: only an active GPU can be impaired"
+    self.gpus[gpu_id].status = GPUStatus.IMPAIRED
+    self.active_gpus -= 1
+    self.impaired_gpus += 1
+    log GPUStatusChanged(
+        gpu_id=gpu_id, previous_status=status, new_status=GPUStatus.IMPAIRED, operator=msg.sender
+    )
+
+
+@external
+def retire_gpu(gpu_id: uint256):
+    """
+    @notice Retires an ACTIVE or IMPAIRED GPU (sold or scrapped). Allowed only if the
+            share supply stays within what the remaining GPUs back: burn shares first.
+    @dev Only `OPERATOR_ROLE`.
+    @param gpu_id The GPU's id.
+    """
+    access_control._check_role(OPERATOR_ROLE, msg.sender)
+    status: GPUStatus = self.gpus[gpu_id].status
+    assert status != empty(GPUStatus), "GPUShareToken: unknown GPU id"
+    assert status != GPUStatus.RETIRED, "GPUShareToken: GPU is already retired"
+    remaining: uint256 = self.active_gpus + self.impaired_gpus - 1
+    assert (
+        erc20.totalSupply <= remaining * shares_per_gpu
+    ), "GPUShareToken: burn shares first: supply would exceed the remaining GPUs' backing"
+    if status == GPUStatus.ACTIVE:
+        self.active_gpus -= 1
+    else:
+        self.impaired_gpus -= 1
+    self.gpus[gpu_id].status = GPUStatus.RETIRED
+    log GPUStatusChanged(
+        gpu_id=gpu_id, previous_status=status, new_status=GPUStatus.RETIRED, operator=msg.sender
+    )
+
+
+# ---------------------------------------------------------------------------------
+# Rental income
+# ---------------------------------------------------------------------------------
+
+
+@external
+@nonreentrant
+def distribute(amount: uint256):
+    """
+    @notice Deposits `amount` of the income token (pulled from the caller, who must
+            have approved this contract) and spreads it over the current holders pro
+            rata to their shares.
+    @dev Only `OPERATOR_ROLE`. Works while paused: income is never turned away.
+    @param amount Income token units to deposit.
+    """
+    access_control._check_role(OPERATOR_ROLE, msg.sender)
+    assert amount != 0, "GPUShareToken: distribute amount is zero"
+    supply: uint256 = erc20.totalSupply
+    assert supply != 0, "GPUShareToken: no shares outstanding to receive income"
+
+    before: uint256 = staticcall IERC20(income_token).balanceOf(self)
+    assert extcall IERC20(income_token).transferFrom(
+        msg.sender, self, amount, default_return_value=True
+    ), "GPUShareToken: income token transferFrom failed"
+    received: uint256 = staticcall IERC20(income_token).balanceOf(self) - before
+    assert received != 0, "GPUShareToken: no income received"
+
+    magnified: uint256 = received * MAGNITUDE + self.income_carry
+    increment: uint256 = magnified // supply
+    new_income_per_share: uint256 = self.income_per_share + increment
+    assert (
+        new_income_per_share <= MAX_INCOME_PER_SHARE
+    ), "GPUShareToken: income per share would overflow; distribute over more shares"
+    self.income_per_share = new_income_per_share
+    # `increment * supply <= magnified` by the floor division above.
+    self.income_carry = unsafe_sub(magnified, unsafe_mul(increment, supply))
+    self.total_distributed += received
+    log IncomeDistributed(
+        operator=msg.sender,
+        amount=received,
+        income_per_share=new_income_per_share,
+        total_supply=supply,
+    )
+
+
+@external
+@nonreentrant
+def claim() -> uint256:
+    """
+    @notice Pays the caller all the rental income their shares have earned so far.
+    @return uint256 The amount paid, in income token units.
+    """
+    pausable._require_not_paused()
+    amount: uint256 = self._claimable(msg.sender)
+    assert amount != 0, "GPUShareToken: nothing to claim"
+    # `amount * MAGNITUDE <= income_per_share * balance + correction < 2**255`.
+    self.income_correction[msg.sender] -= convert(unsafe_mul(amount, MAGNITUDE), int256)
+    self.total_claimed += amount
+    log IncomeClaimed(holder=msg.sender, amount=amount)
+    assert extcall IERC20(income_token).transfer(
+        msg.sender, amount, default_return_value=True
+    ), "GPUShareToken: income token transfer failed"
+    return amount
+
+
+@external
+@view
+def claimable(account: address) -> uint256:
+    """
+    @notice Income `account` can claim now, in income token units (rounded down).
+    @param account The holder.
+    @return uint256 The claimable amount.
+    """
+    return self._claimable(account)
+
+
+@external
+@view
+def backing() -> (uint256, uint256):
+    """
+    @notice The share supply the fleet backs.
+    @return uint256 Mint cap: active GPUs x shares per GPU.
+    @return uint256 Backing of the issued supply: (active + impaired) GPUs x shares per GPU.
+    """
+    return (
+        self.active_gpus * shares_per_gpu,
+        (self.active_gpus + self.impaired_gpus) * shares_per_gpu,
+    )
+
+
+# ---------------------------------------------------------------------------------
+# Pause
+# ---------------------------------------------------------------------------------
+
+
+@external
+def pause():
+    """
+    @notice Stops share transfers, mints, burns and income claims.
+    @dev Only `PAUSER_ROLE`.
+    """
+    access_control._check_role(PAUSER_ROLE, msg.sender)
+    pausable._pause()
+
+
+@external
+def unpause():
+    """
+    @notice Resumes share transfers, mints, burns and income claims.
+    @dev Only `PAUSER_ROLE`.
+    """
+    access_control._check_role(PAUSER_ROLE, msg.sender)
+    pausable._unpause()
+
+
+# ---------------------------------------------------------------------------------
+# Internal
+# ---------------------------------------------------------------------------------
+
+
+@internal
+def _before_share_move(sender: address, receiver: address, amount: uint256):
+    """
+    @dev The single gate every share movement passes before balances change: mint
+         (`sender` empty), burn (`receiver` empty) and transfers. Enforces the pause
+         and the transfer rules.
+    @param sender Holder losing shares, or the zero address for a mint.
+    @param receiver Holder gaining shares, or the zero address for a burn.
+    @param amount Share base units.
+    """
+    pausable._require_not_paused()
+    self._check_transfer(sender, receiver, amount)
+
+
+@internal
+def _after_share_move(sender: address, receiver: address, amount: uint256):
+    """
+    @dev Runs after the balances changed (so `amount` is known to be at most the
+         sender's former balance, or within the mint cap): moves the income
+         correction with the shares, so income earned before the move stays with
+         `sender` and the new holder earns only from now on.
+    @param sender Holder that lost shares, or the zero address for a mint.
+    @param receiver Holder that gained shares, or the zero address for a burn.
+    @param amount Share base units.
+    """
+    per_share: uint256 = self.income_per_share
+    if per_share != 0:
+        # `per_share <= MAX_INCOME_PER_SHARE` and `amount <= MAX_SUPPLY`, so the
+        # product is below 2**255 and fits an int256.
+        delta: int256 = convert(unsafe_mul(per_share, amount), int256)
+        if sender != empty(address):
+            self.income_correction[sender] += delta
+        if receiver != empty(address):
+            self.income_correction[receiver] -= delta
+
+
+@internal
+@view
+def _check_transfer(sender: address, receiver: address, amount: uint256):
+    """
+    @dev Transfer rules every share movement must satisfy. Allows everything for now;
+         the jurisdiction rules module plugs in here.
+    @param sender Holder losing shares, or the zero address for a mint.
+    @param receiver Holder gaining shares, or the zero address for a burn.
+    @param amount Share base units.
+    """
+    pass
+
+
+@internal
+@view
+def _check_gpu_location(location: uint16):
+    """
+    @dev Rules on where a GPU backing these shares may sit. Allows every location for
+         now; the jurisdiction rules module plugs in here.
+    @param location ISO 3166-1 numeric code of the GPU's location.
+    """
+    pass
+
+
+@internal
+@view
+def _claimable(account: address) -> uint256:
+    """
+    @dev `(income_per_share * balance + correction) / MAGNITUDE`, rounded down.
+    @param account The holder.
+    @return uint256 Claimable income token units.
+    """
+    # Bounded by MAX_INCOME_PER_SHARE * MAX_SUPPLY < 2**255 (see the header).
+    accumulated: int256 = convert(
+        unsafe_mul(self.income_per_share, erc20.balanceOf[account]), int256
+    ) + self.income_correction[account]
+    if accumulated <= 0:
+        return 0
+    return convert(accumulated, uint256) // MAGNITUDE

@@ -1,0 +1,184 @@
+"""`make demo`: the SPV story on a real local chain, told through the operator scripts.
+
+Starts anvil (from node_modules) on a free port on 127.0.0.1, then runs the same `ape run`
+commands an SPV operator and its investors would type, prints what each did, prints a
+summary read back from the chain, and stops anvil. Each run uses a fresh node and its own
+deployments folder, so running it twice in a row works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from eth_account import Account
+from web3 import Web3
+
+from gpushares.devnode import DEFAULT_MNEMONIC, PROJECT_ROOT, AnvilNode
+
+NETWORK = "ethereum:local:foundry"
+FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
+SPV_LEI = "5493001KJTIIGC8Y1R12"
+
+# One month of the fleet's rental income, from stated assumptions (the attested
+# utilisation and price index arrive with the oracle issues).
+GPUS = 8
+HOURS = 720
+UTILISATION = Decimal("0.85")
+PRICE_PER_GPU_HOUR = Decimal("2.10")
+
+Account.enable_unaudited_hdwallet_features()
+
+
+def test_account(index: int) -> str:
+    """Address of ape's TEST::index account (anvil's default mnemonic)."""
+    return Account.from_mnemonic(
+        DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}"
+    ).address
+
+
+class Story:
+    """Runs the scripts against one node and prints what happened."""
+
+    def __init__(self, node: AnvilNode, deployments_dir: Path) -> None:
+        self.node = node
+        self.env = node.env()
+        self.env["GPU_SHARES_DEPLOYMENTS_DIR"] = str(deployments_dir)
+        # ape-vyper's settings model warns at import; it is not the user's concern here.
+        self.env["PYTHONWARNINGS"] = "ignore"
+        self.step = 0
+
+    def ape(self, title: str, *args: str) -> str:
+        """Run `ape ARGS` against the node, print its own lines, fail loudly on error."""
+        self.step += 1
+        print(f"\n[{self.step}] {title}")
+        cmd = [str(Path(sys.executable).with_name("ape")), *args]
+        if args[0] == "run":
+            cmd += ["--network", NETWORK]
+        print("    $ ape " + " ".join(args))
+        started = time.monotonic()
+        done = subprocess.run(  # noqa: S603 - fixed argv
+            cmd, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, check=False
+        )
+        lines = [
+            line
+            for line in (done.stdout + done.stderr).splitlines()
+            if line.strip() and not line.startswith(("INFO:", "SUCCESS:", "WARNING:"))
+        ]
+        for line in lines:
+            print(f"    {line}")
+        if done.returncode != 0:
+            raise SystemExit(f"demo step {self.step} failed (exit {done.returncode}): {title}")
+        print(f"    ({time.monotonic() - started:.1f}s)")
+        return done.stdout
+
+
+def _abi(name: str) -> list[dict[str, object]]:
+    manifest = json.loads((PROJECT_ROOT / ".build" / "__local__.json").read_text())
+    return manifest["contractTypes"][name]["abi"]
+
+
+def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -> None:
+    """Read the end state back from the chain and print it as a table."""
+    web3 = Web3(Web3.HTTPProvider(node.url))
+    deployed = json.loads(next(deployments_dir.glob("*.json")).read_text())
+    factory = web3.eth.contract(deployed["spv_factory"], abi=_abi("SPVFactory"))
+    token_address = factory.functions.spvs(1).call()[4]
+    token = web3.eth.contract(token_address, abi=_abi("GPUShareToken"))
+    stable = web3.eth.contract(token.functions.income_token().call(), abi=_abi("MockStablecoin"))
+    usd = Decimal(10) ** stable.functions.decimals().call()
+    share = Decimal(10) ** 18
+    supply = token.functions.totalSupply().call()
+    distributed = token.functions.total_distributed().call()
+    claimed = token.functions.total_claimed().call()
+
+    print("\n" + "=" * 78)
+    print(f"Summary: {token.functions.name().call()} ({token.functions.symbol().call()})")
+    print("=" * 78)
+    print(f"{'holder':<22}{'address':<44}{'shares':>10}{'paid':>12}{'owed':>10}")
+    owed_total = 0
+    for label, address in investors.items():
+        balance = token.functions.balanceOf(address).call()
+        owed = token.functions.claimable(address).call()
+        owed_total += owed
+        paid = stable.functions.balanceOf(address).call()
+        print(
+            f"{label:<22}{address:<44}{Decimal(balance) / share:>10,.0f}"
+            f"{Decimal(paid) / usd:>12,.2f}{Decimal(owed) / usd:>10,.2f}"
+        )
+    dust = distributed - claimed - owed_total
+    print("-" * 78)
+    print(f"GPUs backing the shares : {token.functions.active_gpus().call()} active")
+    print(f"share supply            : {Decimal(supply) / share:,.0f} of "
+          f"{Decimal(token.functions.backing().call()[0]) / share:,.0f} the fleet backs")
+    print(f"income distributed      : {Decimal(distributed) / usd:,.2f} mUSDC")
+    print(f"income claimed          : {Decimal(claimed) / usd:,.2f} mUSDC")
+    print(f"rounding dust kept      : {dust} base unit(s) (never more than one per holder)")
+
+
+def main() -> None:
+    """Run the whole story once."""
+    income = GPUS * HOURS * UTILISATION * PRICE_PER_GPU_HOUR
+    operator, alice, bob = test_account(1), test_account(2), test_account(3)
+    docs = PROJECT_ROOT / "examples" / "spv-legal-documents.txt"
+    workdir = Path(tempfile.mkdtemp(prefix="gpu-shares-demo-"))
+    try:
+        with AnvilNode() as node:
+            print(f"Local chain: anvil on {node.url} (chain 31337), state discarded at the end")
+            story = Story(node, workdir)
+            story.ape("Compile the contracts", "compile")
+            story.ape(
+                "The platform deploys the share-token blueprint, the SPV factory and a mock "
+                "stablecoin, and makes TEST::1 an SPV operator",
+                "run", "deploy", "--account", "TEST::0", "--operator", operator,
+            )
+            story.ape(
+                "The operator registers its SPV and deploys the SPV's share token",
+                "run", "spv", "create", "--account", "TEST::1",
+                "--name", "Lone Star GPU Fleet I LLC", "--jurisdiction", "840",
+                "--lei", SPV_LEI, "--documents", str(docs),
+                "--token-name", "Lone Star H100 Shares", "--symbol", "LSH1",
+                "--shares-per-gpu", "1000",
+            )
+            story.ape(
+                f"The operator registers the fleet from {FLEET_CSV.relative_to(PROJECT_ROOT)}",
+                "run", "spv", "add-gpus", "--account", "TEST::1", "--spv", "1",
+                "--csv", str(FLEET_CSV),
+            )
+            story.ape(
+                "Alice (TEST::2) buys 3,000 shares",
+                "run", "spv", "mint", "--account", "TEST::1", "--spv", "1",
+                "--to", alice, "--shares", "3000",
+            )
+            story.ape(
+                "Bob (TEST::3) buys 5,000 shares",
+                "run", "spv", "mint", "--account", "TEST::1", "--spv", "1",
+                "--to", bob, "--shares", "5000",
+            )
+            story.ape(
+                f"A month of rental income: {GPUS} GPUs x {HOURS} h x {UTILISATION:.0%} "
+                f"utilisation x ${PRICE_PER_GPU_HOUR}/GPU-hour = ${income:,.2f}",
+                "run", "spv", "distribute", "--account", "TEST::1", "--spv", "1",
+                "--amount", f"{income:.2f}",
+            )
+            story.ape("Alice claims her share", "run", "spv", "claim", "--account", "TEST::2",
+                      "--spv", "1")
+            story.ape("Bob claims his share", "run", "spv", "claim", "--account", "TEST::3",
+                      "--spv", "1")
+            story.ape("The SPV's state on-chain", "run", "spv", "status", "--spv", "1")
+            summary(node, workdir, {"Alice (TEST::2)": alice, "Bob (TEST::3)": bob})
+        print("\nanvil stopped. Run `make demo` again for a fresh chain.")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.chdir(PROJECT_ROOT)
+    main()

@@ -1,0 +1,144 @@
+"""The fleet CSV an SPV operator registers GPUs from (`ape run spv add-gpus`).
+
+Columns (header required, order free):
+
+    serial                     the GPU's board serial number (hashed on-chain with keccak256)
+    model                      model code, at most 32 ASCII characters (e.g. H100-SXM5-80GB)
+    location_iso3166_numeric   ISO 3166-1 numeric code of where the GPU physically sits
+    datacenter                 datacenter id, at most 32 ASCII characters
+    acquisition_cost_usd       purchase price in USD, up to 8 decimals
+    commissioned_at            commissioning date or time, ISO 8601, UTC if no offset
+
+Every row is validated; errors name the file and line number.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+from eth_utils import keccak
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+USD_DECIMALS = 8
+REQUIRED_COLUMNS = (
+    "serial",
+    "model",
+    "location_iso3166_numeric",
+    "datacenter",
+    "acquisition_cost_usd",
+    "commissioned_at",
+)
+
+Ascii32 = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[\x21-\x7e]+$")]
+
+
+class FleetCSVError(ValueError):
+    """A fleet CSV that cannot be registered; the message names file and line."""
+
+
+class GPURow(BaseModel):
+    """One GPU as the operator describes it."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    serial: Annotated[str, Field(min_length=1, max_length=128)]
+    model: Ascii32
+    location_iso3166_numeric: Annotated[int, Field(ge=1, le=999)]
+    datacenter: Ascii32
+    acquisition_cost_usd: Decimal
+    commissioned_at: datetime
+
+    @field_validator("acquisition_cost_usd")
+    @classmethod
+    def _cost(cls, value: Decimal) -> Decimal:
+        if not value.is_finite() or value <= 0:
+            raise ValueError("must be a positive USD amount")
+        if value != value.quantize(Decimal(10) ** -USD_DECIMALS):
+            raise ValueError(f"has more than {USD_DECIMALS} decimals")
+        return value
+
+    @field_validator("commissioned_at", mode="before")
+    @classmethod
+    def _when(cls, value: object) -> object:
+        if isinstance(value, str) and len(value.strip()) == 10:
+            return datetime.combine(date.fromisoformat(value.strip()), datetime.min.time(), UTC)
+        return value
+
+    @field_validator("commissioned_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @property
+    def serial_hash(self) -> bytes:
+        """keccak256 of the UTF-8 serial: what the register stores on-chain."""
+        return keccak(text=self.serial)
+
+    def onchain(self) -> tuple[bytes, bytes, int, bytes, int, int]:
+        """The `GPUInput` struct for `GPUShareToken.add_gpus`."""
+        return (
+            self.serial_hash,
+            self.model.encode("ascii").ljust(32, b"\0"),
+            self.location_iso3166_numeric,
+            self.datacenter.encode("ascii").ljust(32, b"\0"),
+            int(self.acquisition_cost_usd.scaleb(USD_DECIMALS)),
+            int(self.commissioned_at.timestamp()),
+        )
+
+
+def bytes32_text(value: bytes) -> str:
+    """Decode a right-padded ASCII bytes32 (model, datacenter) for display."""
+    return bytes(value).rstrip(b"\0").decode("ascii", errors="replace")
+
+
+def load_fleet_csv(path: Path) -> list[GPURow]:
+    """Parse and validate a fleet CSV. Raises FleetCSVError naming every bad line."""
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise FleetCSVError(f"{path}: cannot open fleet CSV: {exc.strerror}") from exc
+    with handle:
+        reader = csv.DictReader(handle)
+        header = [name.strip() for name in reader.fieldnames or []]
+        missing = [col for col in REQUIRED_COLUMNS if col not in header]
+        if missing:
+            raise FleetCSVError(
+                f"{path}: line 1: missing column(s) {', '.join(missing)}; "
+                f"expected header: {','.join(REQUIRED_COLUMNS)}"
+            )
+        rows: list[GPURow] = []
+        errors: list[str] = []
+        seen: dict[str, int] = {}
+        for raw in reader:
+            line = reader.line_num
+            values = {(k or "").strip(): v for k, v in raw.items()}
+            if None in raw:
+                errors.append(f"{path}: line {line}: more fields than the header has")
+                continue
+            try:
+                row = GPURow.model_validate({col: values.get(col) for col in REQUIRED_COLUMNS})
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+                )
+                errors.append(f"{path}: line {line}: {problems}")
+                continue
+            except (InvalidOperation, ValueError) as exc:
+                errors.append(f"{path}: line {line}: {exc}")
+                continue
+            if row.serial in seen:
+                errors.append(
+                    f"{path}: line {line}: serial {row.serial!r} repeats line {seen[row.serial]}"
+                )
+                continue
+            seen[row.serial] = line
+            rows.append(row)
+    if errors:
+        raise FleetCSVError("\n".join(errors))
+    if not rows:
+        raise FleetCSVError(f"{path}: no GPU rows after the header")
+    return rows

@@ -1,0 +1,117 @@
+"""Helpers shared by the ape scripts (a leading underscore: not a script itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+from ape import project
+from ape.api import ReceiptAPI
+from ape.cli import account_option as ape_account_option
+from ape.exceptions import ContractLogicError
+
+from gpushares import deployments as deployments_file
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def account_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--account ALIAS` (TEST::N on local chains); never prompts, so scripts run in CI."""
+    return ape_account_option(prompt=False)
+
+
+def require_account(account: Any) -> Any:
+    """The signer, or a clear error telling how to pass one."""
+    if account is None:
+        raise click.UsageError(
+            "pass --account ALIAS (an ape account alias, or TEST::N for the local test accounts)"
+        )
+    return account
+
+
+def deployments_path(provider: Any) -> Path:
+    """Deployments file of the chain `provider` is connected to."""
+    network = provider.network
+    return deployments_file.deployments_path(
+        network.ecosystem.name, network.name, provider.chain_id
+    )
+
+
+def load_deployments(provider: Any) -> deployments_file.Deployments:
+    """Load this chain's deployments and check that its contracts exist on the chain."""
+    path = deployments_path(provider)
+    try:
+        deployed = deployments_file.load(path)
+    except deployments_file.DeploymentsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if deployed.chain_id != provider.chain_id:
+        raise click.ClickException(
+            f"{path} is for chain {deployed.chain_id}, but the node is chain {provider.chain_id}"
+        )
+    if not provider.get_code(deployed.spv_factory):
+        raise click.ClickException(
+            f"{path} names SPVFactory {deployed.spv_factory}, but the chain has no contract "
+            "there (was the local node restarted?). Run `ape run deploy` again."
+        )
+    return deployed
+
+
+def factory(deployed: deployments_file.Deployments) -> Any:
+    """The SPVFactory contract."""
+    return project.SPVFactory.at(deployed.spv_factory)
+
+
+def share_token(deployed: deployments_file.Deployments, spv_id: int) -> Any:
+    """The GPUShareToken of SPV `spv_id`, or a clear error if there is no such SPV."""
+    spv_factory = factory(deployed)
+    count = spv_factory.spv_count()
+    if spv_id < 1 or spv_id > count:
+        listing = f"ids 1..{count}" if count else "none yet"
+        raise click.ClickException(
+            f"unknown SPV id {spv_id}: this factory has {count} SPV(s) ({listing}); "
+            "see `ape run spv status`"
+        )
+    return project.GPUShareToken.at(spv_factory.spvs(spv_id).token)
+
+
+def erc20(address: str) -> Any:
+    """An ERC-20 (the income stablecoin) through the mock's ABI, which is plain ERC-20."""
+    return project.MockStablecoin.at(address)
+
+
+def to_base_units(amount: str, decimals: int, what: str) -> int:
+    """Parse a decimal amount ('1234.5') into base units, refusing excess precision."""
+    try:
+        value = Decimal(amount)
+    except InvalidOperation as exc:
+        raise click.BadParameter(f"{what}: {amount!r} is not a number") from exc
+    if not value.is_finite() or value <= 0:
+        raise click.BadParameter(f"{what}: must be a positive amount, got {amount}")
+    scaled = value.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise click.BadParameter(f"{what}: {amount} has more than {decimals} decimals")
+    return int(scaled)
+
+
+def fmt_units(value: int, decimals: int) -> str:
+    """Base units as a decimal string with thousands separators."""
+    text = f"{Decimal(value).scaleb(-decimals):,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def report(what: str, receipt: ReceiptAPI) -> None:
+    """Print one line per transaction: what it did, its hash and gas."""
+    click.echo(f"  {what}: tx {receipt.txn_hash} (block {receipt.block_number}, gas {receipt.gas_used:,})")
+
+
+def transact(what: str, call: Callable[..., ReceiptAPI], *args: Any, **kwargs: Any) -> ReceiptAPI:
+    """Send a transaction; turn a revert into a clear error carrying the contract's reason."""
+    try:
+        receipt = call(*args, **kwargs)
+    except ContractLogicError as exc:
+        raise click.ClickException(f"{what} refused by the contract: {exc.message}") from exc
+    report(what, receipt)
+    return receipt

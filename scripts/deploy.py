@@ -1,0 +1,82 @@
+"""Deploy the GPU share suite: the GPUShareToken blueprint and the SPVFactory, plus a
+6-decimals mock stablecoin on local chains. Writes the deployments file for the chain.
+
+    ape run deploy --network ethereum:local:foundry --account TEST::0 [--operator ADDR]
+"""
+
+from __future__ import annotations
+
+import click
+from scripts._lib import account_option, deployments_path, report, require_account
+from ape import project
+from ape.cli import ConnectedProviderCommand
+
+from gpushares import deployments as deployments_file
+
+LOCAL_NETWORKS = {"local"}
+# Mock stablecoin each operator receives on a local chain: 1,000,000.00 mUSDC.
+MOCK_FUNDING = 1_000_000 * 10**6
+
+
+@click.command(cls=ConnectedProviderCommand)
+@account_option()
+@click.option(
+    "--operator",
+    "operators",
+    multiple=True,
+    help="Address to grant the factory's OPERATOR_ROLE (repeatable).",
+)
+@click.option(
+    "--income-token",
+    default=None,
+    help="Stablecoin for new SPVs. Required off local chains; local chains get a mock.",
+)
+def cli(network, provider, account, operators, income_token):
+    """Deploy blueprint + factory (+ mock stablecoin locally) and record the addresses."""
+    deployer = require_account(account)
+    local = network.name in LOCAL_NETWORKS
+    click.echo(f"Deploying to {network.choice} (chain {provider.chain_id}) as {deployer.address}")
+
+    mock = False
+    if income_token is None:
+        if not local:
+            raise click.UsageError("--income-token is required on a public network")
+        stable = deployer.deploy(project.MockStablecoin)
+        report(f"MockStablecoin (mUSDC, 6 decimals) at {stable.address}", provider.get_receipt(stable.txn_hash))
+        income_token = stable.address
+        mock = True
+    elif not provider.get_code(income_token):
+        raise click.BadParameter(f"--income-token {income_token} has no contract on this chain")
+    else:
+        stable = None
+
+    blueprint_receipt = deployer.declare(project.GPUShareToken)
+    blueprint = blueprint_receipt.contract_address
+    report(f"GPUShareToken blueprint at {blueprint}", blueprint_receipt)
+
+    factory = deployer.deploy(project.SPVFactory, blueprint)
+    report(f"SPVFactory at {factory.address}", provider.get_receipt(factory.txn_hash))
+
+    role = factory.OPERATOR_ROLE()
+    for operator in operators:
+        receipt = factory.grantRole(role, operator, sender=deployer)
+        report(f"granted OPERATOR_ROLE to {operator}", receipt)
+        if mock:
+            receipt = stable.mint(operator, MOCK_FUNDING, sender=deployer)
+            report(f"minted {MOCK_FUNDING // 10**6:,} mUSDC to {operator} (local mock)", receipt)
+
+    path = deployments_path(provider)
+    deployments_file.save(
+        path,
+        deployments_file.Deployments(
+            chain_id=provider.chain_id,
+            network=network.choice,
+            deployed_at=deployments_file.now(),
+            deployer=deployer.address,
+            share_token_blueprint=blueprint,
+            spv_factory=factory.address,
+            income_token=income_token,
+            mock_stablecoin=mock,
+        ),
+    )
+    click.echo(f"Wrote {path}")
