@@ -17,8 +17,9 @@
           internal hook, `_before_share_move`, which enforces the pause and the
           transfer check `_check_transfer`.
         Token plumbing (balances, allowances, permit, EIP-712 domain) is snekmate's
-        audited `erc20` module; roles are snekmate's `access_control`, the emergency
-        stop is snekmate's `pausable`.
+        audited `erc20` module; roles are snekmate's `access_control`. The pause flag
+        shares one storage slot with the income accumulator (both are read by every
+        share movement), which saves a cold storage read per transfer.
 @custom:security The income accumulator is bounded: the supply never exceeds
                  `MAX_SUPPLY` and the magnified income per share never exceeds
                  `MAX_INCOME_PER_SHARE`, so `income_per_share * balance` always fits in
@@ -45,9 +46,6 @@ initializes: erc20[ownable := ownable]
 from snekmate.auth import access_control
 initializes: access_control
 
-from snekmate.utils import pausable
-initializes: pausable
-
 
 exports: (
     erc20.balanceOf,
@@ -62,7 +60,6 @@ exports: (
     erc20.DOMAIN_SEPARATOR,
     erc20.eip712Domain,
     access_control.__interface__,
-    pausable.paused,
 )
 
 
@@ -82,6 +79,8 @@ MAX_SUPPLY: public(constant(uint256)) = 2**96 - 1
 MAX_INCOME_PER_SHARE: public(constant(uint256)) = 2**159 - 1
 # @dev Most GPUs that one `add_gpus` call can register.
 MAX_GPU_BATCH: public(constant(uint256)) = 64
+# @dev Bit of `_hot` that is set while the token is paused.
+PAUSED_BIT: constant(uint256) = 2**255
 # @dev Share decimals (like ether: 1 share = 10**18 base units).
 SHARE_DECIMALS: constant(uint8) = 18
 
@@ -134,8 +133,10 @@ impaired_gpus: public(uint256)
 # @dev GPU id by serial hash; 0 when the serial is not registered.
 gpu_id_of_serial: public(HashMap[bytes32, uint256])
 
-# @dev Cumulative income per share base unit, scaled by `MAGNITUDE`.
-income_per_share: public(uint256)
+# @dev The slot every share movement reads, packed: bits 0..254 hold the cumulative
+#      income per share base unit scaled by `MAGNITUDE` (at most
+#      `MAX_INCOME_PER_SHARE` < 2**159); bit 255 (`PAUSED_BIT`) is the pause flag.
+_hot: uint256
 # @dev Per-account correction of the accumulator (scaled by `MAGNITUDE`): keeps
 #      income earned before a balance change with the previous holder and records
 #      what the account has already claimed.
@@ -181,6 +182,16 @@ event IncomeClaimed:
     amount: uint256
 
 
+# @dev Emitted when the token is paused.
+event Paused:
+    account: address
+
+
+# @dev Emitted when the token is unpaused.
+event Unpaused:
+    account: address
+
+
 @deploy
 @payable
 def __init__(
@@ -212,7 +223,6 @@ def __init__(
     ownable.__init__()
     erc20.__init__(name_, symbol_, SHARE_DECIMALS, name_, "1")
     access_control.__init__()
-    pausable.__init__()
 
     income_token = income_token_
     shares_per_gpu = shares_per_gpu_
@@ -227,6 +237,13 @@ def __init__(
     access_control._grant_role(PAUSER_ROLE, admin_)
     if msg.sender != admin_:
         access_control._revoke_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+
+    # Seed the accumulator with 1 (1e-36 income token units per share base unit, which
+    # no one can ever claim: every mint records the matching negative correction). It
+    # makes every holder's correction slot non-zero from their first share on, so a
+    # transfer between existing holders rewrites warm non-zero slots (5,000 gas each)
+    # instead of creating them (22,100 gas each) after the first distribution.
+    self._hot = 1
 
 
 # ---------------------------------------------------------------------------------
@@ -426,11 +443,12 @@ def distribute(amount: uint256):
 
     magnified: uint256 = received * MAGNITUDE + self.income_carry
     increment: uint256 = magnified // supply
-    new_income_per_share: uint256 = self.income_per_share + increment
+    hot: uint256 = self._hot
+    new_income_per_share: uint256 = (hot & MAX_INCOME_PER_SHARE) + increment
     assert (
         new_income_per_share <= MAX_INCOME_PER_SHARE
     ), "GPUShareToken: income per share would overflow; distribute over more shares"
-    self.income_per_share = new_income_per_share
+    self._hot = (hot & PAUSED_BIT) | new_income_per_share
     # `increment * supply <= magnified` by the floor division above.
     self.income_carry = unsafe_sub(magnified, unsafe_mul(increment, supply))
     self.total_distributed += received
@@ -449,7 +467,7 @@ def claim() -> uint256:
     @notice Pays the caller all the rental income their shares have earned so far.
     @return uint256 The amount paid, in income token units.
     """
-    pausable._require_not_paused()
+    assert self._hot & PAUSED_BIT == 0, "GPUShareToken: paused"
     amount: uint256 = self._claimable(msg.sender)
     assert amount != 0, "GPUShareToken: nothing to claim"
     # `amount * MAGNITUDE <= income_per_share * balance + correction < 2**255`.
@@ -471,6 +489,27 @@ def claimable(account: address) -> uint256:
     @return uint256 The claimable amount.
     """
     return self._claimable(account)
+
+
+@external
+@view
+def income_per_share() -> uint256:
+    """
+    @notice Cumulative income per share base unit since deployment, scaled by
+            `MAGNITUDE` (starts at 1, see the constructor).
+    @return uint256 The accumulator.
+    """
+    return self._hot & MAX_INCOME_PER_SHARE
+
+
+@external
+@view
+def paused() -> bool:
+    """
+    @notice Whether share movements and claims are stopped.
+    @return bool True while paused.
+    """
+    return self._hot & PAUSED_BIT != 0
 
 
 @external
@@ -499,7 +538,10 @@ def pause():
     @dev Only `PAUSER_ROLE`.
     """
     access_control._check_role(PAUSER_ROLE, msg.sender)
-    pausable._pause()
+    hot: uint256 = self._hot
+    assert hot & PAUSED_BIT == 0, "GPUShareToken: already paused"
+    self._hot = hot | PAUSED_BIT
+    log Paused(account=msg.sender)
 
 
 @external
@@ -509,7 +551,10 @@ def unpause():
     @dev Only `PAUSER_ROLE`.
     """
     access_control._check_role(PAUSER_ROLE, msg.sender)
-    pausable._unpause()
+    hot: uint256 = self._hot
+    assert hot & PAUSED_BIT != 0, "GPUShareToken: not paused"
+    self._hot = hot & MAX_INCOME_PER_SHARE
+    log Unpaused(account=msg.sender)
 
 
 # ---------------------------------------------------------------------------------
@@ -527,7 +572,7 @@ def _before_share_move(sender: address, receiver: address, amount: uint256):
     @param receiver Holder gaining shares, or the zero address for a burn.
     @param amount Share base units.
     """
-    pausable._require_not_paused()
+    assert self._hot & PAUSED_BIT == 0, "GPUShareToken: paused"
     self._check_transfer(sender, receiver, amount)
 
 
@@ -542,15 +587,13 @@ def _after_share_move(sender: address, receiver: address, amount: uint256):
     @param receiver Holder that gained shares, or the zero address for a burn.
     @param amount Share base units.
     """
-    per_share: uint256 = self.income_per_share
-    if per_share != 0:
-        # `per_share <= MAX_INCOME_PER_SHARE` and `amount <= MAX_SUPPLY`, so the
-        # product is below 2**255 and fits an int256.
-        delta: int256 = convert(unsafe_mul(per_share, amount), int256)
-        if sender != empty(address):
-            self.income_correction[sender] += delta
-        if receiver != empty(address):
-            self.income_correction[receiver] -= delta
+    # `income_per_share <= MAX_INCOME_PER_SHARE` and `amount <= MAX_SUPPLY`, so the
+    # product is below 2**255 and fits an int256.
+    delta: int256 = convert(unsafe_mul(self._hot & MAX_INCOME_PER_SHARE, amount), int256)
+    if sender != empty(address):
+        self.income_correction[sender] += delta
+    if receiver != empty(address):
+        self.income_correction[receiver] -= delta
 
 
 @internal
@@ -587,7 +630,7 @@ def _claimable(account: address) -> uint256:
     """
     # Bounded by MAX_INCOME_PER_SHARE * MAX_SUPPLY < 2**255 (see the header).
     accumulated: int256 = convert(
-        unsafe_mul(self.income_per_share, erc20.balanceOf[account]), int256
+        unsafe_mul(self._hot & MAX_INCOME_PER_SHARE, erc20.balanceOf[account]), int256
     ) + self.income_correction[account]
     if accumulated <= 0:
         return 0

@@ -1,0 +1,161 @@
+"""`make bench`: gas of the share token's hot paths on a real anvil node.
+
+Gas is the receipt's `gasUsed` (21,000 base + calldata + execution) of one transaction
+on anvil, measured in a warmed-up state so that each number is the steady-state cost a
+user pays, not a first-time storage creation (those are reported separately where they
+matter). Writes build/bench.json (keys under "gas", later issues add "timing") and
+prints a table. Targets are checked and reported; the exit code is non-zero if one fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+from web3.contract import Contract
+
+from gpushares.devnode import PROJECT_ROOT, AnvilNode
+
+BUILD = PROJECT_ROOT / "build"
+ERC5202_PREAMBLE = bytes.fromhex("fe7100")
+SHARE = 10**18
+USDC = 10**6
+
+
+@dataclass
+class Artifact:
+    abi: list[dict[str, Any]]
+    bytecode: bytes
+
+
+def compile_vyper(path: Path) -> Artifact:
+    """Compile with the pinned vyper CLI (same compiler and pragmas ape uses)."""
+    out = subprocess.run(  # noqa: S603 - fixed argv
+        [str(Path(sys.executable).with_name("vyper")), "-f", "abi,bytecode", str(path)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    return Artifact(abi=json.loads(out[0]), bytecode=bytes.fromhex(out[1].removeprefix("0x")))
+
+
+@dataclass
+class Bench:
+    web3: Web3
+    gas: dict[str, int] = field(default_factory=dict)
+
+    def send(self, fn: Any, sender: str) -> dict[str, Any]:
+        tx_hash = fn.transact({"from": sender})
+        receipt = self.web3.eth.wait_for_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise RuntimeError(f"benchmark transaction reverted: {fn}")
+        return receipt
+
+    def measure(self, key: str, fn: Any, sender: str) -> None:
+        self.gas[key] = int(self.send(fn, sender)["gasUsed"])
+
+    def deploy(self, art: Artifact, sender: str, *args: Any) -> Contract:
+        factory = self.web3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        receipt = self.send(factory.constructor(*args), sender)
+        return self.web3.eth.contract(receipt["contractAddress"], abi=art.abi)
+
+    def deploy_blueprint(self, art: Artifact, sender: str) -> str:
+        body = ERC5202_PREAMBLE + art.bytecode
+        # initcode: PUSH2 len, RETURNDATASIZE, DUP2, PUSH1 0x0a, RETURNDATASIZE, CODECOPY, RETURN
+        initcode = b"\x61" + len(body).to_bytes(2, "big") + bytes.fromhex("3d81600a3d39f3") + body
+        tx_hash = self.web3.eth.send_transaction({"from": sender, "data": initcode})
+        return self.web3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"]
+
+
+def run_share_token(b: Bench, accounts: list[str]) -> None:
+    admin, operator, alice, bob, carol = accounts[:5]
+    stable = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/mocks/MockStablecoin.vy"), admin)
+    blueprint = b.deploy_blueprint(compile_vyper(PROJECT_ROOT / "contracts/GPUShareToken.vy"), admin)
+    factory = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/SPVFactory.vy"), admin, blueprint)
+    token_abi = compile_vyper(PROJECT_ROOT / "contracts/GPUShareToken.vy").abi
+
+    b.send(factory.functions.grantRole(factory.functions.OPERATOR_ROLE().call(), operator), admin)
+    b.send(
+        factory.functions.create_spv(
+            "Bench GPU SPV I LLC", 840, "5493001KJTIIGC8Y1R12", b"\x11" * 32,
+            "Bench H100 Shares", "BH1", 1000 * SHARE, stable.address,
+        ),
+        operator,
+    )
+    token = b.web3.eth.contract(factory.functions.spvs(1).call()[4], abi=token_abi)
+    now = b.web3.eth.get_block("latest")["timestamp"]
+    gpus = [
+        (bytes([i + 1]) * 32, b"H100-SXM5-80GB".ljust(32, b"\0"), 840,
+         b"US-TX-DFW-01".ljust(32, b"\0"), 27_500 * 10**8, now - 86_400)
+        for i in range(8)
+    ]
+    b.send(token.functions.add_gpus(gpus), operator)
+    b.send(stable.functions.mint(operator, 10**9 * USDC), admin)
+    b.send(stable.functions.approve(token.address, 2**256 - 1), operator)
+
+    b.send(token.functions.mint(alice, 1000 * SHARE), operator)
+    b.measure("share_mint", token.functions.mint(bob, 1000 * SHARE), operator)
+    b.send(token.functions.distribute(1000 * USDC), operator)
+    b.measure("income_distribute", token.functions.distribute(1000 * USDC), operator)
+    # Steady state: both holders already hold shares and have claimed income before.
+    b.send(token.functions.transfer(bob, SHARE), alice)
+    b.measure("share_transfer", token.functions.transfer(bob, SHARE), alice)
+    b.measure("share_transfer_new_holder", token.functions.transfer(carol, SHARE), alice)
+    b.send(token.functions.distribute(1000 * USDC), operator)
+    b.measure("income_claim_first", token.functions.claim(), alice)
+    b.send(token.functions.distribute(1000 * USDC), operator)
+    b.measure("income_claim", token.functions.claim(), alice)
+
+
+def run_baseline(b: Bench, accounts: list[str]) -> None:
+    admin, _operator, alice, bob = accounts[:4]
+    base = b.deploy(compile_vyper(PROJECT_ROOT / "bench/contracts/BaselineERC20.vy"), admin)
+    b.send(base.functions.mint(alice, 1000 * SHARE), admin)
+    b.send(base.functions.mint(bob, 1000 * SHARE), admin)
+    b.send(base.functions.transfer(bob, SHARE), alice)
+    b.measure("baseline_erc20_transfer", base.functions.transfer(bob, SHARE), alice)
+
+
+TARGETS: list[tuple[str, str, float]] = [
+    # (key, description, limit); limits relative to another key are computed below.
+    ("income_claim", "income_claim <= 75,000", 75_000),
+]
+
+
+def check(gas: dict[str, int]) -> list[tuple[str, bool]]:
+    results = [(desc, gas[key] <= limit) for key, desc, limit in TARGETS]
+    ratio = gas["share_transfer"] / gas["baseline_erc20_transfer"]
+    results.append((f"share_transfer <= 1.4 x baseline_erc20_transfer (is {ratio:.3f}x)", ratio <= 1.4))
+    return results
+
+
+def main() -> int:
+    with AnvilNode() as node:
+        web3 = Web3(Web3.HTTPProvider(node.url))
+        accounts = web3.eth.accounts
+        bench = Bench(web3)
+        run_baseline(bench, accounts)
+        run_share_token(bench, accounts)
+    BUILD.mkdir(exist_ok=True)
+    out = BUILD / "bench.json"
+    existing = json.loads(out.read_text()) if out.is_file() else {}
+    existing.setdefault("gas", {}).update(bench.gas)
+    out.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+
+    print(f"{'gas (receipt gasUsed on anvil)':<36}{'gas':>10}")
+    for key in sorted(bench.gas):
+        print(f"{key:<36}{bench.gas[key]:>10,}")
+    print()
+    failed = 0
+    for desc, ok in check(bench.gas):
+        print(f"  [{'ok' if ok else 'FAIL'}] {desc}")
+        failed += not ok
+    print(f"\nwrote {out.relative_to(PROJECT_ROOT)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
