@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -140,7 +141,9 @@ class AnvilNode:
         """Environment for a child `ape` command that should use this node."""
         env = dict(os.environ if base is None else base)
         env["APE_FOUNDRY_HOST"] = self.url
-        env["PATH"] = f"{anvil_bin_dir()}{os.pathsep}{env.get('PATH', '')}"
+        # The venv's bin first: ape-vyper finds the pinned `vyper` on PATH.
+        venv_bin = Path(sys.executable).parent
+        env["PATH"] = os.pathsep.join([str(venv_bin), str(anvil_bin_dir()), env.get("PATH", "")])
         return env
 
     def __enter__(self) -> AnvilNode:

@@ -18,12 +18,16 @@ import csv
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 USD_DECIMALS = 8
+# Upper bound on one GPU's acquisition cost, to catch unit mistakes (cents, wei, ...).
+MAX_COST_USD = Decimal(10) ** 9
+# Commissioning times before this (2000-01-01 UTC) are certainly typos.
+EARLIEST_COMMISSIONING = datetime(2000, 1, 1, tzinfo=UTC)
 REQUIRED_COLUMNS = (
     "serial",
     "model",
@@ -57,21 +61,30 @@ class GPURow(BaseModel):
     def _cost(cls, value: Decimal) -> Decimal:
         if not value.is_finite() or value <= 0:
             raise ValueError("must be a positive USD amount")
-        if value != value.quantize(Decimal(10) ** -USD_DECIMALS):
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -USD_DECIMALS:
             raise ValueError(f"has more than {USD_DECIMALS} decimals")
+        if value >= MAX_COST_USD:
+            raise ValueError(f"is not a plausible GPU price (at least {MAX_COST_USD:,} USD)")
         return value
 
     @field_validator("commissioned_at", mode="before")
     @classmethod
     def _when(cls, value: object) -> object:
-        if isinstance(value, str) and len(value.strip()) == 10:
-            return datetime.combine(date.fromisoformat(value.strip()), datetime.min.time(), UTC)
-        return value
+        if not isinstance(value, str) or value.strip().isdigit():
+            raise ValueError("must be an ISO 8601 date or date-time, e.g. 2025-03-17")
+        text = value.strip()
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+        return text
 
     @field_validator("commissioned_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        if value < EARLIEST_COMMISSIONING:
+            raise ValueError(f"is before {EARLIEST_COMMISSIONING:%Y-%m-%d}: check the date")
+        return value
 
     @property
     def serial_hash(self) -> bytes:
@@ -98,45 +111,56 @@ def bytes32_text(value: bytes) -> str:
 def load_fleet_csv(path: Path) -> list[GPURow]:
     """Parse and validate a fleet CSV. Raises FleetCSVError naming every bad line."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")  # -sig: Excel's BOM
     except OSError as exc:
         raise FleetCSVError(f"{path}: cannot open fleet CSV: {exc.strerror}") from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [name.strip() for name in reader.fieldnames or []]
-        missing = [col for col in REQUIRED_COLUMNS if col not in header]
-        if missing:
-            raise FleetCSVError(
-                f"{path}: line 1: missing column(s) {', '.join(missing)}; "
-                f"expected header: {','.join(REQUIRED_COLUMNS)}"
+    try:
+        return _parse(path, handle)
+    except UnicodeDecodeError as exc:
+        raise FleetCSVError(
+            f"{path}: not UTF-8 text (byte {exc.start}): save the CSV as UTF-8"
+        ) from exc
+    finally:
+        handle.close()
+
+
+def _parse(path: Path, handle: TextIO) -> list[GPURow]:
+    """Validate every row of an open fleet CSV; collect all errors before raising."""
+    reader = csv.DictReader(handle)
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [col for col in REQUIRED_COLUMNS if col not in header]
+    if missing:
+        raise FleetCSVError(
+            f"{path}: line 1: missing column(s) {', '.join(missing)}; "
+            f"expected header: {','.join(REQUIRED_COLUMNS)}"
+        )
+    rows: list[GPURow] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for raw in reader:
+        line = reader.line_num
+        values = {(k or "").strip(): v for k, v in raw.items()}
+        if None in raw:
+            errors.append(f"{path}: line {line}: more fields than the header has")
+            continue
+        try:
+            row = GPURow.model_validate({col: values.get(col) for col in REQUIRED_COLUMNS})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
             )
-        rows: list[GPURow] = []
-        errors: list[str] = []
-        seen: dict[str, int] = {}
-        for raw in reader:
-            line = reader.line_num
-            values = {(k or "").strip(): v for k, v in raw.items()}
-            if None in raw:
-                errors.append(f"{path}: line {line}: more fields than the header has")
-                continue
-            try:
-                row = GPURow.model_validate({col: values.get(col) for col in REQUIRED_COLUMNS})
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-                )
-                errors.append(f"{path}: line {line}: {problems}")
-                continue
-            except (InvalidOperation, ValueError) as exc:
-                errors.append(f"{path}: line {line}: {exc}")
-                continue
-            if row.serial in seen:
-                errors.append(
-                    f"{path}: line {line}: serial {row.serial!r} repeats line {seen[row.serial]}"
-                )
-                continue
-            seen[row.serial] = line
-            rows.append(row)
+            errors.append(f"{path}: line {line}: {problems}")
+            continue
+        except (InvalidOperation, ValueError) as exc:
+            errors.append(f"{path}: line {line}: {exc}")
+            continue
+        if row.serial in seen:
+            errors.append(
+                f"{path}: line {line}: serial {row.serial!r} repeats line {seen[row.serial]}"
+            )
+            continue
+        seen[row.serial] = line
+        rows.append(row)
     if errors:
         raise FleetCSVError("\n".join(errors))
     if not rows:

@@ -104,7 +104,10 @@ def fmt_units(value: int, decimals: int) -> str:
 
 def report(what: str, receipt: ReceiptAPI) -> None:
     """Print one line per transaction: what it did, its hash and gas."""
-    click.echo(f"  {what}: tx {receipt.txn_hash} (block {receipt.block_number}, gas {receipt.gas_used:,})")
+    click.echo(
+        f"  {what}: tx {receipt.txn_hash} "
+        f"(block {receipt.block_number}, gas {receipt.gas_used:,})"
+    )
 
 
 def transact(what: str, call: Callable[..., ReceiptAPI], *args: Any, **kwargs: Any) -> ReceiptAPI:

@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import click
-from scripts._lib import account_option, deployments_path, report, require_account
 from ape import project
 from ape.cli import ConnectedProviderCommand
 
 from gpushares import deployments as deployments_file
+from scripts._lib import account_option, deployments_path, report, require_account
 
 LOCAL_NETWORKS = {"local"}
 # Mock stablecoin each operator receives on a local chain: 1,000,000.00 mUSDC.
@@ -35,14 +35,19 @@ def cli(network, provider, account, operators, income_token):
     """Deploy blueprint + factory (+ mock stablecoin locally) and record the addresses."""
     deployer = require_account(account)
     local = network.name in LOCAL_NETWORKS
-    click.echo(f"Deploying to {network.choice} (chain {provider.chain_id}) as {deployer.address}")
+    click.echo(
+        f"Deploying to {network.choice} (chain {provider.chain_id}) as {deployer.address}"
+    )
 
     mock = False
     if income_token is None:
         if not local:
             raise click.UsageError("--income-token is required on a public network")
         stable = deployer.deploy(project.MockStablecoin)
-        report(f"MockStablecoin (mUSDC, 6 decimals) at {stable.address}", provider.get_receipt(stable.txn_hash))
+        report(
+            f"MockStablecoin (mUSDC, 6 decimals) at {stable.address}",
+            provider.get_receipt(stable.txn_hash),
+        )
         income_token = stable.address
         mock = True
     elif not provider.get_code(income_token):
@@ -70,7 +75,7 @@ def cli(network, provider, account, operators, income_token):
         path,
         deployments_file.Deployments(
             chain_id=provider.chain_id,
-            network=network.choice,
+            network=f"{network.choice}:{provider.name}",
             deployed_at=deployments_file.now(),
             deployer=deployer.address,
             share_token_blueprint=blueprint,

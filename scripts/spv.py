@@ -20,6 +20,10 @@ import hashlib
 from pathlib import Path
 
 import click
+from ape.cli import ConnectedProviderCommand
+from eth_utils import is_address, to_checksum_address
+
+from gpushares.fleet import FleetCSVError, bytes32_text, load_fleet_csv
 from scripts._lib import (
     account_option,
     erc20,
@@ -31,10 +35,6 @@ from scripts._lib import (
     to_base_units,
     transact,
 )
-from ape.cli import ConnectedProviderCommand
-from eth_utils import is_address, to_checksum_address
-
-from gpushares.fleet import FleetCSVError, bytes32_text, load_fleet_csv
 
 SHARE_DECIMALS = 18
 BATCH = 64
@@ -286,7 +286,27 @@ def _gpu_status_change(provider, account, spv_id, gpu_id, action):
     count = token.gpu_count()
     if gpu_id < 1 or gpu_id > count:
         raise click.ClickException(f"unknown GPU id {gpu_id}: SPV {spv_id} has GPUs 1..{count}")
-    call = token.impair_gpu if action == "impair" else token.retire_gpu
+    status = STATUS_NAMES.get(token.gpus(gpu_id).status, "unknown")
+    if action == "impair":
+        if status != "active":
+            raise click.ClickException(
+                f"GPU {gpu_id} is {status}: only an active GPU can be impaired"
+            )
+        call = token.impair_gpu
+    else:
+        if status == "retired":
+            raise click.ClickException(f"GPU {gpu_id} is already retired")
+        remaining = token.active_gpus() + token.impaired_gpus() - 1
+        supply, per_gpu = token.totalSupply(), token.shares_per_gpu()
+        if supply > remaining * per_gpu:
+            excess = supply - remaining * per_gpu
+            raise click.ClickException(
+                f"retiring GPU {gpu_id} would leave {fmt_units(supply, SHARE_DECIMALS)} shares "
+                f"backed by {remaining} GPU(s) ({fmt_units(remaining * per_gpu, SHARE_DECIMALS)}"
+                f" shares): buy back and burn {fmt_units(excess, SHARE_DECIMALS)} shares first "
+                "(`ape run spv burn`)"
+            )
+        call = token.retire_gpu
     transact(f"{action} GPU {gpu_id}", call, gpu_id, sender=operator)
     status = STATUS_NAMES.get(token.gpus(gpu_id).status, "unknown")
     click.echo(
@@ -331,7 +351,10 @@ def status(provider, spv_id, holders):
         symbol = stable.symbol()
         mint_cap, backed = token.backing()
         click.echo(f"\nSPV {sid}: {record.legal_name}")
-        click.echo(f"  LEI {record.lei}, jurisdiction {record.jurisdiction}, operator {record.operator}")
+        click.echo(
+            f"  LEI {record.lei}, jurisdiction {record.jurisdiction}, "
+            f"operator {record.operator}"
+        )
         click.echo(f"  documents 0x{bytes(record.documents_hash).hex()}")
         click.echo(f"  token {token.name()} ({token.symbol()}) at {token.address}")
         click.echo(
@@ -350,7 +373,8 @@ def status(provider, spv_id, holders):
         for gpu_id in range(1, token.gpu_count() + 1):
             gpu = token.gpus(gpu_id)
             click.echo(
-                f"    #{gpu_id:<3} {bytes32_text(gpu.model):<16} {bytes32_text(gpu.datacenter):<14} "
+                f"    #{gpu_id:<3} {bytes32_text(gpu.model):<16} "
+                f"{bytes32_text(gpu.datacenter):<14} "
                 f"loc {gpu.location:<3} cost ${fmt_units(gpu.acquisition_cost, 8):>10} "
                 f"{STATUS_NAMES.get(gpu.status, '?')}"
             )

@@ -1,0 +1,94 @@
+"""Fixtures for the in-process (titanoboa) contract tests."""
+
+from __future__ import annotations
+
+import boa
+import pytest
+
+from tests.contracts import deployers
+from tests.contracts.helpers import OPERATOR_ROLE, SHARES_PER_GPU, VALID_LEI, gpu
+
+
+@pytest.fixture(scope="session")
+def admin():
+    return boa.env.generate_address("factory-admin")
+
+
+@pytest.fixture(scope="session")
+def operator():
+    return boa.env.generate_address("spv-operator")
+
+
+@pytest.fixture(scope="session")
+def alice():
+    return boa.env.generate_address("alice")
+
+
+@pytest.fixture(scope="session")
+def bob():
+    return boa.env.generate_address("bob")
+
+
+@pytest.fixture(scope="session")
+def stranger():
+    return boa.env.generate_address("stranger")
+
+
+@pytest.fixture(scope="module")
+def stablecoin(admin):
+    with boa.env.prank(admin):
+        return deployers.MOCK_STABLECOIN.deploy()
+
+
+@pytest.fixture(scope="module")
+def blueprint():
+    return deployers.SHARE_TOKEN.deploy_as_blueprint()
+
+
+@pytest.fixture(scope="module")
+def factory(admin, operator, blueprint):
+    with boa.env.prank(admin):
+        f = deployers.SPV_FACTORY.deploy(blueprint.address)
+        f.grantRole(OPERATOR_ROLE, operator)
+    return f
+
+
+def create_token(factory, operator, income_token, *, lei=VALID_LEI, shares_per_gpu=SHARES_PER_GPU,
+                 name="Lone Star H100 Shares", symbol="LSH1"):
+    with boa.env.prank(operator):
+        _spv_id, address = factory.create_spv(
+            "Lone Star GPU Fleet I LLC", 840, lei, b"\x01" * 32, name, symbol,
+            shares_per_gpu, income_token,
+        )
+    return deployers.SHARE_TOKEN.at(address)
+
+
+@pytest.fixture
+def token(factory, operator, stablecoin):
+    """A fresh share token (unique LEI per test) with 8 active GPUs."""
+    from tests.contracts.helpers import make_lei
+
+    create_token.counter = getattr(create_token, "counter", 0) + 1
+    lei = make_lei(f"TEST{create_token.counter:014d}")
+    t = create_token(factory, operator, stablecoin.address, lei=lei)
+    boa.env.time_travel(seconds=10)
+    with boa.env.prank(operator):
+        t.add_gpus([gpu(f"SN-{i}") for i in range(8)])
+    return t
+
+
+@pytest.fixture
+def funded(stablecoin, admin, operator, token):
+    """The operator holds 10M mUSDC and approved the token."""
+    with boa.env.prank(admin):
+        stablecoin.mint(operator, 10_000_000 * 10**6)
+    with boa.env.prank(operator):
+        stablecoin.approve(token.address, 2**256 - 1)
+    return stablecoin
+
+
+@pytest.fixture(autouse=True)
+def _isolate():
+    """Every test starts from the same chain state and leaves nothing behind."""
+    with boa.env.anchor():
+        yield

@@ -1,0 +1,21 @@
+"""Compile every contract once, at import; tests only `.deploy()` (crvUSD style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boa
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = ROOT / "contracts"
+MOCKS = Path(__file__).resolve().parent / "mocks"
+
+boa.env.enable_fast_mode()
+
+SHARE_TOKEN = boa.load_partial(str(CONTRACTS / "GPUShareToken.vy"))
+SPV_FACTORY = boa.load_partial(str(CONTRACTS / "SPVFactory.vy"))
+MOCK_STABLECOIN = boa.load_partial(str(CONTRACTS / "mocks" / "MockStablecoin.vy"))
+FEE_ON_TRANSFER_TOKEN = boa.load_partial(str(MOCKS / "FeeOnTransferToken.vy"))
+NO_RETURN_TOKEN = boa.load_partial(str(MOCKS / "NoReturnToken.vy"))
+FALSE_RETURN_TOKEN = boa.load_partial(str(MOCKS / "FalseReturnToken.vy"))
+REENTRANT_TOKEN = boa.load_partial(str(MOCKS / "ReentrantToken.vy"))

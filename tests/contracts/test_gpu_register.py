@@ -1,0 +1,164 @@
+"""GPUShareToken's GPU register: add, impair, retire, backing."""
+
+from __future__ import annotations
+
+import boa
+import pytest
+from eth_utils import keccak
+
+from tests.contracts.helpers import (
+    ACTIVE,
+    IMPAIRED,
+    RETIRED,
+    SHARE,
+    SHARES_PER_GPU,
+    bytes32,
+    gpu,
+)
+
+
+def test_add_gpus_registers_active_gpus(token):
+    assert token.gpu_count() == 8 and token.active_gpus() == 8 and token.impaired_gpus() == 0
+    record = token.gpus(1)
+    assert record.serial_hash == keccak(text="SN-0")
+    assert record.model == bytes32("H100-SXM5-80GB")
+    assert record.location == 840
+    assert record.datacenter == bytes32("US-TX-DFW-01")
+    assert record.acquisition_cost == 27_500 * 10**8
+    assert record.commissioned_at == 1
+    assert record.status == ACTIVE
+    assert token.gpu_id_of_serial(keccak(text="SN-7")) == 8
+    assert token.gpu_id_of_serial(keccak(text="unknown")) == 0
+    assert token.backing() == (8 * SHARES_PER_GPU, 8 * SHARES_PER_GPU)
+
+
+def test_add_gpus_returns_first_id_and_logs_each(token, operator):
+    with boa.env.prank(operator):
+        first = token.add_gpus([gpu("SN-A", location=756), gpu("SN-B", location=276)])
+        logs = [log for log in token.get_logs() if type(log).__name__ == "GPUAdded"]
+    assert first == 9
+    assert [log.gpu_id for log in logs] == [9, 10]
+    assert [log.location for log in logs] == [756, 276]
+    assert logs[0].serial_hash == keccak(text="SN-A")
+    assert token.gpu_count() == 10 and token.active_gpus() == 10
+
+
+def test_add_gpus_requires_operator(token, stranger):
+    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+        token.add_gpus([gpu("SN-X")])
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ((b"\0" * 32, bytes32("H100"), 840, bytes32("DC"), 1, 1),
+         "GPUShareToken: GPU serial hash is zero"),
+        (gpu("SN-0"), "GPUShareToken: GPU serial already registered"),
+        (gpu("SN-N", model=""), "GPUShareToken: GPU model is empty"),
+        (gpu("SN-N", location=0), "GPUShareToken: GPU location is not an ISO 3166-1 numeric code"),
+        (gpu("SN-N", location=1000),
+         "GPUShareToken: GPU location is not an ISO 3166-1 numeric code"),
+        (gpu("SN-N", datacenter=""), "GPUShareToken: GPU datacenter is empty"),
+        (gpu("SN-N", cost=0), "GPUShareToken: GPU acquisition cost is zero"),
+        (gpu("SN-N", commissioned_at=0), "GPUShareToken: GPU commissioning time is zero"),
+        (gpu("SN-N", commissioned_at=2**40),
+         "GPUShareToken: GPU commissioning time is in the future"),
+    ],
+)
+def test_add_gpus_rejects_bad_entries_and_changes_nothing(token, operator, entry, reason):
+    with boa.env.prank(operator), boa.reverts(reason):
+        token.add_gpus([gpu("SN-OK"), entry])
+    assert token.gpu_count() == 8 and token.active_gpus() == 8
+    assert token.gpu_id_of_serial(keccak(text="SN-OK")) == 0
+
+
+def test_add_gpus_rejects_duplicates_inside_a_batch(token, operator):
+    with boa.env.prank(operator), boa.reverts("GPUShareToken: GPU serial already registered"):
+        token.add_gpus([gpu("SN-D"), gpu("SN-D")])
+
+
+def test_add_gpus_rejects_empty_batch(token, operator):
+    with boa.env.prank(operator), boa.reverts("GPUShareToken: empty GPU batch"):
+        token.add_gpus([])
+
+
+def test_add_gpus_accepts_a_full_batch(token, operator):
+    with boa.env.prank(operator):
+        token.add_gpus([gpu(f"BATCH-{i}") for i in range(64)])
+    assert token.gpu_count() == 72
+
+
+def test_impair_gpu(token, operator, stranger):
+    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+        token.impair_gpu(1)
+    with boa.env.prank(operator):
+        with boa.reverts("GPUShareToken: unknown GPU id"):
+            token.impair_gpu(99)
+        token.impair_gpu(1)
+        event = token.get_logs()[-1]
+        with boa.reverts("GPUShareToken: only an active GPU can be impaired"):
+            token.impair_gpu(1)
+    assert (event.gpu_id, event.previous_status, event.new_status) == (1, ACTIVE, IMPAIRED)
+    assert event.operator == operator
+    assert token.gpus(1).status == IMPAIRED
+    assert token.active_gpus() == 7 and token.impaired_gpus() == 1
+    assert token.backing() == (7 * SHARES_PER_GPU, 8 * SHARES_PER_GPU)
+
+
+def test_impaired_gpu_keeps_backing_issued_shares_but_not_new_mints(token, operator, alice):
+    with boa.env.prank(operator):
+        token.mint(alice, 8 * SHARES_PER_GPU)
+        token.impair_gpu(3)  # always allowed: it records a fact about the hardware
+        with boa.reverts("GPUShareToken: mint exceeds the active GPUs' backing"):
+            token.mint(alice, 1)
+    assert token.totalSupply() <= token.backing()[1]
+
+
+def test_retire_gpu(token, operator, stranger):
+    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+        token.retire_gpu(1)
+    with boa.env.prank(operator):
+        with boa.reverts("GPUShareToken: unknown GPU id"):
+            token.retire_gpu(0)
+        token.retire_gpu(1)
+        event = token.get_logs()[-1]
+        with boa.reverts("GPUShareToken: GPU is already retired"):
+            token.retire_gpu(1)
+        with boa.reverts("GPUShareToken: only an active GPU can be impaired"):
+            token.impair_gpu(1)
+        token.impair_gpu(2)
+        token.retire_gpu(2)
+    assert (event.previous_status, event.new_status) == (ACTIVE, RETIRED)
+    assert token.gpus(1).status == RETIRED and token.gpus(2).status == RETIRED
+    assert token.active_gpus() == 6 and token.impaired_gpus() == 0
+
+
+def test_retire_needs_burn_first_when_fully_minted(token, operator):
+    with boa.env.prank(operator):
+        token.mint(operator, 8 * SHARES_PER_GPU)
+        with boa.reverts(
+            "GPUShareToken: burn shares first: supply would exceed the remaining GPUs' backing"
+        ):
+            token.retire_gpu(4)
+        token.burn(SHARES_PER_GPU - SHARE)
+        with boa.reverts(
+            "GPUShareToken: burn shares first: supply would exceed the remaining GPUs' backing"
+        ):
+            token.retire_gpu(4)
+        token.burn(SHARE)
+        token.retire_gpu(4)
+    assert token.totalSupply() == 7 * SHARES_PER_GPU == token.backing()[1]
+
+
+def test_retiring_the_last_gpu_needs_zero_supply(token, operator):
+    with boa.env.prank(operator):
+        for gpu_id in range(1, 8):
+            token.retire_gpu(gpu_id)
+        token.mint(operator, 1)
+        with boa.reverts(
+            "GPUShareToken: burn shares first: supply would exceed the remaining GPUs' backing"
+        ):
+            token.retire_gpu(8)
+        token.burn(1)
+        token.retire_gpu(8)
+    assert token.backing() == (0, 0)

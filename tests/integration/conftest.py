@@ -1,0 +1,145 @@
+"""Fixtures for the integration tests: the operator scripts against a real anvil.
+
+One anvil per test module (`node`), one deployments folder per module, the scripts run
+as `ape run ...` subprocesses exactly as an operator types them (`ape`), and a web3
+view of the chain (`chain`) to check what they did without going through the scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import Web3
+from web3.contract import Contract
+
+from gpushares.devnode import PROJECT_ROOT, AnvilNode
+
+NETWORK = "ethereum:local:foundry"
+# The venv's bin folder: `ape` itself, and the pip-installed `vyper` that ape-vyper looks
+# for on PATH (without it `ape compile` asks vvm for a vyper it never downloaded).
+VENV_BIN = Path(sys.executable).parent
+APE = VENV_BIN / "ape"
+MANIFEST = PROJECT_ROOT / ".build" / "__local__.json"
+# An `ape run` takes ~1.7 s; anything near this limit is a hang, not a slow machine.
+APE_TIMEOUT = 180
+
+TX_HASH = re.compile(r"\b0x[0-9a-fA-F]{64}\b")
+
+
+def child_env(node: AnvilNode | None = None, deployments_dir: Path | None = None) -> dict[str, str]:
+    """Environment of an `ape` child process that should use `node` and `deployments_dir`."""
+    env = node.env() if node is not None else dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    if deployments_dir is not None:
+        env["GPU_SHARES_DEPLOYMENTS_DIR"] = str(deployments_dir)
+    # ape-vyper's settings model warns at import; it is noise in the captured output.
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+@dataclass(frozen=True)
+class ApeResult:
+    """What one `ape` command did: its exit code and its stdout + stderr."""
+
+    args: tuple[str, ...]
+    returncode: int
+    output: str
+
+    def __str__(self) -> str:
+        return f"$ ape run {' '.join(self.args)}\n(exit {self.returncode})\n{self.output}"
+
+
+class ApeRunner:
+    """Runs `ape run SCRIPT ...` against one node with one deployments folder."""
+
+    def __init__(self, node: AnvilNode, deployments_dir: Path) -> None:
+        self.node = node
+        self.deployments_dir = deployments_dir
+        self.env = child_env(node, deployments_dir)
+
+    def __call__(self, *args: str) -> ApeResult:
+        """`ape run ARGS --network ethereum:local:foundry`; never raises on failure."""
+        cmd = [str(APE), "run", *args, "--network", NETWORK]
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            cmd,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=APE_TIMEOUT,
+        )
+        return ApeResult(tuple(args), done.returncode, done.stdout + done.stderr)
+
+
+class Chain:
+    """Reads the chain through web3 and the compiled ABIs, independently of the scripts."""
+
+    def __init__(self, url: str, abis: dict[str, list[dict[str, Any]]]) -> None:
+        self.web3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+        self.abis = abis
+
+    def contract(self, name: str, address: str) -> Contract:
+        """Contract `name` (SPVFactory, GPUShareToken, MockStablecoin) at `address`."""
+        return self.web3.eth.contract(
+            address=Web3.to_checksum_address(address), abi=self.abis[name]
+        )
+
+    def has_code(self, address: str) -> bool:
+        """Whether a contract is deployed at `address`."""
+        return len(self.web3.eth.get_code(Web3.to_checksum_address(address))) > 0
+
+    @property
+    def block_number(self) -> int:
+        return self.web3.eth.block_number
+
+
+@pytest.fixture(scope="session")
+def abis() -> dict[str, list[dict[str, Any]]]:
+    """Compile the contracts once (`ape compile`), then read their ABIs from .build."""
+    done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        [str(APE), "compile"],
+        cwd=PROJECT_ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"ape compile failed:\n{done.stdout}{done.stderr}"
+    manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    return {name: kind["abi"] for name, kind in manifest["contractTypes"].items()}
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[AnvilNode]:
+    """A fresh anvil on a free 127.0.0.1 port, stopped after the module."""
+    with AnvilNode() as anvil:
+        yield anvil
+
+
+@pytest.fixture(scope="module")
+def deployments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's deployments folder (GPU_SHARES_DEPLOYMENTS_DIR of every command)."""
+    return tmp_path_factory.mktemp("deployments")
+
+
+@pytest.fixture(scope="module")
+def ape(abis: dict[str, Any], node: AnvilNode, deployments_dir: Path) -> ApeRunner:
+    """Run `ape run ...` against this module's node; returns an `ApeResult`."""
+    return ApeRunner(node, deployments_dir)
+
+
+@pytest.fixture(scope="module")
+def chain(abis: dict[str, list[dict[str, Any]]], node: AnvilNode) -> Chain:
+    """web3 view of this module's node."""
+    return Chain(node.url, abis)
