@@ -292,10 +292,10 @@ def mint(to: address, amount: uint256):
     """
     access_control._check_role(OPERATOR_ROLE, msg.sender)
     assert amount != 0, "GPUShareToken: mint amount is zero"
+    self._before_share_move(empty(address), to, amount)
     new_supply: uint256 = erc20.totalSupply + amount
     assert new_supply <= self.active_gpus * shares_per_gpu, "GPUShareToken: mint exceeds the active GPUs' backing"
     assert new_supply <= MAX_SUPPLY, "GPUShareToken: mint exceeds MAX_SUPPLY"
-    self._before_share_move(empty(address), to, amount)
     erc20._mint(to, amount)
     self._after_share_move(empty(address), to, amount)
 

@@ -15,7 +15,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "ci",
-    max_examples=250,
+    max_examples=200,
     stateful_step_count=40,
     deadline=None,
     derandomize=True,

@@ -135,16 +135,23 @@ def test_claims_never_exceed_deposits(factory, operator, stablecoin, admin, shar
         assert sum(amounts) - total <= len(holders)
 
 
-def test_fee_on_transfer_income_token_distributes_only_what_arrived(
-    factory, operator, admin, alice
-):
-    fee_token = deployers.FEE_ON_TRANSFER_TOKEN.deploy()
-    token = create_token(factory, operator, fee_token.address, lei=make_lei("FEE000000000000000"))
-    fee_token.mint(operator, 1_000 * USDC)
+def _spv_paying_in(deployer, factory, operator, alice, tag):
+    """An SPV whose income token is the mock `deployer` builds: one GPU, alice holds one
+    share, the operator holds 1,000 approved units of the income token."""
+    income = deployer.deploy()
+    token = create_token(factory, operator, income.address, lei=make_lei(f"{tag:0<18}"))
+    income.mint(operator, 1_000 * USDC)
     with boa.env.prank(operator):
-        token.add_gpus([gpu("FEE-1")])
+        token.add_gpus([gpu(f"{tag}-1")])
         token.mint(alice, SHARE)
-        fee_token.approve(token.address, 1_000 * USDC)
+        income.approve(token.address, 1_000 * USDC)
+    return income, token
+
+
+def test_fee_on_transfer_income_token_distributes_only_what_arrived(factory, operator, alice):
+    fee_token, token = _spv_paying_in(deployers.FEE_ON_TRANSFER_TOKEN, factory, operator, alice,
+                                      "FEE")
+    with boa.env.prank(operator):
         token.distribute(1_000 * USDC)
     assert token.total_distributed() == 990 * USDC
     assert token.claimable(alice) == 990 * USDC
@@ -154,13 +161,9 @@ def test_fee_on_transfer_income_token_distributes_only_what_arrived(
 
 
 def test_income_token_without_return_values_works(factory, operator, alice):
-    usdt_like = deployers.NO_RETURN_TOKEN.deploy()
-    token = create_token(factory, operator, usdt_like.address, lei=make_lei("NORET0000000000000"))
-    usdt_like.mint(operator, 100 * USDC)
+    usdt_like, token = _spv_paying_in(deployers.NO_RETURN_TOKEN, factory, operator, alice,
+                                      "NORET")
     with boa.env.prank(operator):
-        token.add_gpus([gpu("NR-1")])
-        token.mint(alice, SHARE)
-        usdt_like.approve(token.address, 100 * USDC)
         token.distribute(100 * USDC)
     with boa.env.prank(alice):
         assert token.claim() == 100 * USDC
@@ -168,13 +171,8 @@ def test_income_token_without_return_values_works(factory, operator, alice):
 
 
 def test_income_token_answering_false_is_refused(factory, operator, alice):
-    liar = deployers.FALSE_RETURN_TOKEN.deploy()
-    token = create_token(factory, operator, liar.address, lei=make_lei("FALSE0000000000000"))
-    liar.mint(operator, 100 * USDC)
+    liar, token = _spv_paying_in(deployers.FALSE_RETURN_TOKEN, factory, operator, alice, "FALSE")
     with boa.env.prank(operator):
-        token.add_gpus([gpu("FR-1")])
-        token.mint(alice, SHARE)
-        liar.approve(token.address, 100 * USDC)
         token.distribute(50 * USDC)
     liar.set_failing(True)
     with boa.env.prank(operator), boa.reverts("GPUShareToken: income token transferFrom failed"):
@@ -186,15 +184,11 @@ def test_income_token_answering_false_is_refused(factory, operator, alice):
 
 
 def test_claim_cannot_be_reentered(factory, operator, alice):
-    evil = deployers.REENTRANT_TOKEN.deploy()
-    token = create_token(factory, operator, evil.address, lei=make_lei("REENTER00000000000"))
-    evil.mint(operator, 100 * USDC)
+    evil, token = _spv_paying_in(deployers.REENTRANT_TOKEN, factory, operator, alice, "REENTER")
     with boa.env.prank(operator):
-        token.add_gpus([gpu("RE-1")])
-        token.mint(alice, SHARE)
-        token.mint(evil.address, SHARE)
-        evil.approve(token.address, 100 * USDC)
+        token.mint(evil.address, SHARE)  # so the re-entering claim has income to take
         token.distribute(100 * USDC)
+    assert token.claimable(evil.address) == 50 * USDC  # only the lock can stop it
     evil.arm(token.address)
     # The token's transfer calls back into claim() during alice's claim: the lock
     # makes the inner call revert, so the whole claim reverts and nothing is paid.
@@ -202,6 +196,7 @@ def test_claim_cannot_be_reentered(factory, operator, alice):
         token.claim()
     assert token.claimable(alice) == 50 * USDC and token.total_claimed() == 0
     assert evil.balanceOf(alice) == 0
+    assert evil.armed()  # the revert rolled back the token's own state too
 
 
 @pytest.mark.parametrize("amount", [1, 7, 10**6, 10**12])

@@ -27,13 +27,11 @@ income = st.one_of(st.integers(1, 1_000), st.integers(1, 10**13))
 holder_index = st.integers(0, N_HOLDERS - 1)
 
 
-class ShareIncomeMachine(RuleBasedStateMachine):
-    """One SPV token, six holders, an exact model of what each holder has earned."""
+class _World:
+    """Contracts and actors of one example, deployed into that example's own fresh boa
+    environment (a new in-memory chain), so examples never slow each other down."""
 
-    @initialize()
-    def deploy(self):
-        self._anchor = boa.env.anchor()
-        self._anchor.__enter__()
+    def __init__(self):
         admin = boa.env.generate_address("sm-admin")
         self.operator = boa.env.generate_address("sm-operator")
         self.spender = boa.env.generate_address("sm-spender")
@@ -57,6 +55,19 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         for holder in self.holders[1:]:
             with boa.env.prank(holder):
                 self.token.approve(self.spender, 2**256 - 1)
+
+
+class ShareIncomeMachine(RuleBasedStateMachine):
+    """One SPV token, six holders, an exact model of what each holder has earned."""
+
+    @initialize()
+    def deploy(self):
+        self._env = boa.swap_env(boa.Env())
+        self._env.__enter__()
+        boa.env.enable_fast_mode()
+        world = _World()
+        self.operator, self.spender = world.operator, world.spender
+        self.holders, self.stable, self.token = world.holders, world.stable, world.token
         self.next_serial = 4
         self.status = {i: 1 for i in range(1, 5)}  # gpu id -> ACTIVE(1) / IMPAIRED(2) / RETIRED(4)
         self.balances = [0] * N_HOLDERS
@@ -66,9 +77,9 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         self.paused = False
 
     def teardown(self):
-        anchor = getattr(self, "_anchor", None)
-        if anchor is not None:
-            anchor.__exit__(None, None, None)
+        env = getattr(self, "_env", None)
+        if env is not None:
+            env.__exit__(None, None, None)
 
     # --- helpers -------------------------------------------------------------------
     def _count(self, status):
