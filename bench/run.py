@@ -120,18 +120,13 @@ def run_baseline(b: Bench, accounts: list[str]) -> None:
     b.measure("baseline_erc20_transfer", base.functions.transfer(bob, SHARE), alice)
 
 
-TARGETS: list[tuple[str, str, float]] = [
-    # (key, description, limit); limits relative to another key are computed below.
-    ("income_claim", "income_claim <= 75,000", 75_000),
-]
-
-
 def check(gas: dict[str, int]) -> list[tuple[str, bool]]:
-    results = [(desc, gas[key] <= limit) for key, desc, limit in TARGETS]
+    """The issue's targets, each as (description, met)."""
     ratio = gas["share_transfer"] / gas["baseline_erc20_transfer"]
-    desc = f"share_transfer <= 1.4 x baseline_erc20_transfer (is {ratio:.3f}x)"
-    results.append((desc, ratio <= 1.4))
-    return results
+    return [
+        ("income_claim <= 75,000", gas["income_claim"] <= 75_000),
+        (f"share_transfer <= 1.4 x baseline_erc20_transfer (is {ratio:.3f}x)", ratio <= 1.4),
+    ]
 
 
 def measure_gas() -> dict[str, int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -139,10 +139,10 @@ def _parse(path: Path, handle: TextIO) -> list[GPURow]:
     seen: dict[str, int] = {}
     for raw in reader:
         line = reader.line_num
-        values = {(k or "").strip(): v for k, v in raw.items()}
         if None in raw:
             errors.append(f"{path}: line {line}: more fields than the header has")
             continue
+        values = {(k or "").strip(): v for k, v in raw.items()}
         try:
             row = GPURow.model_validate({col: values.get(col) for col in REQUIRED_COLUMNS})
         except ValidationError as exc:
@@ -150,9 +150,6 @@ def _parse(path: Path, handle: TextIO) -> list[GPURow]:
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
             )
             errors.append(f"{path}: line {line}: {problems}")
-            continue
-        except (InvalidOperation, ValueError) as exc:
-            errors.append(f"{path}: line {line}: {exc}")
             continue
         if row.serial in seen:
             errors.append(

@@ -37,8 +37,11 @@ TX_HASH = re.compile(r"\b0x[0-9a-fA-F]{64}\b")
 
 def child_env(node: AnvilNode | None = None, deployments_dir: Path | None = None) -> dict[str, str]:
     """Environment of an `ape` child process that should use `node` and `deployments_dir`."""
-    env = node.env() if node is not None else dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    if node is not None:
+        env = node.env()  # already puts the venv's bin and anvil first on PATH
+    else:
+        env = dict(os.environ)
+        env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     if deployments_dir is not None:
         env["GPU_SHARES_DEPLOYMENTS_DIR"] = str(deployments_dir)
     # ape-vyper's settings model warns at import; it is noise in the captured output.
