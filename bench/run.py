@@ -19,7 +19,9 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 
-from gpushares.devnode import PROJECT_ROOT, AnvilNode
+from gpushares.devnode import DEFAULT_MNEMONIC, PROJECT_ROOT, AnvilNode
+from jurisdictions import eligibility, onchain
+from jurisdictions.rules import load_rules
 
 BUILD = PROJECT_ROOT / "build"
 ERC5202_PREAMBLE = bytes.fromhex("fe7100")
@@ -71,12 +73,24 @@ class Bench:
 
 
 def run_share_token(b: Bench, accounts: list[str]) -> None:
-    admin, operator, alice, bob, carol = accounts[:5]
+    admin, operator, alice, bob, carol, dave = accounts[:6]
     stable = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/mocks/MockStablecoin.vy"), admin)
+    registry = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/ComplianceRegistry.vy"), admin,
+                        admin)
     token_art = compile_vyper(PROJECT_ROOT / "contracts/GPUShareToken.vy")
     blueprint = b.deploy_blueprint(token_art, admin)
-    factory = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/SPVFactory.vy"), admin, blueprint)
+    factory = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/SPVFactory.vy"), admin, blueprint,
+                       registry.address)
     token_abi = token_art.abi
+
+    # The shipped rules; the US (title `unclear`) counts as recognised for this SPV
+    # through a legal-opinion override; every holder is an accredited US resident.
+    rules = load_rules()
+    for batch in onchain.plan(rules, _Views(registry)).row_batches():
+        b.send(registry.functions.set_jurisdictions(batch), admin)
+    expiry = b.web3.eth.get_block("latest")["timestamp"] + 365 * 86_400
+    for account in (operator, alice, bob, carol):
+        b.send(registry.functions.set_investor(account, 840, True, expiry), admin)
 
     b.send(factory.functions.grantRole(factory.functions.OPERATOR_ROLE().call(), operator), admin)
     b.send(
@@ -87,6 +101,7 @@ def run_share_token(b: Bench, accounts: list[str]) -> None:
         operator,
     )
     token = b.web3.eth.contract(factory.functions.spvs(1).call()[4], abi=token_abi)
+    b.send(registry.functions.set_title_override(token.address, 840, b"\x0b" * 32), operator)
     now = b.web3.eth.get_block("latest")["timestamp"]
     gpus = [
         (bytes([i + 1]) * 32, b"H100-SXM5-80GB".ljust(32, b"\0"), 840,
@@ -103,12 +118,45 @@ def run_share_token(b: Bench, accounts: list[str]) -> None:
     b.measure("income_distribute", token.functions.distribute(1000 * USDC), operator)
     # Steady state: both holders already hold shares and have claimed income before.
     b.send(token.functions.transfer(bob, SHARE), alice)
-    b.measure("share_transfer", token.functions.transfer(bob, SHARE), alice)
+    b.measure("share_transfer_gated", token.functions.transfer(bob, SHARE), alice)
     b.measure("share_transfer_new_holder", token.functions.transfer(carol, SHARE), alice)
     b.send(token.functions.distribute(1000 * USDC), operator)
     b.measure("income_claim_first", token.functions.claim(), alice)
     b.send(token.functions.distribute(1000 * USDC), operator)
     b.measure("income_claim", token.functions.claim(), alice)
+
+    # A wallet onboarding itself with an attestation the KYC provider (admin) signed:
+    # the first record for this investor, as a new user pays it.
+    now = b.web3.eth.get_block("latest")["timestamp"]
+    attestation = eligibility.Eligibility(
+        investor=dave, jurisdiction=840, accredited=True, expires_at=now + 365 * 86_400,
+        nonce=0, deadline=now + 3_600,
+    )
+    signed = eligibility.sign(attestation, _dev_key(0), b.web3.eth.chain_id, registry.address)
+    b.measure(
+        "eligibility_submit",
+        registry.functions.submit_eligibility(attestation.as_tuple(), signed.signature_bytes()),
+        dave,
+    )
+
+
+class _Views:
+    """Calls a web3 contract's view functions by attribute, like ape and boa do."""
+
+    def __init__(self, contract: Contract) -> None:
+        self._contract = contract
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._contract.functions, name)
+        return lambda *args: fn(*args).call()
+
+
+def _dev_key(index: int) -> bytes:
+    """Private key of anvil's dev account `index` (the node runs DEFAULT_MNEMONIC)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return bytes(Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}").key)
 
 
 def run_baseline(b: Bench, accounts: list[str]) -> None:
@@ -122,10 +170,9 @@ def run_baseline(b: Bench, accounts: list[str]) -> None:
 
 def check(gas: dict[str, int]) -> list[tuple[str, bool]]:
     """The issue's targets, each as (description, met)."""
-    ratio = gas["share_transfer"] / gas["baseline_erc20_transfer"]
     return [
         ("income_claim <= 75,000", gas["income_claim"] <= 75_000),
-        (f"share_transfer <= 1.4 x baseline_erc20_transfer (is {ratio:.3f}x)", ratio <= 1.4),
+        ("share_transfer_gated <= 70,000", gas["share_transfer_gated"] <= 70_000),
     ]
 
 

@@ -13,9 +13,20 @@
         - Rental income paid in `income_token` is distributed pro rata with a
           cumulative income-per-share accumulator and per-account corrections on every
           balance change, so income earned before a transfer stays with the seller.
-        - Every share movement (transfer, transferFrom, mint, burn) passes through one
-          internal hook, `_before_share_move`, which enforces the pause and the
-          transfer check `_check_transfer`.
+        - Every share movement (transfer, transferFrom, permit-then-transferFrom, mint,
+          burn) passes through one internal hook, `_before_share_move`, which asks the
+          `ComplianceRegistry` for the movement's restriction code (pause, title
+          recognition where the GPUs sit, both parties' eligibility, the receiver's
+          residence policy, frozen amounts) and reverts with the code's message
+          unless it is 0. ERC-1404 (`detectTransferRestriction`,
+          `messageForTransferRestriction`) and ERC-7943 (`canTransfer`,
+          `getFrozenTokens`, `setFrozenTokens`, `forcedTransfer`) views and powers
+          expose the same check.
+        - Adding a GPU registers its location with the registry, which refuses a
+          location whose law does not recognise tokenized title.
+        - Agent powers, each behind its own role and with its own event: partial
+          freeze (`FREEZER_ROLE`), forced transfer (`FORCED_TRANSFER_ROLE`) and wallet
+          recovery (`RECOVERY_ROLE`).
         Token plumbing (balances, allowances, permit, EIP-712 domain) is snekmate's
         audited `erc20` module; roles are snekmate's `access_control`. The pause flag
         shares one storage slot with the income accumulator (both are read by every
@@ -27,6 +38,11 @@
                  instead of bricking later transfers.
                  Income tokens that charge a fee on transfer are handled: only the
                  amount actually received is distributed.
+                 A forced transfer bypasses the pause, the asset-title stop, the
+                 sender's eligibility and freezes (it unfreezes what it takes beyond
+                 the unfrozen balance); it never bypasses the receiver's eligibility
+                 or the sender's balance. A wallet recovery moves balance, earned
+                 income and frozen amount to an eligible new wallet.
 """
 
 
@@ -45,6 +61,22 @@ initializes: erc20[ownable := ownable]
 
 from snekmate.auth import access_control
 initializes: access_control
+
+
+# @dev What the token needs from the compliance registry.
+interface IComplianceRegistry:
+    def check_transfer(
+        sender: address,
+        receiver: address,
+        amount: uint256,
+        paused: bool,
+        sender_balance: uint256,
+        sender_frozen: uint256,
+    ) -> uint8: view
+    def check_receiver(receiver: address) -> uint8: view
+    def messageForTransferRestriction(restriction_code: uint8) -> String[160]: view
+    def register_asset_location(location: uint16): nonpayable
+    def release_asset_location(location: uint16): nonpayable
 
 
 exports: (
@@ -67,6 +99,12 @@ exports: (
 OPERATOR_ROLE: public(constant(bytes32)) = keccak256("OPERATOR_ROLE")
 # @dev Role that can pause and unpause share movements and claims.
 PAUSER_ROLE: public(constant(bytes32)) = keccak256("PAUSER_ROLE")
+# @dev Agent role that freezes part or all of a holder's shares.
+FREEZER_ROLE: public(constant(bytes32)) = keccak256("FREEZER_ROLE")
+# @dev Agent role that moves shares without the holder's consent (court orders).
+FORCED_TRANSFER_ROLE: public(constant(bytes32)) = keccak256("FORCED_TRANSFER_ROLE")
+# @dev Agent role that moves a lost wallet's shares, income and freezes to a new wallet.
+RECOVERY_ROLE: public(constant(bytes32)) = keccak256("RECOVERY_ROLE")
 
 # @dev Fixed-point scale of `income_per_share` (1e36, decimal so that round amounts
 #      divide exactly): keeps the rounding dust of a
@@ -121,6 +159,8 @@ shares_per_gpu: public(immutable(uint256))
 spv_id: public(immutable(uint256))
 # @dev The factory that deployed this token.
 factory: public(immutable(address))
+# @dev The registry that decides every share movement.
+compliance_registry: public(immutable(address))
 
 # @dev GPU register, ids 1..gpu_count.
 gpus: public(HashMap[uint256, GPU])
@@ -147,6 +187,8 @@ income_carry: public(uint256)
 total_distributed: public(uint256)
 # @dev Income tokens paid out by `claim`, all time.
 total_claimed: public(uint256)
+# @dev Shares of each holder frozen by a `FREEZER_ROLE` agent (may exceed the balance).
+_frozen_tokens: HashMap[address, uint256]
 
 
 # @dev Emitted when a GPU is added to the register.
@@ -182,6 +224,29 @@ event IncomeClaimed:
     amount: uint256
 
 
+# @dev Emitted when an agent sets a holder's frozen amount (ERC-7943).
+event Frozen:
+    user: indexed(address)
+    amount: uint256
+
+
+# @dev Emitted when an agent moves shares without the holder's consent (ERC-7943).
+event ForcedTransfer:
+    sender: indexed(address)
+    receiver: indexed(address)
+    amount: uint256
+
+
+# @dev Emitted when an agent moves a lost wallet's position to a new wallet.
+event WalletRecovered:
+    lost_wallet: indexed(address)
+    new_wallet: indexed(address)
+    shares: uint256
+    claimable_income: uint256
+    frozen: uint256
+    agent: indexed(address)
+
+
 # @dev Emitted when the token is paused.
 event Paused:
     account: address
@@ -201,6 +266,7 @@ def __init__(
     shares_per_gpu_: uint256,
     spv_id_: uint256,
     admin_: address,
+    compliance_registry_: address,
 ):
     """
     @notice Deploys the share token of one SPV. Normally called through
@@ -212,11 +278,13 @@ def __init__(
     @param shares_per_gpu_ Share base units backed by each active GPU.
     @param spv_id_ The SPV's id in the factory.
     @param admin_ The SPV operator's admin account.
+    @param compliance_registry_ The `ComplianceRegistry` every share movement consults.
     """
     assert income_token_.is_contract, "GPUShareToken: income token is not a contract"
     assert shares_per_gpu_ != 0, "GPUShareToken: shares per GPU is zero"
     assert shares_per_gpu_ <= MAX_SUPPLY, "GPUShareToken: shares per GPU above MAX_SUPPLY"
     assert admin_ != empty(address), "GPUShareToken: admin is the zero address"
+    assert compliance_registry_.is_contract, "GPUShareToken: compliance registry is not a contract"
     assert len(name_) != 0, "GPUShareToken: empty name"
     assert len(symbol_) != 0, "GPUShareToken: empty symbol"
 
@@ -228,6 +296,7 @@ def __init__(
     shares_per_gpu = shares_per_gpu_
     spv_id = spv_id_
     factory = msg.sender
+    compliance_registry = compliance_registry_
 
     # The snekmate `erc20` module needs an owner; minting goes through `OPERATOR_ROLE`
     # here, so the owner only mirrors the SPV admin for explorers.
@@ -323,7 +392,8 @@ def burn(amount: uint256):
 def add_gpus(batch: DynArray[GPUInput, MAX_GPU_BATCH]) -> uint256:
     """
     @notice Registers GPUs owned by the SPV; each becomes ACTIVE and backs
-            `shares_per_gpu` more shares.
+            `shares_per_gpu` more shares. A GPU located in a jurisdiction that does
+            not recognise tokenized title is refused with the registry's reason.
     @dev Only `OPERATOR_ROLE`. The whole batch reverts on the first invalid entry.
     @param batch The GPUs (serial hash, model, ISO 3166-1 numeric location,
            datacenter id, acquisition cost in USD with 8 decimals, commissioning time).
@@ -342,7 +412,7 @@ def add_gpus(batch: DynArray[GPUInput, MAX_GPU_BATCH]) -> uint256:
         assert g.acquisition_cost != 0, "GPUShareToken: GPU acquisition cost is zero"
         assert g.commissioned_at != 0, "GPUShareToken: GPU commissioning time is zero"
         assert g.commissioned_at <= block.timestamp, "GPUShareToken: GPU commissioning time is in the future"
-        self._check_gpu_location(g.location)
+        extcall IComplianceRegistry(compliance_registry).register_asset_location(g.location)
         self.gpus[next_id] = GPU(
             serial_hash=g.serial_hash,
             model=g.model,
@@ -409,6 +479,7 @@ def retire_gpu(gpu_id: uint256):
     else:
         self.impaired_gpus -= 1
     self.gpus[gpu_id].status = GPUStatus.RETIRED
+    extcall IComplianceRegistry(compliance_registry).release_asset_location(self.gpus[gpu_id].location)
     log GPUStatusChanged(
         gpu_id=gpu_id, previous_status=status, new_status=GPUStatus.RETIRED, operator=msg.sender
     )
@@ -527,6 +598,152 @@ def backing() -> (uint256, uint256):
 
 
 # ---------------------------------------------------------------------------------
+# Compliance: ERC-1404 / ERC-7943 views and agent powers
+# ---------------------------------------------------------------------------------
+
+
+@external
+@view
+def detectTransferRestriction(sender: address, receiver: address, amount: uint256) -> uint8:
+    """
+    @notice ERC-1404: the restriction code of moving `amount` shares from `sender` to
+            `receiver` now; 0 means the transfer would go through. A zero `sender`
+            predicts a mint, a zero `receiver` a burn.
+    @param sender Holder losing shares.
+    @param receiver Holder gaining shares.
+    @param amount Share base units.
+    @return uint8 The code; `messageForTransferRestriction` explains it.
+    """
+    return self._restriction_code(sender, receiver, amount)
+
+
+@external
+@view
+def messageForTransferRestriction(restriction_code: uint8) -> String[160]:
+    """
+    @notice ERC-1404: the human-readable reason for a restriction code.
+    @param restriction_code A code from `detectTransferRestriction`.
+    @return String The message a wallet shows.
+    """
+    return staticcall IComplianceRegistry(compliance_registry).messageForTransferRestriction(
+        restriction_code
+    )
+
+
+@external
+@view
+def canTransfer(sender: address, receiver: address, amount: uint256) -> bool:
+    """
+    @notice ERC-7943: whether moving `amount` shares from `sender` to `receiver`
+            would be allowed now.
+    @param sender Holder losing shares.
+    @param receiver Holder gaining shares.
+    @param amount Share base units.
+    @return bool True when `detectTransferRestriction` is 0.
+    """
+    return self._restriction_code(sender, receiver, amount) == 0
+
+
+@external
+@view
+def getFrozenTokens(account: address) -> uint256:
+    """
+    @notice ERC-7943: shares of `account` frozen by an agent (may exceed its balance).
+    @param account The holder.
+    @return uint256 Frozen share base units.
+    """
+    return self._frozen_tokens[account]
+
+
+@external
+def setFrozenTokens(account: address, amount: uint256) -> bool:
+    """
+    @notice ERC-7943: sets how many of `account`'s shares are frozen (0 unfreezes).
+            Frozen shares keep earning income; only their movement stops.
+    @dev Only `FREEZER_ROLE`. The amount may exceed the balance (then nothing moves).
+    @param account The holder.
+    @param amount Frozen share base units.
+    @return bool True (reverts on failure).
+    """
+    access_control._check_role(FREEZER_ROLE, msg.sender)
+    assert account != empty(address), "GPUShareToken: cannot freeze the zero address"
+    assert self._frozen_tokens[account] != amount, "GPUShareToken: frozen amount unchanged"
+    self._frozen_tokens[account] = amount
+    log Frozen(user=account, amount=amount)
+    return True
+
+
+@external
+def forcedTransfer(sender: address, receiver: address, amount: uint256) -> bool:
+    """
+    @notice ERC-7943: moves `amount` shares from `sender` to `receiver` without the
+            holder's consent (court order, regulator instruction). Bypasses: the
+            pause, the asset-title stop, the sender's eligibility and wallet freeze,
+            and the sender's partial freeze (the frozen amount shrinks to what stays).
+            Does not bypass: the receiver's eligibility (registered, not expired, not
+            frozen, residence policy) and the sender's balance.
+    @dev Only `FORCED_TRANSFER_ROLE`. Income earned before stays with `sender`.
+    @param sender Holder losing shares.
+    @param receiver Eligible account gaining shares (not `sender`).
+    @param amount Share base units.
+    @return bool True (reverts on failure).
+    """
+    access_control._check_role(FORCED_TRANSFER_ROLE, msg.sender)
+    assert sender != receiver, "GPUShareToken: forced transfer from an account to itself"
+    assert amount != 0, "GPUShareToken: forced transfer amount is zero"
+    self._require_receiver_eligible(receiver)
+    balance: uint256 = erc20.balanceOf[sender]
+    assert amount <= balance, "GPUShareToken: forced transfer exceeds the sender's balance"
+    frozen: uint256 = self._frozen_tokens[sender]
+    if frozen > balance - amount:
+        self._frozen_tokens[sender] = balance - amount
+        log Frozen(user=sender, amount=balance - amount)
+    erc20._transfer(sender, receiver, amount)
+    self._after_share_move(sender, receiver, amount)
+    log ForcedTransfer(sender=sender, receiver=receiver, amount=amount)
+    return True
+
+
+@external
+def recover_wallet(lost_wallet: address, new_wallet: address):
+    """
+    @notice Moves everything `lost_wallet` holds in this token to `new_wallet`: all its
+            shares, the income they earned and not yet claimed, and its frozen amount.
+            For a holder who lost their keys and proved their identity off-chain.
+    @dev Only `RECOVERY_ROLE`. `new_wallet` must be eligible to receive shares; the
+         pause and the sender's checks do not apply (the owner does not change).
+    @param lost_wallet The wallet whose keys are lost.
+    @param new_wallet The holder's new, eligible wallet.
+    """
+    access_control._check_role(RECOVERY_ROLE, msg.sender)
+    assert lost_wallet != new_wallet, "GPUShareToken: recovery to the same wallet"
+    self._require_receiver_eligible(new_wallet)
+    shares: uint256 = erc20.balanceOf[lost_wallet]
+    income: uint256 = self._claimable(lost_wallet)
+    frozen: uint256 = self._frozen_tokens[lost_wallet]
+    assert shares != 0 or income != 0, "GPUShareToken: the lost wallet holds no shares and no income"
+    if shares != 0:
+        erc20._transfer(lost_wallet, new_wallet, shares)
+    # Move the whole correction: the new wallet's accrued income becomes exactly the
+    # sum of both wallets' accruals, and the lost wallet's drops to zero.
+    self.income_correction[new_wallet] += self.income_correction[lost_wallet]
+    self.income_correction[lost_wallet] = 0
+    if frozen != 0:
+        self._frozen_tokens[new_wallet] += frozen
+        self._frozen_tokens[lost_wallet] = 0
+        log Frozen(user=lost_wallet, amount=0)
+        log Frozen(user=new_wallet, amount=self._frozen_tokens[new_wallet])
+    log WalletRecovered(
+        lost_wallet=lost_wallet,
+        new_wallet=new_wallet,
+        shares=shares,
+        claimable_income=income,
+        frozen=frozen,
+        agent=msg.sender,
+    )
+
+
+# ---------------------------------------------------------------------------------
 # Pause
 # ---------------------------------------------------------------------------------
 
@@ -566,14 +783,15 @@ def unpause():
 def _before_share_move(sender: address, receiver: address, amount: uint256):
     """
     @dev The single gate every share movement passes before balances change: mint
-         (`sender` empty), burn (`receiver` empty) and transfers. Enforces the pause
-         and the transfer rules.
+         (`sender` empty), burn (`receiver` empty) and transfers. Reverts with the
+         restriction's message (as a wallet shows it) unless the code is 0.
     @param sender Holder losing shares, or the zero address for a mint.
     @param receiver Holder gaining shares, or the zero address for a burn.
     @param amount Share base units.
     """
-    assert self._hot & PAUSED_BIT == 0, "GPUShareToken: paused"
-    self._check_transfer(sender, receiver, amount)
+    code: uint8 = self._restriction_code(sender, receiver, amount)
+    if code != 0:
+        raise staticcall IComplianceRegistry(compliance_registry).messageForTransferRestriction(code)
 
 
 @internal
@@ -598,26 +816,38 @@ def _after_share_move(sender: address, receiver: address, amount: uint256):
 
 @internal
 @view
-def _check_transfer(sender: address, receiver: address, amount: uint256):
+def _restriction_code(sender: address, receiver: address, amount: uint256) -> uint8:
     """
-    @dev Transfer rules every share movement must satisfy. Allows everything for now;
-         the jurisdiction rules module plugs in here.
+    @dev The restriction code of a share movement: the registry's one check, fed with
+         this token's state (pause flag, sender balance, sender's frozen amount).
+         Serves enforcement (`_before_share_move`) and prediction (the views).
     @param sender Holder losing shares, or the zero address for a mint.
     @param receiver Holder gaining shares, or the zero address for a burn.
     @param amount Share base units.
+    @return uint8 0 when allowed, else the restriction code.
     """
-    pass
+    balance: uint256 = 0
+    frozen: uint256 = 0
+    if sender != empty(address):
+        balance = erc20.balanceOf[sender]
+        frozen = self._frozen_tokens[sender]
+    return staticcall IComplianceRegistry(compliance_registry).check_transfer(
+        sender, receiver, amount, self._hot & PAUSED_BIT != 0, balance, frozen
+    )
 
 
 @internal
 @view
-def _check_gpu_location(location: uint16):
+def _require_receiver_eligible(receiver: address):
     """
-    @dev Rules on where a GPU backing these shares may sit. Allows every location for
-         now; the jurisdiction rules module plugs in here.
-    @param location ISO 3166-1 numeric code of the GPU's location.
+    @dev Reverts with the restriction's message unless `receiver` may receive shares
+         (registered, not expired, not frozen, residence policy).
+    @param receiver The account that would receive shares.
     """
-    pass
+    assert receiver != empty(address), "GPUShareToken: receiver is the zero address"
+    code: uint8 = staticcall IComplianceRegistry(compliance_registry).check_receiver(receiver)
+    if code != 0:
+        raise staticcall IComplianceRegistry(compliance_registry).messageForTransferRestriction(code)
 
 
 @internal

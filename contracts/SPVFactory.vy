@@ -10,8 +10,9 @@
         its legal name, jurisdiction of incorporation (ISO 3166-1 numeric), Legal
         Entity Identifier (ISO 17442, checksum verified) and the hash of its legal
         documents, and receives the admin, operator and pauser roles of the new token.
-@custom:security The blueprint address is fixed at deployment: every token the
-                 factory lists runs the same audited code.
+@custom:security The blueprint and compliance registry addresses are fixed at
+                 deployment: every token the factory lists runs the same audited code
+                 under the same transfer rules.
 """
 
 
@@ -42,6 +43,8 @@ struct SPV:
 
 # @dev ERC-5202 blueprint of GPUShareToken.
 share_token_blueprint: public(immutable(address))
+# @dev The ComplianceRegistry every token this factory deploys consults.
+compliance_registry: public(immutable(address))
 
 # @dev SPVs by id, ids 1..spv_count.
 spvs: public(HashMap[uint256, SPV])
@@ -82,14 +85,17 @@ event SPVOperatorChanged:
 
 @deploy
 @payable
-def __init__(share_token_blueprint_: address):
+def __init__(share_token_blueprint_: address, compliance_registry_: address):
     """
     @notice Deploys the factory; the deployer becomes its admin.
     @param share_token_blueprint_ Address of the GPUShareToken ERC-5202 blueprint.
+    @param compliance_registry_ The ComplianceRegistry the deployed tokens consult.
     """
     assert share_token_blueprint_.is_contract, "SPVFactory: blueprint is not a contract"
     access_control.__init__()
+    assert compliance_registry_.is_contract, "SPVFactory: compliance registry is not a contract"
     share_token_blueprint = share_token_blueprint_
+    compliance_registry = compliance_registry_
 
 
 @external
@@ -135,6 +141,7 @@ def create_spv(
         shares_per_gpu,
         spv_id,
         msg.sender,
+        compliance_registry,
         code_offset=BLUEPRINT_CODE_OFFSET,
     )
     self.spv_count = spv_id

@@ -6,7 +6,16 @@ import boa
 import pytest
 
 from tests.contracts import deployers
-from tests.contracts.helpers import OPERATOR_ROLE, SHARES_PER_GPU, VALID_LEI, gpu
+from tests.contracts.helpers import (
+    FAR_FUTURE,
+    OPERATOR_ROLE,
+    SHARES_PER_GPU,
+    TEST_TABLE,
+    US,
+    VALID_LEI,
+    gpu,
+    table_rows,
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +54,27 @@ def blueprint():
     return deployers.SHARE_TOKEN.deploy_as_blueprint()
 
 
+@pytest.fixture(scope="session")
+def compliance_admin():
+    return boa.env.generate_address("compliance-admin")
+
+
 @pytest.fixture(scope="module")
-def factory(admin, operator, blueprint):
+def registry(compliance_admin, operator, alice, bob):
+    """A ComplianceRegistry with the TEST table; operator, alice and bob are eligible
+    US residents (the stranger has no record)."""
+    with boa.env.prank(compliance_admin):
+        r = deployers.COMPLIANCE_REGISTRY.deploy(compliance_admin)
+        r.set_jurisdictions(table_rows(TEST_TABLE))
+        for account in (operator, alice, bob):
+            r.set_investor(account, US, False, FAR_FUTURE)
+    return r
+
+
+@pytest.fixture(scope="module")
+def factory(admin, operator, blueprint, registry):
     with boa.env.prank(admin):
-        f = deployers.SPV_FACTORY.deploy(blueprint.address)
+        f = deployers.SPV_FACTORY.deploy(blueprint.address, registry.address)
         f.grantRole(OPERATOR_ROLE, operator)
     return f
 

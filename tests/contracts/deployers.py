@@ -14,6 +14,7 @@ boa.env.enable_fast_mode()
 
 SHARE_TOKEN = boa.load_partial(str(CONTRACTS / "GPUShareToken.vy"))
 SPV_FACTORY = boa.load_partial(str(CONTRACTS / "SPVFactory.vy"))
+COMPLIANCE_REGISTRY = boa.load_partial(str(CONTRACTS / "ComplianceRegistry.vy"))
 MOCK_STABLECOIN = boa.load_partial(str(CONTRACTS / "mocks" / "MockStablecoin.vy"))
 FEE_ON_TRANSFER_TOKEN = boa.load_partial(str(MOCKS / "FeeOnTransferToken.vy"))
 NO_RETURN_TOKEN = boa.load_partial(str(MOCKS / "NoReturnToken.vy"))

@@ -16,6 +16,34 @@ OPERATOR_ROLE = keccak(text="OPERATOR_ROLE")
 PAUSER_ROLE = keccak(text="PAUSER_ROLE")
 DEFAULT_ADMIN_ROLE = b"\0" * 32
 VALID_LEI = "5493001KJTIIGC8Y1R12"
+FREEZER_ROLE = keccak(text="FREEZER_ROLE")
+FORCED_TRANSFER_ROLE = keccak(text="FORCED_TRANSFER_ROLE")
+RECOVERY_ROLE = keccak(text="RECOVERY_ROLE")
+KYC_PROVIDER_ROLE = keccak(text="KYC_PROVIDER_ROLE")
+RULES_ADMIN_ROLE = keccak(text="RULES_ADMIN_ROLE")
+# Far enough in the future for any test's time travel.
+FAR_FUTURE = 2**40
+
+# On-chain encodings (jurisdictions.codes.TitleStatus / HolderPolicyCode).
+RECOGNISED, NOT_RECOGNISED, UNCLEAR = 1, 2, 3
+ALLOWED, ACCREDITED_ONLY, BLOCKED = 1, 2, 3
+US, CH, DE, FR, LI, KP = 840, 756, 276, 250, 438, 408
+# A TEST table (deliberately not the real rules data, which counsel may revise):
+# jurisdiction -> (title status, holder policy).
+TEST_TABLE = {
+    US: (RECOGNISED, ALLOWED),
+    CH: (RECOGNISED, ACCREDITED_ONLY),
+    DE: (NOT_RECOGNISED, ACCREDITED_ONLY),
+    FR: (UNCLEAR, ALLOWED),
+    LI: (RECOGNISED, ALLOWED),
+    KP: (UNCLEAR, BLOCKED),
+}
+
+
+def table_rows(table: dict[int, tuple[int, int]]) -> list[tuple]:
+    """`JurisdictionSetting` tuples for `set_jurisdictions` (rules hash: a label)."""
+    return [(code, title, policy, keccak(text=f"rules-{code}-{title}-{policy}"))
+            for code, (title, policy) in table.items()]
 
 
 def make_lei(base18: str) -> str:
@@ -33,3 +61,13 @@ def gpu(serial: str, *, location: int = 840, commissioned_at: int = 1, cost: int
     """A `GPUInput` tuple for `add_gpus`."""
     return (keccak(text=serial), bytes32(model), location, bytes32(datacenter), cost,
             commissioned_at)
+
+
+def register(registry, kyc, *accounts, jurisdiction: int = US, accredited: bool = False,
+             expires_at: int = FAR_FUTURE) -> None:
+    """Write eligibility records for `accounts` as KYC provider `kyc`."""
+    import boa
+
+    with boa.env.prank(kyc):
+        for account in accounts:
+            registry.set_investor(account, jurisdiction, accredited, expires_at)

@@ -34,11 +34,11 @@ def test_add_gpus_registers_active_gpus(token):
 
 def test_add_gpus_returns_first_id_and_logs_each(token, operator):
     with boa.env.prank(operator):
-        first = token.add_gpus([gpu("SN-A", location=756), gpu("SN-B", location=276)])
+        first = token.add_gpus([gpu("SN-A", location=756), gpu("SN-B", location=438)])
         logs = [log for log in token.get_logs() if type(log).__name__ == "GPUAdded"]
     assert first == 9
     assert [log.gpu_id for log in logs] == [9, 10]
-    assert [log.location for log in logs] == [756, 276]
+    assert [log.location for log in logs] == [756, 438]
     assert logs[0].serial_hash == keccak(text="SN-A")
     assert token.gpu_count() == 10 and token.active_gpus() == 10
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tests.contracts import deployers
 from tests.contracts.conftest import create_token
-from tests.contracts.helpers import MAX_INCOME_PER_SHARE, SHARE, USDC, gpu, make_lei
+from tests.contracts.helpers import MAX_INCOME_PER_SHARE, SHARE, USDC, gpu, make_lei, register
 
 
 def _event(contract, name):
@@ -114,13 +114,15 @@ def test_rounding_dust_stays_in_the_contract_and_is_carried(token, funded, opera
     shares=st.lists(st.integers(10**6, 10**27), min_size=1, max_size=5),
     amounts=st.lists(st.integers(1, 10**15), min_size=1, max_size=4),
 )
-def test_claims_never_exceed_deposits(factory, operator, stablecoin, admin, shares, amounts):
+def test_claims_never_exceed_deposits(factory, operator, stablecoin, admin, registry,
+                                      compliance_admin, shares, amounts):
     with boa.env.anchor():
         token = create_token(
             factory, operator, stablecoin.address, lei=make_lei("FUZZ00000000000000"),
             shares_per_gpu=10**27,
         )
         holders = [boa.env.generate_address(f"h{i}") for i in range(len(shares))]
+        register(registry, compliance_admin, *holders)
         with boa.env.prank(admin):
             stablecoin.mint(operator, sum(amounts))
         with boa.env.prank(operator):
@@ -183,8 +185,9 @@ def test_income_token_answering_false_is_refused(factory, operator, alice):
     assert token.total_distributed() == 50 * USDC
 
 
-def test_claim_cannot_be_reentered(factory, operator, alice):
+def test_claim_cannot_be_reentered(factory, operator, alice, registry, compliance_admin):
     evil, token = _spv_paying_in(deployers.REENTRANT_TOKEN, factory, operator, alice, "REENTER")
+    register(registry, compliance_admin, evil.address)
     with boa.env.prank(operator):
         token.mint(evil.address, SHARE)  # so the re-entering claim has income to take
         token.distribute(100 * USDC)

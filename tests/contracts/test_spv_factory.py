@@ -40,9 +40,12 @@ def create(factory, sender, income_token, **overrides):
         )
 
 
-def test_constructor_requires_a_contract_blueprint(admin):
+def test_constructor_requires_contracts(admin, blueprint, registry):
+    nobody = boa.env.generate_address("not-a-contract")
     with boa.env.prank(admin), boa.reverts("SPVFactory: blueprint is not a contract"):
-        deployers.SPV_FACTORY.deploy(boa.env.generate_address("not-a-contract"))
+        deployers.SPV_FACTORY.deploy(nobody, registry.address)
+    with boa.env.prank(admin), boa.reverts("SPVFactory: compliance registry is not a contract"):
+        deployers.SPV_FACTORY.deploy(blueprint.address, nobody)
 
 
 def test_deployer_is_admin_and_can_grant_operator(factory, admin, operator, stranger):

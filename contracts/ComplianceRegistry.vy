@@ -1,0 +1,739 @@
+# pragma version ~=0.4.3
+# pragma optimize gas
+"""
+@title Compliance Registry
+@custom:contract-name ComplianceRegistry
+@license GNU Affero General Public License v3.0 only
+@notice Who may hold and move GPU shares, and where the GPUs behind them may sit.
+        - Investor records (jurisdiction of residence, accredited flag, expiry, frozen),
+          written by a KYC provider (`KYC_PROVIDER_ROLE`) or by anyone submitting an
+          EIP-712 `Eligibility` attestation signed by a KYC provider, so a wallet user
+          can onboard themself.
+        - The jurisdiction table (ISO 3166-1 numeric code -> title recognition for
+          assets located there, holder policy for investors resident there, and the
+          SHA-256 of the rules file it was compiled from), kept in sync with
+          `jurisdictions/rules/` by `ape run jurisdictions apply`.
+        - Per share token: the jurisdictions its GPUs sit in (registered by the token
+          when it adds or retires a GPU), and the SPV operator's title overrides for
+          `unclear` jurisdictions (the hash of a legal opinion).
+        - `_check`, the one function that decides a share movement: the token calls
+          it through `check_transfer` on every movement (enforcement) and anyone can
+          call it through `can_transfer` (prediction). The codes and messages are
+          generated from `jurisdictions/codes.py` (`restriction_codes` module) and the
+          Python engine `jurisdictions.engine.decide` runs the same checks in the same
+          order.
+@custom:security The registry never moves tokens. A token's location set and title
+                 overrides are keyed by the calling token (locations) or checked
+                 against the token's own `OPERATOR_ROLE` (overrides), so a contract can
+                 only ever affect the entries of itself or of a token it operates.
+                 Freezing is kept apart from the eligibility record: neither a KYC
+                 update nor a self-submitted attestation can clear a freeze.
+"""
+
+
+from ethereum.ercs import IERC20
+
+from snekmate.auth import access_control
+initializes: access_control
+
+from snekmate.utils import eip712_domain_separator
+initializes: eip712_domain_separator
+
+from snekmate.utils import ecdsa
+
+from snekmate.auth.interfaces import IAccessControl
+
+from .modules import restriction_codes as codes
+
+
+exports: (
+    access_control.__interface__,
+    eip712_domain_separator.eip712Domain,
+)
+
+
+# @dev The share token's state that `can_transfer` reads.
+interface IShareToken:
+    def paused() -> bool: view
+    def getFrozenTokens(account: address) -> uint256: view
+
+
+# @dev Role that writes and removes investor records and signs eligibility attestations.
+KYC_PROVIDER_ROLE: public(constant(bytes32)) = keccak256("KYC_PROVIDER_ROLE")
+# @dev Role that freezes and unfreezes whole wallets.
+FREEZER_ROLE: public(constant(bytes32)) = keccak256("FREEZER_ROLE")
+# @dev Role that writes the jurisdiction table (compiled from the rules data).
+RULES_ADMIN_ROLE: public(constant(bytes32)) = keccak256("RULES_ADMIN_ROLE")
+# @dev The share token's operator role: its holders act for the SPV (receive
+#      redemptions, record title overrides).
+SPV_OPERATOR_ROLE: public(constant(bytes32)) = keccak256("OPERATOR_ROLE")
+
+# @dev EIP-712 type of a self-submitted eligibility attestation.
+ELIGIBILITY_TYPEHASH: public(constant(bytes32)) = keccak256(
+    "Eligibility(address investor,uint16 jurisdiction,bool accredited,uint64 expiresAt,uint256 nonce,uint256 deadline)"
+)
+
+# @dev Most distinct jurisdictions one token's GPUs may sit in (16 lanes of 16 bits).
+MAX_ASSET_LOCATIONS: public(constant(uint256)) = 16
+# @dev Most jurisdiction settings one `set_jurisdictions` call accepts.
+MAX_JURISDICTION_BATCH: public(constant(uint256)) = 64
+# @dev ISO 3166-1 numeric codes are 1..999.
+MAX_JURISDICTIONS: constant(uint256) = 999
+
+# @dev Layout of a packed investor record.
+EXPIRY_MASK: constant(uint256) = 2**64 - 1
+JURISDICTION_SHIFT: constant(uint256) = 64
+ACCREDITED_BIT: constant(uint256) = 2**80
+FROZEN_BIT: constant(uint256) = 2**81
+# @dev Layout of a packed jurisdiction entry: title in bits 0..7, policy in 8..15.
+POLICY_SHIFT: constant(uint256) = 8
+
+
+# @dev An investor record as the views return it.
+struct Investor:
+    jurisdiction: uint16
+    accredited: bool
+    expires_at: uint64
+    frozen: bool
+    registered: bool
+
+
+# @dev One row of the jurisdiction table, as written by the rules admin.
+struct JurisdictionSetting:
+    jurisdiction: uint16
+    title: uint8
+    policy: uint8
+    rules_hash: bytes32
+
+
+# @dev An eligibility attestation signed by a KYC provider.
+struct Eligibility:
+    investor: address
+    jurisdiction: uint16
+    accredited: bool
+    expires_at: uint64
+    nonce: uint256
+    deadline: uint256
+
+
+# @dev Investor records, packed: bits 0..63 expiry (unix seconds, 0 = no record),
+#      64..79 jurisdiction, bit 80 accredited, bit 81 frozen (kept when the record is
+#      removed or rewritten).
+_investors: HashMap[address, uint256]
+# @dev Jurisdiction table, packed: bits 0..7 title status, bits 8..15 holder policy
+#      (`restriction_codes.TITLE_*` / `POLICY_*`; 0 = not in the table).
+_jurisdictions: HashMap[uint16, uint256]
+# @dev SHA-256 of the rules file each jurisdiction's entry was compiled from.
+rules_hash: public(HashMap[uint16, bytes32])
+# @dev The jurisdictions in the table (so auditors and the sync script can list it).
+_listed: DynArray[uint16, MAX_JURISDICTIONS]
+# @dev Position + 1 of each listed jurisdiction in `_listed` (0: not listed).
+_listed_position: HashMap[uint16, uint256]
+# @dev Per token: up to 16 distinct GPU locations, 16 bits each (0 = empty lane).
+_asset_locations: HashMap[address, uint256]
+# @dev Per token and location: GPUs (active or impaired) registered there.
+asset_location_gpus: public(HashMap[address, HashMap[uint16, uint256]])
+# @dev Per token and `unclear` jurisdiction: SHA-256 of the legal opinion the SPV
+#      operator relies on to treat title there as recognised (empty: no override).
+title_override: public(HashMap[address, HashMap[uint16, bytes32]])
+# @dev Next nonce an investor's eligibility attestation must carry.
+eligibility_nonce: public(HashMap[address, uint256])
+
+
+# @dev Emitted when an investor record is written.
+event InvestorRegistered:
+    investor: indexed(address)
+    jurisdiction: uint16
+    accredited: bool
+    expires_at: uint64
+    provider: indexed(address)
+    self_submitted: bool
+
+
+# @dev Emitted when an investor record is removed.
+event InvestorRemoved:
+    investor: indexed(address)
+    provider: indexed(address)
+
+
+# @dev Emitted when a wallet is frozen or unfrozen.
+event WalletFrozen:
+    investor: indexed(address)
+    frozen: bool
+    agent: indexed(address)
+
+
+# @dev Emitted when a row of the jurisdiction table changes.
+event JurisdictionSet:
+    jurisdiction: indexed(uint16)
+    title: uint8
+    policy: uint8
+    rules_hash: bytes32
+    previous_title: uint8
+    previous_policy: uint8
+    admin: indexed(address)
+
+
+# @dev Emitted when an SPV operator records or clears a title override.
+event TitleOverrideSet:
+    token: indexed(address)
+    jurisdiction: indexed(uint16)
+    legal_opinion_hash: bytes32
+    operator: indexed(address)
+
+
+# @dev Emitted when a token's GPUs enter or leave a jurisdiction.
+event AssetLocationChanged:
+    token: indexed(address)
+    jurisdiction: indexed(uint16)
+    gpus: uint256
+
+
+@deploy
+@payable
+def __init__(admin_: address):
+    """
+    @notice Deploys the registry. `admin_` receives the admin, KYC provider, freezer
+            and rules admin roles; the deployer keeps none unless it is `admin_`.
+    @param admin_ The compliance admin account.
+    """
+    assert admin_ != empty(address), "ComplianceRegistry: admin is the zero address"
+    access_control.__init__()
+    eip712_domain_separator.__init__("GPU Shares Compliance", "1")
+    access_control._grant_role(access_control.DEFAULT_ADMIN_ROLE, admin_)
+    access_control._grant_role(KYC_PROVIDER_ROLE, admin_)
+    access_control._grant_role(FREEZER_ROLE, admin_)
+    access_control._grant_role(RULES_ADMIN_ROLE, admin_)
+    if msg.sender != admin_:
+        access_control._revoke_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+
+
+# ---------------------------------------------------------------------------------
+# Transfer checks
+# ---------------------------------------------------------------------------------
+
+
+@external
+@view
+def check_transfer(
+    sender: address,
+    receiver: address,
+    amount: uint256,
+    paused: bool,
+    sender_balance: uint256,
+    sender_frozen: uint256,
+) -> uint8:
+    """
+    @notice The restriction code of a movement of the calling token's shares. Called
+            by the token on every movement, with its own state.
+    @param sender Holder losing shares, or the zero address for a mint.
+    @param receiver Holder gaining shares, or the zero address for a burn.
+    @param amount Share base units.
+    @param paused Whether the token is paused.
+    @param sender_balance The sender's share balance.
+    @param sender_frozen The sender's frozen shares.
+    @return uint8 0 when allowed, else the restriction code.
+    """
+    return self._check(msg.sender, sender, receiver, amount, paused, sender_balance, sender_frozen)
+
+
+@external
+@view
+def can_transfer(token: address, sender: address, receiver: address, amount: uint256) -> uint8:
+    """
+    @notice Predicts the restriction code of moving `amount` of `token`'s shares from
+            `sender` to `receiver` now (0: the transfer would be allowed). A zero
+            `sender` predicts a mint, a zero `receiver` a burn.
+    @param token The share token.
+    @param sender Holder losing shares.
+    @param receiver Holder gaining shares.
+    @param amount Share base units.
+    @return uint8 The restriction code; `messageForTransferRestriction` explains it.
+    """
+    balance: uint256 = 0
+    frozen: uint256 = 0
+    if sender != empty(address):
+        balance = staticcall IERC20(token).balanceOf(sender)
+        frozen = staticcall IShareToken(token).getFrozenTokens(sender)
+    return self._check(
+        token, sender, receiver, amount, staticcall IShareToken(token).paused(), balance, frozen
+    )
+
+
+@external
+@view
+def check_receiver(receiver: address) -> uint8:
+    """
+    @notice The receiver part of the check alone: registered, not expired, not frozen,
+            residence policy. Share tokens use it where an agent power moves shares
+            without the sender's consent (forced transfer, wallet recovery).
+    @param receiver The account that would receive shares.
+    @return uint8 0 when `receiver` may receive shares, else the restriction code.
+    """
+    return self._receiver_code(receiver)
+
+
+@external
+@pure
+def messageForTransferRestriction(restriction_code: uint8) -> String[codes.MAX_MESSAGE_LENGTH]:
+    """
+    @notice The human-readable reason for a restriction code (ERC-1404).
+    @param restriction_code A code from `can_transfer` or `detectTransferRestriction`.
+    @return String The message a wallet shows.
+    """
+    return codes._message(restriction_code)
+
+
+@external
+@view
+def asset_title_recognised(token: address) -> bool:
+    """
+    @notice Whether every jurisdiction `token`'s GPUs sit in recognises tokenized
+            title (an `unclear` one counts only with the SPV's override on record).
+    @param token The share token.
+    @return bool False when transfers of its shares are stopped (except redemption).
+    """
+    return self._title_ok(token)
+
+
+@external
+@view
+def asset_locations(token: address) -> DynArray[uint16, MAX_ASSET_LOCATIONS]:
+    """
+    @notice The jurisdictions (ISO 3166-1 numeric) `token`'s GPUs sit in.
+    @param token The share token.
+    @return DynArray The codes, in registration order.
+    """
+    word: uint256 = self._asset_locations[token]
+    result: DynArray[uint16, MAX_ASSET_LOCATIONS] = []
+    for i: uint256 in range(MAX_ASSET_LOCATIONS):
+        if word == 0:
+            break
+        lane: uint256 = word & 65_535
+        if lane != 0:
+            result.append(convert(lane, uint16))
+        word = word >> 16
+    return result
+
+
+# ---------------------------------------------------------------------------------
+# Investors
+# ---------------------------------------------------------------------------------
+
+
+@external
+def set_investor(investor: address, jurisdiction: uint16, accredited: bool, expires_at: uint64):
+    """
+    @notice Writes `investor`'s eligibility record (a freeze stays in force).
+    @dev Only `KYC_PROVIDER_ROLE`.
+    @param investor The investor's wallet.
+    @param jurisdiction ISO 3166-1 numeric code of the investor's residence.
+    @param accredited Whether the investor is accredited / qualified / professional.
+    @param expires_at Unix time at which the eligibility lapses (in the future).
+    """
+    access_control._check_role(KYC_PROVIDER_ROLE, msg.sender)
+    self._write_investor(investor, jurisdiction, accredited, expires_at, msg.sender, False)
+
+
+@external
+def submit_eligibility(attestation: Eligibility, signature: Bytes[65]):
+    """
+    @notice Registers the attested investor from an EIP-712 `Eligibility` attestation
+            signed by a KYC provider; anyone may submit it (normally the investor).
+    @dev Each attestation names the investor's next `eligibility_nonce`, so it can be
+         used once; a freeze stays in force.
+    @param attestation The signed eligibility data.
+    @param signature The KYC provider's 65-byte signature over the EIP-712 digest.
+    """
+    assert attestation.deadline >= block.timestamp, "ComplianceRegistry: eligibility attestation deadline has passed"
+    assert (
+        attestation.nonce == self.eligibility_nonce[attestation.investor]
+    ), "ComplianceRegistry: eligibility attestation nonce is not the investor's next nonce (already used?)"
+    digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
+        keccak256(
+            abi_encode(
+                ELIGIBILITY_TYPEHASH,
+                attestation.investor,
+                attestation.jurisdiction,
+                attestation.accredited,
+                attestation.expires_at,
+                attestation.nonce,
+                attestation.deadline,
+            )
+        )
+    )
+    signer: address = ecdsa._recover_sig(digest, signature)
+    assert access_control.hasRole[KYC_PROVIDER_ROLE][
+        signer
+    ], "ComplianceRegistry: eligibility attestation is not signed by a trusted KYC provider"
+    self.eligibility_nonce[attestation.investor] = attestation.nonce + 1
+    self._write_investor(
+        attestation.investor,
+        attestation.jurisdiction,
+        attestation.accredited,
+        attestation.expires_at,
+        signer,
+        True,
+    )
+
+
+@external
+def remove_investor(investor: address):
+    """
+    @notice Removes `investor`'s eligibility record (a freeze stays recorded).
+    @dev Only `KYC_PROVIDER_ROLE`.
+    @param investor The investor's wallet.
+    """
+    access_control._check_role(KYC_PROVIDER_ROLE, msg.sender)
+    word: uint256 = self._investors[investor]
+    assert word & EXPIRY_MASK != 0, "ComplianceRegistry: investor is not registered"
+    self._investors[investor] = word & FROZEN_BIT
+    log InvestorRemoved(investor=investor, provider=msg.sender)
+
+
+@external
+def set_wallet_frozen(investor: address, frozen: bool):
+    """
+    @notice Freezes or unfreezes a whole wallet: a frozen wallet can neither send nor
+            receive shares of any token that uses this registry.
+    @dev Only `FREEZER_ROLE`.
+    @param investor The wallet.
+    @param frozen True to freeze, False to unfreeze.
+    """
+    access_control._check_role(FREEZER_ROLE, msg.sender)
+    assert investor != empty(address), "ComplianceRegistry: cannot freeze the zero address"
+    word: uint256 = self._investors[investor]
+    assert (word & FROZEN_BIT != 0) != frozen, "ComplianceRegistry: wallet already in that frozen state"
+    if frozen:
+        self._investors[investor] = word | FROZEN_BIT
+    else:
+        self._investors[investor] = word & ~FROZEN_BIT
+    log WalletFrozen(investor=investor, frozen=frozen, agent=msg.sender)
+
+
+@external
+@view
+def investor(account: address) -> Investor:
+    """
+    @notice The eligibility record of `account`.
+    @param account The wallet.
+    @return Investor Jurisdiction, accredited, expiry, frozen, and whether a record exists.
+    """
+    word: uint256 = self._investors[account]
+    return Investor(
+        jurisdiction=convert((word >> JURISDICTION_SHIFT) & 65_535, uint16),
+        accredited=word & ACCREDITED_BIT != 0,
+        expires_at=convert(word & EXPIRY_MASK, uint64),
+        frozen=word & FROZEN_BIT != 0,
+        registered=word & EXPIRY_MASK != 0,
+    )
+
+
+@external
+@view
+def is_frozen(account: address) -> bool:
+    """
+    @notice Whether `account`'s whole wallet is frozen.
+    @param account The wallet.
+    @return bool True while frozen.
+    """
+    return self._investors[account] & FROZEN_BIT != 0
+
+
+# ---------------------------------------------------------------------------------
+# Jurisdiction table
+# ---------------------------------------------------------------------------------
+
+
+@external
+def set_jurisdictions(settings: DynArray[JurisdictionSetting, MAX_JURISDICTION_BATCH]):
+    """
+    @notice Writes rows of the jurisdiction table (a title and policy of 0 removes
+            the row). Normally sent by `ape run jurisdictions apply`.
+    @dev Only `RULES_ADMIN_ROLE`. The whole batch reverts on the first invalid row.
+    @param settings (ISO 3166-1 numeric code, title status, holder policy, SHA-256 of
+           the rules file) per jurisdiction.
+    """
+    access_control._check_role(RULES_ADMIN_ROLE, msg.sender)
+    assert len(settings) != 0, "ComplianceRegistry: empty jurisdiction batch"
+    for s: JurisdictionSetting in settings:
+        assert s.jurisdiction != 0 and s.jurisdiction <= 999, "ComplianceRegistry: jurisdiction is not an ISO 3166-1 numeric code"
+        assert s.title <= codes.TITLE_UNCLEAR, "ComplianceRegistry: unknown title status"
+        assert s.policy <= codes.POLICY_BLOCKED, "ComplianceRegistry: unknown holder policy"
+        assert (s.title == codes.TITLE_UNLISTED) == (
+            s.policy == codes.POLICY_UNLISTED
+        ), "ComplianceRegistry: title and policy must both be set, or both be 0 to remove"
+        assert (s.title == codes.TITLE_UNLISTED) == (
+            s.rules_hash == empty(bytes32)
+        ), "ComplianceRegistry: a listed jurisdiction needs its rules hash (and a removed one none)"
+        previous: uint256 = self._jurisdictions[s.jurisdiction]
+        if previous == 0 and s.title != codes.TITLE_UNLISTED:
+            self._listed.append(s.jurisdiction)
+            self._listed_position[s.jurisdiction] = len(self._listed)
+        elif previous != 0 and s.title == codes.TITLE_UNLISTED:
+            position: uint256 = self._listed_position[s.jurisdiction]
+            last: uint16 = self._listed.pop()
+            if last != s.jurisdiction:
+                self._listed[position - 1] = last
+                self._listed_position[last] = position
+            self._listed_position[s.jurisdiction] = 0
+        self._jurisdictions[s.jurisdiction] = convert(s.title, uint256) | (
+            convert(s.policy, uint256) << POLICY_SHIFT
+        )
+        self.rules_hash[s.jurisdiction] = s.rules_hash
+        log JurisdictionSet(
+            jurisdiction=s.jurisdiction,
+            title=s.title,
+            policy=s.policy,
+            rules_hash=s.rules_hash,
+            previous_title=convert(previous & 255, uint8),
+            previous_policy=convert(previous >> POLICY_SHIFT, uint8),
+            admin=msg.sender,
+        )
+
+
+@external
+@view
+def jurisdiction(code: uint16) -> (uint8, uint8, bytes32):
+    """
+    @notice One row of the jurisdiction table.
+    @param code ISO 3166-1 numeric code.
+    @return uint8 Title status (0 unlisted, 1 recognised, 2 not recognised, 3 unclear).
+    @return uint8 Holder policy (0 unlisted, 1 allowed, 2 accredited only, 3 blocked).
+    @return bytes32 SHA-256 of the rules file the row was compiled from.
+    """
+    word: uint256 = self._jurisdictions[code]
+    return convert(word & 255, uint8), convert(word >> POLICY_SHIFT, uint8), self.rules_hash[code]
+
+
+@external
+@view
+def listed_jurisdictions() -> DynArray[uint16, MAX_JURISDICTIONS]:
+    """
+    @notice Every jurisdiction in the table (ISO 3166-1 numeric codes, unordered).
+    @return DynArray The codes.
+    """
+    return self._listed
+
+
+@external
+def set_title_override(token: address, jurisdiction: uint16, legal_opinion_hash: bytes32):
+    """
+    @notice Records (or, with an empty hash, clears) the SPV's override of an
+            `unclear` title status: the SHA-256 of the legal opinion on which the SPV
+            treats tokenized title to its GPUs located in `jurisdiction` as recognised.
+    @dev Only an account with the token's `OPERATOR_ROLE`. Clearing an override while
+         GPUs sit there stops transfers of the token's shares (except redemption).
+    @param token The SPV's share token.
+    @param jurisdiction ISO 3166-1 numeric code.
+    @param legal_opinion_hash SHA-256 of the legal opinion, or empty to clear.
+    """
+    assert staticcall IAccessControl(token).hasRole(
+        SPV_OPERATOR_ROLE, msg.sender
+    ), "ComplianceRegistry: only the token's SPV operator can record a title override"
+    if legal_opinion_hash != empty(bytes32):
+        assert (
+            self._jurisdictions[jurisdiction] & 255 == convert(codes.TITLE_UNCLEAR, uint256)
+        ), "ComplianceRegistry: a title override applies only to a jurisdiction whose title status is unclear"
+    assert self.title_override[token][jurisdiction] != legal_opinion_hash, "ComplianceRegistry: title override unchanged"
+    self.title_override[token][jurisdiction] = legal_opinion_hash
+    log TitleOverrideSet(
+        token=token, jurisdiction=jurisdiction, legal_opinion_hash=legal_opinion_hash, operator=msg.sender
+    )
+
+
+# ---------------------------------------------------------------------------------
+# Asset locations (called by share tokens for themselves)
+# ---------------------------------------------------------------------------------
+
+
+@external
+def register_asset_location(location: uint16):
+    """
+    @notice Records one more GPU of the calling token located in `location`; refused
+            unless that jurisdiction recognises tokenized title (or the SPV recorded
+            an override of an `unclear` status).
+    @param location ISO 3166-1 numeric code of the GPU's location.
+    """
+    title: uint256 = self._jurisdictions[location] & 255
+    assert title != convert(codes.TITLE_UNLISTED, uint256), "ComplianceRegistry: GPU location is not in the jurisdiction table: tokenized title there is not established"
+    assert title != convert(codes.TITLE_NOT_RECOGNISED, uint256), "ComplianceRegistry: GPU location does not recognise tokenized title to physical assets (lex rei sitae); see its rules citations"
+    assert (
+        title == convert(codes.TITLE_RECOGNISED, uint256) or self.title_override[msg.sender][location] != empty(bytes32)
+    ), "ComplianceRegistry: tokenized title in the GPU's location is unclear and the SPV has recorded no legal-opinion override"
+    count: uint256 = self.asset_location_gpus[msg.sender][location]
+    if count == 0:
+        word: uint256 = self._asset_locations[msg.sender]
+        placed: bool = False
+        for i: uint256 in range(MAX_ASSET_LOCATIONS):
+            if (word >> (16 * i)) & 65_535 == 0:
+                self._asset_locations[msg.sender] = word | (convert(location, uint256) << (16 * i))
+                placed = True
+                break
+        assert placed, "ComplianceRegistry: an SPV's GPUs may sit in at most 16 jurisdictions"
+    self.asset_location_gpus[msg.sender][location] = count + 1
+    log AssetLocationChanged(token=msg.sender, jurisdiction=location, gpus=count + 1)
+
+
+@external
+def release_asset_location(location: uint16):
+    """
+    @notice Records one GPU of the calling token fewer in `location` (retired).
+    @param location ISO 3166-1 numeric code of the GPU's location.
+    """
+    count: uint256 = self.asset_location_gpus[msg.sender][location]
+    assert count != 0, "ComplianceRegistry: no GPU of this token is registered in that location"
+    self.asset_location_gpus[msg.sender][location] = count - 1
+    if count == 1:
+        word: uint256 = self._asset_locations[msg.sender]
+        for i: uint256 in range(MAX_ASSET_LOCATIONS):
+            if (word >> (16 * i)) & 65_535 == convert(location, uint256):
+                self._asset_locations[msg.sender] = word & ~(65_535 << (16 * i))
+                break
+    log AssetLocationChanged(token=msg.sender, jurisdiction=location, gpus=count - 1)
+
+
+# ---------------------------------------------------------------------------------
+# Internal
+# ---------------------------------------------------------------------------------
+
+
+@internal
+@view
+def _check(
+    token: address,
+    sender: address,
+    receiver: address,
+    amount: uint256,
+    paused: bool,
+    sender_balance: uint256,
+    sender_frozen: uint256,
+) -> uint8:
+    """
+    @dev THE transfer check; `jurisdictions.engine.decide` mirrors it line by line.
+         Order: pause; asset title (except a transfer to the SPV); sender record;
+         receiver record and residence policy; sender balance and frozen amount.
+    @param token The share token.
+    @param sender Holder losing shares, or the zero address for a mint.
+    @param receiver Holder gaining shares, or the zero address for a burn.
+    @param amount Share base units.
+    @param paused Whether the token is paused.
+    @param sender_balance The sender's share balance.
+    @param sender_frozen The sender's frozen shares.
+    @return uint8 0 when allowed, else the restriction code.
+    """
+    if paused:
+        return codes.TOKEN_PAUSED
+    if receiver != empty(address) and not self._title_ok(token):
+        # Redemption: shares may still go back to the SPV (an account holding the
+        # token's operator role); a mint is never a redemption.
+        if sender == empty(address) or not staticcall IAccessControl(token).hasRole(
+            SPV_OPERATOR_ROLE, receiver
+        ):
+            return codes.ASSET_TITLE_NOT_RECOGNISED
+    if sender != empty(address):
+        word: uint256 = self._investors[sender]
+        if word & EXPIRY_MASK == 0:
+            return codes.SENDER_NOT_REGISTERED
+        if word & EXPIRY_MASK <= block.timestamp:
+            return codes.SENDER_ELIGIBILITY_EXPIRED
+        if word & FROZEN_BIT != 0:
+            return codes.SENDER_FROZEN
+    if receiver != empty(address):
+        code: uint8 = self._receiver_code(receiver)
+        if code != codes.SUCCESS:
+            return code
+    if sender != empty(address):
+        if amount > sender_balance:
+            return codes.INSUFFICIENT_BALANCE
+        if sender_frozen != 0 and amount > sender_balance - min(sender_frozen, sender_balance):
+            return codes.AMOUNT_FROZEN
+    return codes.SUCCESS
+
+
+@internal
+@view
+def _receiver_code(receiver: address) -> uint8:
+    """
+    @dev Receiver checks: registered, not expired, not frozen, residence policy.
+    @param receiver The account that would receive shares.
+    @return uint8 0 or the receiver's restriction code.
+    """
+    word: uint256 = self._investors[receiver]
+    if word & EXPIRY_MASK == 0:
+        return codes.RECEIVER_NOT_REGISTERED
+    if word & EXPIRY_MASK <= block.timestamp:
+        return codes.RECEIVER_ELIGIBILITY_EXPIRED
+    if word & FROZEN_BIT != 0:
+        return codes.RECEIVER_FROZEN
+    policy: uint256 = self._jurisdictions[convert((word >> JURISDICTION_SHIFT) & 65_535, uint16)] >> POLICY_SHIFT
+    if policy == convert(codes.POLICY_UNLISTED, uint256) or policy == convert(codes.POLICY_BLOCKED, uint256):
+        return codes.RECEIVER_JURISDICTION_BLOCKED
+    if policy == convert(codes.POLICY_ACCREDITED_ONLY, uint256) and word & ACCREDITED_BIT == 0:
+        return codes.RECEIVER_NOT_ACCREDITED
+    return codes.SUCCESS
+
+
+@internal
+@view
+def _title_ok(token: address) -> bool:
+    """
+    @dev Whether every jurisdiction the token's GPUs sit in recognises tokenized title
+         (`unclear` counts with the SPV's override; unlisted never counts).
+    @param token The share token.
+    @return bool True when the token's shares may move freely.
+    """
+    word: uint256 = self._asset_locations[token]
+    for i: uint256 in range(MAX_ASSET_LOCATIONS):
+        if word == 0:
+            break
+        location: uint256 = word & 65_535
+        word = word >> 16
+        if location == 0:
+            continue
+        title: uint256 = self._jurisdictions[convert(location, uint16)] & 255
+        if title == convert(codes.TITLE_RECOGNISED, uint256):
+            continue
+        if title == convert(codes.TITLE_UNCLEAR, uint256) and self.title_override[token][
+            convert(location, uint16)
+        ] != empty(bytes32):
+            continue
+        return False
+    return True
+
+
+@internal
+def _write_investor(
+    investor: address,
+    jurisdiction: uint16,
+    accredited: bool,
+    expires_at: uint64,
+    provider: address,
+    self_submitted: bool,
+):
+    """
+    @dev Validates and stores an eligibility record, keeping the frozen bit.
+    @param investor The investor's wallet.
+    @param jurisdiction ISO 3166-1 numeric code of residence.
+    @param accredited Accredited flag.
+    @param expires_at Expiry (unix seconds, in the future).
+    @param provider The KYC provider who wrote or signed the record.
+    @param self_submitted Whether it came from a submitted attestation.
+    """
+    assert investor != empty(address), "ComplianceRegistry: investor is the zero address"
+    assert jurisdiction != 0 and jurisdiction <= 999, "ComplianceRegistry: jurisdiction is not an ISO 3166-1 numeric code"
+    assert convert(expires_at, uint256) > block.timestamp, "ComplianceRegistry: eligibility expiry is not in the future"
+    word: uint256 = (self._investors[investor] & FROZEN_BIT) | convert(expires_at, uint256) | (
+        convert(jurisdiction, uint256) << JURISDICTION_SHIFT
+    )
+    if accredited:
+        word = word | ACCREDITED_BIT
+    self._investors[investor] = word
+    log InvestorRegistered(
+        investor=investor,
+        jurisdiction=jurisdiction,
+        accredited=accredited,
+        expires_at=expires_at,
+        provider=provider,
+        self_submitted=self_submitted,
+    )

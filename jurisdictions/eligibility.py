@@ -1,0 +1,140 @@
+"""EIP-712 eligibility attestations: a KYC provider signs, the investor submits.
+
+The typed data mirrors `ComplianceRegistry.ELIGIBILITY_TYPEHASH` exactly:
+
+    Eligibility(address investor,uint16 jurisdiction,bool accredited,uint64 expiresAt,
+                uint256 nonce,uint256 deadline)
+
+with the domain {name: "GPU Shares Compliance", version: "1", chainId, verifyingContract}.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import is_checksum_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DOMAIN_NAME = "GPU Shares Compliance"
+DOMAIN_VERSION = "1"
+ELIGIBILITY_TYPE = [
+    {"name": "investor", "type": "address"},
+    {"name": "jurisdiction", "type": "uint16"},
+    {"name": "accredited", "type": "bool"},
+    {"name": "expiresAt", "type": "uint64"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+
+def _checksum(value: str) -> str:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 42:
+        raise ValueError(f"not a 20-byte 0x address: {value!r}")
+    if value != value.lower() and not is_checksum_address(value):
+        raise ValueError(f"bad address checksum: {value!r}")
+    return to_checksum_address(value)
+
+
+class Eligibility(BaseModel):
+    """What the KYC provider attests about one investor wallet."""
+
+    model_config = ConfigDict(frozen=True)
+
+    investor: str
+    jurisdiction: Annotated[int, Field(ge=1, le=999)]
+    accredited: bool
+    expires_at: Annotated[int, Field(ge=1, lt=2**64)]
+    nonce: Annotated[int, Field(ge=0, lt=2**256)]
+    deadline: Annotated[int, Field(ge=0, lt=2**256)]
+
+    _addr = field_validator("investor")(classmethod(lambda cls, v: _checksum(v)))
+
+    def as_tuple(self) -> tuple[str, int, bool, int, int, int]:
+        """The `Eligibility` struct as the contract call takes it."""
+        return (
+            self.investor, self.jurisdiction, self.accredited, self.expires_at, self.nonce,
+            self.deadline,
+        )
+
+
+class SignedEligibility(BaseModel):
+    """An attestation plus the provider's signature: the file an investor submits."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attestation: Eligibility
+    signature: str  # 0x + 130 hex chars (r, s, v)
+    signer: str
+    chain_id: int
+    registry: str
+
+    @field_validator("signature")
+    @classmethod
+    def _sig(cls, v: str) -> str:
+        if not (v.startswith("0x") and len(v) == 132):
+            raise ValueError("signature must be 0x followed by 65 bytes of hex")
+        bytes.fromhex(v[2:])
+        return v
+
+    def signature_bytes(self) -> bytes:
+        return bytes.fromhex(self.signature[2:])
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(), indent=2)
+
+
+def typed_data(attestation: Eligibility, chain_id: int, registry: str) -> dict[str, Any]:
+    """The full EIP-712 message for `attestation` on `registry`."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Eligibility": ELIGIBILITY_TYPE,
+        },
+        "primaryType": "Eligibility",
+        "domain": {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": _checksum(registry),
+        },
+        "message": {
+            "investor": attestation.investor,
+            "jurisdiction": attestation.jurisdiction,
+            "accredited": attestation.accredited,
+            "expiresAt": attestation.expires_at,
+            "nonce": attestation.nonce,
+            "deadline": attestation.deadline,
+        },
+    }
+
+
+def sign(
+    attestation: Eligibility, private_key: bytes | str, chain_id: int, registry: str
+) -> SignedEligibility:
+    """Sign `attestation` as the KYC provider holding `private_key`."""
+    signed = Account.sign_message(
+        encode_typed_data(full_message=typed_data(attestation, chain_id, registry)), private_key
+    )
+    return SignedEligibility(
+        attestation=attestation,
+        signature="0x" + bytes(signed.signature).hex(),
+        signer=Account.from_key(private_key).address,
+        chain_id=chain_id,
+        registry=_checksum(registry),
+    )
+
+
+def recover_signer(signed: SignedEligibility) -> str:
+    """The address that signed `signed` (checks the file before sending it on-chain)."""
+    message = encode_typed_data(
+        full_message=typed_data(signed.attestation, signed.chain_id, signed.registry)
+    )
+    return Account.recover_message(message, signature=signed.signature_bytes())

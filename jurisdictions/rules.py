@@ -1,0 +1,218 @@
+"""The legal rules as data: one TOML file per jurisdiction under `jurisdictions/rules/`.
+
+Each file is named after the ISO 3166-1 alpha-2 code (`DE.toml`) and holds the numeric
+code inside. It says, for assets located there, whether the law recognises title carried
+by a token (`title_recognition`), and, for investors resident there, who may hold shares
+(`holder_policy`), with the legal basis, citations, an as-of date and who reviewed it.
+
+`unclear` means no source establishing recognition was found; the file must then say what
+is unknown (`unknowns`). It is treated as not recognised unless an SPV operator records an
+override backed by a legal opinion (`[[title_overrides]]`, the opinion's SHA-256), which
+is also recorded on-chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from jurisdictions.codes import HolderPolicyCode, TitleStatus
+
+RULES_DIR = Path(__file__).resolve().parent / "rules"
+
+Alpha2 = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
+Lei = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{18}[0-9]{2}$")]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class TitleRecognition(StrEnum):
+    """Whether a token can carry title to a movable asset located in the jurisdiction."""
+
+    RECOGNISED = "recognised"
+    NOT_RECOGNISED = "not_recognised"
+    UNCLEAR = "unclear"
+
+    @property
+    def code(self) -> TitleStatus:
+        return TitleStatus[self.name]
+
+
+class HolderPolicy(StrEnum):
+    """Who among the investors resident in the jurisdiction may hold shares."""
+
+    ALLOWED = "allowed"
+    ACCREDITED_ONLY = "accredited_only"
+    BLOCKED = "blocked"
+
+    @property
+    def code(self) -> HolderPolicyCode:
+        return HolderPolicyCode[self.name]
+
+
+class Citation(BaseModel):
+    """A statute, regulation, judgment or publication the rule relies on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reference: Text
+    url: Annotated[str, StringConstraints(pattern=r"^https://\S+$")] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.reference} <{self.url}>" if self.url else self.reference
+
+
+class TitleOverride(BaseModel):
+    """An SPV's override of an `unclear` title status, backed by a legal opinion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spv_lei: Lei
+    legal_opinion_sha256: Sha256Hex
+    opinion_reference: Text
+    recorded_by: Text
+    as_of: date
+
+
+class JurisdictionRules(BaseModel):
+    """The rules of one jurisdiction, as reviewed on `as_of`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alpha2: Alpha2
+    numeric: Annotated[int, Field(ge=1, le=999)]
+    name: Text
+    title_recognition: TitleRecognition
+    holder_policy: HolderPolicy
+    basis: Text
+    unknowns: Text | None = None
+    sanctioned: bool = False
+    citations: tuple[Citation, ...] = ()
+    as_of: date
+    reviewed_by: Text
+    title_overrides: tuple[TitleOverride, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JurisdictionRules:
+        if self.title_recognition is TitleRecognition.UNCLEAR and not self.unknowns:
+            raise ValueError("title_recognition is 'unclear': say what is unknown in `unknowns`")
+        if self.title_recognition is not TitleRecognition.UNCLEAR and not self.citations:
+            raise ValueError(
+                f"title_recognition is '{self.title_recognition}': cite the source in "
+                "[[citations]] (or say 'unclear')"
+            )
+        if self.sanctioned and self.holder_policy is not HolderPolicy.BLOCKED:
+            raise ValueError("a sanctioned jurisdiction must have holder_policy = 'blocked'")
+        if self.sanctioned and not self.citations:
+            raise ValueError("sanctioned = true: cite the sanctions instrument in [[citations]]")
+        if self.title_overrides and self.title_recognition is not TitleRecognition.UNCLEAR:
+            raise ValueError(
+                "title_overrides apply only to 'unclear' jurisdictions; "
+                f"this one is '{self.title_recognition}'"
+            )
+        leis = [o.spv_lei for o in self.title_overrides]
+        if len(set(leis)) != len(leis):
+            raise ValueError("title_overrides: one override per SPV LEI")
+        return self
+
+    def override_for(self, spv_lei: str) -> TitleOverride | None:
+        """The SPV's recorded override of an unclear status, if any."""
+        for override in self.title_overrides:
+            if override.spv_lei == spv_lei:
+                return override
+        return None
+
+    def rules_hash(self) -> bytes:
+        """SHA-256 of the canonical JSON of this rule (what the registry stores on-chain)."""
+        canonical = json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode()).digest()
+
+
+class RulesError(ValueError):
+    """A rules file is missing, unreadable or invalid; the message names the file."""
+
+
+class RuleBook(Mapping[int, JurisdictionRules]):
+    """All jurisdictions' rules, keyed by ISO 3166-1 numeric code."""
+
+    def __init__(self, rules: list[JurisdictionRules] | tuple[JurisdictionRules, ...]) -> None:
+        by_numeric: dict[int, JurisdictionRules] = {}
+        by_alpha2: dict[str, JurisdictionRules] = {}
+        for rule in rules:
+            if rule.numeric in by_numeric:
+                raise RulesError(f"two rules for numeric code {rule.numeric}")
+            if rule.alpha2 in by_alpha2:
+                raise RulesError(f"two rules for {rule.alpha2}")
+            by_numeric[rule.numeric] = rule
+            by_alpha2[rule.alpha2] = rule
+        self._by_numeric = dict(sorted(by_numeric.items()))
+        self._by_alpha2 = by_alpha2
+
+    def __getitem__(self, numeric: int) -> JurisdictionRules:
+        return self._by_numeric[numeric]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._by_numeric)
+
+    def __len__(self) -> int:
+        return len(self._by_numeric)
+
+    def by_alpha2(self, alpha2: str) -> JurisdictionRules:
+        """The rules of `alpha2` (e.g. `DE`), or a RulesError listing the known codes."""
+        try:
+            return self._by_alpha2[alpha2.upper()]
+        except KeyError:
+            known = ", ".join(sorted(self._by_alpha2))
+            raise RulesError(f"no rules for {alpha2!r}; known jurisdictions: {known}") from None
+
+    def resolve(self, jurisdiction: str | int) -> JurisdictionRules:
+        """Rules by alpha-2 code (`"DE"`) or numeric code (`276` or `"276"`)."""
+        if isinstance(jurisdiction, int) or str(jurisdiction).isdigit():
+            numeric = int(jurisdiction)
+            if numeric not in self._by_numeric:
+                raise RulesError(f"no rules for ISO 3166-1 numeric code {numeric}")
+            return self._by_numeric[numeric]
+        return self.by_alpha2(str(jurisdiction))
+
+
+def load_file(path: Path) -> JurisdictionRules:
+    """Load and validate one rules file; errors name the file and the field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RulesError(f"{path}: cannot read rules: {exc}") from exc
+    try:
+        rule = JurisdictionRules.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise RulesError(f"{path}: invalid rules: {problems}") from exc
+    if path.stem != rule.alpha2:
+        raise RulesError(f"{path}: file name must be the alpha-2 code {rule.alpha2}.toml")
+    return rule
+
+
+def load_rules(directory: Path = RULES_DIR) -> RuleBook:
+    """Load every `XX.toml` in `directory` into a RuleBook."""
+    if not directory.is_dir():
+        raise RulesError(f"rules directory {directory} does not exist")
+    files = sorted(p for p in directory.glob("*.toml") if re.fullmatch(r"[A-Z]{2}", p.stem))
+    stray = sorted(p.name for p in directory.glob("*.toml") if p not in files)
+    if stray:
+        raise RulesError(f"{directory}: rules files must be named XX.toml (alpha-2): {stray}")
+    if not files:
+        raise RulesError(f"{directory} holds no XX.toml rules files")
+    return RuleBook([load_file(p) for p in files])
