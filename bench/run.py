@@ -156,7 +156,8 @@ def _dev_key(index: int) -> bytes:
     from eth_account import Account
 
     Account.enable_unaudited_hdwallet_features()
-    return bytes(Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}").key)
+    path = f"m/44'/60'/0'/0/{index}"
+    return bytes(Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=path).key)
 
 
 def run_baseline(b: Bench, accounts: list[str]) -> None:

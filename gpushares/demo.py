@@ -1,8 +1,9 @@
 """`make demo`: the SPV story on a real local chain, told through the operator scripts.
 
 Starts anvil (from node_modules) on a free port on 127.0.0.1, then runs the same `ape run`
-commands an SPV operator and its investors would type, prints what each did, prints a
-summary read back from the chain, and stops anvil. Each run uses a fresh node and its own
+commands the platform, an SPV operator, a KYC provider and investors would type, prints
+what each did (including the refusals the jurisdiction rules impose), prints a summary
+read back from the chain, and stops anvil. Each run uses a fresh node and its own
 deployments folder, so running it twice in a row works.
 """
 
@@ -25,6 +26,8 @@ from gpushares.devnode import DEFAULT_MNEMONIC, PROJECT_ROOT, AnvilNode
 
 NETWORK = "ethereum:local:foundry"
 FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
+FLEET_DE_CSV = PROJECT_ROOT / "examples" / "fleet-de.csv"
+LEGAL_OPINION = PROJECT_ROOT / "examples" / "legal-opinion-us-demo.txt"
 SPV_LEI = "5493001KJTIIGC8Y1R12"
 
 # One month of the fleet's rental income, from stated assumptions (the attested
@@ -55,8 +58,9 @@ class Story:
         self.env["PYTHONWARNINGS"] = "ignore"
         self.step = 0
 
-    def ape(self, title: str, *args: str) -> str:
-        """Run `ape ARGS` against the node, print its own lines, fail loudly on error."""
+    def ape(self, title: str, *args: str, refused: bool = False) -> str:
+        """Run `ape ARGS` against the node, print its own lines, fail loudly on error
+        (or, with `refused=True`, when the command was NOT refused)."""
         self.step += 1
         print(f"\n[{self.step}] {title}")
         cmd = [str(Path(sys.executable).with_name("ape")), *args]
@@ -67,14 +71,21 @@ class Story:
         done = subprocess.run(  # noqa: S603 - fixed argv
             cmd, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, check=False
         )
-        lines = [
-            line
-            for line in (done.stdout + done.stderr).splitlines()
-            if line.strip() and not line.startswith(("INFO:", "SUCCESS:", "WARNING:"))
-        ]
+        lines = []
+        in_trace = False  # ape prints a call trace for a reverted transaction: skip it
+        for line in (done.stdout + done.stderr).splitlines():
+            if line.startswith("Call trace for"):
+                in_trace = True
+            elif line.startswith("Error:"):
+                in_trace = False
+            if in_trace or not line.strip() or line.startswith(("INFO:", "SUCCESS:", "WARNING:")):
+                continue
+            lines.append(line)
         for line in lines:
             print(f"    {line}")
-        if done.returncode != 0:
+        if refused and done.returncode == 0:
+            raise SystemExit(f"demo step {self.step} should have been refused: {title}")
+        if not refused and done.returncode != 0:
             raise SystemExit(f"demo step {self.step} failed (exit {done.returncode}): {title}")
         print(f"    ({time.monotonic() - started:.1f}s)")
         return done.stdout
@@ -85,6 +96,28 @@ def _abi(name: str) -> list[dict[str, object]]:
     return manifest["contractTypes"][name]["abi"]
 
 
+def rules_with_demo_override(workdir: Path) -> Path:
+    """A copy of the shipped rules where the demo SPV records its US title override (the
+    shipped data stays untouched: the demo SPV is fictional)."""
+    import hashlib
+
+    from jurisdictions.rules import RULES_DIR
+
+    rules = workdir / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    digest = hashlib.sha256(LEGAL_OPINION.read_bytes()).hexdigest()
+    with (rules / "US.toml").open("a", encoding="utf-8") as handle:
+        handle.write(
+            "\n[[title_overrides]]\n"
+            f'spv_lei = "{SPV_LEI}"\n'
+            f'legal_opinion_sha256 = "0x{digest}"\n'
+            f'opinion_reference = "{LEGAL_OPINION.name} (demo placeholder, not an opinion)"\n'
+            'recorded_by = "Lone Star GPU Fleet I LLC (fictional demo SPV)"\n'
+            "as_of = 2026-11-21\n"
+        )
+    return rules
+
+
 def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -> None:
     """Read the end state back from the chain and print it as a table."""
     web3 = Web3(Web3.HTTPProvider(node.url))
@@ -93,6 +126,7 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
     token_address = factory.functions.spvs(1).call()[4]
     token = web3.eth.contract(token_address, abi=_abi("GPUShareToken"))
     stable = web3.eth.contract(token.functions.income_token().call(), abi=_abi("MockStablecoin"))
+    registry = web3.eth.contract(deployed["compliance_registry"], abi=_abi("ComplianceRegistry"))
     usd = Decimal(10) ** stable.functions.decimals().call()
     share = Decimal(10) ** 18
     supply = token.functions.totalSupply().call()
@@ -102,15 +136,26 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
     print("\n" + "=" * 78)
     print(f"Summary: {token.functions.name().call()} ({token.functions.symbol().call()})")
     print("=" * 78)
-    print(f"{'holder':<22}{'address':<44}{'shares':>10}{'paid':>12}{'owed':>10}")
+    from jurisdictions.rules import load_rules
+
+    rules = load_rules()
+    print(f"{'holder':<16}{'residence':<22}{'shares':>10}{'paid':>12}{'owed':>10}")
     owed_total = 0
     for label, address in investors.items():
         balance = token.functions.balanceOf(address).call()
         owed = token.functions.claimable(address).call()
         owed_total += owed
         paid = stable.functions.balanceOf(address).call()
+        jurisdiction, accredited, _expiry, frozen, registered = (
+            registry.functions.investor(address).call()
+        )
+        place = rules[jurisdiction].alpha2 if jurisdiction in rules else str(jurisdiction)
+        residence = (
+            f"{place}{' accredited' if accredited else ''}{' FROZEN' if frozen else ''}"
+            if registered else "no KYC record"
+        )
         print(
-            f"{label:<22}{address:<44}{Decimal(balance) / share:>10,.0f}"
+            f"{label:<16}{residence:<22}{Decimal(balance) / share:>10,.0f}"
             f"{Decimal(paid) / usd:>12,.2f}{Decimal(owed) / usd:>10,.2f}"
         )
     dust = distributed - claimed - owed_total
@@ -121,12 +166,18 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
     print(f"income distributed      : {Decimal(distributed) / usd:,.2f} mUSDC")
     print(f"income claimed          : {Decimal(claimed) / usd:,.2f} mUSDC")
     print(f"rounding dust kept      : {dust} base unit(s) (never more than one per holder)")
+    locations = registry.functions.asset_locations(token_address).call()
+    recognised = registry.functions.asset_title_recognised(token_address).call()
+    title = "recognised (US: SPV's legal-opinion override)" if recognised else "NOT recognised"
+    print(f"GPU locations (ISO)     : {', '.join(map(str, locations))}; tokenized title {title}")
+    listed = registry.functions.listed_jurisdictions().call()
+    print(f"jurisdiction table      : {len(listed)} jurisdictions from jurisdictions/rules/")
 
 
 def main() -> None:
     """Run the whole story once."""
     income = GPUS * HOURS * UTILISATION * PRICE_PER_GPU_HOUR
-    operator, alice, bob = test_account(1), test_account(2), test_account(3)
+    operator, alice, bob, carol = (test_account(i) for i in (1, 2, 3, 4))
     docs = PROJECT_ROOT / "examples" / "spv-legal-documents.txt"
     workdir = Path(tempfile.mkdtemp(prefix="gpu-shares-demo-"))
     try:
@@ -135,9 +186,18 @@ def main() -> None:
             story = Story(node, workdir)
             story.ape("Compile the contracts", "compile")
             story.ape(
-                "The platform deploys the share-token blueprint, the SPV factory and a mock "
-                "stablecoin, and makes TEST::1 an SPV operator",
+                "The platform (TEST::0) deploys the compliance registry, the share-token "
+                "blueprint, the SPV factory and a mock stablecoin, and makes TEST::1 an SPV "
+                "operator; TEST::0 is also the compliance admin and KYC provider",
                 "run", "deploy", "--account", "TEST::0", "--operator", operator,
+            )
+            story.ape(
+                "The compliance admin loads the jurisdiction table from jurisdictions/rules/",
+                "run", "jurisdictions", "apply", "--account", "TEST::0",
+            )
+            story.ape(
+                "Applying again changes nothing (the sync is idempotent)",
+                "run", "jurisdictions", "apply", "--account", "TEST::0",
             )
             story.ape(
                 "The operator registers its SPV and deploys the SPV's share token",
@@ -147,10 +207,42 @@ def main() -> None:
                 "--token-name", "Lone Star H100 Shares", "--symbol", "LSH1",
                 "--shares-per-gpu", "1000",
             )
+            rules = rules_with_demo_override(workdir)
+            story.ape(
+                "US title is 'unclear' in the rules data: the operator records the SHA-256 of "
+                "its legal opinion as an override (in the rules data and on-chain)",
+                "run", "jurisdictions", "apply", "--account", "TEST::1", "--rules", str(rules),
+            )
             story.ape(
                 f"The operator registers the fleet from {FLEET_CSV.relative_to(PROJECT_ROOT)}",
                 "run", "spv", "add-gpus", "--account", "TEST::1", "--spv", "1",
                 "--csv", str(FLEET_CSV),
+            )
+            story.ape(
+                "The operator tries to add a GPU located in Germany: refused, with the "
+                "citations (sent anyway with --skip-checks so the contract's refusal shows)",
+                "run", "spv", "add-gpus", "--account", "TEST::1", "--spv", "1",
+                "--csv", str(FLEET_DE_CSV), "--skip-checks", refused=True,
+            )
+            story.ape(
+                "The KYC provider registers Alice (TEST::2), an accredited US resident",
+                "run", "kyc", "register", "--account", "TEST::0", "--investor", alice,
+                "--jurisdiction", "US", "--accredited",
+            )
+            attestation = workdir / "bob-eligibility.json"
+            story.ape(
+                "The KYC provider signs an EIP-712 eligibility attestation for Bob (TEST::3)",
+                "run", "kyc", "attest", "--account", "TEST::0", "--investor", bob,
+                "--jurisdiction", "US", "--accredited", "--out", str(attestation),
+            )
+            story.ape(
+                "Bob onboards himself from his own wallet by submitting the attestation",
+                "run", "kyc", "submit", "--account", "TEST::3", "--file", str(attestation),
+            )
+            story.ape(
+                "The KYC provider registers Carol (TEST::4), resident in North Korea",
+                "run", "kyc", "register", "--account", "TEST::0", "--investor", carol,
+                "--jurisdiction", "KP",
             )
             story.ape(
                 "Alice (TEST::2) buys 3,000 shares",
@@ -163,6 +255,17 @@ def main() -> None:
                 "--to", bob, "--shares", "5000",
             )
             story.ape(
+                "Alice sells 500 shares to Bob (both eligible): allowed",
+                "run", "spv", "transfer", "--account", "TEST::2", "--spv", "1",
+                "--to", bob, "--shares", "500",
+            )
+            story.ape(
+                "Alice tries to sell 100 shares to Carol: refused with the message a wallet "
+                "shows (sent anyway with --skip-checks so the contract's refusal shows)",
+                "run", "spv", "transfer", "--account", "TEST::2", "--spv", "1",
+                "--to", carol, "--shares", "100", "--skip-checks", refused=True,
+            )
+            story.ape(
                 f"A month of rental income: {GPUS} GPUs x {HOURS} h x {UTILISATION:.0%} "
                 f"utilisation x ${PRICE_PER_GPU_HOUR}/GPU-hour = ${income:,.2f}",
                 "run", "spv", "distribute", "--account", "TEST::1", "--spv", "1",
@@ -173,7 +276,8 @@ def main() -> None:
             story.ape("Bob claims his share", "run", "spv", "claim", "--account", "TEST::3",
                       "--spv", "1")
             story.ape("The SPV's state on-chain", "run", "spv", "status", "--spv", "1")
-            summary(node, workdir, {"Alice (TEST::2)": alice, "Bob (TEST::3)": bob})
+            summary(node, workdir, {"Alice (TEST::2)": alice, "Bob (TEST::3)": bob,
+                                    "Carol (TEST::4)": carol})
         print("\nanvil stopped. Run `make demo` again for a fresh chain.")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

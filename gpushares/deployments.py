@@ -36,6 +36,7 @@ class Deployments(BaseModel):
     deployer: Address
     share_token_blueprint: Address
     spv_factory: Address
+    compliance_registry: Address
     income_token: Address = Field(description="default stablecoin for new SPVs")
     mock_stablecoin: bool = Field(description="income_token is the local-chain mock")
 

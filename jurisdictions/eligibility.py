@@ -11,6 +11,7 @@ with the domain {name: "GPU Shares Compliance", version: "1", chainId, verifying
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from eth_account import Account
@@ -74,9 +75,8 @@ class SignedEligibility(BaseModel):
     @field_validator("signature")
     @classmethod
     def _sig(cls, v: str) -> str:
-        if not (v.startswith("0x") and len(v) == 132):
-            raise ValueError("signature must be 0x followed by 65 bytes of hex")
-        bytes.fromhex(v[2:])
+        if not re.fullmatch(r"0x[0-9a-fA-F]{130}", v):
+            raise ValueError("signature must be 0x followed by 65 bytes (130 hex digits)")
         return v
 
     def signature_bytes(self) -> bytes:

@@ -199,11 +199,23 @@ def plan(
             )
     overrides: list[OverrideChange] = []
     tokens_by_lei = tokens_by_lei or {}
-    for setting in compile_overrides(rules):
+    wanted_overrides = compile_overrides(rules)
+    for setting in wanted_overrides:
         token = tokens_by_lei.get(setting.spv_lei)
         current = bytes(registry.title_override(token, setting.jurisdiction)) if token else None
         if current != setting.legal_opinion_hash:
             overrides.append(OverrideChange(setting=setting, token=token, current=current))
+    # Overrides recorded on-chain that the data no longer holds are cleared: a withdrawn
+    # legal opinion must stop counting.
+    kept = {(o.spv_lei, o.jurisdiction) for o in wanted_overrides}
+    for lei, token in sorted(tokens_by_lei.items()):
+        for code in sorted(set(wanted) | onchain_codes):
+            if (lei, code) in kept:
+                continue
+            current = bytes(registry.title_override(token, code))
+            if current != ZERO32:
+                clear = OverrideSetting(spv_lei=lei, jurisdiction=code, legal_opinion_hash=ZERO32)
+                overrides.append(OverrideChange(setting=clear, token=token, current=current))
     return Plan(rows=tuple(rows), overrides=tuple(overrides))
 
 

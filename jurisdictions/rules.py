@@ -23,7 +23,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from jurisdictions.codes import HolderPolicyCode, TitleStatus
 
@@ -132,9 +139,13 @@ class JurisdictionRules(BaseModel):
         return None
 
     def rules_hash(self) -> bytes:
-        """SHA-256 of the canonical JSON of this rule (what the registry stores on-chain)."""
+        """SHA-256 of the canonical JSON of this rule (what the registry stores on-chain).
+
+        SPVs' `title_overrides` are left out: each is recorded on-chain by itself (keyed
+        by the SPV's token), so recording one never changes the jurisdiction's row."""
         canonical = json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            self.model_dump(mode="json", exclude={"title_overrides"}),
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
         )
         return hashlib.sha256(canonical.encode()).digest()
 
@@ -151,7 +162,10 @@ class RuleBook(Mapping[int, JurisdictionRules]):
         by_alpha2: dict[str, JurisdictionRules] = {}
         for rule in rules:
             if rule.numeric in by_numeric:
-                raise RulesError(f"two rules for numeric code {rule.numeric}")
+                raise RulesError(
+                    f"{by_numeric[rule.numeric].alpha2}.toml and {rule.alpha2}.toml both use "
+                    f"numeric code {rule.numeric}"
+                )
             if rule.alpha2 in by_alpha2:
                 raise RulesError(f"two rules for {rule.alpha2}")
             by_numeric[rule.numeric] = rule
@@ -181,7 +195,10 @@ class RuleBook(Mapping[int, JurisdictionRules]):
         if isinstance(jurisdiction, int) or str(jurisdiction).isdigit():
             numeric = int(jurisdiction)
             if numeric not in self._by_numeric:
-                raise RulesError(f"no rules for ISO 3166-1 numeric code {numeric}")
+                known = ", ".join(f"{r.alpha2}={n}" for n, r in self._by_numeric.items())
+                raise RulesError(
+                    f"no rules for ISO 3166-1 numeric code {numeric}; known jurisdictions: {known}"
+                )
             return self._by_numeric[numeric]
         return self.by_alpha2(str(jurisdiction))
 

@@ -77,6 +77,17 @@ def share_token(deployed: deployments_file.Deployments, spv_id: int) -> Any:
     return project.GPUShareToken.at(spv_factory.spvs(spv_id).token)
 
 
+def registry(deployed: deployments_file.Deployments) -> Any:
+    """The ComplianceRegistry contract."""
+    return project.ComplianceRegistry.at(deployed.compliance_registry)
+
+
+def restriction(token: Any, sender: str, receiver: str, amount: int) -> tuple[int, str]:
+    """The token's ERC-1404 code and message for a movement, as a wallet would show it."""
+    code = int(token.detectTransferRestriction(sender, receiver, amount))
+    return code, str(token.messageForTransferRestriction(code))
+
+
 def erc20(address: str) -> Any:
     """An ERC-20 (the income stablecoin) through the mock's ABI, which is plain ERC-20."""
     return project.MockStablecoin.at(address)

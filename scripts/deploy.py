@@ -1,7 +1,12 @@
-"""Deploy the GPU share suite: the GPUShareToken blueprint and the SPVFactory, plus a
-6-decimals mock stablecoin on local chains. Writes the deployments file for the chain.
+"""Deploy the GPU share suite: the ComplianceRegistry, the GPUShareToken blueprint and
+the SPVFactory, plus a 6-decimals mock stablecoin on local chains. Writes the
+deployments file for the chain. The deployer becomes the registry's admin (KYC
+provider, freezer and rules admin until it grants those roles to others).
 
-    ape run deploy --network ethereum:local:foundry --account TEST::0 [--operator ADDR]
+    ape run deploy --network ethereum:local:foundry --account TEST::0 \
+        [--operator ADDR] [--kyc-provider ADDR]
+
+Then load the jurisdiction table from the rules data: `ape run jurisdictions apply`.
 """
 
 from __future__ import annotations
@@ -27,12 +32,18 @@ MOCK_FUNDING = 1_000_000 * 10**6
     help="Address to grant the factory's OPERATOR_ROLE (repeatable).",
 )
 @click.option(
+    "--kyc-provider",
+    "kyc_providers",
+    multiple=True,
+    help="Address to grant the registry's KYC_PROVIDER_ROLE (repeatable).",
+)
+@click.option(
     "--income-token",
     default=None,
     help="Stablecoin for new SPVs. Required off local chains; local chains get a mock.",
 )
-def cli(network, provider, account, operators, income_token):
-    """Deploy blueprint + factory (+ mock stablecoin locally) and record the addresses."""
+def cli(network, provider, account, operators, kyc_providers, income_token):
+    """Deploy registry + blueprint + factory (+ mock stablecoin locally); record them."""
     deployer = require_account(account)
     local = network.name in LOCAL_NETWORKS
     click.echo(
@@ -55,11 +66,17 @@ def cli(network, provider, account, operators, income_token):
     else:
         stable = None
 
+    registry = deployer.deploy(project.ComplianceRegistry, deployer.address)
+    report(f"ComplianceRegistry at {registry.address}", provider.get_receipt(registry.txn_hash))
+    for kyc in kyc_providers:
+        receipt = registry.grantRole(registry.KYC_PROVIDER_ROLE(), kyc, sender=deployer)
+        report(f"granted KYC_PROVIDER_ROLE to {kyc}", receipt)
+
     blueprint_receipt = deployer.declare(project.GPUShareToken)
     blueprint = blueprint_receipt.contract_address
     report(f"GPUShareToken blueprint at {blueprint}", blueprint_receipt)
 
-    factory = deployer.deploy(project.SPVFactory, blueprint)
+    factory = deployer.deploy(project.SPVFactory, blueprint, registry.address)
     report(f"SPVFactory at {factory.address}", provider.get_receipt(factory.txn_hash))
 
     role = factory.OPERATOR_ROLE()
@@ -80,8 +97,10 @@ def cli(network, provider, account, operators, income_token):
             deployer=deployer.address,
             share_token_blueprint=blueprint,
             spv_factory=factory.address,
+            compliance_registry=registry.address,
             income_token=income_token,
             mock_stablecoin=mock,
         ),
     )
     click.echo(f"Wrote {path}")
+    click.echo("Next: load the jurisdiction table with `ape run jurisdictions apply`.")

@@ -9,9 +9,16 @@
     ape run spv burn        ... --spv 1 --shares 1000
     ape run spv retire-gpu  ... --spv 1 --gpu 3
     ape run spv status      ... --spv 1 [--holder 0x...]
+    ape run spv transfer    ... --spv 1 --to 0x... --shares 10   (a holder moves shares)
+    ape run spv freeze-shares   ... --spv 1 --holder 0x... --shares 5   (FREEZER_ROLE)
+    ape run spv forced-transfer ... --spv 1 --from 0x... --to 0x... --shares 5
+    ape run spv recover-wallet  ... --spv 1 --lost 0x... --new 0x...   (RECOVERY_ROLE)
 
 Every command prints what it did (tx hash, gas, new state) and fails with a clear
-message on bad input, before sending anything.
+message on bad input, before sending anything. Share movements are checked first with
+the token's own ERC-1404 `detectTransferRestriction`; a refusal prints the message a
+wallet shows and the legal citations from the rules data. `--skip-checks` sends anyway,
+to see the contract refuse with the same message.
 """
 
 from __future__ import annotations
@@ -24,13 +31,19 @@ from ape.cli import ConnectedProviderCommand
 from eth_utils import is_address, to_checksum_address
 
 from gpushares.fleet import FleetCSVError, bytes32_text, load_fleet_csv
+from jurisdictions.codes import Restriction
+from jurisdictions.engine import check_gpu_location
+from jurisdictions.rules import RuleBook, RulesError, load_rules
 from scripts._lib import (
+    ZERO_ADDRESS,
     account_option,
     erc20,
     factory,
     fmt_units,
     load_deployments,
+    registry,
     require_account,
+    restriction,
     share_token,
     to_base_units,
     transact,
@@ -41,6 +54,43 @@ BATCH = 64
 STATUS_NAMES = {1: "active", 2: "impaired", 4: "retired"}
 
 spv_option = click.option("--spv", "spv_id", type=int, required=True, help="SPV id (1, 2, ...).")
+skip_checks_option = click.option(
+    "--skip-checks", is_flag=True,
+    help="Send even if the pre-checks refuse (to see the contract's own refusal).",
+)
+
+
+def _rules() -> RuleBook | None:
+    try:
+        return load_rules()
+    except RulesError as exc:
+        click.echo(f"  (rules data unreadable, no citations: {exc})")
+        return None
+
+
+def _echo_citations(citations) -> None:
+    for citation in citations:
+        click.echo(f"    - {citation}")
+
+
+def _explain_refusal(reg, token, receiver: str, code: int, message: str) -> None:
+    """Print a refused movement as a wallet shows it, plus the law behind it."""
+    click.echo(f"  refused (ERC-1404 code {code} {Restriction(code).name}): {message}")
+    rules = _rules()
+    if rules is None:
+        return
+    if code == Restriction.ASSET_TITLE_NOT_RECOGNISED:
+        for location in reg.asset_locations(token.address):
+            rule = rules.get(int(location))
+            if rule is not None:
+                click.echo(f"  {rule.name} ({rule.alpha2}): title {rule.title_recognition}")
+                _echo_citations(rule.citations)
+    elif code in (Restriction.RECEIVER_JURISDICTION_BLOCKED, Restriction.RECEIVER_NOT_ACCREDITED):
+        rule = rules.get(int(reg.investor(receiver).jurisdiction))
+        if rule is not None:
+            click.echo(f"  receiver resident in {rule.name} ({rule.alpha2}): holder policy "
+                       f"{rule.holder_policy}{', sanctioned' if rule.sanctioned else ''}")
+            _echo_citations(rule.citations)
 
 
 def _address(value: str, what: str) -> str:
@@ -154,11 +204,13 @@ def create(
     required=True,
     help="Fleet CSV (see examples/fleet-h100.csv for the columns).",
 )
-def add_gpus(provider, account, spv_id, csv_path):
-    """Register the GPUs listed in a fleet CSV."""
+@skip_checks_option
+def add_gpus(provider, account, spv_id, csv_path, skip_checks):
+    """Register the GPUs listed in a fleet CSV (refused where title is not recognised)."""
     operator = require_account(account)
     deployed = load_deployments(provider)
     token = share_token(deployed, spv_id)
+    reg = registry(deployed)
     try:
         rows = load_fleet_csv(csv_path)
     except FleetCSVError as exc:
@@ -167,6 +219,29 @@ def add_gpus(provider, account, spv_id, csv_path):
     if known:
         serials = ", ".join(row.serial for row in known)
         raise click.ClickException(f"already registered on SPV {spv_id}, nothing sent: {serials}")
+    refused = []
+    lei = factory(deployed).spvs(spv_id).lei
+    for location in sorted({row.location_iso3166_numeric for row in rows}):
+        title, _policy, _hash = reg.jurisdiction(location)
+        overridden = bytes(reg.title_override(token.address, location)) != b"\0" * 32
+        if title == 1 or (title == 3 and overridden):
+            continue
+        rules = _rules()
+        if rules is not None:
+            decision = check_gpu_location(location, str(lei), rules=rules)
+            reason = decision.message
+            citations = decision.citations
+        else:
+            reason, citations = f"location {location}: title not recognised", ()
+        serials = [row.serial for row in rows if row.location_iso3166_numeric == location]
+        click.echo(f"  GPU(s) {', '.join(serials)} at location {location}: {reason}")
+        _echo_citations(citations)
+        refused.append(location)
+    if refused and not skip_checks:
+        raise click.ClickException(
+            "tokenized title to GPUs in location(s) "
+            f"{', '.join(map(str, refused))} is not recognised (see above), nothing sent"
+        )
     latest = provider.get_block("latest").timestamp
     future = [row for row in rows if row.commissioned_at.timestamp() > latest]
     if future:
@@ -207,6 +282,10 @@ def mint(provider, account, spv_id, receiver, shares):
             f"minting {shares} would exceed the active GPUs' backing: supply "
             f"{fmt_units(supply, SHARE_DECIMALS)} of {fmt_units(cap, SHARE_DECIMALS)} cap"
         )
+    code, message = restriction(token, ZERO_ADDRESS, to, amount)
+    if code:
+        _explain_refusal(registry(deployed), token, to, code, message)
+        raise click.ClickException(f"mint refused, nothing sent: {message}")
     transact(f"mint {shares} shares to {to}", token.mint, to, amount, sender=operator)
     click.echo(
         f"SPV {spv_id}: {to} holds {fmt_units(token.balanceOf(to), SHARE_DECIMALS)} shares; "
@@ -386,3 +465,84 @@ def status(provider, spv_id, holders):
             )
     if spv_id is None and count == 0:
         click.echo("  (none yet: `ape run spv create ...`)")
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@account_option()
+@spv_option
+@click.option("--to", "receiver", required=True, help="Receiving address.")
+@click.option("--shares", required=True, help="Shares to transfer (decimals allowed).")
+@skip_checks_option
+def transfer(provider, account, spv_id, receiver, shares, skip_checks):
+    """Transfer shares from the account to another eligible holder."""
+    holder = require_account(account)
+    deployed = load_deployments(provider)
+    token = share_token(deployed, spv_id)
+    to = _address(receiver, "--to")
+    amount = to_base_units(shares, SHARE_DECIMALS, "--shares")
+    code, message = restriction(token, holder.address, to, amount)
+    if code:
+        _explain_refusal(registry(deployed), token, to, code, message)
+        if not skip_checks:
+            raise click.ClickException(f"transfer refused, nothing sent: {message}")
+    transact(f"transfer {shares} shares to {to}", token.transfer, to, amount, sender=holder)
+    click.echo(f"SPV {spv_id}: {to} holds {fmt_units(token.balanceOf(to), SHARE_DECIMALS)} shares")
+
+
+@cli.command("freeze-shares", cls=ConnectedProviderCommand)
+@account_option()
+@spv_option
+@click.option("--holder", required=True, help="Holder whose shares to freeze.")
+@click.option("--shares", required=True, help="Frozen amount to set (0 unfreezes).")
+def freeze_shares(provider, account, spv_id, holder, shares):
+    """Set how many of a holder's shares are frozen (agent with FREEZER_ROLE)."""
+    agent = require_account(account)
+    token = share_token(load_deployments(provider), spv_id)
+    who = _address(holder, "--holder")
+    amount = 0 if shares.strip() == "0" else to_base_units(shares, SHARE_DECIMALS, "--shares")
+    if not token.hasRole(token.FREEZER_ROLE(), agent.address):
+        raise click.ClickException(f"{agent.address} lacks FREEZER_ROLE on this token")
+    transact(f"freeze {shares} shares of {who}", token.setFrozenTokens, who, amount, sender=agent)
+
+
+@cli.command("forced-transfer", cls=ConnectedProviderCommand)
+@account_option()
+@spv_option
+@click.option("--from", "sender", required=True, help="Holder losing shares.")
+@click.option("--to", "receiver", required=True, help="Eligible receiver.")
+@click.option("--shares", required=True, help="Shares to move.")
+def forced_transfer(provider, account, spv_id, sender, receiver, shares):
+    """Move shares without the holder's consent (agent with FORCED_TRANSFER_ROLE).
+
+    Bypasses the pause, the title stop, the sender's eligibility and freezes; never the
+    receiver's eligibility or the sender's balance."""
+    agent = require_account(account)
+    deployed = load_deployments(provider)
+    token = share_token(deployed, spv_id)
+    src, dst = _address(sender, "--from"), _address(receiver, "--to")
+    amount = to_base_units(shares, SHARE_DECIMALS, "--shares")
+    code = int(registry(deployed).check_receiver(dst))
+    if code:
+        message = token.messageForTransferRestriction(code)
+        _explain_refusal(registry(deployed), token, dst, code, message)
+        raise click.ClickException(f"forced transfer refused, nothing sent: {message}")
+    transact(f"forced transfer of {shares} shares {src} -> {dst}", token.forcedTransfer, src,
+             dst, amount, sender=agent)
+
+
+@cli.command("recover-wallet", cls=ConnectedProviderCommand)
+@account_option()
+@spv_option
+@click.option("--lost", required=True, help="Wallet whose keys were lost.")
+@click.option("--new", "new_wallet", required=True, help="The holder's new, eligible wallet.")
+def recover_wallet(provider, account, spv_id, lost, new_wallet):
+    """Move a lost wallet's shares, income and freezes to a new wallet (RECOVERY_ROLE)."""
+    agent = require_account(account)
+    deployed = load_deployments(provider)
+    token = share_token(deployed, spv_id)
+    old, new = _address(lost, "--lost"), _address(new_wallet, "--new")
+    code = int(registry(deployed).check_receiver(new))
+    if code:
+        message = token.messageForTransferRestriction(code)
+        raise click.ClickException(f"recovery refused, nothing sent: {message}")
+    transact(f"recover {old} -> {new}", token.recover_wallet, old, new, sender=agent)

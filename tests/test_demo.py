@@ -26,8 +26,19 @@ def test_demo_tells_the_story_and_runs_twice():
         out = run_demo()
         assert "Lone Star H100 Shares (LSH1)" in out
         assert "8 GPUs registered, 8 active" in out
-        assert "Alice (TEST::2)" in out and "3,855.60" in out
-        assert "Bob (TEST::3)" in out and "6,426.00" in out
+        assert "Alice (TEST::2)" in out and "3,213.00" in out
+        assert "Bob (TEST::3)" in out and "7,068.60" in out
+        # The jurisdiction rules at work: sync is idempotent, DE refused with citations,
+        # a transfer to a sanctioned-jurisdiction resident refused with the wallet message.
+        assert "registry matches the rules data (16 jurisdictions): nothing to change" in out
+        assert "record title override for jurisdiction 840" in out
+        assert "Germany (DE): title_recognition = not_recognised." in out
+        assert "Einführungsgesetz zum Bürgerlichen Gesetzbuche (EGBGB) Art. 43(1)" in out
+        assert "refused by the contract: ComplianceRegistry: GPU location does not " in out
+        assert "submit eligibility of " in out
+        assert ("refused by the contract: Investors resident in the receiver's jurisdiction "
+                "may not hold these shares.") in out
+        assert "Carol (TEST::4) KP" in out
         assert "income distributed      : 10,281.60 mUSDC" in out
         assert "income claimed          : 10,281.60 mUSDC" in out
         assert "anvil stopped" in out

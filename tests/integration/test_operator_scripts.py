@@ -210,7 +210,33 @@ def deployment(ape: ApeRunner, chain: Chain, deployments_dir: Path) -> Deploymen
 
 
 @pytest.fixture(scope="module")
-def spv(ape: ApeRunner, chain: Chain, deployment: Deployment) -> Step:
+def compliance(ape: ApeRunner, deployment: Deployment) -> None:
+    """The compliance admin (TEST::0) loads the rules data and registers the operator,
+    Alice and Bob as accredited US residents (the outsider has no KYC record)."""
+    result = ape("jurisdictions", "apply", "--account", "TEST::0")
+    assert result.returncode == 0, str(result)
+    for who in (OPERATOR, ALICE, BOB):
+        result = ape("kyc", "register", "--account", "TEST::0", "--investor", who,
+                     "--jurisdiction", "US", "--accredited")
+        assert result.returncode == 0, str(result)
+
+
+@pytest.fixture(scope="module")
+def title_override(ape: ApeRunner, spv: Step, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """US title is `unclear` in the shipped rules: the operator records a legal-opinion
+    override for its SPV from a copy of the rules data (as the demo does)."""
+    from gpushares.demo import LEGAL_OPINION, rules_with_demo_override
+
+    assert LEGAL_OPINION.is_file()
+    rules = rules_with_demo_override(tmp_path_factory.mktemp("override"))
+    result = ape("jurisdictions", "apply", "--account", "TEST::1", "--rules", str(rules))
+    assert result.returncode == 0, str(result)
+    assert "record title override for jurisdiction 840" in result.output
+    return rules
+
+
+@pytest.fixture(scope="module")
+def spv(ape: ApeRunner, chain: Chain, deployment: Deployment, compliance: None) -> Step:
     """The operator registers SPV 1 and deploys its share token."""
     return run_step(
         ape,
@@ -232,7 +258,9 @@ def token_address(spv: Step) -> str:
 
 
 @pytest.fixture(scope="module")
-def fleet(ape: ApeRunner, chain: Chain, deployment: Deployment, spv: Step) -> Step:
+def fleet(
+    ape: ApeRunner, chain: Chain, deployment: Deployment, spv: Step, title_override: Path
+) -> Step:
     """The operator registers the 8 GPUs of examples/fleet-h100.csv."""
     return run_step(
         ape,
@@ -337,14 +365,15 @@ def test_deploy_writes_deployments_file_for_this_chain(
     assert data["network"].startswith("ethereum:local")
     assert data["deployer"] == DEPLOYER
     assert data["mock_stablecoin"] is True
-    addresses = [data[key] for key in ("share_token_blueprint", "spv_factory", "income_token")]
-    assert len(set(addresses)) == 3
+    keys = ("share_token_blueprint", "spv_factory", "income_token", "compliance_registry")
+    addresses = [data[key] for key in keys]
+    assert len(set(addresses)) == 4
     for address in addresses:
         assert chain.has_code(address), address
     assert f"Wrote {deployment.path}" in deployment.result.output
-    # stablecoin, blueprint, factory, grantRole, mint to the operator
-    assert_transactions(chain, deployment.result, 5)
-    assert chain.block_number >= deployment.block_before + 5
+    # stablecoin, registry, blueprint, factory, grantRole, mint to the operator
+    assert_transactions(chain, deployment.result, 6)
+    assert chain.block_number >= deployment.block_before + 6
 
 
 def test_deploy_grants_operator_role_and_funds_the_operator(
