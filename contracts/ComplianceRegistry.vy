@@ -302,7 +302,7 @@ def asset_locations(token: address) -> DynArray[uint16, MAX_ASSET_LOCATIONS]:
     """
     @notice The jurisdictions (ISO 3166-1 numeric) `token`'s GPUs sit in.
     @param token The share token.
-    @return DynArray The codes, in registration order.
+    @return DynArray The codes, unordered (a freed lane is reused).
     """
     word: uint256 = self._asset_locations[token]
     result: DynArray[uint16, MAX_ASSET_LOCATIONS] = []
@@ -528,6 +528,7 @@ def set_title_override(token: address, jurisdiction: uint16, legal_opinion_hash:
     @param jurisdiction ISO 3166-1 numeric code.
     @param legal_opinion_hash SHA-256 of the legal opinion, or empty to clear.
     """
+    assert token.is_contract, "ComplianceRegistry: token is not a contract"
     assert staticcall IAccessControl(token).hasRole(
         SPV_OPERATOR_ROLE, msg.sender
     ), "ComplianceRegistry: only the token's SPV operator can record a title override"

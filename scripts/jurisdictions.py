@@ -99,8 +99,11 @@ def apply(provider, account, rules_dir):
             click.echo(f"  pending (needs the SPV operator's key): {change.describe()}")
             pending += 1
             continue
+        clearing = setting.legal_opinion_hash == onchain.ZERO32
+        click.echo(change.describe())
         transact(
-            f"record title override for jurisdiction {setting.jurisdiction} on {token}",
+            f"{'clear withdrawn' if clearing else 'record'} title override for jurisdiction "
+            f"{setting.jurisdiction} on {token}",
             reg.set_title_override,
             token,
             setting.jurisdiction,

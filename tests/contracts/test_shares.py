@@ -16,7 +16,6 @@ from tests.contracts.helpers import (
     register,
 )
 
-
 INSUFFICIENT = "The amount exceeds the sender's share balance."
 PAUSED = "The share token is paused: no shares can move until the SPV unpauses it."
 

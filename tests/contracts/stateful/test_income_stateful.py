@@ -335,6 +335,8 @@ class ShareIncomeMachine(RuleBasedStateMachine):
             new = boa.env.generate_address(f"sm-recovered-{len(self.holders)}")
             with boa.env.prank(self.compliance):
                 self.registry.set_investor(new, US, False, FAR_FUTURE)
+            with boa.env.prank(new):
+                self.token.approve(self.spender, 2**256 - 1)
             self.holders.append(new)
             for column, empty in ((self.balances, 0), (self.earned, Fraction(0)),
                                   (self.claimed, 0), (self.wallet_frozen, False),
