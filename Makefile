@@ -38,8 +38,11 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(BIN)/python -m gpushares.demo
 
+# Two workers (CI has 2 cores): the tests that drive anvil and ape share one worker
+# (`xdist_group("chain")`, they compile into the same .build/), the in-process
+# titanoboa tests spread over both.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-contracts: setup
 	$(BIN)/python -m pytest tests/contracts

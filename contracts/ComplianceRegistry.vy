@@ -85,8 +85,10 @@ EXPIRY_MASK: constant(uint256) = 2**64 - 1
 JURISDICTION_SHIFT: constant(uint256) = 64
 ACCREDITED_BIT: constant(uint256) = 2**80
 FROZEN_BIT: constant(uint256) = 2**81
-# @dev Layout of a packed jurisdiction entry: title in bits 0..7, policy in 8..15.
+# @dev Layout of a packed jurisdiction entry: title in bits 0..7, policy in 8..15, and
+#      in bits 16..79 the title epoch (bumped each time the title status changes).
 POLICY_SHIFT: constant(uint256) = 8
+EPOCH_SHIFT: constant(uint256) = 16
 
 
 # @dev An investor record as the views return it.
@@ -121,7 +123,9 @@ struct Eligibility:
 #      removed or rewritten).
 _investors: HashMap[address, uint256]
 # @dev Jurisdiction table, packed: bits 0..7 title status, bits 8..15 holder policy
-#      (`restriction_codes.TITLE_*` / `POLICY_*`; 0 = not in the table).
+#      (`restriction_codes.TITLE_*` / `POLICY_*`; 0 = not in the table), bits 16..79
+#      the title epoch (incremented whenever the title status changes, so an override
+#      recorded under an earlier status never counts again).
 _jurisdictions: HashMap[uint16, uint256]
 # @dev SHA-256 of the rules file each jurisdiction's entry was compiled from.
 rules_hash: public(HashMap[uint16, bytes32])
@@ -136,6 +140,9 @@ asset_location_gpus: public(HashMap[address, HashMap[uint16, uint256]])
 # @dev Per token and `unclear` jurisdiction: SHA-256 of the legal opinion the SPV
 #      operator relies on to treat title there as recognised (empty: no override).
 title_override: public(HashMap[address, HashMap[uint16, bytes32]])
+# @dev Per token and jurisdiction: the title epoch + 1 under which the override was
+#      recorded (0: none). The override counts only while this matches the row.
+_override_epoch: HashMap[address, HashMap[uint16, uint256]]
 # @dev Next nonce an investor's eligibility attestation must carry.
 eligibility_nonce: public(HashMap[address, uint256])
 
@@ -153,6 +160,13 @@ event InvestorRegistered:
 # @dev Emitted when an investor record is removed.
 event InvestorRemoved:
     investor: indexed(address)
+    provider: indexed(address)
+
+
+# @dev Emitted when a KYC provider voids an investor's outstanding attestations.
+event EligibilityAttestationsCancelled:
+    investor: indexed(address)
+    next_nonce: uint256
     provider: indexed(address)
 
 
@@ -324,7 +338,9 @@ def asset_locations(token: address) -> DynArray[uint16, MAX_ASSET_LOCATIONS]:
 @external
 def set_investor(investor: address, jurisdiction: uint16, accredited: bool, expires_at: uint64):
     """
-    @notice Writes `investor`'s eligibility record (a freeze stays in force).
+    @notice Writes `investor`'s eligibility record (a freeze stays in force). Voids
+            every attestation signed for the investor before (their nonce is used up),
+            so an older attestation can never overwrite this record.
     @dev Only `KYC_PROVIDER_ROLE`.
     @param investor The investor's wallet.
     @param jurisdiction ISO 3166-1 numeric code of the investor's residence.
@@ -332,6 +348,7 @@ def set_investor(investor: address, jurisdiction: uint16, accredited: bool, expi
     @param expires_at Unix time at which the eligibility lapses (in the future).
     """
     access_control._check_role(KYC_PROVIDER_ROLE, msg.sender)
+    self.eligibility_nonce[investor] += 1
     self._write_investor(investor, jurisdiction, accredited, expires_at, msg.sender, False)
 
 
@@ -380,7 +397,9 @@ def submit_eligibility(attestation: Eligibility, signature: Bytes[65]):
 @external
 def remove_investor(investor: address):
     """
-    @notice Removes `investor`'s eligibility record (a freeze stays recorded).
+    @notice Removes `investor`'s eligibility record (a freeze stays recorded) and voids
+            every attestation signed for the investor before, so the investor cannot
+            re-register with one.
     @dev Only `KYC_PROVIDER_ROLE`.
     @param investor The investor's wallet.
     """
@@ -388,7 +407,22 @@ def remove_investor(investor: address):
     word: uint256 = self._investors[investor]
     assert word & EXPIRY_MASK != 0, "ComplianceRegistry: investor is not registered"
     self._investors[investor] = word & FROZEN_BIT
+    self.eligibility_nonce[investor] += 1
     log InvestorRemoved(investor=investor, provider=msg.sender)
+
+
+@external
+def cancel_eligibility_attestations(investor: address):
+    """
+    @notice Voids every eligibility attestation signed for `investor` and not yet
+            submitted (for example one issued by mistake or with a leaked file).
+    @dev Only `KYC_PROVIDER_ROLE`. Moves the investor's nonce on by one.
+    @param investor The investor's wallet.
+    """
+    access_control._check_role(KYC_PROVIDER_ROLE, msg.sender)
+    next_nonce: uint256 = self.eligibility_nonce[investor] + 1
+    self.eligibility_nonce[investor] = next_nonce
+    log EligibilityAttestationsCancelled(investor=investor, next_nonce=next_nonce, provider=msg.sender)
 
 
 @external
@@ -467,18 +501,25 @@ def set_jurisdictions(settings: DynArray[JurisdictionSetting, MAX_JURISDICTION_B
             s.rules_hash == empty(bytes32)
         ), "ComplianceRegistry: a listed jurisdiction needs its rules hash (and a removed one none)"
         previous: uint256 = self._jurisdictions[s.jurisdiction]
-        if previous == 0 and s.title != codes.TITLE_UNLISTED:
+        was_listed: bool = previous & 255 != 0
+        assert was_listed or s.title != codes.TITLE_UNLISTED, "ComplianceRegistry: jurisdiction is not in the table; nothing to remove"
+        epoch: uint256 = previous >> EPOCH_SHIFT
+        if previous & 255 != convert(s.title, uint256):
+            epoch += 1
+        if not was_listed:
             self._listed.append(s.jurisdiction)
             self._listed_position[s.jurisdiction] = len(self._listed)
-        elif previous != 0 and s.title == codes.TITLE_UNLISTED:
+        elif s.title == codes.TITLE_UNLISTED:
             position: uint256 = self._listed_position[s.jurisdiction]
             last: uint16 = self._listed.pop()
             if last != s.jurisdiction:
                 self._listed[position - 1] = last
                 self._listed_position[last] = position
             self._listed_position[s.jurisdiction] = 0
-        self._jurisdictions[s.jurisdiction] = convert(s.title, uint256) | (
-            convert(s.policy, uint256) << POLICY_SHIFT
+        # The epoch survives a removal (bits above the status), so a jurisdiction that is
+        # removed and listed again never revives an override recorded before.
+        self._jurisdictions[s.jurisdiction] = (
+            convert(s.title, uint256) | (convert(s.policy, uint256) << POLICY_SHIFT) | (epoch << EPOCH_SHIFT)
         )
         self.rules_hash[s.jurisdiction] = s.rules_hash
         log JurisdictionSet(
@@ -487,7 +528,7 @@ def set_jurisdictions(settings: DynArray[JurisdictionSetting, MAX_JURISDICTION_B
             policy=s.policy,
             rules_hash=s.rules_hash,
             previous_title=convert(previous & 255, uint8),
-            previous_policy=convert(previous >> POLICY_SHIFT, uint8),
+            previous_policy=convert((previous >> POLICY_SHIFT) & 255, uint8),
             admin=msg.sender,
         )
 
@@ -503,7 +544,7 @@ def jurisdiction(code: uint16) -> (uint8, uint8, bytes32):
     @return bytes32 SHA-256 of the rules file the row was compiled from.
     """
     word: uint256 = self._jurisdictions[code]
-    return convert(word & 255, uint8), convert(word >> POLICY_SHIFT, uint8), self.rules_hash[code]
+    return convert(word & 255, uint8), convert((word >> POLICY_SHIFT) & 255, uint8), self.rules_hash[code]
 
 
 @external
@@ -517,13 +558,32 @@ def listed_jurisdictions() -> DynArray[uint16, MAX_JURISDICTIONS]:
 
 
 @external
+@view
+def title_override_in_force(token: address, jurisdiction: uint16) -> bool:
+    """
+    @notice Whether `token` has a title override for `jurisdiction` that counts now:
+            recorded, and recorded under the jurisdiction's current title status.
+    @param token The share token.
+    @param jurisdiction ISO 3166-1 numeric code.
+    @return bool True when the recorded legal opinion is in force.
+    """
+    row: uint256 = self._jurisdictions[jurisdiction]
+    return row & 255 == convert(codes.TITLE_UNCLEAR, uint256) and self._override_in_force(
+        token, jurisdiction, row
+    )
+
+
+@external
 def set_title_override(token: address, jurisdiction: uint16, legal_opinion_hash: bytes32):
     """
     @notice Records (or, with an empty hash, clears) the SPV's override of an
             `unclear` title status: the SHA-256 of the legal opinion on which the SPV
             treats tokenized title to its GPUs located in `jurisdiction` as recognised.
     @dev Only an account with the token's `OPERATOR_ROLE`. Clearing an override while
-         GPUs sit there stops transfers of the token's shares (except redemption).
+         GPUs sit there stops transfers of the token's shares (except redemption). An
+         override counts only while the jurisdiction's title status stays what it was
+         when the override was recorded (the title epoch); after any change of status
+         the SPV must record it again.
     @param token The SPV's share token.
     @param jurisdiction ISO 3166-1 numeric code.
     @param legal_opinion_hash SHA-256 of the legal opinion, or empty to clear.
@@ -532,12 +592,19 @@ def set_title_override(token: address, jurisdiction: uint16, legal_opinion_hash:
     assert staticcall IAccessControl(token).hasRole(
         SPV_OPERATOR_ROLE, msg.sender
     ), "ComplianceRegistry: only the token's SPV operator can record a title override"
+    row: uint256 = self._jurisdictions[jurisdiction]
+    epoch: uint256 = 0
     if legal_opinion_hash != empty(bytes32):
-        assert (
-            self._jurisdictions[jurisdiction] & 255 == convert(codes.TITLE_UNCLEAR, uint256)
+        assert row & 255 == convert(
+            codes.TITLE_UNCLEAR, uint256
         ), "ComplianceRegistry: a title override applies only to a jurisdiction whose title status is unclear"
-    assert self.title_override[token][jurisdiction] != legal_opinion_hash, "ComplianceRegistry: title override unchanged"
+        epoch = (row >> EPOCH_SHIFT) + 1
+    assert (
+        self.title_override[token][jurisdiction] != legal_opinion_hash
+        or self._override_epoch[token][jurisdiction] != epoch
+    ), "ComplianceRegistry: title override unchanged"
     self.title_override[token][jurisdiction] = legal_opinion_hash
+    self._override_epoch[token][jurisdiction] = epoch
     log TitleOverrideSet(
         token=token, jurisdiction=jurisdiction, legal_opinion_hash=legal_opinion_hash, operator=msg.sender
     )
@@ -556,11 +623,12 @@ def register_asset_location(location: uint16):
             an override of an `unclear` status).
     @param location ISO 3166-1 numeric code of the GPU's location.
     """
-    title: uint256 = self._jurisdictions[location] & 255
+    row: uint256 = self._jurisdictions[location]
+    title: uint256 = row & 255
     assert title != convert(codes.TITLE_UNLISTED, uint256), "ComplianceRegistry: GPU location is not in the jurisdiction table: tokenized title there is not established"
     assert title != convert(codes.TITLE_NOT_RECOGNISED, uint256), "ComplianceRegistry: GPU location does not recognise tokenized title to physical assets (lex rei sitae); see its rules citations"
     assert (
-        title == convert(codes.TITLE_RECOGNISED, uint256) or self.title_override[msg.sender][location] != empty(bytes32)
+        title == convert(codes.TITLE_RECOGNISED, uint256) or self._override_in_force(msg.sender, location, row)
     ), "ComplianceRegistry: tokenized title in the GPU's location is unclear and the SPV has recorded no legal-opinion override"
     count: uint256 = self.asset_location_gpus[msg.sender][location]
     if count == 0:
@@ -667,7 +735,9 @@ def _receiver_code(receiver: address) -> uint8:
         return codes.RECEIVER_ELIGIBILITY_EXPIRED
     if word & FROZEN_BIT != 0:
         return codes.RECEIVER_FROZEN
-    policy: uint256 = self._jurisdictions[convert((word >> JURISDICTION_SHIFT) & 65_535, uint16)] >> POLICY_SHIFT
+    policy: uint256 = (
+        self._jurisdictions[convert((word >> JURISDICTION_SHIFT) & 65_535, uint16)] >> POLICY_SHIFT
+    ) & 255
     if policy == convert(codes.POLICY_UNLISTED, uint256) or policy == convert(codes.POLICY_BLOCKED, uint256):
         return codes.RECEIVER_JURISDICTION_BLOCKED
     if policy == convert(codes.POLICY_ACCREDITED_ONLY, uint256) and word & ACCREDITED_BIT == 0:
@@ -692,15 +762,31 @@ def _title_ok(token: address) -> bool:
         word = word >> 16
         if location == 0:
             continue
-        title: uint256 = self._jurisdictions[convert(location, uint16)] & 255
+        row: uint256 = self._jurisdictions[convert(location, uint16)]
+        title: uint256 = row & 255
         if title == convert(codes.TITLE_RECOGNISED, uint256):
             continue
-        if title == convert(codes.TITLE_UNCLEAR, uint256) and self.title_override[token][
+        # Inline `_override_in_force` (an internal call costs gas on every transfer).
+        if title == convert(codes.TITLE_UNCLEAR, uint256) and self._override_epoch[token][
             convert(location, uint16)
-        ] != empty(bytes32):
+        ] == (row >> EPOCH_SHIFT) + 1:
             continue
         return False
     return True
+
+
+@internal
+@view
+def _override_in_force(token: address, location: uint16, row: uint256) -> bool:
+    """
+    @dev Whether `token`'s title override for `location` was recorded under the
+         jurisdiction's current title epoch (so it still counts).
+    @param token The share token.
+    @param location ISO 3166-1 numeric code.
+    @param row The jurisdiction's packed table entry.
+    @return bool True while the override counts.
+    """
+    return self._override_epoch[token][location] == (row >> EPOCH_SHIFT) + 1
 
 
 @internal

@@ -74,6 +74,7 @@ interface IComplianceRegistry:
         sender_frozen: uint256,
     ) -> uint8: view
     def check_receiver(receiver: address) -> uint8: view
+    def is_frozen(account: address) -> bool: view
     def messageForTransferRestriction(restriction_code: uint8) -> String[160]: view
     def register_asset_location(location: uint16): nonpayable
     def release_asset_location(location: uint16): nonpayable
@@ -535,10 +536,16 @@ def distribute(amount: uint256):
 @nonreentrant
 def claim() -> uint256:
     """
-    @notice Pays the caller all the rental income their shares have earned so far.
+    @notice Pays the caller all the rental income their shares have earned so far. A
+            wallet frozen in the compliance registry cannot claim until it is unfrozen
+            or recovered; its income keeps accruing. Expired or removed eligibility does
+            not stop a claim: the income was earned.
     @return uint256 The amount paid, in income token units.
     """
     assert self._hot & PAUSED_BIT == 0, "GPUShareToken: paused"
+    assert not staticcall IComplianceRegistry(compliance_registry).is_frozen(
+        msg.sender
+    ), "GPUShareToken: wallet frozen by a compliance agent; income keeps accruing until it is unfrozen or recovered"
     amount: uint256 = self._claimable(msg.sender)
     assert amount != 0, "GPUShareToken: nothing to claim"
     # `amount * MAGNITUDE <= income_per_share * balance + correction < 2**255`.
@@ -729,7 +736,9 @@ def recover_wallet(lost_wallet: address, new_wallet: address):
     self.income_correction[new_wallet] += self.income_correction[lost_wallet]
     self.income_correction[lost_wallet] = 0
     if frozen != 0:
-        self._frozen_tokens[new_wallet] += frozen
+        # Saturating: a freeze may exceed the balance (up to max_value, "everything").
+        already: uint256 = self._frozen_tokens[new_wallet]
+        self._frozen_tokens[new_wallet] = max_value(uint256) if frozen > max_value(uint256) - already else already + frozen
         self._frozen_tokens[lost_wallet] = 0
         log Frozen(user=lost_wallet, amount=0)
         log Frozen(user=new_wallet, amount=self._frozen_tokens[new_wallet])

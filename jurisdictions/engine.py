@@ -63,13 +63,20 @@ class Party(BaseModel):
 
 
 class ShareAsset(BaseModel):
-    """The share token being moved: its SPV, where its GPUs sit, whether it is paused."""
+    """The share token being moved: its SPV, where its GPUs sit, whether it is paused.
+
+    `overridden_locations`: where the SPV's title override is in force on-chain
+    (`registry.title_override_in_force`). Leave it None to use the overrides the rules
+    data records for `spv_lei` (what the chain holds once `apply` has run); set it to
+    decide exactly as a registry that is not in sync would.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     spv_lei: str | None = None
     locations: frozenset[Numeric] = frozenset()
     paused: bool = False
+    overridden_locations: frozenset[Numeric] | None = None
 
 
 class Decision(BaseModel):
@@ -110,16 +117,23 @@ def default_rules() -> RuleBook:
     return _DEFAULT_RULES
 
 
-def title_recognised(rules: RuleBook, location: int, spv_lei: str | None) -> bool:
+def title_recognised(
+    rules: RuleBook,
+    location: int,
+    spv_lei: str | None,
+    overridden_locations: frozenset[int] | None = None,
+) -> bool:
     """Whether a token may carry title to a GPU located in `location` for this SPV."""
     rule = rules.get(location)
     if rule is None:
         return False
     if rule.title_recognition is TitleRecognition.RECOGNISED:
         return True
-    if rule.title_recognition is TitleRecognition.UNCLEAR and spv_lei is not None:
-        return rule.override_for(spv_lei) is not None
-    return False
+    if rule.title_recognition is not TitleRecognition.UNCLEAR:
+        return False
+    if overridden_locations is not None:
+        return location in overridden_locations
+    return spv_lei is not None and rule.override_for(spv_lei) is not None
 
 
 def check_gpu_location(
@@ -190,7 +204,9 @@ def decide(
 
     if receiver is not None:
         blocking = sorted(
-            loc for loc in asset.locations if not title_recognised(rules, loc, asset.spv_lei)
+            loc
+            for loc in asset.locations
+            if not title_recognised(rules, loc, asset.spv_lei, asset.overridden_locations)
         )
         redemption = sender is not None and receiver.is_spv
         if blocking and not redemption:

@@ -31,6 +31,7 @@ class RegistryReader(Protocol):
     def jurisdiction(self, code: int) -> Any: ...
     def listed_jurisdictions(self) -> Any: ...
     def title_override(self, token: str, code: int) -> Any: ...
+    def title_override_in_force(self, token: str, code: int) -> Any: ...
 
 
 class JurisdictionSetting(BaseModel):
@@ -123,7 +124,8 @@ class Plan(BaseModel):
 
     @property
     def empty(self) -> bool:
-        return not self.rows and not self.overrides
+        """Nothing to send on this chain (overrides of SPVs absent here are only listed)."""
+        return not self.rows and all(o.token is None for o in self.overrides)
 
     def row_batches(self) -> list[list[tuple[int, int, int, bytes]]]:
         """The `set_jurisdictions` calls, at most `BATCH` rows each."""
@@ -203,7 +205,11 @@ def plan(
     for setting in wanted_overrides:
         token = tokens_by_lei.get(setting.spv_lei)
         current = bytes(registry.title_override(token, setting.jurisdiction)) if token else None
-        if current != setting.legal_opinion_hash:
+        # Recorded under an earlier title status, an override no longer counts: record again.
+        in_force = bool(token) and bool(
+            registry.title_override_in_force(token, setting.jurisdiction)
+        )
+        if current != setting.legal_opinion_hash or not in_force:
             overrides.append(OverrideChange(setting=setting, token=token, current=current))
     # Overrides recorded on-chain that the data no longer holds are cleared: a withdrawn
     # legal opinion must stop counting.
@@ -232,6 +238,8 @@ def describe(plan_: Plan, rules_count: int) -> Iterable[str]:
     """Human-readable lines for a plan."""
     if plan_.empty:
         yield f"registry matches the rules data ({rules_count} jurisdictions): nothing to change"
+        for change in plan_.overrides:
+            yield f"  (not on this chain) {change.describe()}"
         return
     for change in plan_.rows:
         yield change.describe()

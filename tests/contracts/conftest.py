@@ -115,6 +115,13 @@ def funded(stablecoin, admin, operator, token):
 
 @pytest.fixture(autouse=True)
 def _isolate():
-    """Every test starts from the same chain state and leaves nothing behind."""
+    """Every test starts from the same chain state and leaves nothing behind.
+
+    boa's keccak and SSTORE traces (used only to print storage in error messages) grow
+    across tests; a preimage from an earlier test can make boa misread a struct slot
+    while formatting a revert (`'StructT' object has no attribute 'key_type'`), so each
+    test starts them empty."""
+    boa.env.sha3_trace = {}
+    boa.env.sstore_trace = {}
     with boa.env.anchor():
         yield

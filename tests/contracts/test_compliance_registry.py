@@ -453,7 +453,8 @@ def test_a_frozen_investor_cannot_unfreeze_by_re_attesting(registry, provider, c
                                                            alice):
     with boa.env.prank(compliance_admin):
         registry.set_wallet_frozen(alice, True)
-    att = _attestation(alice, jurisdiction=LI, accredited=True)
+    att = _attestation(alice, jurisdiction=LI, accredited=True,
+                       nonce=registry.eligibility_nonce(alice))
     with boa.env.prank(alice):
         registry.submit_eligibility(att.as_tuple(), _sign(att, provider.key, registry.address))
     assert tuple(registry.investor(alice)) == (LI, True, FAR_FUTURE, True, True)
@@ -510,7 +511,6 @@ def test_set_jurisdictions_add_update_remove_and_events(registry, compliance_adm
             (CH, RECOGNISED, ALLOWED, new_hash),  # update
             (999, UNCLEAR, BLOCKED, H),  # add
             (FR, 0, 0, ZERO32),  # remove
-            (1, 0, 0, ZERO32),  # removing an unlisted code is a no-op (still logged)
         ])
         events = _events(registry, "JurisdictionSet")
     assert [(e.jurisdiction, e.title, e.policy, e.rules_hash, e.previous_title,
@@ -518,13 +518,16 @@ def test_set_jurisdictions_add_update_remove_and_events(registry, compliance_adm
         (CH, RECOGNISED, ALLOWED, new_hash, RECOGNISED, ACCREDITED_ONLY),
         (999, UNCLEAR, BLOCKED, H, 0, 0),
         (FR, 0, 0, ZERO32, UNCLEAR, ALLOWED),
-        (1, 0, 0, ZERO32, 0, 0),
     ]
     assert all(e.admin == compliance_admin for e in events)
     assert registry.jurisdiction(CH) == (RECOGNISED, ALLOWED, new_hash)
     assert registry.jurisdiction(999) == (UNCLEAR, BLOCKED, H)
     assert registry.jurisdiction(FR) == (0, 0, ZERO32) and registry.rules_hash(FR) == ZERO32
     assert sorted(registry.listed_jurisdictions()) == sorted((set(TEST_TABLE) - {FR}) | {999})
+    with boa.env.prank(compliance_admin), boa.reverts(
+        "ComplianceRegistry: jurisdiction is not in the table; nothing to remove"
+    ):
+        registry.set_jurisdictions([(FR, 0, 0, ZERO32)])  # already removed: no silent no-op
 
 
 def test_removing_a_residence_row_blocks_its_residents(registry, compliance_admin, alice):
@@ -549,12 +552,15 @@ def test_listed_jurisdictions_stay_consistent(registry, compliance_admin, batche
             settings = []
             for code, value in batch:
                 if value is None:
+                    if code not in model:
+                        continue  # removing an unlisted code is refused (tested above)
                     settings.append((code, 0, 0, ZERO32))
                     model.pop(code, None)
                 else:
                     settings.append((code, *value, keccak(text=f"{code}-{value}")))
                     model[code] = value
-            registry.set_jurisdictions(settings)
+            if settings:
+                registry.set_jurisdictions(settings)
             listed = list(registry.listed_jurisdictions())
             assert len(listed) == len(set(listed))
             assert set(listed) == set(model)
@@ -610,18 +616,32 @@ def test_set_title_override_only_for_unclear_titles(registry, token, operator, c
         registry.set_title_override(token.address, code, OPINION)
 
 
-def test_an_override_outlives_a_status_change(registry, token, operator, compliance_admin):
-    """Surprising but by design: the override is kept when FR's status changes, and
-    counts again if FR goes back to `unclear`."""
+@pytest.mark.parametrize("detour", [(NOT_RECOGNISED, ALLOWED, H), (0, 0, ZERO32)],
+                         ids=["via-not-recognised", "via-removal"])
+def test_an_override_does_not_survive_a_status_change(registry, token, operator,
+                                                      compliance_admin, detour):
+    """An opinion was given under one title status: once FR's status changes (or FR
+    leaves the table), the old override never counts again, even if FR returns to
+    `unclear`; the SPV must record it again."""
     with boa.env.prank(operator):
         registry.set_title_override(token.address, FR, OPINION)
         token.add_gpus([gpu("FR-1", location=FR)])
+    assert registry.title_override_in_force(token.address, FR)
     with boa.env.prank(compliance_admin):
-        registry.set_jurisdictions([(FR, NOT_RECOGNISED, ALLOWED, H)])
+        registry.set_jurisdictions([(FR, *detour)])
     assert not registry.asset_title_recognised(token.address)
-    assert registry.title_override(token.address, FR) == OPINION
+    assert not registry.title_override_in_force(token.address, FR)
     with boa.env.prank(compliance_admin):
         registry.set_jurisdictions([(FR, UNCLEAR, ALLOWED, H)])
+    assert registry.title_override(token.address, FR) == OPINION  # kept for the record
+    assert not registry.title_override_in_force(token.address, FR)
+    assert not registry.asset_title_recognised(token.address)
+    # A policy or rules-hash change that keeps the status `unclear` does not void it.
+    with boa.env.prank(operator):
+        registry.set_title_override(token.address, FR, OPINION)  # same opinion, re-recorded
+    assert registry.asset_title_recognised(token.address)
+    with boa.env.prank(compliance_admin):
+        registry.set_jurisdictions([(FR, UNCLEAR, BLOCKED, keccak(text="fr-v3"))])
     assert registry.asset_title_recognised(token.address)
 
 
@@ -812,3 +832,44 @@ def test_check_receiver(registry, compliance_admin, alice, stranger):
 @pytest.mark.parametrize("code", [*range(13), 13, 200, 255])
 def test_message_for_transfer_restriction_matches_python(registry, code):
     assert registry.messageForTransferRestriction(code) == message(code)
+
+
+# ---------------------------------------------------------------------------------
+# Outstanding attestations are voided by every provider write (audit finding H1)
+# ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider_action", ["set_investor", "remove_investor", "cancel"])
+def test_a_provider_write_voids_older_attestations(registry, provider, compliance_admin,
+                                                   stranger, provider_action):
+    """An attestation signed before the provider changed or removed the record can
+    never bring the old record back."""
+    with boa.env.prank(compliance_admin):
+        registry.set_investor(stranger, US, False, FAR_FUTURE)  # nonce 0 -> 1
+    assert registry.eligibility_nonce(stranger) == 1
+    old = _attestation(stranger, jurisdiction=CH, accredited=True, nonce=1)
+    signature = _sign(old, provider.key, registry.address)
+    with boa.env.prank(compliance_admin):
+        if provider_action == "set_investor":
+            registry.set_investor(stranger, US, False, FAR_FUTURE)
+        elif provider_action == "remove_investor":
+            registry.remove_investor(stranger)
+        else:
+            registry.cancel_eligibility_attestations(stranger)
+            event = _event(registry, "EligibilityAttestationsCancelled")
+            assert (event.investor, event.next_nonce, event.provider) == (
+                stranger, 2, compliance_admin
+            )
+    assert registry.eligibility_nonce(stranger) == 2
+    before = tuple(registry.investor(stranger))
+    with boa.env.prank(stranger), boa.reverts(
+        "ComplianceRegistry: eligibility attestation nonce is not the investor's next nonce "
+        "(already used?)"
+    ):
+        registry.submit_eligibility(old.as_tuple(), signature)
+    assert tuple(registry.investor(stranger)) == before
+
+
+def test_cancel_eligibility_attestations_needs_the_kyc_role(registry, stranger, alice):
+    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+        registry.cancel_eligibility_attestations(alice)

@@ -796,3 +796,50 @@ def test_detect_transfer_restriction_for_a_mint(holders, registry, compliance_ad
 @pytest.mark.parametrize("code", [*range(13), 13, 99, 255])
 def test_message_for_transfer_restriction(token, code):
     assert token.messageForTransferRestriction(code) == message(code)
+
+
+# ---------------------------------------------------------------------------------
+# Audit findings: frozen wallets cannot claim (M1); freezes saturate on recovery (L3)
+# ---------------------------------------------------------------------------------
+
+
+def test_a_frozen_wallet_cannot_claim_but_keeps_accruing(holders, funded, registry,
+                                                         compliance_admin, operator, alice):
+    with boa.env.prank(operator):
+        holders.distribute(170 * USDC)  # alice 100 of 170 shares
+    _freeze_wallet(registry, compliance_admin, alice)
+    with boa.env.prank(alice), boa.reverts(
+        "GPUShareToken: wallet frozen by a compliance agent; income keeps accruing until it is "
+        "unfrozen or recovered"
+    ):
+        holders.claim()
+    with boa.env.prank(operator):
+        holders.distribute(170 * USDC)
+    assert holders.claimable(alice) == 200 * USDC
+    _freeze_wallet(registry, compliance_admin, alice, frozen=False)
+    with boa.env.prank(alice):
+        assert holders.claim() == 200 * USDC
+
+
+def test_an_expired_or_removed_holder_can_still_claim(holders, funded, registry,
+                                                      compliance_admin, operator, alice, bob):
+    with boa.env.prank(operator):
+        holders.distribute(170 * USDC)
+    with boa.env.prank(compliance_admin):
+        registry.remove_investor(alice)
+        registry.set_investor(bob, US, False, boa.env.timestamp + 1)
+    boa.env.time_travel(seconds=10)
+    with boa.env.prank(alice):
+        assert holders.claim() == 100 * USDC  # earned income is never confiscated
+    with boa.env.prank(bob):
+        assert holders.claim() == 50 * USDC
+
+
+def test_recovery_saturates_frozen_amounts(agents, agent, alice, bob):
+    with boa.env.prank(agent):
+        agents.setFrozenTokens(alice, 2**256 - 1)  # "freeze everything"
+        agents.setFrozenTokens(bob, 2**256 - 1)
+        agents.recover_wallet(alice, bob)
+    assert agents.getFrozenTokens(bob) == 2**256 - 1
+    assert agents.getFrozenTokens(alice) == 0
+    assert agents.balanceOf(bob) == 150 * SHARE

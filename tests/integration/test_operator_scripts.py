@@ -31,7 +31,8 @@ from gpushares.devnode import CHAIN_ID, PROJECT_ROOT, AnvilNode
 
 from .conftest import TX_HASH, ApeResult, ApeRunner, Chain
 
-pytestmark = pytest.mark.integration
+# One xdist worker runs every test that drives anvil and ape (shared .build/).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain")]
 
 FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
 DOCUMENTS = PROJECT_ROOT / "examples" / "spv-legal-documents.txt"

@@ -268,6 +268,18 @@ def test_unclear_override_for_other_lei_is_not(lei: str | None) -> None:
     assert not title_recognised(RULES, UNCLEAR_OVR, lei)
 
 
+def test_overridden_locations_from_the_chain_take_precedence_over_the_data() -> None:
+    """An engine fed the chain's overrides decides as an unsynced registry does."""
+    # In the data but not (yet) on-chain: refused, as the chain refuses.
+    assert not title_recognised(RULES, UNCLEAR_OVR, LEI_A, frozenset())
+    # On-chain but not in the data: recognised, as the chain allows.
+    assert title_recognised(RULES, UNCLEAR, LEI_B, frozenset({UNCLEAR}))
+    # Never for a location that is not `unclear`.
+    assert not title_recognised(RULES, UNLISTED, LEI_A, frozenset({UNLISTED}))
+    chain_view = asset(UNCLEAR).model_copy(update={"overridden_locations": frozenset({UNCLEAR})})
+    assert run(chain_view, SENDER, RECEIVER).allowed
+
+
 def test_unclear_without_override_is_not_recognised() -> None:
     d = run(asset(UNCLEAR), SENDER, RECEIVER)
     assert d.code is Restriction.ASSET_TITLE_NOT_RECOGNISED

@@ -36,6 +36,10 @@ class FakeRegistry:
         self.rows: dict[int, tuple[int, int, bytes]] = {}
         self.listed: list[int] = []
         self.overrides: dict[tuple[str, int], bytes] = {}
+        # The contract's title epoch per code (bumped when the title status changes) and
+        # the epoch + 1 each override was recorded under.
+        self.epochs: dict[int, int] = {}
+        self.override_epochs: dict[tuple[str, int], int] = {}
         self.batch_sizes: list[int] = []
 
     # views
@@ -48,6 +52,12 @@ class FakeRegistry:
     def title_override(self, token: str, code: int) -> bytes:
         return self.overrides.get((token, code), ZERO32)
 
+    def title_override_in_force(self, token: str, code: int) -> bool:
+        return (
+            self.jurisdiction(code)[0] == TitleStatus.UNCLEAR
+            and self.override_epochs.get((token, code), 0) == self.epochs.get(code, 0) + 1
+        )
+
     # writes (with the contract's checks)
     def set_jurisdictions(self, batch: list[tuple[int, int, int, bytes]]) -> None:
         assert 0 < len(batch) <= self.MAX_BATCH
@@ -58,6 +68,9 @@ class FakeRegistry:
             assert (title == 0) == (policy == 0)
             assert (title == 0) == (rules_hash == ZERO32)
             assert isinstance(rules_hash, bytes) and len(rules_hash) == 32
+            assert code in self.rows or title != 0, "nothing to remove"
+            if self.jurisdiction(code)[0] != title:
+                self.epochs[code] = self.epochs.get(code, 0) + 1
             if title == 0:
                 if code in self.rows:
                     del self.rows[code]
@@ -71,10 +84,16 @@ class FakeRegistry:
                 self.rows[code] = (title, policy, rules_hash)
 
     def set_title_override(self, token: str, code: int, opinion_hash: bytes) -> None:
+        epoch = 0
         if opinion_hash != ZERO32:
             assert self.rows.get(code, (0,))[0] == TitleStatus.UNCLEAR
-        assert self.title_override(token, code) != opinion_hash, "title override unchanged"
+            epoch = self.epochs.get(code, 0) + 1
+        assert (
+            self.title_override(token, code) != opinion_hash
+            or self.override_epochs.get((token, code), 0) != epoch
+        ), "title override unchanged"
         self.overrides[(token, code)] = opinion_hash
+        self.override_epochs[(token, code)] = epoch
 
     def apply(self, p: Plan) -> None:
         for batch in p.row_batches():
