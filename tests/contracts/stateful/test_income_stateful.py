@@ -27,6 +27,8 @@ from tests.contracts.helpers import (
     FAR_FUTURE,
     FORCED_TRANSFER_ROLE,
     FREEZER_ROLE,
+    MAGNITUDE,
+    MAX_INCOME_PER_SHARE,
     OPERATOR_ROLE,
     RECOVERY_ROLE,
     US,
@@ -213,6 +215,15 @@ class ShareIncomeMachine(RuleBasedStateMachine):
                 with boa.reverts("GPUShareToken: no shares outstanding to receive income"):
                     self.token.distribute(amount)
                 return
+            # A dust supply with large income would push the accumulator past its bound:
+            # refused, never wrapped (the foundation's overflow guard).
+            magnified = amount * MAGNITUDE + self.token.income_carry()
+            if self.token.income_per_share() + magnified // supply > MAX_INCOME_PER_SHARE:
+                with boa.reverts(
+                    "GPUShareToken: income per share would overflow; distribute over more shares"
+                ):
+                    self.token.distribute(amount)
+                return
             self.token.distribute(amount)
         self.distributed += amount
         for i, balance in enumerate(self.balances):
@@ -225,6 +236,12 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         with boa.env.prank(self.holders[who]):
             if self.paused:
                 with boa.reverts("GPUShareToken: paused"):
+                    self.token.claim()
+            elif self.wallet_frozen[who]:
+                with boa.reverts(
+                    "GPUShareToken: wallet frozen by a compliance agent; income keeps accruing "
+                    "until it is unfrozen or recovered"
+                ):
                     self.token.claim()
             elif owed == 0:
                 with boa.reverts("GPUShareToken: nothing to claim"):
