@@ -19,7 +19,7 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 
-from gpushares.devnode import DEFAULT_MNEMONIC, PROJECT_ROOT, AnvilNode
+from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
 from jurisdictions import eligibility, onchain
 from jurisdictions.rules import load_rules
 
@@ -132,7 +132,7 @@ def run_share_token(b: Bench, accounts: list[str]) -> None:
         investor=dave, jurisdiction=840, accredited=True, expires_at=4_102_444_800,
         nonce=0, deadline=4_102_444_800,
     )
-    signed = eligibility.sign(attestation, _dev_key(0), b.web3.eth.chain_id, registry.address)
+    signed = eligibility.sign(attestation, dev_key(0), b.web3.eth.chain_id, registry.address)
     b.measure(
         "eligibility_submit",
         registry.functions.submit_eligibility(attestation.as_tuple(), signed.signature_bytes()),
@@ -151,13 +151,6 @@ class _Views:
         return lambda *args: fn(*args).call()
 
 
-def _dev_key(index: int) -> bytes:
-    """Private key of anvil's dev account `index` (the node runs DEFAULT_MNEMONIC)."""
-    from eth_account import Account
-
-    Account.enable_unaudited_hdwallet_features()
-    path = f"m/44'/60'/0'/0/{index}"
-    return bytes(Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=path).key)
 
 
 def run_baseline(b: Bench, accounts: list[str]) -> None:

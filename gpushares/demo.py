@@ -9,6 +9,7 @@ deployments folder, so running it twice in a row works.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +23,8 @@ from pathlib import Path
 from eth_account import Account
 from web3 import Web3
 
-from gpushares.devnode import DEFAULT_MNEMONIC, PROJECT_ROOT, AnvilNode
+from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
+from jurisdictions.rules import RULES_DIR, load_rules
 
 NETWORK = "ethereum:local:foundry"
 FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
@@ -37,14 +39,9 @@ HOURS = 720
 UTILISATION = Decimal("0.85")
 PRICE_PER_GPU_HOUR = Decimal("2.10")
 
-Account.enable_unaudited_hdwallet_features()
-
-
 def test_account(index: int) -> str:
     """Address of ape's TEST::index account (anvil's default mnemonic)."""
-    return Account.from_mnemonic(
-        DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}"
-    ).address
+    return Account.from_key(dev_key(index)).address
 
 
 class Story:
@@ -99,10 +96,6 @@ def _abi(name: str) -> list[dict[str, object]]:
 def rules_with_demo_override(workdir: Path) -> Path:
     """A copy of the shipped rules where the demo SPV records its US title override (the
     shipped data stays untouched: the demo SPV is fictional)."""
-    import hashlib
-
-    from jurisdictions.rules import RULES_DIR
-
     rules = workdir / "rules"
     shutil.copytree(RULES_DIR, rules)
     digest = hashlib.sha256(LEGAL_OPINION.read_bytes()).hexdigest()
@@ -136,8 +129,6 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
     print("\n" + "=" * 78)
     print(f"Summary: {token.functions.name().call()} ({token.functions.symbol().call()})")
     print("=" * 78)
-    from jurisdictions.rules import load_rules
-
     rules = load_rules()
     print(f"{'holder':<16}{'residence':<22}{'shares':>10}{'paid':>12}{'owed':>10}")
     owed_total = 0

@@ -25,6 +25,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # anvil's default mnemonic; ape's local test accounts (TEST::0, TEST::1, ...) derive
 # from the same one, so both sides agree on the funded accounts.
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def dev_key(index: int) -> bytes:
+    """Private key of dev account `index` of DEFAULT_MNEMONIC (ape's TEST::index)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    path = f"m/44'/60'/0'/0/{index}"
+    return bytes(Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=path).key)
 CHAIN_ID = 31337
 
 

@@ -12,6 +12,7 @@ from ape import project
 from ape.api import ReceiptAPI
 from ape.cli import account_option as ape_account_option
 from ape.exceptions import ContractLogicError
+from eth_utils import is_address, to_checksum_address
 
 from gpushares import deployments as deployments_file
 
@@ -21,6 +22,13 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 def account_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`--account ALIAS` (TEST::N on local chains); never prompts, so scripts run in CI."""
     return ape_account_option(prompt=False)
+
+
+def checksum_address(value: str, what: str) -> str:
+    """`value` as a checksummed address, or a clear error naming the option `what`."""
+    if not is_address(value):
+        raise click.BadParameter(f"{what}: {value!r} is not an address")
+    return to_checksum_address(value)
 
 
 def require_account(account: Any) -> Any:

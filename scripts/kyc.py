@@ -19,20 +19,20 @@ from pathlib import Path
 
 import click
 from ape.cli import ConnectedProviderCommand
-from eth_utils import is_address, to_checksum_address
 from pydantic import ValidationError
 
 from jurisdictions import eligibility
 from jurisdictions.rules import RulesError, load_rules
-from scripts._lib import account_option, load_deployments, registry, require_account, transact
+from scripts._lib import (
+    account_option,
+    checksum_address,
+    load_deployments,
+    registry,
+    require_account,
+    transact,
+)
 
 DAY = 86_400
-
-
-def _address(value: str, what: str) -> str:
-    if not is_address(value):
-        raise click.BadParameter(f"{what}: {value!r} is not an address")
-    return to_checksum_address(value)
 
 
 def _jurisdiction(value: str) -> tuple[int, str]:
@@ -71,7 +71,7 @@ def register(provider, account, investor, jurisdiction, accredited, valid_days):
     """Write an investor's record directly (KYC provider)."""
     kyc = require_account(account)
     reg = registry(load_deployments(provider))
-    who = _address(investor, "--investor")
+    who = checksum_address(investor, "--investor")
     code, label = _jurisdiction(jurisdiction)
     if not reg.hasRole(reg.KYC_PROVIDER_ROLE(), kyc.address):
         raise click.ClickException(f"{kyc.address} lacks KYC_PROVIDER_ROLE, nothing sent")
@@ -98,7 +98,7 @@ def attest(provider, account, investor, jurisdiction, accredited, valid_days, de
     kyc = require_account(account)
     deployed = load_deployments(provider)
     reg = registry(deployed)
-    who = _address(investor, "--investor")
+    who = checksum_address(investor, "--investor")
     code, label = _jurisdiction(jurisdiction)
     if not reg.hasRole(reg.KYC_PROVIDER_ROLE(), kyc.address):
         raise click.ClickException(f"{kyc.address} lacks KYC_PROVIDER_ROLE: its signature "
@@ -157,7 +157,7 @@ def freeze(provider, account, investor, unfreeze):
     """Freeze (or unfreeze) a whole wallet across every share token (FREEZER_ROLE)."""
     agent = require_account(account)
     reg = registry(load_deployments(provider))
-    who = _address(investor, "--investor")
+    who = checksum_address(investor, "--investor")
     if bool(reg.is_frozen(who)) != unfreeze:
         raise click.ClickException(f"{who} is already {'unfrozen' if unfreeze else 'frozen'}")
     transact(f"{'unfreeze' if unfreeze else 'freeze'} wallet {who}", reg.set_wallet_frozen,
@@ -169,7 +169,7 @@ def freeze(provider, account, investor, unfreeze):
 def show(provider, investor):
     """Print an investor's record."""
     reg = registry(load_deployments(provider))
-    who = _address(investor, "--investor")
+    who = checksum_address(investor, "--investor")
     record = reg.investor(who)
     if not record.registered:
         click.echo(f"{who}: no eligibility record{' (wallet frozen)' if record.frozen else ''}")

@@ -28,15 +28,15 @@ from pathlib import Path
 
 import click
 from ape.cli import ConnectedProviderCommand
-from eth_utils import is_address, to_checksum_address
 
 from gpushares.fleet import FleetCSVError, bytes32_text, load_fleet_csv
-from jurisdictions.codes import Restriction
+from jurisdictions.codes import Restriction, TitleStatus
 from jurisdictions.engine import check_gpu_location
 from jurisdictions.rules import RuleBook, RulesError, load_rules
 from scripts._lib import (
     ZERO_ADDRESS,
     account_option,
+    checksum_address,
     erc20,
     factory,
     fmt_units,
@@ -91,12 +91,6 @@ def _explain_refusal(reg, token, receiver: str, code: int, message: str) -> None
             click.echo(f"  receiver resident in {rule.name} ({rule.alpha2}): holder policy "
                        f"{rule.holder_policy}{', sanctioned' if rule.sanctioned else ''}")
             _echo_citations(rule.citations)
-
-
-def _address(value: str, what: str) -> str:
-    if not is_address(value):
-        raise click.BadParameter(f"{what}: {value!r} is not an address")
-    return to_checksum_address(value)
 
 
 @click.group()
@@ -167,7 +161,10 @@ def create(
     if len(lei) != 20 or not spv_factory.is_valid_lei(lei):
         raise click.BadParameter(f"--lei {lei!r} is not a valid LEI (20 characters, check digits)")
     per_gpu = to_base_units(shares_per_gpu, SHARE_DECIMALS, "--shares-per-gpu")
-    stable = _address(income_token, "--income-token") if income_token else deployed.income_token
+    stable = (
+        checksum_address(income_token, "--income-token") if income_token
+        else deployed.income_token
+    )
     if not spv_factory.hasRole(spv_factory.OPERATOR_ROLE(), operator.address):
         raise click.ClickException(
             f"{operator.address} lacks the factory's OPERATOR_ROLE; ask the factory admin "
@@ -221,12 +218,13 @@ def add_gpus(provider, account, spv_id, csv_path, skip_checks):
         raise click.ClickException(f"already registered on SPV {spv_id}, nothing sent: {serials}")
     refused = []
     lei = factory(deployed).spvs(spv_id).lei
+    rules = None
     for location in sorted({row.location_iso3166_numeric for row in rows}):
         title, _policy, _hash = reg.jurisdiction(location)
-        overridden = bytes(reg.title_override(token.address, location)) != b"\0" * 32
-        if title == 1 or (title == 3 and overridden):
+        # The registry's own rule: recognised, or unclear with an override in force.
+        if title == TitleStatus.RECOGNISED or reg.title_override_in_force(token.address, location):
             continue
-        rules = _rules()
+        rules = rules or _rules()
         if rules is not None:
             decision = check_gpu_location(location, str(lei), rules=rules)
             reason = decision.message
@@ -273,7 +271,7 @@ def mint(provider, account, spv_id, receiver, shares):
     operator = require_account(account)
     deployed = load_deployments(provider)
     token = share_token(deployed, spv_id)
-    to = _address(receiver, "--to")
+    to = checksum_address(receiver, "--to")
     amount = to_base_units(shares, SHARE_DECIMALS, "--shares")
     cap = token.backing()[0]
     supply = token.totalSupply()
@@ -458,7 +456,7 @@ def status(provider, spv_id, holders):
                 f"{STATUS_NAMES.get(gpu.status, '?')}"
             )
         for holder in holders:
-            who = _address(holder, "--holder")
+            who = checksum_address(holder, "--holder")
             click.echo(
                 f"  holder {who}: {fmt_units(token.balanceOf(who), SHARE_DECIMALS)} shares, "
                 f"claimable {fmt_units(token.claimable(who), decimals)} {symbol}"
@@ -478,7 +476,7 @@ def transfer(provider, account, spv_id, receiver, shares, skip_checks):
     holder = require_account(account)
     deployed = load_deployments(provider)
     token = share_token(deployed, spv_id)
-    to = _address(receiver, "--to")
+    to = checksum_address(receiver, "--to")
     amount = to_base_units(shares, SHARE_DECIMALS, "--shares")
     code, message = restriction(token, holder.address, to, amount)
     if code:
@@ -498,7 +496,7 @@ def freeze_shares(provider, account, spv_id, holder, shares):
     """Set how many of a holder's shares are frozen (agent with FREEZER_ROLE)."""
     agent = require_account(account)
     token = share_token(load_deployments(provider), spv_id)
-    who = _address(holder, "--holder")
+    who = checksum_address(holder, "--holder")
     amount = 0 if shares.strip() == "0" else to_base_units(shares, SHARE_DECIMALS, "--shares")
     if not token.hasRole(token.FREEZER_ROLE(), agent.address):
         raise click.ClickException(f"{agent.address} lacks FREEZER_ROLE on this token")
@@ -519,7 +517,7 @@ def forced_transfer(provider, account, spv_id, sender, receiver, shares):
     agent = require_account(account)
     deployed = load_deployments(provider)
     token = share_token(deployed, spv_id)
-    src, dst = _address(sender, "--from"), _address(receiver, "--to")
+    src, dst = checksum_address(sender, "--from"), checksum_address(receiver, "--to")
     amount = to_base_units(shares, SHARE_DECIMALS, "--shares")
     code = int(registry(deployed).check_receiver(dst))
     if code:
@@ -540,7 +538,7 @@ def recover_wallet(provider, account, spv_id, lost, new_wallet):
     agent = require_account(account)
     deployed = load_deployments(provider)
     token = share_token(deployed, spv_id)
-    old, new = _address(lost, "--lost"), _address(new_wallet, "--new")
+    old, new = checksum_address(lost, "--lost"), checksum_address(new_wallet, "--new")
     code = int(registry(deployed).check_receiver(new))
     if code:
         message = token.messageForTransferRestriction(code)
