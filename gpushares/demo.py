@@ -31,6 +31,8 @@ FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
 FLEET_DE_CSV = PROJECT_ROOT / "examples" / "fleet-de.csv"
 LEGAL_OPINION = PROJECT_ROOT / "examples" / "legal-opinion-us-demo.txt"
 SPV_LEI = "5493001KJTIIGC8Y1R12"
+LISTINGS = PROJECT_ROOT / "oracle" / "data" / "listings" / "h100-sxm-us"
+INDEX_FEED = "H100-SXM-80GB/USD/GPUh"
 
 # One month of the fleet's rental income, from stated assumptions (the attested
 # utilisation and price index arrive with the oracle issues).
@@ -58,12 +60,19 @@ class Story:
     def ape(self, title: str, *args: str, refused: bool = False) -> str:
         """Run `ape ARGS` against the node, print its own lines, fail loudly on error
         (or, with `refused=True`, when the command was NOT refused)."""
+        extra = ["--network", NETWORK] if args[0] == "run" else []
+        return self._run(title, "ape", list(args), extra, refused=refused)
+
+    def gpu_oracle(self, title: str, *args: str) -> str:
+        """Run the oracle node's `gpu-oracle ARGS` (secrets in files, not in argv)."""
+        return self._run(title, "gpu-oracle", list(args), [], refused=False)
+
+    def _run(self, title: str, program: str, args: list[str], extra: list[str], *,
+             refused: bool) -> str:
         self.step += 1
         print(f"\n[{self.step}] {title}")
-        cmd = [str(Path(sys.executable).with_name("ape")), *args]
-        if args[0] == "run":
-            cmd += ["--network", NETWORK]
-        print("    $ ape " + " ".join(args))
+        cmd = [str(Path(sys.executable).with_name(program)), *args, *extra]
+        print(f"    $ {program} " + " ".join(args))
         started = time.monotonic()
         done = subprocess.run(  # noqa: S603 - fixed argv
             cmd, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, check=False
@@ -163,6 +172,80 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
     print(f"GPU locations (ISO)     : {', '.join(map(str, locations))}; tokenized title {title}")
     listed = registry.functions.listed_jurisdictions().call()
     print(f"jurisdiction table      : {len(listed)} jurisdictions from jurisdictions/rules/")
+
+
+def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
+    """The attested oracle: a 3-of-5 signer set signs index and utilisation reports from
+    raw inputs, a publisher submits them, an auditor re-verifies log and chain."""
+    signer_keys = [dev_key(20 + i) for i in range(5)]
+    signers = [Account.from_key(k).address for k in signer_keys]
+    keys_file = workdir / "signer-keys.txt"  # 3 of the 5 keys: enough for the threshold
+    keys_file.write_text("".join("0x" + k.hex() + "\n" for k in signer_keys[:3]))
+    publisher_key = workdir / "publisher-key.txt"  # TEST::9 pays the gas; it signs nothing
+    publisher_key.write_text("0x" + dev_key(9).hex() + "\n")
+    log = workdir / "attestations.sqlite"
+    deployed = json.loads(next(workdir.glob("*.json")).read_text())
+    hub, rpc = deployed["oracle_hub"], node.url
+    story.ape(
+        "The hub admin (TEST::0) installs a 3-of-5 signer set (config version 1)",
+        "run", "oracle", "set-signers", "--account", "TEST::0",
+        *[arg for s in signers for arg in ("--signer", s)], "--threshold", "3",
+    )
+    story.ape(
+        "The hub admin adds the H100 SXM GPU-hour index feed and its AggregatorV3 adapter",
+        "run", "oracle", "add-feed", "--account", "TEST::0", "--name", INDEX_FEED,
+        "--description", "H100 SXM 80GB / USD per GPU-hour", "--min", "0.10", "--max", "50",
+        "--max-move-bps", "5000", "--heartbeat", str(2 * 86_400),
+    )
+    days = sorted(LISTINGS.glob("*.csv"))
+    for day in days:
+        story.gpu_oracle(
+            f"The oracle computes the index from the {day.stem} marketplace listings "
+            "(real offers, CCIR sample data), 3 signers sign, the report is logged",
+            "attest", "--log", str(log), "--rpc", rpc, "--hub", hub, "--keys", str(keys_file),
+            "--listings-csv", str(day), "--feed", INDEX_FEED,
+        )
+    snapshot = workdir / "utilisation-snapshot.json"
+    snapshot.write_text(json.dumps(utilisation_snapshot(node, workdir)))
+    story.gpu_oracle(
+        "The oracle attests the SPV fleet's utilisation and rental revenue for the last day "
+        "from per-GPU samples",
+        "attest", "--log", str(log), "--rpc", rpc, "--hub", hub, "--keys", str(keys_file),
+        "--snapshot", str(snapshot), "--kind", "utilisation",
+    )
+    story.gpu_oracle(
+        "The publisher (TEST::9) submits every logged report to the hub",
+        "publish", "--log", str(log), "--rpc", rpc, "--hub", hub, "--key", str(publisher_key),
+    )
+    story.gpu_oracle(
+        "Publishing again sends nothing: each entry is published once",
+        "publish", "--log", str(log), "--rpc", rpc, "--hub", hub, "--key", str(publisher_key),
+    )
+    story.ape("The hub's feeds, as any Chainlink consumer reads them", "run", "oracle", "status")
+    story.gpu_oracle(
+        "An auditor re-verifies the log offline and against the chain",
+        "verify", "--log", str(log), "--rpc", rpc, "--hub", hub,
+    )
+
+
+def utilisation_snapshot(node: AnvilNode, workdir: Path) -> dict[str, object]:
+    """One day of hourly utilisation samples for the demo fleet (a DCGM-style capture
+    stands in until the telemetry readers land), with the day's rental invoices."""
+    web3 = Web3(Web3.HTTPProvider(node.url))
+    deployed = json.loads(next(workdir.glob("*.json")).read_text())
+    factory = web3.eth.contract(deployed["spv_factory"], abi=_abi("SPVFactory"))
+    token = factory.functions.spvs(1).call()[4]
+    end = web3.eth.get_block("latest")["timestamp"] // 3600 * 3600
+    start = end - 86_400
+    serials = [line.split(",")[0] for line in FLEET_CSV.read_text().splitlines()[1:]]
+    gpus, invoices = [], []
+    for n, serial in enumerate(serials):
+        samples = [[start + 3600 * h, str(70 + (n * 7 + h * 13) % 31)] for h in range(24)]
+        gpus.append({"uuid": f"GPU-{serial}", "samples": samples})
+        busy = sum(Decimal(p) for _, p in samples) / 100  # GPU-hours rented
+        invoices.append(int(busy * PRICE_PER_GPU_HOUR * 10**6))
+    return {"methodology": "time-weighted-utilisation", "version": 1, "spvToken": token,
+            "periodStart": start, "periodEnd": end, "gpus": gpus, "rentalInvoices": invoices}
 
 
 def main() -> None:
@@ -267,6 +350,7 @@ def main() -> None:
             story.ape("Bob claims his share", "run", "spv", "claim", "--account", "TEST::3",
                       "--spv", "1")
             story.ape("The SPV's state on-chain", "run", "spv", "status", "--spv", "1")
+            oracle_story(story, node, workdir)
             summary(node, workdir, {"Alice (TEST::2)": alice, "Bob (TEST::3)": bob,
                                     "Carol (TEST::4)": carol})
         print("\nanvil stopped. Run `make demo` again for a fresh chain.")

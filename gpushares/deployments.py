@@ -38,6 +38,8 @@ class Deployments(BaseModel):
     spv_factory: Address
     compliance_registry: Address
     income_token: Address = Field(description="default stablecoin for new SPVs")
+    oracle_hub: Address | None = Field(default=None, description="OracleHub (k-of-n feeds)")
+    feed_adapter_blueprint: Address | None = None
     mock_stablecoin: bool = Field(description="income_token is the local-chain mock")
 
 

@@ -92,7 +92,8 @@ def _hex32(value: Any) -> str:
     return value.lower()
 
 
-def _address(value: Any) -> str:
+def checksum_address(value: Any) -> str:
+    """`value` as a checksummed address; ValueError if it is not one."""
     if not isinstance(value, str) or not is_address(value):
         raise ValueError(f"not a 20-byte 0x address: {value!r}")
     if value != value.lower() and value != to_checksum_address(value):
@@ -109,7 +110,7 @@ def _signature(value: Any) -> str:
 
 
 Hex32 = Annotated[str, AfterValidator(_hex32)]
-Address = Annotated[str, AfterValidator(_address)]
+Address = Annotated[str, AfterValidator(checksum_address)]
 SignatureHex = Annotated[str, AfterValidator(_signature)]
 Uint64 = Annotated[int, Field(ge=0, lt=2**64)]
 Uint256 = Annotated[int, Field(ge=0, lt=2**256)]

@@ -43,7 +43,7 @@ MOCK_FUNDING = 1_000_000 * 10**6
     help="Stablecoin for new SPVs. Required off local chains; local chains get a mock.",
 )
 def cli(network, provider, account, operators, kyc_providers, income_token):
-    """Deploy registry + blueprint + factory (+ mock stablecoin locally); record them."""
+    """Deploy registry + blueprint + factory + oracle hub (+ mock stablecoin locally)."""
     deployer = require_account(account)
     local = network.name in LOCAL_NETWORKS
     click.echo(
@@ -87,6 +87,13 @@ def cli(network, provider, account, operators, kyc_providers, income_token):
             receipt = stable.mint(operator, MOCK_FUNDING, sender=deployer)
             report(f"minted {MOCK_FUNDING // 10**6:,} mUSDC to {operator} (local mock)", receipt)
 
+    adapter_receipt = deployer.declare(project.FeedAdapter)
+    adapter_blueprint = adapter_receipt.contract_address
+    report(f"FeedAdapter blueprint at {adapter_blueprint}", adapter_receipt)
+    hub = deployer.deploy(project.OracleHub, deployer.address, adapter_blueprint)
+    report(f"OracleHub at {hub.address} (no signer set yet: `ape run oracle set-signers`)",
+           provider.get_receipt(hub.txn_hash))
+
     path = deployments_path(provider)
     deployments_file.save(
         path,
@@ -100,6 +107,8 @@ def cli(network, provider, account, operators, kyc_providers, income_token):
             compliance_registry=registry.address,
             income_token=income_token,
             mock_stablecoin=mock,
+            oracle_hub=hub.address,
+            feed_adapter_blueprint=adapter_blueprint,
         ),
     )
     click.echo(f"Wrote {path}")

@@ -1,0 +1,5 @@
+import sys
+
+from oracle.abi import main
+
+raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,171 @@
+"""`gpu-oracle`: the oracle node's command line.
+
+    gpu-oracle attest --log LOG --rpc URL --hub 0x.. --keys KEYFILE \\
+        (--listings-csv FILE --feed NAME | --snapshot FILE.json --kind price|utilisation)
+    gpu-oracle publish --log LOG --rpc URL --hub 0x.. --key PUBLISHER_KEYFILE
+    gpu-oracle verify --log LOG [--rpc URL --hub 0x.. [--from-block N]]
+
+A key file holds hex private keys, one per line (`#` comments allowed); keep it out of
+version control. `verify` needs no key: it is the auditor's command and exits non-zero
+at the first discrepancy, naming the entry and what differs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from web3 import Web3
+
+from oracle import abi, attest, reports
+from oracle.log import AttestationLog, AttestationLogError
+from oracle.methodology import MethodologyError
+from oracle.publisher import Publisher, PublishError
+from oracle.verify import ChainView, Discrepancy, verify_log
+
+
+def _keys(path: Path) -> list[bytes]:
+    keys = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            raw = bytes.fromhex(text.removeprefix("0x"))
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise click.BadParameter(f"{path}:{number} is not a 32-byte hex private key")
+        keys.append(raw)
+    if not keys:
+        raise click.BadParameter(f"{path} holds no keys")
+    return keys
+
+
+def _open_log(path: Path, *, create: bool) -> AttestationLog:
+    try:
+        return AttestationLog(path, create=create)
+    except (AttestationLogError, FileNotFoundError) as exc:
+        raise click.ClickException(f"cannot open the log {path}: {exc}") from exc
+
+
+def _hub(rpc: str, hub: str):  # noqa: ANN202 - web3 contract
+    web3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+    if not web3.is_connected():
+        raise click.ClickException(f"no JSON-RPC node answers at {rpc}")
+    address = Web3.to_checksum_address(hub)
+    if not web3.eth.get_code(address):
+        raise click.ClickException(f"no contract at {address} on chain {web3.eth.chain_id}")
+    return web3, web3.eth.contract(address, abi=abi.load("OracleHub"))
+
+
+@click.group()
+def main() -> None:
+    """GPU oracle node: attest, publish, verify."""
+
+
+@main.command("attest")
+@click.option("--log", "log_path", type=click.Path(path_type=Path), required=True)
+@click.option("--rpc", required=True, help="JSON-RPC URL of the chain the hub is on.")
+@click.option("--hub", required=True, help="OracleHub address.")
+@click.option("--keys", "keys_path", type=click.Path(exists=True, path_type=Path), required=True,
+              help="File of signer private keys (at least the hub's threshold).")
+@click.option("--listings-csv", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A day's listings CSV (oracle/data/listings format): offer-median v1.")
+@click.option("--feed", default=None, help="Feed name, with --listings-csv.")
+@click.option("--snapshot", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A raw input snapshot (JSON naming its methodology).")
+@click.option("--kind", type=click.Choice(["price", "utilisation"]), default=None)
+def attest_cmd(log_path, rpc, hub, keys_path, listings_csv, feed, snapshot, kind):
+    """Compute a report from raw inputs, sign it, append it to the log."""
+    if (listings_csv is None) == (snapshot is None):
+        raise click.UsageError("give exactly one of --listings-csv (with --feed) or --snapshot")
+    if listings_csv is not None:
+        if feed is None:
+            raise click.UsageError("--listings-csv needs --feed NAME")
+        data = reports.listings_snapshot(listings_csv, reports.feed_id(feed))
+        kind = "price"
+    else:
+        if kind is None:
+            raise click.UsageError("--snapshot needs --kind price|utilisation")
+        data = json.loads(snapshot.read_text(encoding="utf-8"))
+    web3, contract = _hub(rpc, hub)
+    domain = attest.Domain(chain_id=web3.eth.chain_id, hub=contract.address)
+    version = int(contract.functions.config_version().call())
+    if version == 0:
+        raise click.ClickException("the hub has no signer set yet: `ape run oracle set-signers`")
+    signers = list(contract.functions.signers().call())
+    threshold = int(contract.functions.threshold().call())
+    keys = _keys(keys_path)
+    with _open_log(log_path, create=True) as log:
+        try:
+            reports.record_signer_set(log, domain, version, signers, threshold)
+            entry = reports.attest_snapshot(log, kind, data, domain=domain,
+                                            config_version=version, keys=keys)
+            attest.check_signatures(entry.signed, signers, threshold)
+        except (MethodologyError, attest.AttestationError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    r = entry.signed.report
+    shown = (f"{reports.feed_name(r.feed_id)} = {r.value / 10**8:.8f} USD"
+             if isinstance(r, attest.PriceReport)
+             else f"{r.spv_token}: {r.utilisation_bps / 100:.2f}% of {r.gpu_count} GPUs")
+    click.echo(f"entry {entry.index}: {shown}, signed by {len(entry.signed.signers)} of "
+               f"{len(signers)}, committing to log size {r.log_size}")
+
+
+@main.command()
+@click.option("--log", "log_path", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--rpc", required=True)
+@click.option("--hub", required=True)
+@click.option("--key", "key_path", type=click.Path(exists=True, path_type=Path), required=True,
+              help="File with the publishing account's private key (pays gas).")
+def publish(log_path, rpc, hub, key_path):
+    """Submit every unpublished report to the hub (idempotent; safe to re-run)."""
+    web3, contract = _hub(rpc, hub)
+    with _open_log(log_path, create=False) as log:
+        try:
+            outcomes = Publisher(web3, contract.address, log, _keys(key_path)[0]).publish_pending()
+        except PublishError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if not outcomes:
+        click.echo("nothing to publish")
+    for o in outcomes:
+        extra = f" gas {o.gas_used:,}" if o.gas_used else ""
+        click.echo(f"entry {o.index}: {o.status}" + (f" in {o.tx_hash}" if o.tx_hash else "")
+                   + extra + (f" ({o.detail})" if o.detail else ""))
+
+
+@main.command()
+@click.option("--log", "log_path", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--rpc", default=None, help="Also check against the chain (with --hub).")
+@click.option("--hub", default=None, help="OracleHub address (with --rpc).")
+@click.option("--from-block", type=int, default=0, help="First block to read hub events from.")
+def verify(log_path, rpc, hub, from_block):
+    """Re-verify the log (and the chain): exits 1 at the first discrepancy."""
+    if (rpc is None) != (hub is None):
+        raise click.UsageError("--rpc and --hub go together")
+    started = time.perf_counter()
+    with _open_log(log_path, create=False) as log:
+        try:
+            chain = ChainView(rpc, hub, from_block=from_block) if rpc else None
+        except ConnectionError as exc:
+            raise click.ClickException(str(exc)) from exc
+        try:
+            summary = verify_log(log, chain)
+        except Discrepancy as exc:
+            click.echo(f"FAIL {exc.where}: {exc.what}", err=True)
+            sys.exit(1)
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"OK {summary.entries} entries ({summary.reports} reports, {summary.signer_sets} signer "
+        f"sets), {summary.signatures} signatures, {summary.recomputed} values recomputed from "
+        f"their inputs ({summary.not_recomputed} with an unknown methodology); root "
+        f"{summary.root}"
+    )
+    if summary.chain_checked:
+        click.echo(f"OK chain: {summary.chain_values} on-chain values equal their entries, "
+                   f"{summary.chain_checkpoints} checkpoints reproduced and consistent")
+    click.echo(f"({elapsed:.2f}s)")
