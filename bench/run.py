@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,9 @@ from web3.contract import Contract
 from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
 from jurisdictions import eligibility, onchain
 from jurisdictions.rules import load_rules
-from oracle import attest
+from oracle import attest, reports
+from oracle.log import AttestationLog
+from oracle.verify import verify_log
 
 BUILD = PROJECT_ROOT / "build"
 ERC5202_PREAMBLE = bytes.fromhex("fe7100")
@@ -237,17 +241,55 @@ def measure_gas() -> dict[str, int]:
     return bench.gas
 
 
+VERIFY_LOG_ENTRIES = 10_000
+
+
+def measure_verify(entries: int = VERIFY_LOG_ENTRIES) -> dict[str, float]:
+    """`gpu-oracle verify`'s offline speed on a log of `entries` entries: a signer set and
+    price reports signed 3-of-5, each recomputed from its stored 5-offer snapshot."""
+    keys = [dev_key(20 + i) for i in range(5)]
+    signer_set = sorted((Account.from_key(k).address for k in keys), key=lambda a: int(a, 16))
+    domain = attest.Domain(chain_id=31337, hub="0x5FC8d32690cc91D4c39d9d3abcBD16989F875707")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench-log.sqlite"
+        with AttestationLog(path) as log:
+            reports.record_signer_set(log, domain, 1, signer_set, 3)
+            for i in range(entries - 1):
+                snapshot = {
+                    "methodology": "offer-median", "version": 1,
+                    "feedId": reports.feed_id("BENCH/USD/GPUh"), "observedAt": 1_700_000_000 + i,
+                    "source": "bench", "offers": [
+                        {"provider": f"p{j}", "gpu": "H100 SXM",
+                         "pricePerGpuHour": f"2.{(i + 7 * j) % 97:02d}"} for j in range(5)
+                    ],
+                }
+                reports.attest_snapshot(log, "price", snapshot, domain=domain, config_version=1,
+                                        keys=[keys[(i + j) % 5] for j in range(3)])
+        started = time.perf_counter()
+        with AttestationLog(path, create=False) as log:
+            summary = verify_log(log)
+        elapsed = time.perf_counter() - started
+    assert summary.entries == entries
+    return {"verify_entries_per_s": round(entries / elapsed, 1),
+            "verify_10k_entries_s": round(elapsed, 2)}
+
+
 def main() -> int:
     gas = measure_gas()
+    timing = measure_verify()
     BUILD.mkdir(exist_ok=True)
     out = BUILD / "bench.json"
     existing = json.loads(out.read_text()) if out.is_file() else {}
     existing.setdefault("gas", {}).update(gas)
+    existing.setdefault("timing", {}).update(timing)
     out.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
 
     print(f"{'gas (receipt gasUsed on anvil)':<36}{'gas':>10}")
     for key in sorted(gas):
         print(f"{key:<36}{gas[key]:>10,}")
+    print(f"\n{'timing (this machine)':<36}{'value':>10}")
+    for key in sorted(timing):
+        print(f"{key:<36}{timing[key]:>10,}")
     print()
     failed = 0
     for desc, ok in check(gas):

@@ -28,10 +28,13 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_keys import KeyAPI
 from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -94,6 +97,13 @@ def _hex32(value: Any) -> str:
 
 def checksum_address(value: Any) -> str:
     """`value` as a checksummed address; ValueError if it is not one."""
+    if not isinstance(value, str):
+        raise ValueError(f"not a 20-byte 0x address: {value!r}")
+    return _checksum_cached(value)
+
+
+@lru_cache(maxsize=4096)
+def _checksum_cached(value: str) -> str:
     if not isinstance(value, str) or not is_address(value):
         raise ValueError(f"not a 20-byte 0x address: {value!r}")
     if value != value.lower() and value != to_checksum_address(value):
@@ -225,10 +235,8 @@ class Domain(BaseModel):
 
     def separator(self) -> bytes:
         """keccak256 of the encoded domain, as the hub's `DOMAIN_SEPARATOR()` returns."""
-        from eth_abi import encode
-
         return keccak(
-            encode(
+            abi_encode(
                 ["bytes32", "bytes32", "bytes32", "uint256", "address"],
                 [
                     keccak(text="EIP712Domain(string name,string version,uint256 chainId,"
@@ -261,9 +269,31 @@ def typed_data(report: _Report, domain: Domain) -> dict[str, Any]:
 
 
 def digest(report: _Report, domain: Domain) -> bytes:
-    """The 32-byte EIP-712 digest the signers sign and the hub recovers from."""
-    signable = encode_typed_data(full_message=typed_data(report, domain))
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+    """The 32-byte EIP-712 digest the signers sign and the hub recovers from:
+    keccak256(0x1901 || domain separator || keccak256(typehash || encoded fields)).
+    (Computed directly, as the hub does; the tests check it against eth-account's
+    `encode_typed_data` of `typed_data(report, domain)`.)"""
+    kinds = [kind for _, kind in report.FIELDS]
+    struct_hash = keccak(
+        _TYPEHASHES[report.PRIMARY_TYPE] + abi_encode(kinds, list(report.as_tuple()))
+    )
+    return keccak(b"\x19\x01" + _separator(domain.chain_id, domain.hub) + struct_hash)
+
+
+_TYPEHASHES = {
+    "PriceReport": keccak(text=PRICE_REPORT_TYPE),
+    "UtilisationReport": keccak(text=UTILISATION_REPORT_TYPE),
+}
+
+
+@lru_cache(maxsize=64)
+def _separator(chain_id: int, hub: str) -> bytes:
+    return Domain(chain_id=chain_id, hub=hub).separator()
+
+
+def signable_message(report: _Report, domain: Domain) -> Any:
+    """eth-account's SignableMessage for `report` (what a wallet signs)."""
+    return encode_typed_data(full_message=typed_data(report, domain))
 
 
 def sign(report: _Report, domain: Domain, private_key: bytes | str) -> str:
@@ -283,10 +313,20 @@ def recover(report_digest: bytes, signature: str | bytes) -> str:
         raise AttestationError(f"signature v must be 27 or 28, got {raw[64]}")
     if s > SECP256K1_HALF_N or s == 0:
         raise AttestationError("signature s is not in the lower half order (malleable)")
+    return to_checksum_address(_recover_address(report_digest, raw))
+
+
+def _recover_address(report_digest: bytes, raw: bytes) -> bytes:
+    """The 20-byte address behind a 65-byte (r, s, v) signature; checks done by callers."""
     try:
-        return Account._recover_hash(report_digest, signature=raw)
+        sig = _KEYS.Signature(vrs=(raw[64] - 27, int.from_bytes(raw[:32], "big"),
+                                   int.from_bytes(raw[32:64], "big")))
+        return sig.recover_public_key_from_msg_hash(report_digest).to_canonical_address()
     except (ValueError, TypeError) as exc:  # eth-keys raises BadSignature (a ValueError)
         raise AttestationError(f"signature does not recover a key: {exc}") from exc
+
+
+_KEYS = KeyAPI()
 
 
 def compact_signature(signature: str | bytes) -> tuple[bytes, bytes]:
@@ -350,29 +390,37 @@ def check_signatures(
 
     Returns the recovered signers; raises AttestationError naming the first problem.
     """
-    allowed = {to_checksum_address(s) for s in signer_set}
+    allowed = {bytes.fromhex(s[2:].lower()) for s in signer_set}
     if len(signed.signatures) < threshold:
         raise AttestationError(
             f"{len(signed.signatures)} signatures, the signer set needs {threshold}"
         )
-    recovered = signed.recovered_signers()
-    previous = 0
-    for position, signer in enumerate(recovered):
+    report_digest = signed.digest()
+    recovered: list[bytes] = []
+    for position, signature in enumerate(signed.signatures):
+        raw = bytes.fromhex(signature[2:])
+        if raw[64] not in (27, 28) or not 0 < int.from_bytes(raw[32:64], "big") <= (
+            SECP256K1_HALF_N
+        ):
+            raise AttestationError(f"signature {position} has a bad v or a malleable s")
+        signer = _recover_address(report_digest, raw)
         if signer not in allowed:
             raise AttestationError(
-                f"signature {position} recovers {signer}, which is not in the signer set of "
-                f"config version {signed.report.config_version}"
+                f"signature {position} recovers {to_checksum_address(signer)}, which is not "
+                f"in the signer set of config version {signed.report.config_version}"
             )
-        if int(signer, 16) <= previous:
+        if recovered and signer <= recovered[-1]:
             raise AttestationError(
-                f"signature {position} ({signer}) is out of order or a duplicate signer"
+                f"signature {position} ({to_checksum_address(signer)}) is out of order or a "
+                "duplicate signer"
             )
-        previous = int(signer, 16)
-    if recovered != list(signed.signers):
+        recovered.append(signer)
+    if [bytes.fromhex(s[2:].lower()) for s in signed.signers] != recovered:
         raise AttestationError(
-            f"the envelope names signers {signed.signers} but the signatures recover {recovered}"
+            f"the envelope names signers {signed.signers} but the signatures recover "
+            f"{[to_checksum_address(r) for r in recovered]}"
         )
-    return recovered
+    return [to_checksum_address(r) for r in recovered]
 
 
 # ---------------------------------------------------------------- canonical inputs

@@ -53,7 +53,10 @@ def _open_log(path: Path, *, create: bool) -> AttestationLog:
 
 
 def _hub(rpc: str, hub: str):  # noqa: ANN202 - web3 contract
-    web3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+    # One retry policy: the publisher's back-off covers every call, sends included (the
+    # provider's own retries cover only reads), so the provider's are switched off.
+    web3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30},
+                                  exception_retry_configuration=None))
     if not web3.is_connected():
         raise click.ClickException(f"no JSON-RPC node answers at {rpc}")
     address = Web3.to_checksum_address(hub)

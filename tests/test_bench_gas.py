@@ -25,6 +25,9 @@ def test_bench_reports_every_key(gas):
         "share_mint",
         "income_distribute",
         "income_claim",
+        "oracle_submit_price_3of5",
+        "oracle_submit_price_3of5_first_round",
+        "oracle_submit_utilisation_3of5",
     }
 
 
@@ -37,10 +40,18 @@ def test_income_claim_within_75k(gas):
     assert gas["income_claim"] <= 75_000
 
 
+def test_oracle_price_update_3of5_within_70k(gas):
+    # Steady state: the feed's ring of rounds is full, so the update overwrites slots.
+    assert gas["oracle_submit_price_3of5"] <= 70_000
+
+
 def test_current_exact_costs_do_not_regress(gas):
     # Measured on anvil 1.7.1 with vyper 0.4.3 (see build/bench.json); a rise means a
     # hot path grew.
     assert gas["share_transfer_gated"] <= 64_753
     assert gas["eligibility_submit"] <= 78_084
     assert gas["income_claim"] <= 58_425
+    assert gas["oracle_submit_price_3of5"] <= 69_809
+    assert gas["oracle_submit_price_3of5_first_round"] <= 120_196
+    assert gas["oracle_submit_utilisation_3of5"] <= 65_056
     assert gas["baseline_erc20_transfer"] == 34_151
