@@ -54,6 +54,15 @@ def test_demo_tells_the_story_and_leaves_nothing_behind():
     assert "Carol (TEST::4) KP" in out
     assert "income distributed      : 10,281.60 mUSDC" in out
     assert "income claimed          : 10,281.60 mUSDC" in out
+    # The oracle: 3-of-5 signed index reports from the six days of real listings and one
+    # utilisation report, published once, read back, verified against the chain.
+    assert "config version is now 1" in out
+    assert out.count("signed by 3 of 5") == 7
+    assert out.count(": published in 0x") == 7
+    assert "nothing to publish" in out
+    assert "feed H100-SXM-80GB/USD/GPUh [enabled]" in out and "(round 6, observed" in out
+    assert "OK 8 entries (7 reports, 1 signer sets), 21 signatures, 7 values recomputed" in out
+    assert "OK chain: 7 on-chain values equal their entries, 7 checkpoints" in out
     assert "anvil stopped" in out
     # Only the compile cache may appear (ignored by git); no deployments, rules or keys.
     assert _untracked() == before
