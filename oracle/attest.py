@@ -35,6 +35,8 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_keys import KeyAPI
+from eth_keys.exceptions import BadSignature
+from eth_keys.exceptions import ValidationError as EthKeysValidationError
 from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -322,7 +324,7 @@ def _recover_address(report_digest: bytes, raw: bytes) -> bytes:
         sig = _KEYS.Signature(vrs=(raw[64] - 27, int.from_bytes(raw[:32], "big"),
                                    int.from_bytes(raw[32:64], "big")))
         return sig.recover_public_key_from_msg_hash(report_digest).to_canonical_address()
-    except (ValueError, TypeError) as exc:  # eth-keys raises BadSignature (a ValueError)
+    except (BadSignature, EthKeysValidationError, ValueError, TypeError) as exc:
         raise AttestationError(f"signature does not recover a key: {exc}") from exc
 
 
@@ -335,6 +337,8 @@ def compact_signature(signature: str | bytes) -> tuple[bytes, bytes]:
     raw = bytes.fromhex(_signature(signature)[2:])
     if raw[64] not in (27, 28):
         raise AttestationError(f"signature v must be 27 or 28, got {raw[64]}")
+    if not 0 < int.from_bytes(raw[32:64], "big") <= SECP256K1_HALF_N:
+        raise AttestationError("signature s is not in the lower half order (malleable)")
     vs = int.from_bytes(raw[32:64], "big") | ((raw[64] - 27) << 255)
     return raw[:32], vs.to_bytes(32, "big")
 

@@ -126,7 +126,7 @@ def parse_leaf(leaf: bytes) -> Entry:
     except (KeyError, TypeError) as exc:
         raise EntryFormatError(f"missing or mistyped field: {exc}") from exc
     except (ValidationError, attest.AttestationError) as exc:
-        raise EntryFormatError(str(exc).splitlines()[0] + f" ({_first_error(exc)})") from exc
+        raise EntryFormatError(_first_error(exc)) from exc
     if entry.leaf() != leaf:
         raise EntryFormatError("the leaf is not in canonical form (re-encoding it differs)")
     return entry

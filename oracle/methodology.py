@@ -20,8 +20,9 @@ auditor can recompute every logged value. A snapshot names its methodology:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,14 +34,20 @@ class MethodologyError(ValueError):
     """A snapshot cannot be evaluated (malformed, or an unknown methodology)."""
 
 
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# Every methodology computes in this context, whatever the process's decimal context is
+# (importing vyper, for one, changes the default precision): the same inputs give the
+# same fields in the node and in the auditor's process. 120 significant digits hold
+# any uint256 exactly.
+_CONTEXT = Context(prec=120, rounding=ROUND_HALF_EVEN, Emin=-999_999, Emax=999_999,
+                   traps=[InvalidOperation])
+
+
 def _decimal(value: str) -> Decimal:
-    try:
-        out = Decimal(value)
-    except InvalidOperation as exc:
-        raise ValueError(f"not a decimal number: {value!r}") from exc
-    if not out.is_finite():
-        raise ValueError(f"not a finite number: {value!r}")
-    return out
+    """A plain decimal string ("2.15", "-3", no exponent, spaces or underscores)."""
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+        raise ValueError(f"not a plain decimal number like 2.15: {value!r}")
+    return Decimal(value)
 
 
 def _to_fixed(value: Decimal, decimals: int) -> int:
@@ -124,9 +131,11 @@ class GpuSamples(BaseModel):
     @field_validator("samples")
     @classmethod
     def _samples(cls, v: list[tuple[int, str]]) -> list[tuple[int, str]]:
-        last = -1
+        last: int | None = None
         for t, pct in v:
-            if t <= last:
+            if t < 0:
+                raise ValueError(f"sample time {t} is negative")
+            if last is not None and t <= last:
                 raise ValueError("sample times must be strictly ascending")
             if not Decimal(0) <= _decimal(pct) <= Decimal(100):
                 raise ValueError(f"utilisation percent {pct} is outside 0..100")
@@ -218,12 +227,16 @@ def compute(kind: str, canonical_inputs: bytes) -> PriceFields | UtilisationFiel
     """The report fields the snapshot's methodology gives, or None if this build does not
     know that methodology (an auditor then reports the entry as not recomputed)."""
     data = _load(canonical_inputs)
+    name, version = data["methodology"], data["version"]
+    if not isinstance(name, str) or not isinstance(version, int) or isinstance(version, bool):
+        raise MethodologyError('"methodology" must be a string and "version" an integer')
     table: dict[Any, Any] = PRICE_METHODS if kind == "price" else UTILISATION_METHODS
-    method = table.get((data["methodology"], data["version"]))
+    method = table.get((name, version))
     if method is None:
         return None
     try:
-        return method(data)
+        with localcontext(_CONTEXT):
+            return method(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])

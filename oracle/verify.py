@@ -29,6 +29,7 @@ and what differs.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,13 @@ def _check_report(position: int, entry: ReportEntry, inputs: bytes | None, st: _
         )
     if inputs is None:
         raise Discrepancy(where, "its raw inputs are not stored in the log")
+    try:
+        canonical = attest.canonical_json(json.loads(inputs, object_pairs_hook=_no_duplicates))
+    except (ValueError, attest.AttestationError) as exc:
+        raise Discrepancy(where, f"its stored inputs are not canonical JSON: {exc}") from exc
+    if canonical != inputs:
+        raise Discrepancy(where, "its stored inputs are not in canonical form (sorted keys, no "
+                                 "whitespace): another parser could read them differently")
     digest = "0x" + hashlib.sha256(inputs).hexdigest()
     if digest != report.inputs_hash:
         raise Discrepancy(where, f"its stored inputs hash to {digest}, the signed report says "
@@ -168,6 +176,15 @@ def _check_report(position: int, entry: ReportEntry, inputs: bytes | None, st: _
                                          f"the signed report says {actual}")
         st.recomputed += 1
     st.reports[position] = entry
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
 
 
 # ------------------------------------------------------------------- chain
@@ -211,7 +228,13 @@ def _check_chain(log: AttestationLog, chain: ChainView, st: _State) -> tuple[int
                                    f"{st.domain.chain_id}, not {chain.domain.hub} on "
                                    f"{chain.domain.chain_id}")
     # 5. signer sets
-    for ev in chain.events("SignerSetChanged"):
+    installed = chain.events("SignerSetChanged")
+    versions = {int(ev["args"]["config_version"]) for ev in installed}
+    for version, logged in st.sets.items():
+        if version not in versions:
+            raise Discrepancy(f"entry {logged.index}", f"records signer set config version "
+                                                        f"{version}, which the hub never installed")
+    for ev in installed:
         version = int(ev["args"]["config_version"])
         logged = st.sets.get(version)
         if logged is None:
