@@ -3,7 +3,8 @@
     gpu-oracle attest --log LOG --rpc URL --hub 0x.. --keys KEYFILE \\
         (--listings-csv FILE --feed NAME | --snapshot FILE.json --kind price|utilisation)
     gpu-oracle publish --log LOG --rpc URL --hub 0x.. --key PUBLISHER_KEYFILE
-    gpu-oracle verify --log LOG [--rpc URL --hub 0x.. [--from-block N]]
+    gpu-oracle verify (--log LOG | --node URL) [--rpc URL --hub 0x.. [--from-block N]]
+    gpu-oracle serve --log LOG [--host 127.0.0.1 --port 8700]
 
 A key file holds hex private keys, one per line (`#` comments allowed); keep it out of
 version control. `verify` needs no key: it is the auditor's command and exits non-zero
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from oracle import abi, attest, reports
 from oracle.log import AttestationLog, AttestationLogError
 from oracle.methodology import MethodologyError
 from oracle.publisher import Publisher, PublishError
-from oracle.verify import ChainView, Discrepancy, verify_log
+from oracle.verify import ChainView, Discrepancy, fetch_log, verify_log
 
 
 def _keys(path: Path) -> list[bytes]:
@@ -142,25 +144,35 @@ def publish(log_path, rpc, hub, key_path):
 
 
 @main.command()
-@click.option("--log", "log_path", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--log", "log_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A log file.")
+@click.option("--node", default=None, help="Or a node's URL: its log is fetched and checked.")
 @click.option("--rpc", default=None, help="Also check against the chain (with --hub).")
 @click.option("--hub", default=None, help="OracleHub address (with --rpc).")
 @click.option("--from-block", type=int, default=0, help="First block to read hub events from.")
-def verify(log_path, rpc, hub, from_block):
+def verify(log_path, node, rpc, hub, from_block):
     """Re-verify the log (and the chain): exits 1 at the first discrepancy."""
     if (rpc is None) != (hub is None):
         raise click.UsageError("--rpc and --hub go together")
+    if (log_path is None) == (node is None):
+        raise click.UsageError("give exactly one of --log FILE or --node URL")
     started = time.perf_counter()
-    with _open_log(log_path, create=False) as log:
+    with tempfile.TemporaryDirectory(prefix="gpu-oracle-verify-") as tmp:
         try:
             chain = ChainView(rpc, hub, from_block=from_block) if rpc else None
+            log = (_open_log(log_path, create=False) if node is None
+                   else fetch_log(node, Path(tmp) / "fetched.sqlite"))
         except ConnectionError as exc:
             raise click.ClickException(str(exc)) from exc
-        try:
-            summary = verify_log(log, chain)
         except Discrepancy as exc:
             click.echo(f"FAIL {exc.where}: {exc.what}", err=True)
             sys.exit(1)
+        with log:
+            try:
+                summary = verify_log(log, chain)
+            except Discrepancy as exc:
+                click.echo(f"FAIL {exc.where}: {exc.what}", err=True)
+                sys.exit(1)
     elapsed = time.perf_counter() - started
     click.echo(
         f"OK {summary.entries} entries ({summary.reports} reports, {summary.signer_sets} signer "
@@ -172,3 +184,17 @@ def verify(log_path, rpc, hub, from_block):
         click.echo(f"OK chain: {summary.chain_values} on-chain values equal their entries, "
                    f"{summary.chain_checkpoints} checkpoints reproduced and consistent")
     click.echo(f"({elapsed:.2f}s)")
+
+
+@main.command()
+@click.option("--log", "log_path", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65_535), default=8700, show_default=True)
+def serve(log_path, host, port):
+    """Serve the log read-only over HTTP (checkpoint, entries, proofs) for auditors."""
+    import uvicorn
+
+    from oracle.api import Settings, create_app
+
+    app = create_app(Settings(log=log_path))
+    uvicorn.run(app, host=host, port=port, log_level="warning")

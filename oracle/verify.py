@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -185,6 +186,67 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         out[key] = value
     return out
+
+
+# ------------------------------------------------------------------- node
+
+
+def fetch_log(node_url: str, path: Path, *, page: int = 1_000) -> AttestationLog:
+    """Copy a node's log (its `/v1/attestations` pages) into a fresh local file and
+    check that the copy reproduces the node's advertised checkpoint and an inclusion
+    proof of its last entry; then it is verified like any log file."""
+    import httpx
+
+    base = node_url.rstrip("/")
+    log = AttestationLog(path)
+    try:
+        with httpx.Client(timeout=30.0) as client:
+
+            def get(url: str, **params: int) -> Any:
+                response = client.get(f"{base}{url}", params=params)
+                response.raise_for_status()
+                return response.json()
+
+            checkpoint = get("/v1/checkpoint")
+            size = int(checkpoint["size"])
+            while log.size < size:
+                batch = get("/v1/attestations", after=log.size - 1,
+                            limit=min(page, size - log.size))["entries"]
+                if not batch:
+                    raise Discrepancy("node", f"stopped serving entries at {log.size} of {size}")
+                for item in batch:
+                    if item["index"] != log.size:
+                        raise Discrepancy("node", f"served entry {item['index']} where "
+                                                  f"{log.size} was due")
+                    leaf = bytes.fromhex(item["leaf"][2:])
+                    inputs = bytes.fromhex(item["inputs"][2:]) if item["inputs"] else None
+                    log.append(leaf, kind=item["kind"], inputs=inputs,
+                               inputs_location=item["inputs_location"])
+                    pub = item.get("publication")
+                    if pub and pub["status"] == "published":
+                        log.record_outcome(item["index"], status="published",
+                                           tx_hash=pub["tx_hash"],
+                                           block_number=pub["block_number"])
+            local = log.checkpoint(size)
+            if "0x" + local.root.hex() != checkpoint["root"]:
+                raise Discrepancy("node", f"its entries hash to 0x{local.root.hex()} at size "
+                                          f"{size}, but it advertises {checkpoint['root']}")
+            if size:
+                last = get(f"/v1/attestations/{size - 1}")
+                proof = [bytes.fromhex(p[2:]) for p in last["inclusion_proof"]]
+                if last["tree_size"] >= size and not merkle.verify_inclusion(
+                    merkle.leaf_hash(bytes.fromhex(last["leaf"][2:])), size - 1,
+                    last["tree_size"], proof, bytes.fromhex(last["root"][2:]),
+                ):
+                    raise Discrepancy("node", f"its inclusion proof for entry {size - 1} "
+                                              "does not verify")
+    except httpx.HTTPError as exc:
+        log.close()
+        raise ConnectionError(f"cannot read the node at {node_url}: {exc}") from exc
+    except Exception:
+        log.close()
+        raise
+    return log
 
 
 # ------------------------------------------------------------------- chain

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from gpushares.devnode import PROJECT_ROOT, dev_key
+from gpushares.devnode import PROJECT_ROOT, dev_key, free_port
 from oracle import abi, attest, reports
 from oracle.log import AttestationLog
 from oracle.publisher import Publisher
@@ -134,6 +135,49 @@ def test_verify_passes_against_the_chain(published, node, hub):
     assert "OK 6 entries (5 reports, 1 signer sets), 15 signatures, 5 values recomputed" in (
         done.stdout)
     assert "OK chain: 5 on-chain values equal their entries, 5 checkpoints" in done.stdout
+
+
+@pytest.fixture
+def oracle_node(published) -> Iterator[str]:
+    """`gpu-oracle serve` over log A, a real HTTP server on 127.0.0.1."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - fixed argv
+        [str(GPU_ORACLE), "serve", "--log", str(published[0]), "--port", str(port)],
+        env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):  # noqa: S310
+                    break
+            except OSError as exc:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    _, err = process.communicate(timeout=10)
+                    raise RuntimeError(f"gpu-oracle serve did not start: {err}") from exc
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_verify_from_a_node_url(oracle_node, node, hub):
+    with urllib.request.urlopen(f"{oracle_node}/v1/checkpoint", timeout=5) as r:  # noqa: S310
+        checkpoint = json.loads(r.read())
+    assert checkpoint["size"] == 6
+    with urllib.request.urlopen(f"{oracle_node}/v1/attestations/3", timeout=5) as r:  # noqa: S310
+        entry = json.loads(r.read())
+    assert entry["index"] == 3 and entry["tree_size"] == 6 and entry["inclusion_proof"]
+    done = subprocess.run(  # noqa: S603 - fixed argv
+        [str(GPU_ORACLE), "verify", "--node", oracle_node, "--rpc", node.url, "--hub",
+         hub.address], capture_output=True, text=True, check=False, timeout=120,
+        env=child_env(),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK 6 entries" in done.stdout and "OK chain: 5 on-chain values" in done.stdout
 
 
 def test_publisher_resumes_a_pending_entry_after_a_crash(tmp_path, published, hub, domain):
