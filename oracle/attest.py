@@ -38,7 +38,7 @@ from eth_keys import KeyAPI
 from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as EthKeysValidationError
 from eth_utils import is_address, keccak, to_checksum_address
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 DOMAIN_NAME = "GPU Oracle Hub"
 DOMAIN_VERSION = "1"
@@ -121,16 +121,12 @@ def _signature(value: Any) -> str:
     return value.lower()
 
 
-Hex32 = Annotated[str, AfterValidator(_hex32)]
+Hex32 = Annotated[str, BeforeValidator(_hex32)]
 Address = Annotated[str, AfterValidator(checksum_address)]
-SignatureHex = Annotated[str, AfterValidator(_signature)]
+SignatureHex = Annotated[str, BeforeValidator(_signature)]
 Uint64 = Annotated[int, Field(ge=0, lt=2**64)]
 Uint256 = Annotated[int, Field(ge=0, lt=2**256)]
 Int256 = Annotated[int, Field(ge=-(2**255), lt=2**255)]
-
-
-def _before_hex(value: Any) -> Any:
-    return _hex32(value) if isinstance(value, bytes | bytearray) else value
 
 
 class _Report(BaseModel):
@@ -357,7 +353,7 @@ class SignedReport(BaseModel):
     def digest(self) -> bytes:
         return digest(self.report, self.domain)
 
-    def signature_structs(self) -> list[tuple[int, bytes, bytes]]:
+    def signature_structs(self) -> list[tuple[bytes, bytes]]:
         """The signatures as the hub's `DynArray[Signature, 31]` argument."""
         return [compact_signature(s) for s in self.signatures]
 

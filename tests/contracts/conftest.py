@@ -24,6 +24,12 @@ def admin():
 
 
 @pytest.fixture(scope="session")
+def oracle_admin():
+    """Holds the OracleHub's admin roles in the oracle tests."""
+    return boa.env.generate_address("oracle-admin")
+
+
+@pytest.fixture(scope="session")
 def operator():
     return boa.env.generate_address("spv-operator")
 
