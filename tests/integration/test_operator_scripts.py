@@ -366,15 +366,17 @@ def test_deploy_writes_deployments_file_for_this_chain(
     assert data["network"].startswith("ethereum:local")
     assert data["deployer"] == DEPLOYER
     assert data["mock_stablecoin"] is True
-    keys = ("share_token_blueprint", "spv_factory", "income_token", "compliance_registry")
+    keys = ("share_token_blueprint", "spv_factory", "income_token", "compliance_registry",
+            "feed_adapter_blueprint", "oracle_hub")
     addresses = [data[key] for key in keys]
-    assert len(set(addresses)) == 4
+    assert len(set(addresses)) == 6
     for address in addresses:
         assert chain.has_code(address), address
     assert f"Wrote {deployment.path}" in deployment.result.output
-    # stablecoin, registry, blueprint, factory, grantRole, mint to the operator
-    assert_transactions(chain, deployment.result, 6)
-    assert chain.block_number >= deployment.block_before + 6
+    # stablecoin, registry, blueprint, factory, grantRole, mint to the operator, adapter
+    # blueprint, oracle hub
+    assert_transactions(chain, deployment.result, 8)
+    assert chain.block_number >= deployment.block_before + 8
 
 
 def test_deploy_grants_operator_role_and_funds_the_operator(
