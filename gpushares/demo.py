@@ -206,7 +206,7 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
             "--listings-csv", str(day), "--feed", INDEX_FEED,
         )
     snapshot = workdir / "utilisation-snapshot.json"
-    snapshot.write_text(json.dumps(utilisation_snapshot(node, workdir)))
+    snapshot.write_text(json.dumps(utilisation_snapshot(node, deployed["spv_factory"])))
     story.gpu_oracle(
         "The oracle attests the SPV fleet's utilisation and rental revenue for the last day "
         "from per-GPU samples",
@@ -228,12 +228,11 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
     )
 
 
-def utilisation_snapshot(node: AnvilNode, workdir: Path) -> dict[str, object]:
+def utilisation_snapshot(node: AnvilNode, spv_factory: str) -> dict[str, object]:
     """One day of hourly utilisation samples for the demo fleet (a DCGM-style capture
     stands in until the telemetry readers land), with the day's rental invoices."""
     web3 = Web3(Web3.HTTPProvider(node.url))
-    deployed = json.loads(next(workdir.glob("*.json")).read_text())
-    factory = web3.eth.contract(deployed["spv_factory"], abi=_abi("SPVFactory"))
+    factory = web3.eth.contract(spv_factory, abi=_abi("SPVFactory"))
     token = factory.functions.spvs(1).call()[4]
     end = web3.eth.get_block("latest")["timestamp"] // 3600 * 3600
     start = end - 86_400

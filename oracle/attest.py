@@ -33,7 +33,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from eth_abi import encode as abi_encode
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_keys import KeyAPI
 from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as EthKeysValidationError
@@ -289,11 +288,6 @@ def _separator(chain_id: int, hub: str) -> bytes:
     return Domain(chain_id=chain_id, hub=hub).separator()
 
 
-def signable_message(report: _Report, domain: Domain) -> Any:
-    """eth-account's SignableMessage for `report` (what a wallet signs)."""
-    return encode_typed_data(full_message=typed_data(report, domain))
-
-
 def sign(report: _Report, domain: Domain, private_key: bytes | str) -> str:
     """One signer's 65-byte signature (0x hex, r || s || v with v in {27, 28})."""
     signed = Account.unsafe_sign_hash(digest(report, domain), private_key)
@@ -305,13 +299,18 @@ def recover(report_digest: bytes, signature: str | bytes) -> str:
 
     Refuses what the hub refuses: a wrong length, v not 27/28, or a malleable s.
     """
+    return to_checksum_address(_recover_address(report_digest, _checked(signature)))
+
+
+def _checked(signature: str | bytes) -> bytes:
+    """The 65 raw bytes of `signature`, refusing what the hub refuses: a wrong length,
+    v not 27/28, or an s of zero or in the upper half order (the malleable twin)."""
     raw = bytes.fromhex(_signature(signature)[2:])
-    s = int.from_bytes(raw[32:64], "big")
     if raw[64] not in (27, 28):
         raise AttestationError(f"signature v must be 27 or 28, got {raw[64]}")
-    if s > SECP256K1_HALF_N or s == 0:
+    if not 0 < int.from_bytes(raw[32:64], "big") <= SECP256K1_HALF_N:
         raise AttestationError("signature s is not in the lower half order (malleable)")
-    return to_checksum_address(_recover_address(report_digest, raw))
+    return raw
 
 
 def _recover_address(report_digest: bytes, raw: bytes) -> bytes:
@@ -330,11 +329,7 @@ _KEYS = KeyAPI()
 def compact_signature(signature: str | bytes) -> tuple[bytes, bytes]:
     """(r, vs): the hub's `Signature` struct, EIP-2098 compact form (the recovery bit
     v - 27 in the top bit of s)."""
-    raw = bytes.fromhex(_signature(signature)[2:])
-    if raw[64] not in (27, 28):
-        raise AttestationError(f"signature v must be 27 or 28, got {raw[64]}")
-    if not 0 < int.from_bytes(raw[32:64], "big") <= SECP256K1_HALF_N:
-        raise AttestationError("signature s is not in the lower half order (malleable)")
+    raw = _checked(signature)
     vs = int.from_bytes(raw[32:64], "big") | ((raw[64] - 27) << 255)
     return raw[:32], vs.to_bytes(32, "big")
 
@@ -361,6 +356,7 @@ class SignedReport(BaseModel):
         """Recover every signature (raises AttestationError on a malformed one)."""
         d = self.digest()
         return [recover(d, s) for s in self.signatures]
+
 
 
 def cosign(
@@ -398,11 +394,10 @@ def check_signatures(
     report_digest = signed.digest()
     recovered: list[bytes] = []
     for position, signature in enumerate(signed.signatures):
-        raw = bytes.fromhex(signature[2:])
-        if raw[64] not in (27, 28) or not 0 < int.from_bytes(raw[32:64], "big") <= (
-            SECP256K1_HALF_N
-        ):
-            raise AttestationError(f"signature {position} has a bad v or a malleable s")
+        try:
+            raw = _checked(signature)
+        except AttestationError as exc:
+            raise AttestationError(f"signature {position}: {exc}") from exc
         signer = _recover_address(report_digest, raw)
         if signer not in allowed:
             raise AttestationError(

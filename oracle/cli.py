@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 
 import click
-from web3 import Web3
 
-from oracle import abi, attest, reports
+from oracle import attest, reports
 from oracle.log import AttestationLog, AttestationLogError
 from oracle.methodology import MethodologyError
 from oracle.publisher import Publisher, PublishError
-from oracle.verify import ChainView, Discrepancy, fetch_log, verify_log
+from oracle.verify import ChainView, Discrepancy, connect_hub, fetch_log, verify_log
 
 
 def _keys(path: Path) -> list[bytes]:
@@ -57,14 +56,11 @@ def _open_log(path: Path, *, create: bool) -> AttestationLog:
 def _hub(rpc: str, hub: str):  # noqa: ANN202 - web3 contract
     # One retry policy: the publisher's back-off covers every call, sends included (the
     # provider's own retries cover only reads), so the provider's are switched off.
-    web3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30},
-                                  exception_retry_configuration=None))
-    if not web3.is_connected():
-        raise click.ClickException(f"no JSON-RPC node answers at {rpc}")
-    address = Web3.to_checksum_address(hub)
-    if not web3.eth.get_code(address):
-        raise click.ClickException(f"no contract at {address} on chain {web3.eth.chain_id}")
-    return web3, web3.eth.contract(address, abi=abi.load("OracleHub"))
+    try:
+        contract = connect_hub(rpc, hub, provider_retries=False)
+    except ConnectionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return contract.w3, contract
 
 
 @click.group()

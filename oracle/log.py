@@ -963,6 +963,15 @@ class AttestationLog:
         with self._lock:
             return [r[0] for r in self._connection().execute(sql + " ORDER BY e.idx", params)]
 
+    def indices(self, kind: str) -> list[int]:
+        """Indices (ascending) of the entries of ``kind`` (through the kind index, so
+        finding the few signer-set entries does not read the whole log)."""
+        with self._lock:
+            rows = self._connection().execute(
+                "SELECT idx FROM entries WHERE kind = ? ORDER BY idx", (_check_kind(kind),)
+            )
+            return [r[0] for r in rows]
+
     # -- meta ---------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:

@@ -125,18 +125,13 @@ class Publisher:
 
     # ------------------------------------------------------------ publishing
 
-    def publish_pending(self, *, limit: int | None = None) -> list[PublishOutcome]:
+    def publish_pending(self) -> list[PublishOutcome]:
         """Publish every report entry of the log not yet published, oldest first."""
         outcomes: list[PublishOutcome] = []
         for pub in self.log.publications():
             if pub.status == "pending":
                 outcomes.append(self._resolve_pending(pub.index))
-        for index in self.log.unpublished():
-            entry = self.log.entry(index)
-            if entry.kind not in REPORT_KINDS:
-                continue
-            if limit is not None and len(outcomes) >= limit:
-                break
+        for index in sorted(i for kind in REPORT_KINDS for i in self.log.unpublished(kind)):
             outcomes.append(self.publish(index))
         return outcomes
 

@@ -79,17 +79,16 @@ def record_signer_set(
 ) -> int:
     """Append the hub's signer set for `config_version` unless the log already has it;
     returns its entry index."""
-    for entry in log.entries():
-        if entry.kind == "signer_set":
-            parsed = parse_leaf(entry.leaf)
-            assert isinstance(parsed, SignerSetEntry)
-            if parsed.domain == domain and parsed.config_version == config_version:
-                if list(parsed.signers) != list(signers) or parsed.threshold != threshold:
-                    raise ValueError(
-                        f"the log already records config version {config_version} with a "
-                        "different signer set: this log belongs to another hub deployment"
-                    )
-                return entry.index
+    for index in log.indices("signer_set"):
+        parsed = parse_leaf(log.entry(index).leaf)
+        assert isinstance(parsed, SignerSetEntry)
+        if parsed.domain == domain and parsed.config_version == config_version:
+            if list(parsed.signers) != list(signers) or parsed.threshold != threshold:
+                raise ValueError(
+                    f"the log already records config version {config_version} with a "
+                    "different signer set: this log belongs to another hub deployment"
+                )
+            return index
     for _ in range(MAX_APPEND_ATTEMPTS):
         size = log.size
         leaf = SignerSetEntry(

@@ -252,22 +252,30 @@ def fetch_log(node_url: str, path: Path, *, page: int = 1_000) -> AttestationLog
 # ------------------------------------------------------------------- chain
 
 
+def connect_hub(rpc_url: str, hub_address: str, *, provider_retries: bool = True) -> Any:
+    """The OracleHub at `hub_address` through a web3.py HTTP connection to `rpc_url`;
+    ConnectionError if no node answers or no contract is there. `provider_retries=False`
+    switches off web3.py's own read retries, for a caller with its own retry policy."""
+    from web3 import Web3
+
+    from oracle import abi
+
+    kwargs: dict[str, Any] = {} if provider_retries else {"exception_retry_configuration": None}
+    web3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}, **kwargs))
+    if not web3.is_connected():
+        raise ConnectionError(f"no JSON-RPC node answers at {rpc_url}")
+    hub = web3.eth.contract(Web3.to_checksum_address(hub_address), abi=abi.load("OracleHub"))
+    if not web3.eth.get_code(hub.address):
+        raise ConnectionError(f"no contract at {hub.address} on chain {web3.eth.chain_id}")
+    return hub
+
+
 class ChainView:
     """What the verifier reads from the hub (web3.py)."""
 
     def __init__(self, rpc_url: str, hub_address: str, *, from_block: int = 0) -> None:
-        from web3 import Web3
-
-        from oracle import abi
-
-        self.web3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
-        if not self.web3.is_connected():
-            raise ConnectionError(f"no JSON-RPC node answers at {rpc_url}")
-        self.hub = self.web3.eth.contract(Web3.to_checksum_address(hub_address),
-                                          abi=abi.load("OracleHub"))
-        if not self.web3.eth.get_code(self.hub.address):
-            raise ConnectionError(f"no contract at {self.hub.address} on chain "
-                                  f"{self.web3.eth.chain_id}")
+        self.hub = connect_hub(rpc_url, hub_address)
+        self.web3 = self.hub.w3
         self.from_block = from_block
 
     @property
