@@ -203,6 +203,16 @@ def time_weighted_utilisation_v1(data: dict[str, Any]) -> UtilisationFields:
     )
 
 
+# ------------------------------------------------------- public helpers for modules
+
+# Methodologies in other modules (oracle.index, oracle.valuation, oracle.telemetry)
+# use these, so every methodology parses and rounds numbers the same way.
+decimal_str = _decimal
+to_fixed = _to_fixed
+median = _median
+CONTEXT = _CONTEXT
+
+
 # ---------------------------------------------------------------- registry
 
 PRICE_METHODS: dict[tuple[str, int], Callable[[dict[str, Any]], PriceFields]] = {
@@ -211,6 +221,24 @@ PRICE_METHODS: dict[tuple[str, int], Callable[[dict[str, Any]], PriceFields]] = 
 UTILISATION_METHODS: dict[tuple[str, int], Callable[[dict[str, Any]], UtilisationFields]] = {
     ("time-weighted-utilisation", 1): time_weighted_utilisation_v1,
 }
+
+
+def _lazy(module: str, name: str) -> Callable[[dict[str, Any]], Any]:
+    """A methodology defined in another module, imported on first use (those modules
+    import this one for the shared helpers)."""
+
+    def call(data: dict[str, Any]) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(data)
+
+    return call
+
+
+PRICE_METHODS[("gpu-hour-index", 1)] = _lazy("oracle.index", "price_fields")
+PRICE_METHODS[("nav-per-share", 1)] = _lazy("oracle.valuation", "price_fields")
+UTILISATION_METHODS[("time-weighted-utilisation", 2)] = _lazy(
+    "oracle.telemetry.methodology", "utilisation_fields")
 
 
 def _load(canonical_inputs: bytes) -> dict[str, Any]:
