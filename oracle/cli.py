@@ -4,7 +4,10 @@
         (--listings-csv FILE --feed NAME | --snapshot FILE.json --kind price|utilisation)
     gpu-oracle publish --log LOG --rpc URL --hub 0x.. --key PUBLISHER_KEYFILE
     gpu-oracle verify (--log LOG | --node URL) [--rpc URL --hub 0x.. [--from-block N]]
-    gpu-oracle serve --log LOG [--host 127.0.0.1 --port 8700]
+    gpu-oracle serve (--config NODE.toml | --log LOG) [--host 127.0.0.1 --port 8700]
+    gpu-oracle round --config NODE.toml [--feed NAME ...]
+    gpu-oracle agent --key KEYFILE --spv 0x.. --node URL ... (--dcgm FILE | --nvidia-smi FILE
+                     | --nvml)
 
 A key file holds hex private keys, one per line (`#` comments allowed); keep it out of
 version control. `verify` needs no key: it is the auditor's command and exits non-zero
@@ -183,14 +186,60 @@ def verify(log_path, node, rpc, hub, from_block):
 
 
 @main.command()
-@click.option("--log", "log_path", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path),
+              default=None, help="Run a full node from this TOML config (see oracle/config.py).")
+@click.option("--log", "log_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Or only serve this log, read-only, for auditors.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65_535), default=8700, show_default=True)
-def serve(log_path, host, port):
-    """Serve the log read-only over HTTP (checkpoint, entries, proofs) for auditors."""
+def serve(config_path, log_path, host, port):
+    """Run a node's HTTP API: feeds, attestations, proofs, telemetry intake, co-signing."""
     import uvicorn
 
     from oracle.api import Settings, create_app
+    from oracle.config import ConfigError
 
-    app = create_app(Settings(log=log_path))
+    if (config_path is None) == (log_path is None):
+        raise click.UsageError("give exactly one of --config NODE.toml or --log FILE")
+    try:
+        app = create_app(Settings(config=config_path, log=log_path))
+    except (ConfigError, AttestationLogError) as exc:
+        raise click.ClickException(str(exc)) from exc
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@main.command("round")
+@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path),
+              required=True, help="The leading node's TOML config.")
+@click.option("--feed", "feeds", multiple=True, help="Only these feeds (default: all due).")
+def round_cmd(config_path, feeds):
+    """Lead one round: build every due feed, collect k signatures from peers, log, publish."""
+    from oracle.config import ConfigError
+    from oracle.node import Refusal, load_node
+
+    try:
+        node = load_node(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        outcomes = node.run_round(list(feeds) or None)
+    except (Refusal, ConnectionError, PublishError) as exc:
+        raise click.ClickException(str(getattr(exc, "message", exc))) from exc
+    finally:
+        node.close()
+    failed = False
+    for o in outcomes:
+        value = ""
+        if o.value is not None:
+            value = (f" = {o.value / 10**8:.8f}" if not o.feed.startswith("utilisation:")
+                     else f" = {o.value / 100:.2f}%")
+        signers = f" signed by {', '.join(s[:10] for s in o.signers)}" if o.signers else ""
+        where = f" entry {o.entry}" if o.entry is not None else ""
+        tx = f" tx {o.tx_hash}" if o.tx_hash else ""
+        click.echo(f"{o.feed}: {o.status}{value}{where}{signers}{tx}"
+                   + (f" ({o.detail})" if o.detail else ""))
+        for peer, why in sorted(o.disagreements.items()):
+            click.echo(f"    outvoted {peer}: {why}")
+        failed |= o.status in ("no_quorum", "failed")
+    if failed:
+        sys.exit(2)

@@ -15,7 +15,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CONTRACTS = HERE.parents[1] / "contracts"
-NAMES = ("OracleHub", "FeedAdapter")
+NAMES = ("OracleHub", "FeedAdapter", "GPUShareToken")
 
 
 @cache

@@ -75,7 +75,9 @@ def test_bad_requests_get_clear_errors(served):
     url, _ = served
     size = httpx.get(f"{url}/healthz").json()["log_size"]
     missing = httpx.get(f"{url}/v1/attestations/{size}")
-    assert missing.status_code == 404 and f"the log has {size}" in missing.json()["detail"]
+    assert missing.status_code == 404
+    assert missing.json()["detail"]["code"] == "no_entry"
+    assert f"the log has {size}" in missing.json()["detail"]["message"]
     assert httpx.get(f"{url}/v1/consistency", params={"old": 5, "new": 2}).status_code == 400
     assert httpx.get(f"{url}/v1/attestations", params={"limit": 0}).status_code == 422
     assert httpx.get(f"{url}/openapi.json").json()["info"]["title"] == "GPU oracle node"
