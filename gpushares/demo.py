@@ -20,10 +20,12 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 from eth_account import Account
 from web3 import Web3
 
 from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
+from gpushares.oracle_cluster import OracleCluster
 from jurisdictions.rules import RULES_DIR, load_rules
 
 NETWORK = "ethereum:local:foundry"
@@ -31,7 +33,8 @@ FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
 FLEET_DE_CSV = PROJECT_ROOT / "examples" / "fleet-de.csv"
 LEGAL_OPINION = PROJECT_ROOT / "examples" / "legal-opinion-us-demo.txt"
 SPV_LEI = "5493001KJTIIGC8Y1R12"
-LISTINGS = PROJECT_ROOT / "oracle" / "data" / "listings" / "h100-sxm-us"
+OFFERS = PROJECT_ROOT / "oracle" / "data" / "offers"
+TELEMETRY_SAMPLES = PROJECT_ROOT / "oracle" / "telemetry" / "samples"
 INDEX_FEED = "H100-SXM-80GB/USD/GPUh"
 
 # One month of the fleet's rental income, from stated assumptions (the attested
@@ -63,9 +66,9 @@ class Story:
         extra = ["--network", NETWORK] if args[0] == "run" else []
         return self._run(title, "ape", list(args), extra, refused=refused)
 
-    def gpu_oracle(self, title: str, *args: str) -> str:
+    def gpu_oracle(self, title: str, *args: str, refused: bool = False) -> str:
         """Run the oracle node's `gpu-oracle ARGS` (secrets in files, not in argv)."""
-        return self._run(title, "gpu-oracle", list(args), [], refused=False)
+        return self._run(title, "gpu-oracle", list(args), [], refused=refused)
 
     def _run(self, title: str, program: str, args: list[str], extra: list[str], *,
              refused: bool) -> str:
@@ -175,21 +178,25 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
 
 
 def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
-    """The attested oracle: a 3-of-5 signer set signs index and utilisation reports from
-    raw inputs, a publisher submits them, an auditor re-verifies log and chain."""
-    signer_keys = [dev_key(20 + i) for i in range(5)]
-    signers = [Account.from_key(k).address for k in signer_keys]
-    keys_file = workdir / "signer-keys.txt"  # 3 of the 5 keys: enough for the threshold
-    keys_file.write_text("".join("0x" + k.hex() + "\n" for k in signer_keys[:3]))
-    publisher_key = workdir / "publisher-key.txt"  # TEST::9 pays the gas; it signs nothing
-    publisher_key.write_text("0x" + dev_key(9).hex() + "\n")
-    log = workdir / "attestations.sqlite"
+    """The attested oracle as a 2-of-3 quorum: three nodes on 127.0.0.1, each with its own
+    key and log, compute the H100 GPU-hour index from the shipped marketplace snapshots,
+    the SPV's utilisation from signed GPU telemetry and its NAV per share, co-sign what
+    they agree on and publish it; one node crashes and is outvoted; an auditor verifies."""
+    from oracle import index
+    from oracle.sources import parse_snapshot
+
+    node_keys = [dev_key(20 + i) for i in range(3)]
+    signers = [Account.from_key(k).address for k in node_keys]
     deployed = json.loads(next(workdir.glob("*.json")).read_text())
     hub, rpc = deployed["oracle_hub"], node.url
+    web3 = Web3(Web3.HTTPProvider(node.url))
+    factory = web3.eth.contract(deployed["spv_factory"], abi=_abi("SPVFactory"))
+    token = factory.functions.spvs(1).call()[4]
+    nav_feed = "NAV/LSH1/USD"
     story.ape(
-        "The hub admin (TEST::0) installs a 3-of-5 signer set (config version 1)",
+        "The hub admin (TEST::0) installs the three oracle nodes' keys as a 2-of-3 signer set",
         "run", "oracle", "set-signers", "--account", "TEST::0",
-        *[arg for s in signers for arg in ("--signer", s)], "--threshold", "3",
+        *[arg for s in signers for arg in ("--signer", s)], "--threshold", "2",
     )
     story.ape(
         "The hub admin adds the H100 SXM GPU-hour index feed and its AggregatorV3 adapter",
@@ -197,54 +204,107 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
         "--description", "H100 SXM 80GB / USD per GPU-hour", "--min", "0.10", "--max", "50",
         "--max-move-bps", "5000", "--heartbeat", str(2 * 86_400),
     )
-    days = sorted(LISTINGS.glob("*.csv"))
-    for day in days:
+    story.ape(
+        "... and the NAV-per-share feed of the SPV's shares (for the lending pools)",
+        "run", "oracle", "add-feed", "--account", "TEST::0", "--name", nav_feed,
+        "--description", "Lone Star H100 Shares: NAV per share, USD", "--min", "0.01",
+        "--max", "100000", "--max-move-bps", "2000", "--heartbeat", str(2 * 86_400),
+    )
+    # The fleet was bought in 2025; the shipped index history starts 2026-02-27, so the
+    # first shipped day's index stands in for the index at acquisition (said in the feed).
+    first_day = sorted(OFFERS.glob("*.json.gz"))[0]
+    day_one = parse_snapshot(first_day)
+    at_acquisition = index.evaluate(index.build_snapshot(
+        INDEX_FEED, day_one.quotes, day_one.observed_at)).value
+    agent_key = dev_key(30)
+    registry = workdir / "agents.toml"
+    registry.write_text(
+        "[[agents]]\n"
+        f'address = "{Account.from_key(agent_key).address}"\n'
+        f'spv_token = "{token}"\n'
+        'label = "gpu-node-07 (replayed capture)"\n'
+        f'gpus_csv = "{TELEMETRY_SAMPLES / "gpus.csv"}"\n')
+    cluster = OracleCluster(
+        workdir / "quorum", rpc=rpc, hub=hub, keys=node_keys,
+        publisher_keys=[dev_key(7), dev_key(8), dev_key(9)], offers=OFFERS, replay=True,
+        telemetry={"agents": registry, "max_age_s": 7_200},
+        feeds=[
+            {"kind": "index", "model": "H100-SXM-80GB", "deviation_bps": 50,
+             "heartbeat_s": 86_400},
+            {"kind": "nav", "spv_token": token, "economic_life_years": "4",
+             "model_map": {"H100-SXM5-80GB": "H100-SXM-80GB"},
+             "index_at_acquisition": {"H100-SXM-80GB": {
+                 "value": str(at_acquisition),
+                 "source": f"H100 index v1 of {first_day.name}, the earliest shipped day, "
+                           "standing in for the index when the fleet was bought"}},
+             "deviation_bps": 50, "heartbeat_s": 86_400},
+        ],
+        utilisation=[{"spv_token": token, "period_s": 900}],
+        rounds={"sign_timeout_s": 5, "sync_interval_s": 1},
+        env=story.env,
+    )
+    with cluster:
+        print("\n    three oracle nodes: " + ", ".join(
+            f"{n} {cluster.url(n)} ({cluster.addresses[n][:10]})" for n in cluster.names))
+        # The telemetry agent replays recorded captures of the fleet's 8 H100s so that they
+        # cover the last full quarter hour (the nodes accept samples up to 2 h old here).
+        quarter = web3.eth.get_block("latest")["timestamp"] // 900 * 900
+        key_file = workdir / "agent.key"
+        key_file.write_text("0x" + agent_key.hex() + "\n")
+        nodes = [arg for n in cluster.names for arg in ("--node", cluster.url(n))]
+        scrapes = sorted(TELEMETRY_SAMPLES.glob("dcgm-*.prom"))
+        for i, capture in enumerate(scrapes):
+            story.gpu_oracle(
+                f"The fleet's telemetry agent signs a DCGM exporter scrape ({capture.name}) "
+                "and posts it to every node",
+                "agent", "--key", str(key_file), "--spv", token, "--state",
+                str(workdir / "agent-state.json"), *nodes, "--dcgm", str(capture),
+                "--scraped-at", str(quarter - 900 + 300 * i))
+        smi = next(TELEMETRY_SAMPLES.glob("nvidia-smi-*.csv"))
         story.gpu_oracle(
-            f"The oracle computes the index from the {day.stem} marketplace listings "
-            "(real offers, CCIR sample data), 3 signers sign, the report is logged",
-            "attest", "--log", str(log), "--rpc", rpc, "--hub", hub, "--keys", str(keys_file),
-            "--listings-csv", str(day), "--feed", INDEX_FEED,
-        )
-    snapshot = workdir / "utilisation-snapshot.json"
-    snapshot.write_text(json.dumps(utilisation_snapshot(node, deployed["spv_factory"])))
-    story.gpu_oracle(
-        "The oracle attests the SPV fleet's utilisation and rental revenue for the last day "
-        "from per-GPU samples",
-        "attest", "--log", str(log), "--rpc", rpc, "--hub", hub, "--keys", str(keys_file),
-        "--snapshot", str(snapshot), "--kind", "utilisation",
-    )
-    story.gpu_oracle(
-        "The publisher (TEST::9) submits every logged report to the hub",
-        "publish", "--log", str(log), "--rpc", rpc, "--hub", hub, "--key", str(publisher_key),
-    )
-    story.gpu_oracle(
-        "Publishing again sends nothing: each entry is published once",
-        "publish", "--log", str(log), "--rpc", rpc, "--hub", hub, "--key", str(publisher_key),
-    )
-    story.ape("The hub's feeds, as any Chainlink consumer reads them", "run", "oracle", "status")
-    story.gpu_oracle(
-        "An auditor re-verifies the log offline and against the chain",
-        "verify", "--log", str(log), "--rpc", rpc, "--hub", hub,
-    )
-
-
-def utilisation_snapshot(node: AnvilNode, spv_factory: str) -> dict[str, object]:
-    """One day of hourly utilisation samples for the demo fleet (a DCGM-style capture
-    stands in until the telemetry readers land), with the day's rental invoices."""
-    web3 = Web3(Web3.HTTPProvider(node.url))
-    factory = web3.eth.contract(spv_factory, abi=_abi("SPVFactory"))
-    token = factory.functions.spvs(1).call()[4]
-    end = web3.eth.get_block("latest")["timestamp"] // 3600 * 3600
-    start = end - 86_400
-    serials = [line.split(",")[0] for line in FLEET_CSV.read_text().splitlines()[1:]]
-    gpus, invoices = [], []
-    for n, serial in enumerate(serials):
-        samples = [[start + 3600 * h, str(70 + (n * 7 + h * 13) % 31)] for h in range(24)]
-        gpus.append({"uuid": f"GPU-{serial}", "samples": samples})
-        busy = sum(Decimal(p) for _, p in samples) / 100  # GPU-hours rented
-        invoices.append(int(busy * PRICE_PER_GPU_HOUR * 10**6))
-    return {"methodology": "time-weighted-utilisation", "version": 1, "spvToken": token,
-            "periodStart": start, "periodEnd": end, "gpus": gpus, "rentalInvoices": invoices}
+            f"... and an nvidia-smi capture ({smi.name})",
+            "agent", "--key", str(key_file), "--spv", token, "--state",
+            str(workdir / "agent-state.json"), *nodes, "--nvidia-smi", str(smi),
+            "--replay-ending", str(quarter - 30))
+        story.gpu_oracle(
+            "An agent that lost its state re-sends the last scrape as a new batch: every "
+            "node refuses the repeated samples (replay protection)",
+            "agent", "--key", str(key_file), "--spv", token, "--state",
+            str(workdir / "agent-state-lost.json"), *nodes, "--dcgm", str(scrapes[-1]),
+            "--scraped-at", str(quarter - 900 + 300 * (len(scrapes) - 1)), refused=True)
+        story.gpu_oracle(
+            "node-1 leads a round: the SPV's utilisation for the last quarter hour, the H100 index "
+            "from the first shipped snapshot, then the NAV per share; node-2 co-signs after "
+            "recomputing each from the same inputs and its own sources",
+            "round", "--config", str(cluster.config("node-1")))
+        story.gpu_oracle(
+            "node-2 leads the next round: the next day's index (it moved beyond 50 bps), "
+            "and the NAV that follows it",
+            "round", "--config", str(cluster.config("node-2")),
+            "--feed", INDEX_FEED, "--feed", nav_feed)
+        print("\n    node-3 crashes (SIGKILL)")
+        cluster.stop("node-3")
+        story.gpu_oracle(
+            "node-1 leads with node-3 down: 2 of 3 still agree, node-3 is outvoted",
+            "round", "--config", str(cluster.config("node-1")),
+            "--feed", INDEX_FEED, "--feed", nav_feed)
+        cluster.start("node-3")
+        story.gpu_oracle(
+            "node-3 restarts, pulls the entries it missed (each checked) and leads a round",
+            "round", "--config", str(cluster.config("node-3")),
+            "--feed", INDEX_FEED, "--feed", nav_feed)
+        story.ape("The hub's feeds, as any Chainlink consumer reads them", "run", "oracle",
+                  "status")
+        feeds = httpx.get(f"{cluster.url('node-2')}/v1/feeds", timeout=10).json()
+        print(f"\n    GET {cluster.url('node-2')}/v1/feeds")
+        for feed in feeds:
+            latest = feed["latest"]
+            if latest:
+                print(f"    {feed['name']:<24} {latest['value_decimal']:>14} USD  (entry "
+                      f"{latest['entry']}, observed {latest['observed_at']})")
+        story.gpu_oracle(
+            "An auditor re-verifies node-3's log offline and against the chain",
+            "verify", "--node", cluster.url("node-3"), "--rpc", rpc, "--hub", hub)
 
 
 def main() -> None:

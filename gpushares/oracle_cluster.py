@@ -59,7 +59,7 @@ class OracleCluster:
         utilisation: Sequence[dict[str, Any]] = (),
         offers: Path | Sequence[Path] | None = None,
         replay: bool = False,
-        agents: Path | None = None,
+        telemetry: dict[str, Any] | None = None,
         rounds: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
@@ -93,8 +93,9 @@ class OracleCluster:
                 text += _table("feeds", feed, array=True)
             for util in utilisation:
                 text += _table("utilisation", util, array=True)
-            if agents is not None:
-                text += _table("telemetry", {"agents": str(agents)})
+            if telemetry:
+                text += _table("telemetry", {k: str(v) if isinstance(v, Path) else v
+                                             for k, v in telemetry.items()})
             if rounds:
                 text += _table("rounds", rounds)
             (folder / "node.toml").write_text(text)

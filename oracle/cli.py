@@ -214,6 +214,11 @@ def serve(config_path, log_path, host, port):
 @click.option("--feed", "feeds", multiple=True, help="Only these feeds (default: all due).")
 def round_cmd(config_path, feeds):
     """Lead one round: build every due feed, collect k signatures from peers, log, publish."""
+    import logging
+
+    # Every outcome, disagreement included, is printed below; the node's own log lines
+    # would repeat them on stderr.
+    logging.getLogger("oracle.node").setLevel(logging.CRITICAL)
     from oracle.config import ConfigError
     from oracle.node import Refusal, load_node
 
@@ -241,5 +246,64 @@ def round_cmd(config_path, feeds):
         for peer, why in sorted(o.disagreements.items()):
             click.echo(f"    outvoted {peer}: {why}")
         failed |= o.status in ("no_quorum", "failed")
+    if failed:
+        sys.exit(2)
+
+
+@main.command()
+@click.option("--key", "key_path", type=click.Path(exists=True, path_type=Path), required=True,
+              help="File with the agent's own private key (registered with the nodes).")
+@click.option("--spv", required=True, help="The SPV share token the GPUs belong to.")
+@click.option("--node", "nodes", multiple=True, required=True,
+              help="Node URL to post to (repeat for every node of the quorum).")
+@click.option("--state", "state_path", type=click.Path(path_type=Path), required=True,
+              help="The agent's state file (sequence number, last sample per GPU).")
+@click.option("--dcgm", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A DCGM exporter scrape (Prometheus text).")
+@click.option("--scraped-at", type=int, default=None,
+              help="With --dcgm: the scrape's unix time (default: now).")
+@click.option("--nvidia-smi", "nvsmi", type=click.Path(exists=True, path_type=Path),
+              default=None, help="An `nvidia-smi --query-gpu=... --format=csv` capture.")
+@click.option("--nvml", is_flag=True, help="Read this machine's GPUs through NVML.")
+@click.option("--replay-ending", type=int, default=None,
+              help="Replay a recorded capture: shift its sample times so the last one falls "
+                   "at this unix time (demos and tests).")
+def agent(key_path, spv, nodes, state_path, dcgm, scraped_at, nvsmi, nvml, replay_ending):
+    """Sign a telemetry capture with the agent's key and post it to the oracle nodes."""
+    from oracle.telemetry import TelemetryAgent, TelemetryError, parse_dcgm, parse_nvsmi, read_nvml
+
+    if sum(x is not None and x is not False for x in (dcgm, nvsmi, nvml or None)) != 1:
+        raise click.UsageError("give exactly one of --dcgm FILE, --nvidia-smi FILE or --nvml")
+    try:
+        if dcgm is not None:
+            samples, source = parse_dcgm(dcgm.read_text(encoding="utf-8"),
+                                         scraped_at=scraped_at or int(time.time()),
+                                         source=str(dcgm)), "dcgm"
+        elif nvsmi is not None:
+            samples, source = parse_nvsmi(nvsmi.read_text(encoding="utf-8"),
+                                          source=str(nvsmi)), "nvidia-smi"
+        else:
+            samples, source = read_nvml(now=int(time.time())), "nvml"
+    except TelemetryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    samples = list(samples)
+    if replay_ending is not None and samples:
+        shift = replay_ending - max(s.time for s in samples)
+        samples = [s.model_copy(update={"time": s.time + shift}) for s in samples]
+    client = TelemetryAgent(_keys(key_path)[0], spv, state_path=state_path, nodes=list(nodes))
+    try:
+        signed = client.build(samples, source)
+        if signed is None:
+            click.echo("nothing new to send: every sample was already posted")
+            return
+        outcomes = client.post(signed)
+    finally:
+        client.close()
+    click.echo(f"batch {signed.batch.sequence} from {client.address}: {len(samples)} samples "
+               f"of {len({s.uuid for s in samples})} GPUs ({source})")
+    failed = False
+    for o in outcomes:
+        click.echo(f"  {o.url}: {o.status}" + (f" ({o.code}: {o.message})" if o.code else ""))
+        failed |= not o.ok
     if failed:
         sys.exit(2)

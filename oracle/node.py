@@ -614,7 +614,6 @@ class Node:
         if self.address not in view.signers:
             raise Refusal("not_signer", f"this node's key {self.address} is not in the hub's "
                           "signer set", 503)
-        self._independent_check(label, report)
         with self._lock:
             if self.log.size < report.log_size:
                 try:
@@ -628,6 +627,9 @@ class Node:
             if root != report.log_root:
                 raise Refusal("checkpoint", f"the report commits to root {report.log_root} at "
                               f"size {report.log_size}, this node's log has {root}: a fork")
+            # With the log at the leader's checkpoint, the node's own view of the feed
+            # reads the same history (NAV values the fleet at the latest logged index).
+            self._independent_check(label, report)
             signed = attest.sign(report, self.domain, self.key)
             try:
                 self.state.vote(report.log_size, attest.digest(report, self.domain).hex(),
@@ -722,7 +724,10 @@ class Node:
             return RoundOutcome(feed=job.label, status="failed", detail=(
                 "the round outlasted its deadline; its votes may have lapsed, so it is not "
                 "appended"), disagreements=disagreements)
-        chosen = sorted(signatures.items(), key=lambda kv: int(kv[0], 16))[:view.threshold]
+        # The leader's own signature and the first peers' that arrived, in address order.
+        own = [(self.address, signatures[self.address])]
+        others = [(a, sig) for a, sig in signatures.items() if a != self.address]
+        chosen = sorted(own + others[:view.threshold - 1], key=lambda kv: int(kv[0], 16))
         signed = attest.SignedReport(kind=built.kind, domain=self.domain, report=report,
                                      signatures=[s for _, s in chosen],
                                      signers=[a for a, _ in chosen])

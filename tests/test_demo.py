@@ -54,15 +54,21 @@ def test_demo_tells_the_story_and_leaves_nothing_behind():
     assert "Carol (TEST::4) KP" in out
     assert "income distributed      : 10,281.60 mUSDC" in out
     assert "income claimed          : 10,281.60 mUSDC" in out
-    # The oracle: 3-of-5 signed index reports from the six days of real listings and one
-    # utilisation report, published once, read back, verified against the chain.
+    # The oracle as a 2-of-3 quorum of three node processes: telemetry accepted by every
+    # node and a replay refused; utilisation, the H100 index from the shipped snapshots
+    # and the NAV per share published; a crashed node outvoted; the log verifies.
     assert "config version is now 1" in out
-    assert out.count("signed by 3 of 5") == 7
-    assert out.count(": published in 0x") == 7
-    assert "nothing to publish" in out
-    assert "feed H100-SXM-80GB/USD/GPUh [enabled]" in out and "(round 6, observed" in out
-    assert "OK 8 entries (7 reports, 1 signer sets), 21 signatures, 7 values recomputed" in out
-    assert "OK chain: 7 on-chain values equal their entries, 7 checkpoints" in out
+    assert out.count(": accepted") == 9  # three batches, three nodes
+    assert out.count("rejected (replayed:") == 3
+    assert "utilisation:0x" in out and ": published = " in out
+    assert out.count("H100-SXM-80GB/USD/GPUh: published = ") == 4
+    assert out.count("NAV/LSH1/USD: published = ") == 4
+    assert "H100-SXM-80GB/USD/GPUh: published = 1.55833333 entry 2" in out  # 2026-02-27
+    assert "outvoted node-3: down or unreachable" in out
+    assert "no_quorum" not in out
+    assert "feed NAV/LSH1/USD [enabled]" in out and "(round 4, observed" in out
+    assert "OK 10 entries (9 reports, 1 signer sets), 18 signatures, 9 values recomputed" in out
+    assert "OK chain: 9 on-chain values equal their entries, 9 checkpoints" in out
     assert "anvil stopped" in out
     # Only the compile cache may appear (ignored by git); no deployments, rules or keys.
     assert _untracked() == before
