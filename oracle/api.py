@@ -306,12 +306,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rounds_total = Gauge("gpu_oracle_rounds", "Rounds recorded by this node",
                          ["role", "status"], registry=registry)
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):  # noqa: ANN001, ANN202
-        response = await call_next(request)
-        route = request.scope.get("route")
-        requests_total.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
-        return response
+    class CountRequests:
+        """Counts responses by route and status (plain ASGI: no per-request task)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.inner(scope, receive, send)
+                return
+
+            async def counting_send(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    route = scope.get("route")
+                    requests_total.labels(getattr(route, "path", "unmatched"),
+                                          str(message["status"])).inc()
+                await send(message)
+
+            await self.inner(scope, receive, counting_send)
+
+    app.add_middleware(CountRequests)
 
     def entry_out(log: AttestationLog, entry: LogEntry) -> EntryOut:
         pub = log.publication(entry.index)
@@ -365,7 +380,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/v1/feeds", response_model=list[FeedOut], summary="Every feed, latest value")
-    def list_feeds() -> list[FeedOut]:
+    async def list_feeds() -> list[FeedOut]:
         values = feeds.refresh()
         out = []
         for fid in sorted(set(values) | configured_feeds()):
@@ -376,7 +391,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/feeds/{feed_ref:path}", summary="One feed, or its history (…/history)",
              responses={404: {"description": "unknown feed"}})
-    def get_feed(
+    async def get_feed(
         feed_ref: str,
         limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100,
     ) -> FeedOut | FeedHistory:
