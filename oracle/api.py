@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from pydantic import BaseModel, ConfigDict
@@ -389,21 +390,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                latest=None if not history else feeds.value(*history[-1])))
         return out
 
-    @app.get("/v1/feeds/{feed_ref:path}", summary="One feed, or its history (…/history)",
-             responses={404: {"description": "unknown feed"}})
-    async def get_feed(
-        feed_ref: str,
-        limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100,
-    ) -> FeedOut | FeedHistory:
-        history_wanted = feed_ref.endswith("/history")
-        fid = resolve_feed(feed_ref.removesuffix("/history"))
+    def feed_values(ref: str) -> tuple[str, list[tuple[int, attest.PriceReport]]]:
+        fid = resolve_feed(ref)
         values = feeds.refresh().get(fid, [])
         if not values and fid not in configured_feeds():
-            raise _error("unknown_feed", f"no feed {feed_ref.removesuffix('/history')!r}: see "
-                         "GET /v1/feeds for the feeds this node knows", 404)
-        if history_wanted:
-            return FeedHistory(id=fid, name=feed_name(fid),
-                               values=[feeds.value(i, r) for i, r in reversed(values[-limit:])])
+            raise _error("unknown_feed", f"no feed {ref!r}: see GET /v1/feeds for the feeds "
+                         "this node knows", 404)
+        return fid, values
+
+    @app.get("/v1/feeds/{feed_ref:path}/history", response_model=FeedHistory,
+             summary="A feed's logged values, newest first",
+             responses={400: {"description": "bad feed id"},
+                        404: {"description": "unknown feed"}})
+    async def feed_history(
+        feed_ref: str,
+        limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100,
+    ) -> FeedHistory:
+        fid, values = feed_values(feed_ref)
+        return FeedHistory(id=fid, name=feed_name(fid),
+                           values=[feeds.value(i, r) for i, r in reversed(values[-limit:])])
+
+    @app.get("/v1/feeds/{feed_ref:path}", response_model=FeedOut,
+             summary="One feed and its latest logged value",
+             responses={400: {"description": "bad feed id"},
+                        404: {"description": "unknown feed"}})
+    async def get_feed(feed_ref: str) -> FeedOut:
+        fid, values = feed_values(feed_ref)
         return FeedOut(id=fid, name=feed_name(fid), configured=fid in configured_feeds(),
                        latest=feeds.value(*values[-1]) if values else None)
 
@@ -426,6 +438,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/attestations/{index}", response_model=EntryWithProof)
     def attestation(log: LogDep, index: int) -> EntryWithProof:
+        size = log.size
+        if not 0 <= index < size:
+            raise _error("no_entry", f"no entry {index}: the log has {size} (0..{size - 1})",
+                         404)
         try:
             entry = log.entry(index)
         except EntryNotFound as exc:
@@ -471,6 +487,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except TelemetryRejected as exc:
             telemetry_total.labels(exc.code).inc()
             raise _error(exc.code, exc.message, exc.http_status) from exc
+        except Refusal as exc:  # the node cannot take telemetry (no agents registry)
+            telemetry_total.labels(exc.code).inc()
+            raise _error(exc.code, exc.message, exc.status) from exc
         telemetry_total.labels("accepted").inc()
         return TelemetryAccepted(accepted=True, batchHash=accepted.batch_hash,
                                  samples=accepted.samples)
@@ -488,6 +507,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise _error(exc.code, exc.message, exc.status) from exc
         sign_total.labels("signed").inc()
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the input back, which cannot be encoded when it holds a
+        # lone surrogate; the location and message say what to fix.
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+                   "type": str(e.get("type", ""))} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(ConnectionError)
     async def chain_down(request: Request, exc: ConnectionError) -> JSONResponse:

@@ -581,7 +581,7 @@ class Node:
         inputs = req.inputs.encode()
         try:
             canonical = attest.canonical_json(json.loads(inputs))
-        except (ValueError, attest.AttestationError) as exc:
+        except (ValueError, RecursionError, attest.AttestationError) as exc:
             raise Refusal("bad_inputs", f"the inputs are not canonical JSON: {exc}", 422) from exc
         if canonical != inputs:
             raise Refusal("bad_inputs", "the inputs are not in canonical form", 422)
@@ -852,10 +852,14 @@ class Node:
 
 
 def _label_of(req: SignRequest) -> str:
+    """The feed a (possibly malformed) request is about, for the round record."""
     if req.kind == "price":
         fid = req.report.get("feedId")
-        return feed_name(fid) if isinstance(fid, str) and fid.startswith("0x") else "?"
-    return f"utilisation:{req.report.get('spvToken')}"
+        try:
+            return feed_name(fid) if isinstance(fid, str) and fid.startswith("0x") else "?"
+        except ValueError:
+            return "?"
+    return f"utilisation:{str(req.report.get('spvToken'))[:42]}"
 
 
 def fixed(value: int) -> Decimal:
