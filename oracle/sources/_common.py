@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from typing import Any
@@ -211,9 +212,26 @@ class Tally:
         self.quotes: list[Quote] = []
         self.seen = 0
         self.reasons: Counter[str] = Counter()
+        self._ids: set[str] = set()
 
     def reject(self, reason: str) -> None:
         self.reasons[reason] += 1
+
+    def row(self, make: Callable[[], Quote], *,
+            duplicate: str = "duplicate_offer_id") -> Quote | None:
+        """Count one row: its quote from `make()`, or None when `make` rejects it
+        (`RowRejected`) or its offer id was already accepted (counted as `duplicate`)."""
+        self.seen += 1
+        try:
+            quote = make()
+            if quote.offer_id in self._ids:
+                raise RowRejected(duplicate)
+        except RowRejected as rejected:
+            self.reject(rejected.reason)
+            return None
+        self._ids.add(quote.offer_id)
+        self.quotes.append(quote)
+        return quote
 
     def result(self, source: str, observed_at: int,
                history: RowCountHistory | None = None) -> SourceResult:

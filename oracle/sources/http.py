@@ -188,18 +188,8 @@ class HttpJsonSource:
                 f"{found} {where}, not a list of rows; fix FieldMap.rows to point at the "
                 "rows list")
         tally = c.Tally()
-        seen: set[str] = set()
         for row in rows:
-            tally.seen += 1
-            try:
-                quote = self._quote(row, fetched_at)
-                if quote.offer_id in seen:
-                    raise c.RowRejected("duplicate_offer_id")
-            except c.RowRejected as rejected:
-                tally.reject(rejected.reason)
-                continue
-            seen.add(quote.offer_id)
-            tally.quotes.append(quote)
+            tally.row(lambda row=row: self._quote(row, fetched_at))
         return tally.result(self.name, fetched_at, history or self.history)
 
     def _download(self) -> tuple[int, bytes]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from decimal import Decimal, localcontext
 from pathlib import Path
 
@@ -88,7 +89,6 @@ def parse_csv(path: Path, *, history: RowCountHistory | None = None) -> SourceRe
         raise SourceError(f"{path}: the header names a column twice ({','.join(columns)!r})")
 
     tally = c.Tally()
-    seen_ids: set[str] = set()
     times: list[int] = []
     line = 1
     while True:
@@ -102,20 +102,10 @@ def parse_csv(path: Path, *, history: RowCountHistory | None = None) -> SourceRe
         line += 1
         if not any(cell.strip() for cell in cells):
             continue  # a blank line is not a row
-        tally.seen += 1
-        try:
-            if len(cells) < len(columns):
-                raise c.RowRejected("short_row")
-            row = dict(zip(columns, cells, strict=False))
-            quote = _quote(row, source)
-            if quote.offer_id in seen_ids:
-                raise c.RowRejected("duplicate_listing_id")
-        except c.RowRejected as rejected:
-            tally.reject(rejected.reason)
-            continue
-        seen_ids.add(quote.offer_id)
-        times.append(quote.observed_at)
-        tally.quotes.append(quote)
+        quote = tally.row(lambda cells=cells: _quote(_cells(cells, columns), source),
+                          duplicate="duplicate_listing_id")
+        if quote is not None:
+            times.append(quote.observed_at)
     return tally.result(source, min(times) if times else _day_of(path), history)
 
 
@@ -133,6 +123,12 @@ def _cell(row: dict[str, str], column: str) -> str | None:
     if value is None or value.strip() == "":
         return None
     return value.strip()
+
+
+def _cells(cells: list[str], columns: Sequence[str]) -> dict[str, str]:
+    if len(cells) < len(columns):
+        raise c.RowRejected("short_row")
+    return dict(zip(columns, cells, strict=False))
 
 
 def _quote(row: dict[str, str], source: str) -> Quote:

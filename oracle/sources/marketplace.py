@@ -67,19 +67,9 @@ def parse_snapshot(data: bytes | Path, *, history: RowCountHistory | None = None
     observed_at, models = _top_level(snapshot, label)
 
     tally = c.Tally()
-    seen_ids: set[str] = set()
     for offers in models.values():
         for offer in offers:
-            tally.seen += 1
-            try:
-                quote = _quote(offer, observed_at)
-                if quote.offer_id in seen_ids:
-                    raise c.RowRejected("duplicate_offer_id")
-            except c.RowRejected as rejected:
-                tally.reject(rejected.reason)
-                continue
-            seen_ids.add(quote.offer_id)
-            tally.quotes.append(quote)
+            tally.row(lambda offer=offer: _quote(offer, observed_at))
     return tally.result(SOURCE, observed_at, history)
 
 
