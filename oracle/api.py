@@ -168,12 +168,6 @@ def _hex(data: bytes | None) -> str | None:
     return None if data is None else "0x" + data.hex()
 
 
-def _decimal_text(value: int) -> str:
-    sign = "-" if value < 0 else ""
-    digits = str(abs(value)).rjust(attest.PRICE_DECIMALS + 1, "0")
-    return f"{sign}{digits[:-attest.PRICE_DECIMALS]}.{digits[-attest.PRICE_DECIMALS:]}"
-
-
 def _error(code: str, message: str, status: int) -> HTTPException:
     return HTTPException(status, {"code": code, "message": message})
 
@@ -212,7 +206,8 @@ class FeedIndex:
 
     def value(self, index: int, report: attest.PriceReport) -> FeedValue:
         pub = self.log.publication(index)
-        return FeedValue(entry=index, value=report.value, value_decimal=_decimal_text(report.value),
+        return FeedValue(entry=index, value=report.value,
+                         value_decimal=attest.fixed_str(report.value),
                          confidence=report.confidence, observed_at=report.observed_at,
                          methodology_version=report.methodology_version,
                          inputs_hash=report.inputs_hash,

@@ -442,6 +442,13 @@ def _refuse_floats(value: Any, path: str) -> None:
             _refuse_floats(v, f"{path}[{i}]")
 
 
+def fixed_str(value: int, decimals: int = PRICE_DECIMALS) -> str:
+    """A fixed-point integer as an exact decimal string (1_55833333 -> "1.55833333")."""
+    sign = "-" if value < 0 else ""
+    digits = str(abs(value)).rjust(decimals + 1, "0")
+    return f"{sign}{digits[:-decimals]}.{digits[-decimals:]}"
+
+
 def inputs_hash(canonical_inputs: bytes) -> str:
     """SHA-256 of a canonical raw-input snapshot: the report's `inputsHash`."""
     return "0x" + hashlib.sha256(canonical_inputs).hexdigest()

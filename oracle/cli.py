@@ -25,6 +25,7 @@ from pathlib import Path
 import click
 
 from oracle import attest, reports
+from oracle.config import ConfigError, read_keys
 from oracle.log import AttestationLog, AttestationLogError
 from oracle.methodology import MethodologyError
 from oracle.publisher import Publisher, PublishError
@@ -32,21 +33,10 @@ from oracle.verify import ChainView, Discrepancy, connect_hub, fetch_log, verify
 
 
 def _keys(path: Path) -> list[bytes]:
-    keys = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        try:
-            raw = bytes.fromhex(text.removeprefix("0x"))
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise click.BadParameter(f"{path}:{number} is not a 32-byte hex private key")
-        keys.append(raw)
-    if not keys:
-        raise click.BadParameter(f"{path} holds no keys")
-    return keys
+    try:
+        return read_keys(path)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def _open_log(path: Path, *, create: bool) -> AttestationLog:
@@ -197,7 +187,6 @@ def serve(config_path, log_path, host, port):
     import uvicorn
 
     from oracle.api import Settings, create_app
-    from oracle.config import ConfigError
 
     if (config_path is None) == (log_path is None):
         raise click.UsageError("give exactly one of --config NODE.toml or --log FILE")
@@ -219,7 +208,6 @@ def round_cmd(config_path, feeds):
     # Every outcome, disagreement included, is printed below; the node's own log lines
     # would repeat them on stderr.
     logging.getLogger("oracle.node").setLevel(logging.CRITICAL)
-    from oracle.config import ConfigError
     from oracle.node import Refusal, load_node
 
     try:
@@ -236,8 +224,8 @@ def round_cmd(config_path, feeds):
     for o in outcomes:
         value = ""
         if o.value is not None:
-            value = (f" = {o.value / 10**8:.8f}" if not o.feed.startswith("utilisation:")
-                     else f" = {o.value / 100:.2f}%")
+            value = (f" = {attest.fixed_str(o.value)}" if not o.feed.startswith("utilisation:")
+                     else f" = {attest.fixed_str(o.value, 2)}%")
         signers = f" signed by {', '.join(s[:10] for s in o.signers)}" if o.signers else ""
         where = f" entry {o.entry}" if o.entry is not None else ""
         tx = f" tx {o.tx_hash}" if o.tx_hash else ""

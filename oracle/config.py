@@ -208,20 +208,29 @@ def load_config(path: Path) -> NodeConfig:
     })
 
 
-def read_key(path: Path) -> bytes:
-    """A 32-byte private key from a file of hex (the first non-comment line)."""
+def read_keys(path: Path) -> list[bytes]:
+    """The 32-byte private keys in a file of hex, one per line (`#` comments allowed)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"key file {path} does not exist") from exc
-    for line in text.splitlines():
+    keys = []
+    for number, line in enumerate(text.splitlines(), start=1):
         value = line.split("#", 1)[0].strip()
-        if value:
-            try:
-                raw = bytes.fromhex(value.removeprefix("0x"))
-            except ValueError:
-                raw = b""
-            if len(raw) != 32:
-                raise ConfigError(f"{path}: not a 32-byte hex private key")
-            return raw
-    raise ConfigError(f"{path} holds no key")
+        if not value:
+            continue
+        try:
+            raw = bytes.fromhex(value.removeprefix("0x"))
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigError(f"{path}:{number} is not a 32-byte hex private key")
+        keys.append(raw)
+    if not keys:
+        raise ConfigError(f"{path} holds no keys")
+    return keys
+
+
+def read_key(path: Path) -> bytes:
+    """The first private key of a key file (see `read_keys`)."""
+    return read_keys(path)[0]

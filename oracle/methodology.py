@@ -25,7 +25,7 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from oracle import attest
 
@@ -143,6 +143,13 @@ class GpuSamples(BaseModel):
         return v
 
 
+def non_negative_invoices(v: list[int]) -> list[int]:
+    """Rental invoices are stablecoin amounts: none negative (shared by every version)."""
+    if any(x < 0 for x in v):
+        raise ValueError("rental invoices are non-negative stablecoin amounts")
+    return v
+
+
 class UtilisationInputs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -152,14 +159,9 @@ class UtilisationInputs(BaseModel):
     period_start: Annotated[int, Field(alias="periodStart", ge=0)]
     period_end: Annotated[int, Field(alias="periodEnd", ge=1)]
     gpus: Annotated[list[GpuSamples], Field(min_length=1)]
-    rental_invoices: Annotated[list[int], Field(alias="rentalInvoices")]
+    rental_invoices: Annotated[list[int], AfterValidator(non_negative_invoices),
+                               Field(alias="rentalInvoices")]
 
-    @field_validator("rental_invoices")
-    @classmethod
-    def _invoices(cls, v: list[int]) -> list[int]:
-        if any(x < 0 for x in v):
-            raise ValueError("rental invoices are non-negative stablecoin amounts")
-        return v
 
 
 class UtilisationFields(BaseModel):

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -171,7 +171,6 @@ class IndexJob(_Job):
 
     def build(self) -> Built:
         from oracle import index
-        from oracle.sources import marketplace
 
         offers = self.node.config.sources.offers
         if offers is None:
@@ -179,7 +178,7 @@ class IndexJob(_Job):
         files = sorted(offers.glob("*.json*")) if offers.is_dir() else [offers]
         if not files:
             raise Withheld(f"no marketplace snapshots in {offers}")
-        results = [marketplace.parse_snapshot(f) for f in files]
+        results = [_parsed(f) for f in files]
         results.sort(key=lambda r: r.observed_at)
         chosen = results[-1]
         if self.node.config.sources.replay:
@@ -224,8 +223,8 @@ class NavJob(_Job):
             index_inputs[model] = {
                 "atAcquisition": acq.value,
                 "atAcquisitionSource": acq.source,
-                "now": _fixed_str(report.value),
-                "nowConfidence": _fixed_str(report.confidence),
+                "now": attest.fixed_str(report.value),
+                "nowConfidence": attest.fixed_str(report.confidence),
                 "source": f"{model} index, log entry {entry_index}",
             }
         util = node.latest_logged_utilisation(self.spec.spv_token)
@@ -258,16 +257,24 @@ class UtilisationJob(_Job):
         return Built(self.label, "utilisation", snapshot)
 
 
+def _parsed(path: Path) -> Any:
+    """A snapshot file's quotes, parsed once per file version (every round and every
+    co-signing request reads the same files)."""
+    stat = path.stat()
+    return _parse_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _parse_cached(path: str, mtime_ns: int, size: int) -> Any:
+    from oracle.sources import marketplace
+
+    return marketplace.parse_snapshot(Path(path))
+
+
 def _index_feed_name(model: str) -> str:
     from oracle import index
 
     return index.feed_name_for(model)
-
-
-def _fixed_str(value: int, decimals: int = attest.PRICE_DECIMALS) -> str:
-    with_sign = "-" if value < 0 else ""
-    digits = str(abs(value)).rjust(decimals + 1, "0")
-    return f"{with_sign}{digits[:-decimals]}.{digits[-decimals:]}"
 
 
 # ------------------------------------------------------------------ the node
@@ -860,11 +867,6 @@ def _label_of(req: SignRequest) -> str:
         except ValueError:
             return "?"
     return f"utilisation:{str(req.report.get('spvToken'))[:42]}"
-
-
-def fixed(value: int) -> Decimal:
-    """An 8-decimal fixed-point value as a Decimal (display)."""
-    return Decimal(value).scaleb(-attest.PRICE_DECIMALS)
 
 
 def load_node(config_path: Path) -> Node:

@@ -58,7 +58,7 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from oracle import attest
 from oracle import methodology as core
@@ -100,14 +100,9 @@ class UtilisationV2Inputs(BaseModel):
     gpus: Annotated[list[SnapshotGpu], Field(min_length=1)]
     batches: list[SignedBatch]
     rental_invoices: Annotated[list[Annotated[int, Field(strict=True)]],
+                               AfterValidator(core.non_negative_invoices),
                                Field(alias="rentalInvoices")]
 
-    @field_validator("rental_invoices")
-    @classmethod
-    def _invoices(cls, v: list[int]) -> list[int]:
-        if any(x < 0 for x in v):
-            raise ValueError("rental invoices are non-negative stablecoin amounts")
-        return v
 
 
 def make_snapshot(spv_token: str, period_start: int, period_end: int,
