@@ -302,6 +302,7 @@ class Node:
         self._lock = threading.RLock()
         self._hub_view: _HubView | None = None
         self._web3: Any = None
+        self._chain_id_value: int | None = None
         self._hub: Any = None
         self._tokens: dict[str, Any] = {}
         self._store: Any = None
@@ -347,7 +348,7 @@ class Node:
         return attest.Domain(chain_id=self._chain_id(), hub=hub.address)
 
     def _chain_id(self) -> int:
-        if not hasattr(self, "_chain_id_value"):
+        if self._chain_id_value is None:
             self._chain_id_value = int(self._web3.eth.chain_id)
         return self._chain_id_value
 
@@ -456,8 +457,8 @@ class Node:
                         break
                     self._append_synced(peer, item)
                     added += 1
-            if size_check := self._peer_prefix_mismatch(peer, url):
-                raise SyncError(size_check)
+            if fork := self._peer_prefix_mismatch(peer, url):
+                raise SyncError(fork)
         return added
 
     def _peer_prefix_mismatch(self, peer: str, url: str) -> str | None:
