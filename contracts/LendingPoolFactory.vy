@@ -1,0 +1,187 @@
+# pragma version ~=0.4.3
+# pragma optimize gas
+"""
+@title Lending Pool Factory
+@custom:contract-name LendingPoolFactory
+@license GNU Affero General Public License v3.0 only
+@notice Deploys isolated `LendingPool` markets from one ERC-5202 blueprint and keeps
+        the list. A market is defined by five parameters (loan asset, collateral
+        share token, price feed, interest rate model, liquidation LTV); its id is
+        `keccak256(abi_encode(...))` of them and each id exists at most once.
+        A new pool can only hold collateral once a KYC provider registers it as an
+        eligible holder in the compliance registry (`ape run pool create` does both
+        when the account may).
+@custom:security The factory holds no funds and has no power over the pools it
+                 deployed: each pool's roles belong to its creator.
+"""
+
+
+from ethereum.ercs import IERC20Detailed
+
+from snekmate.auth import access_control
+initializes: access_control
+
+from .interfaces import AggregatorV3Interface
+
+exports: access_control.__interface__
+
+
+# @dev Role allowed to create markets.
+MARKET_CREATOR_ROLE: public(constant(bytes32)) = keccak256("MARKET_CREATOR_ROLE")
+# @dev ERC-5202 blueprint preamble length (0xFE 0x71 0x00).
+BLUEPRINT_CODE_OFFSET: constant(uint256) = 3
+# @dev Most markets `list_markets` returns in one call.
+MAX_PAGE: constant(uint256) = 100
+# @dev Highest liquidation LTV a market may have (95 %), as in `LendingPool`.
+MAX_LLTV: constant(uint256) = 95 * 10**16
+# @dev Highest reserve factor (50 % of the interest), as in `LendingPool`.
+MAX_RESERVE_FACTOR_BPS: constant(uint256) = 5_000
+
+
+# @dev ERC-5202 blueprint of LendingPool.
+pool_blueprint: public(immutable(address))
+
+# @dev Pool by market id; the zero address when the market does not exist.
+pool_of: public(HashMap[bytes32, address])
+# @dev Pools in creation order, ids 1..market_count.
+market_at: public(HashMap[uint256, address])
+# @dev Number of markets created.
+market_count: public(uint256)
+
+
+# @dev Emitted when a market is created.
+event MarketCreated:
+    market_id: indexed(bytes32)
+    pool: indexed(address)
+    creator: indexed(address)
+    asset: address
+    collateral_token: address
+    price_feed: address
+    rate_model: address
+    lltv: uint256
+    max_ltv: uint256
+    reserve_factor_bps: uint256
+    treasury: address
+
+
+@deploy
+@payable
+def __init__(pool_blueprint_: address):
+    """
+    @notice Deploys the factory; the deployer becomes its admin and may create markets.
+    @param pool_blueprint_ Address of the LendingPool ERC-5202 blueprint.
+    """
+    assert pool_blueprint_.is_contract, "LendingPoolFactory: blueprint is not a contract"
+    access_control.__init__()
+    access_control._grant_role(MARKET_CREATOR_ROLE, msg.sender)
+    pool_blueprint = pool_blueprint_
+
+
+@external
+def create_market(
+    asset: address,
+    collateral_token: address,
+    price_feed: address,
+    rate_model: address,
+    lltv: uint256,
+    max_ltv: uint256,
+    reserve_factor_bps: uint256,
+    treasury: address,
+    name: String[25],
+    symbol: String[5],
+) -> address:
+    """
+    @notice Deploys a lending pool. The caller becomes its admin, risk admin and
+            guardian. Every parameter is checked here, with a reason (the pool's
+            constructor repeats the checks that protect it, without one).
+    @dev Only `MARKET_CREATOR_ROLE`.
+    @param asset The loan asset (a USD stablecoin).
+    @param collateral_token The collateral GPUShareToken.
+    @param price_feed AggregatorV3 feed of one whole share in USD (the SPV's NAV feed).
+    @param rate_model The interest rate model.
+    @param lltv Liquidation LTV (1e18 = 100 %).
+    @param max_ltv Max LTV for borrowing (1e18 = 100 %), below `lltv`.
+    @param reserve_factor_bps Share of the interest to reserves (basis points).
+    @param treasury Receiver of the reserves.
+    @param name Vault share name (at most 25 characters).
+    @param symbol Vault share symbol (at most 5 characters).
+    @return address The new pool.
+    """
+    access_control._check_role(MARKET_CREATOR_ROLE, msg.sender)
+    market_id: bytes32 = keccak256(abi_encode(asset, collateral_token, price_feed, rate_model, lltv))
+    assert self.pool_of[market_id] == empty(address), "LendingPoolFactory: market already exists"
+    assert len(name) != 0 and len(symbol) != 0, "LendingPoolFactory: empty vault name or symbol"
+    assert asset.is_contract, "LendingPoolFactory: loan asset is not a contract"
+    assert collateral_token.is_contract, "LendingPoolFactory: collateral token is not a contract"
+    assert price_feed.is_contract, "LendingPoolFactory: price feed is not a contract"
+    assert rate_model.is_contract, "LendingPoolFactory: rate model is not a contract"
+    assert lltv != 0 and lltv <= MAX_LLTV, "LendingPoolFactory: liquidation LTV must be above 0 and at most 95 %"
+    assert max_ltv != 0 and max_ltv < lltv, "LendingPoolFactory: max LTV must be above 0 and below the liquidation LTV"
+    assert reserve_factor_bps <= MAX_RESERVE_FACTOR_BPS, "LendingPoolFactory: reserve factor above 50 %"
+    assert treasury != empty(address), "LendingPoolFactory: treasury is the zero address"
+    assert staticcall IERC20Detailed(asset).decimals() <= 18, "LendingPoolFactory: loan asset has more than 18 decimals"
+    assert staticcall IERC20Detailed(collateral_token).decimals() == 18, "LendingPoolFactory: collateral is not an 18-decimal share token"
+    assert staticcall AggregatorV3Interface(price_feed).decimals() <= 18, "LendingPoolFactory: price feed has more than 18 decimals"
+    pool: address = create_from_blueprint(
+        pool_blueprint,
+        name,
+        symbol,
+        asset,
+        collateral_token,
+        price_feed,
+        rate_model,
+        lltv,
+        max_ltv,
+        reserve_factor_bps,
+        treasury,
+        msg.sender,
+        code_offset=BLUEPRINT_CODE_OFFSET,
+    )
+    count: uint256 = self.market_count + 1
+    self.market_count = count
+    self.market_at[count] = pool
+    self.pool_of[market_id] = pool
+    log MarketCreated(
+        market_id=market_id,
+        pool=pool,
+        creator=msg.sender,
+        asset=asset,
+        collateral_token=collateral_token,
+        price_feed=price_feed,
+        rate_model=rate_model,
+        lltv=lltv,
+        max_ltv=max_ltv,
+        reserve_factor_bps=reserve_factor_bps,
+        treasury=treasury,
+    )
+    return pool
+
+
+@external
+@view
+def market_id_of(
+    asset: address, collateral_token: address, price_feed: address, rate_model: address, lltv: uint256
+) -> bytes32:
+    """
+    @notice The id of the market with these defining parameters.
+    @return bytes32 keccak256 of the ABI-encoded parameters.
+    """
+    return keccak256(abi_encode(asset, collateral_token, price_feed, rate_model, lltv))
+
+
+@external
+@view
+def list_markets(start: uint256, count: uint256) -> DynArray[address, MAX_PAGE]:
+    """
+    @notice Pools with ids `start`..`start + count - 1` (ids start at 1), at most 100.
+    @param start First id.
+    @param count How many.
+    @return DynArray The pools, in creation order.
+    """
+    result: DynArray[address, MAX_PAGE] = []
+    last: uint256 = min(self.market_count, start + min(count, MAX_PAGE) - 1) if count != 0 else 0
+    for i: uint256 in range(MAX_PAGE):
+        if start + i > last or start == 0:
+            break
+        result.append(self.market_at[start + i])
+    return result
