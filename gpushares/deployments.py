@@ -40,6 +40,10 @@ class Deployments(BaseModel):
     income_token: Address = Field(description="default stablecoin for new SPVs")
     oracle_hub: Address | None = Field(default=None, description="OracleHub (k-of-n feeds)")
     feed_adapter_blueprint: Address | None = None
+    lending_pool_blueprint: Address | None = None
+    lending_pool_factory: Address | None = Field(
+        default=None, description="LendingPoolFactory (`ape run pool create`)"
+    )
     mock_stablecoin: bool = Field(description="income_token is the local-chain mock")
 
 

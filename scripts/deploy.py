@@ -1,5 +1,7 @@
 """Deploy the GPU share suite: the ComplianceRegistry, the GPUShareToken blueprint and
-the SPVFactory, plus a 6-decimals mock stablecoin on local chains. Writes the
+the SPVFactory, the OracleHub (with its FeedAdapter blueprint) and the
+LendingPoolFactory (with its LendingPool blueprint), plus a 6-decimals mock
+stablecoin on local chains. Writes the
 deployments file for the chain. The deployer becomes the registry's admin (KYC
 provider, freezer and rules admin until it grants those roles to others).
 
@@ -43,7 +45,7 @@ MOCK_FUNDING = 1_000_000 * 10**6
     help="Stablecoin for new SPVs. Required off local chains; local chains get a mock.",
 )
 def cli(network, provider, account, operators, kyc_providers, income_token):
-    """Deploy registry + blueprint + factory + oracle hub (+ mock stablecoin locally)."""
+    """Deploy registry + SPV factory + oracle hub + lending factory (+ mock stablecoin locally)."""
     deployer = require_account(account)
     local = network.name in LOCAL_NETWORKS
     click.echo(
@@ -94,6 +96,13 @@ def cli(network, provider, account, operators, kyc_providers, income_token):
     report(f"OracleHub at {hub.address} (no signer set yet: `ape run oracle set-signers`)",
            provider.get_receipt(hub.txn_hash))
 
+    pool_receipt = deployer.declare(project.LendingPool)
+    pool_blueprint = pool_receipt.contract_address
+    report(f"LendingPool blueprint at {pool_blueprint}", pool_receipt)
+    lending = deployer.deploy(project.LendingPoolFactory, pool_blueprint)
+    report(f"LendingPoolFactory at {lending.address} (markets: `ape run pool create`)",
+           provider.get_receipt(lending.txn_hash))
+
     path = deployments_path(provider)
     deployments_file.save(
         path,
@@ -109,6 +118,8 @@ def cli(network, provider, account, operators, kyc_providers, income_token):
             mock_stablecoin=mock,
             oracle_hub=hub.address,
             feed_adapter_blueprint=adapter_blueprint,
+            lending_pool_blueprint=pool_blueprint,
+            lending_pool_factory=lending.address,
         ),
     )
     click.echo(f"Wrote {path}")
