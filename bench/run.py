@@ -78,7 +78,7 @@ class Bench:
         return self.web3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"]
 
 
-def run_share_token(b: Bench, accounts: list[str]) -> None:
+def run_share_token(b: Bench, accounts: list[str]) -> dict[str, Contract]:
     admin, operator, alice, bob, carol, dave = accounts[:6]
     stable = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/mocks/MockStablecoin.vy"), admin)
     registry = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/ComplianceRegistry.vy"), admin,
@@ -144,6 +144,100 @@ def run_share_token(b: Bench, accounts: list[str]) -> None:
         registry.functions.submit_eligibility(attestation.as_tuple(), signed.signature_bytes()),
         dave,
     )
+    return {"stable": stable, "registry": registry, "token": token}
+
+
+def run_lending(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> None:
+    """A LendingPool on the share token of `run_share_token`, priced by a NAV feed of an
+    OracleHub (2-of-3). Every measured call is the second of its kind by the same warm
+    account, one hour after the previous operation (so interest accrues in each)."""
+    admin, operator, alice, bob, carol = accounts[:5]
+    keeper, lender = accounts[8], accounts[9]
+    stable, registry, token = suite["stable"], suite["registry"], suite["token"]
+    w3 = b.web3
+
+    def hour_later() -> None:
+        w3.provider.make_request("evm_increaseTime", [3_600])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    blueprint = b.deploy_blueprint(compile_vyper(PROJECT_ROOT / "contracts/FeedAdapter.vy"), admin)
+    hub = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/OracleHub.vy"), admin, admin, blueprint)
+    keys = [dev_key(40 + i) for i in range(3)]
+    signer_set = sorted((Account.from_key(k).address for k in keys), key=lambda a: int(a, 16))
+    b.send(hub.functions.set_signers(signer_set, 2), admin)
+    feed_id = reports.feed_id("NAV/BH1/USD")
+    b.send(hub.functions.add_feed(feed_id, "Bench H100 Shares: NAV per share, USD", 1, 10**13,
+                                  0, 30 * 86_400), admin)
+    adapter = hub.functions.feed_adapter(feed_id).call()
+    domain = attest.Domain(chain_id=w3.eth.chain_id, hub=hub.address)
+    log_size = 0
+
+    def publish(usd_8dec: int) -> None:
+        nonlocal log_size
+        log_size += 1
+        report = attest.PriceReport(
+            feed_id=feed_id, value=usd_8dec, confidence=0,
+            observed_at=w3.eth.get_block("latest")["timestamp"], methodology_version=1,
+            inputs_hash=attest.inputs_hash(b"bench-nav-%d" % log_size), log_size=log_size,
+            log_root=attest.inputs_hash(b"bench-nav-root-%d" % log_size), config_version=1,
+        )
+        signed = attest.cosign(report, domain, keys[:2])
+        b.send(hub.functions.submit_price(report.as_tuple(), signed.signature_structs()), admin)
+
+    publish(15 * 10**8)
+    model = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/KinkedRateModel.vy"), admin,
+                     2 * 10**16, 10 * 10**16, 300 * 10**16, 80 * 10**16)
+    pool_art = compile_vyper(PROJECT_ROOT / "contracts/LendingPool.vy")
+    pool_blueprint = b.deploy_blueprint(pool_art, admin)
+    factory = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/LendingPoolFactory.vy"), admin,
+                       pool_blueprint)
+    b.send(factory.functions.create_market(
+        stable.address, token.address, adapter, model.address, 80 * 10**16, 70 * 10**16, 1_000,
+        admin, "Bench Pool mUSDC/BH1", "bpBH1"), admin)
+    pool = w3.eth.contract(factory.functions.market_at(1).call(), abi=pool_art.abi)
+    expiry = w3.eth.get_block("latest")["timestamp"] + 365 * 86_400
+    for account in (pool.address, keeper, lender):
+        b.send(registry.functions.set_investor(account, 840, True, expiry), admin)
+    b.send(stable.functions.mint(lender, 10**7 * USDC), admin)
+    b.send(stable.functions.mint(keeper, 10**7 * USDC), admin)
+    for account in (lender, bob, carol, keeper):
+        b.send(stable.functions.approve(pool.address, 2**256 - 1), account)
+    for account in (bob, carol):
+        b.send(token.functions.approve(pool.address, 2**256 - 1), account)
+    b.send(token.functions.mint(carol, 1000 * SHARE), operator)
+
+    # Lender: supply twice, withdraw twice (a part each time).
+    b.send(pool.functions.deposit(1_000_000 * USDC, lender), lender)
+    hour_later()
+    b.measure("pool_supply", pool.functions.deposit(1_000_000 * USDC, lender), lender)
+    # Borrowers: collateral twice, borrow twice, repay twice.
+    b.send(pool.functions.supply_collateral(400 * SHARE, bob), bob)
+    b.send(pool.functions.supply_collateral(1000 * SHARE, carol), carol)
+    b.send(pool.functions.borrow(9_000 * USDC, carol), carol)
+    hour_later()
+    b.measure("pool_supply_collateral", pool.functions.supply_collateral(400 * SHARE, bob), bob)
+    b.send(pool.functions.borrow(2_000 * USDC, bob), bob)
+    hour_later()
+    b.measure("pool_borrow", pool.functions.borrow(2_000 * USDC, bob), bob)
+    b.send(pool.functions.repay(500 * USDC, bob), bob)
+    hour_later()
+    b.measure("pool_repay", pool.functions.repay(500 * USDC, bob), bob)
+    b.send(pool.functions.withdraw(100_000 * USDC, lender, lender), lender)
+    hour_later()
+    b.measure("pool_withdraw", pool.functions.withdraw(100_000 * USDC, lender, lender), lender)
+    b.measure("pool_withdraw_collateral", pool.functions.withdraw_collateral(10 * SHARE, bob), bob)
+    b.send(token.functions.distribute(1000 * USDC), operator)
+    b.measure("pool_claim_income", pool.functions.claim_income(), carol)
+    # Carol's loan (9,000 against 1,000 shares at 15 USD: LTV 60 %) becomes liquidatable
+    # when the NAV falls to 10 USD (LTV 90 %); the keeper takes it in two bites.
+    hour_later()
+    publish(12 * 10**8)
+    hour_later()
+    publish(10 * 10**8)
+    b.send(pool.functions.liquidate(carol, 1_000 * USDC), keeper)
+    hour_later()
+    publish(10 * 10**8 - 1)
+    b.measure("pool_liquidate", pool.functions.liquidate(carol, 1_000 * USDC), keeper)
 
 
 def run_oracle(b: Bench, accounts: list[str]) -> None:
@@ -226,6 +320,12 @@ def check(gas: dict[str, int]) -> list[tuple[str, bool]]:
         ("income_claim <= 75,000", gas["income_claim"] <= 75_000),
         ("share_transfer_gated <= 70,000", gas["share_transfer_gated"] <= 70_000),
         ("oracle_submit_price_3of5 <= 70,000", gas["oracle_submit_price_3of5"] <= 70_000),
+        ("pool_supply <= 100,000", gas["pool_supply"] <= 100_000),
+        ("pool_withdraw <= 95,000", gas["pool_withdraw"] <= 95_000),
+        ("pool_borrow <= 105,000", gas["pool_borrow"] <= 105_000),
+        ("pool_repay <= 100,000", gas["pool_repay"] <= 100_000),
+        ("pool_supply_collateral <= 110,000", gas["pool_supply_collateral"] <= 110_000),
+        ("pool_liquidate <= 160,000", gas["pool_liquidate"] <= 160_000),
     ]
 
 
@@ -236,8 +336,9 @@ def measure_gas() -> dict[str, int]:
         accounts = web3.eth.accounts
         bench = Bench(web3)
         run_baseline(bench, accounts)
-        run_share_token(bench, accounts)
+        suite = run_share_token(bench, accounts)
         run_oracle(bench, accounts)
+        run_lending(bench, accounts, suite)
     return bench.gas
 
 

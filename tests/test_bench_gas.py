@@ -28,6 +28,14 @@ def test_bench_reports_every_key(gas):
         "oracle_submit_price_3of5",
         "oracle_submit_price_3of5_first_round",
         "oracle_submit_utilisation_3of5",
+        "pool_supply",
+        "pool_withdraw",
+        "pool_supply_collateral",
+        "pool_borrow",
+        "pool_repay",
+        "pool_liquidate",
+        "pool_withdraw_collateral",
+        "pool_claim_income",
     }
 
 
@@ -45,6 +53,17 @@ def test_oracle_price_update_3of5_within_70k(gas):
     assert gas["oracle_submit_price_3of5"] <= 70_000
 
 
+def test_lending_pool_targets(gas):
+    # Repeat operations by warm accounts, each an hour after the previous one (so every
+    # call accrues interest); liquidation includes the gated share transfer to the keeper.
+    assert gas["pool_supply"] <= 100_000
+    assert gas["pool_withdraw"] <= 95_000
+    assert gas["pool_borrow"] <= 105_000
+    assert gas["pool_repay"] <= 100_000
+    assert gas["pool_supply_collateral"] <= 110_000
+    assert gas["pool_liquidate"] <= 160_000
+
+
 def test_current_exact_costs_do_not_regress(gas):
     # Measured on anvil 1.7.1 with vyper 0.4.3 (see build/bench.json); a rise means a
     # hot path grew.
@@ -55,3 +74,11 @@ def test_current_exact_costs_do_not_regress(gas):
     assert gas["oracle_submit_price_3of5_first_round"] <= 120_196
     assert gas["oracle_submit_utilisation_3of5"] <= 65_056
     assert gas["baseline_erc20_transfer"] == 34_151
+    assert gas["pool_supply"] <= 67_550
+    assert gas["pool_withdraw"] <= 76_916
+    assert gas["pool_supply_collateral"] <= 88_340
+    assert gas["pool_borrow"] <= 84_393
+    assert gas["pool_repay"] <= 73_284
+    assert gas["pool_liquidate"] <= 147_595
+    assert gas["pool_withdraw_collateral"] <= 103_728
+    assert gas["pool_claim_income"] <= 101_684
