@@ -9,6 +9,7 @@ deployments folder, so running it twice in a row works.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -17,8 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 from eth_account import Account
@@ -36,6 +39,13 @@ SPV_LEI = "5493001KJTIIGC8Y1R12"
 OFFERS = PROJECT_ROOT / "oracle" / "data" / "offers"
 TELEMETRY_SAMPLES = PROJECT_ROOT / "oracle" / "telemetry" / "samples"
 INDEX_FEED = "H100-SXM-80GB/USD/GPUh"
+NAV_FEED = "NAV/LSH1/USD"
+# The lending story's stress scenario: the day after the last shipped snapshot, every
+# offer's price cut by 18 % (H100 rental prices fell far more than that from 2023 to
+# 2025). Within the NAV feed's 20 % move limit, and enough to push a loan taken at a
+# 68 % LTV past the 80 % liquidation LTV.
+STRESS_FACTOR = Decimal("0.82")
+BORROW_LTV = Decimal("0.68")
 
 # One month of the fleet's rental income, from stated assumptions (the attested
 # utilisation and price index arrive with the oracle issues).
@@ -177,6 +187,33 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
     print(f"jurisdiction table      : {len(listed)} jurisdictions from jurisdictions/rules/")
 
 
+def stress_offers(workdir: Path) -> Path:
+    """A folder with the shipped marketplace snapshots plus one stress-scenario day: a
+    copy of the last shipped day, one day later, with every offer's price multiplied by
+    STRESS_FACTOR. Its file name, description and source say what it is, and the oracle's
+    log records the file name with the index it produced."""
+    folder = workdir / "offers"
+    folder.mkdir()
+    days = sorted(OFFERS.glob("*.json.gz"))
+    for day in days:
+        shutil.copy(day, folder / day.name)
+    snapshot = json.loads(gzip.decompress(days[-1].read_bytes()))
+    collected = datetime.fromisoformat(snapshot["collected_utc"]) + timedelta(days=1)
+    snapshot["collected_utc"] = collected.isoformat()
+    snapshot["collection_date"] = collected.date().isoformat()
+    snapshot["description"] = (
+        f"DEMO STRESS SCENARIO, not market data: {days[-1].name} with every price x "
+        f"{STRESS_FACTOR}, dated one day later. " + snapshot.get("description", ""))
+    snapshot["source"] = f"stress scenario derived from {snapshot.get('source', days[-1].name)}"
+    for offers in snapshot["offers_by_model"].values():
+        for offer in offers:
+            if isinstance(offer.get("dph_total"), int | float):
+                offer["dph_total"] = float(Decimal(str(offer["dph_total"])) * STRESS_FACTOR)
+    name = f"stress-scenario-{collected.date().isoformat()}.json.gz"
+    (folder / name).write_bytes(gzip.compress(json.dumps(snapshot).encode(), mtime=0))
+    return folder
+
+
 def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
     """The attested oracle as a 2-of-3 quorum: three nodes on 127.0.0.1, each with its own
     key and log, compute the H100 GPU-hour index from the shipped marketplace snapshots,
@@ -192,7 +229,7 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
     web3 = Web3(Web3.HTTPProvider(node.url))
     factory = web3.eth.contract(deployed["spv_factory"], abi=_abi("SPVFactory"))
     token = factory.functions.spvs(1).call()[4]
-    nav_feed = "NAV/LSH1/USD"
+    nav_feed = NAV_FEED
     story.ape(
         "The hub admin (TEST::0) installs the three oracle nodes' keys as a 2-of-3 signer set",
         "run", "oracle", "set-signers", "--account", "TEST::0",
@@ -226,7 +263,8 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
         f'gpus_csv = "{TELEMETRY_SAMPLES / "gpus.csv"}"\n')
     cluster = OracleCluster(
         workdir / "quorum", rpc=rpc, hub=hub, keys=node_keys,
-        publisher_keys=[dev_key(7), dev_key(8), dev_key(9)], offers=OFFERS, replay=True,
+        publisher_keys=[dev_key(7), dev_key(8), dev_key(9)], offers=stress_offers(workdir),
+        replay=True,
         telemetry={"agents": registry, "max_age_s": 7_200},
         feeds=[
             {"kind": "index", "model": "H100-SXM-80GB", "deviation_bps": 50,
@@ -305,6 +343,102 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
         story.gpu_oracle(
             "An auditor re-verifies node-3's log offline and against the chain",
             "verify", "--node", cluster.url("node-3"), "--rpc", rpc, "--hub", hub)
+        lending_story(story, cluster, web3, workdir)
+
+
+def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Path) -> None:
+    """A lender supplies mUSDC, Bob borrows against his GPU shares, the oracle quorum
+    publishes a falling index (the stress day), the NAV follows, Bob's loan crosses the
+    liquidation LTV and a keeper liquidates it; then everyone's balances."""
+    dave, bob, erin = (test_account(i) for i in (5, 3, 6))
+    story.ape(
+        "The platform (TEST::0) opens a lending market: mUSDC loans against LSH1 shares, "
+        f"priced by the {NAV_FEED} feed (max LTV 70 %, liquidation LTV 80 %, kinked rates), "
+        "and registers the pool as an eligible holder of the shares",
+        "run", "pool", "create", "--account", "TEST::0", "--spv", "1")
+    story.ape("Dave (TEST::5), a lender, gets 250,000 mUSDC from the local mock",
+              "run", "pool", "mint-mock", "--account", "TEST::0", "--to", dave,
+              "--amount", "250000")
+    story.ape("Dave supplies 200,000 mUSDC and receives vault shares (ERC-4626)",
+              "run", "pool", "supply", "--account", "TEST::5", "--pool", "1",
+              "--amount", "200000")
+    story.gpu_oracle(
+        "node-2 leads a round: the last shipped day's index, and the NAV that follows it",
+        "round", "--config", str(cluster.config("node-2")), "--feed", INDEX_FEED,
+        "--feed", NAV_FEED)
+    story.ape("Bob (TEST::3) posts 4,000 of his shares as collateral (a gated transfer)",
+              "run", "pool", "deposit-collateral", "--account", "TEST::3", "--pool", "1",
+              "--shares", "4000")
+    deployed = json.loads(next(workdir.glob("*.json")).read_text())
+    factory = web3.eth.contract(deployed["lending_pool_factory"], abi=_abi("LendingPoolFactory"))
+    pool = web3.eth.contract(factory.functions.market_at(1).call(), abi=_abi("LendingPool"))
+    nav = Decimal(pool.functions.price().call()) / 10**8
+    loan = int(Decimal(4000) * nav * BORROW_LTV)
+    story.ape(
+        f"Bob borrows {loan:,} mUSDC: {BORROW_LTV:.0%} of his collateral's value at the "
+        f"NAV of {nav} USD/share (the pool lends up to 70 %)",
+        "run", "pool", "borrow", "--account", "TEST::3", "--pool", "1", "--amount", str(loan))
+    story.ape("Bob tries to borrow 5,000 more: above the max LTV, refused before sending",
+              "run", "pool", "borrow", "--account", "TEST::3", "--pool", "1",
+              "--amount", "5000", refused=True)
+    story.ape(
+        "The operator pays a month of rental income; Bob's collateral earns it in the pool",
+        "run", "spv", "distribute", "--account", "TEST::1", "--spv", "1", "--amount", "10000")
+    story.ape("Bob claims the income of his collateral through the pool",
+              "run", "pool", "claim-income", "--account", "TEST::3", "--pool", "1")
+    story.ape("The market", "run", "pool", "status", "--pool", "1")
+    print(f"\n    STRESS SCENARIO (demo only): the next marketplace snapshot is the last shipped "
+          f"day with every price x {STRESS_FACTOR} (labelled as such in the file and the "
+          "oracle log); the nodes compute the index from it with the same methodology")
+    story.gpu_oracle(
+        "node-1 leads a round: the H100 index falls 18 %, and the NAV per share with it",
+        "round", "--config", str(cluster.config("node-1")), "--feed", INDEX_FEED,
+        "--feed", NAV_FEED)
+    story.ape("The market: Bob's loan is now above the liquidation LTV", "run", "pool",
+              "status", "--pool", "1")
+    story.ape("The KYC provider registers Erin (TEST::6), a US keeper; she gets 60,000 mUSDC",
+              "run", "kyc", "register", "--account", "TEST::0", "--investor", erin,
+              "--jurisdiction", "US", "--accredited")
+    story.ape("... (local mock stablecoin)", "run", "pool", "mint-mock", "--account", "TEST::0",
+              "--to", erin, "--amount", "60000")
+    story.ape("Carol (TEST::4, resident in North Korea) runs the keeper: she may not hold "
+              "the collateral, so she is refused before any transaction, with the message "
+              "a wallet shows", "run", "keeper", "--account", "TEST::4", "--pool", "1",
+              refused=True)
+    story.ape("Erin's keeper finds the unhealthy loan and liquidates it",
+              "run", "keeper", "--account", "TEST::6", "--pool", "1")
+    story.ape("A second pass finds nothing to do", "run", "keeper", "--account", "TEST::6",
+              "--pool", "1")
+    lending_summary(web3, pool, {"Dave (lender)": dave, "Bob (borrower)": bob,
+                                 "Erin (keeper)": erin})
+
+
+def lending_summary(web3: Web3, pool: Any, people: dict[str, str]) -> None:
+    """Everyone's balances after the liquidation, read from the chain."""
+    token = web3.eth.contract(pool.functions.collateral_token().call(), abi=_abi("GPUShareToken"))
+    stable = web3.eth.contract(pool.functions.asset().call(), abi=_abi("MockStablecoin"))
+    usd = Decimal(10) ** stable.functions.decimals().call()
+    share = Decimal(10) ** 18
+    supplied, reserves, debt, idle = pool.functions.market().call()
+    print("\n" + "=" * 78)
+    print("Lending market LSH1 / mUSDC after the liquidation")
+    print("=" * 78)
+    print(f"{'who':<16}{'mUSDC':>14}{'vault claim':>14}{'shares':>10}{'collateral':>12}"
+          f"{'debt':>12}")
+    for label, address in people.items():
+        collateral, owed, _scaled = pool.functions.position(address).call()
+        claim = pool.functions.convertToAssets(pool.functions.balanceOf(address).call()).call()
+        print(f"{label:<16}{Decimal(stable.functions.balanceOf(address).call()) / usd:>14,.2f}"
+              f"{Decimal(claim) / usd:>14,.2f}"
+              f"{Decimal(token.functions.balanceOf(address).call()) / share:>10,.2f}"
+              f"{Decimal(collateral) / share:>12,.2f}{Decimal(owed) / usd:>12,.2f}")
+    print("-" * 78)
+    print(f"lenders' assets         : {Decimal(supplied) / usd:,.2f} mUSDC (interest included)")
+    print(f"reserves (treasury)     : {Decimal(reserves) / usd:,.2f} mUSDC")
+    print(f"outstanding debt        : {Decimal(debt) / usd:,.2f} mUSDC")
+    print(f"idle liquidity          : {Decimal(idle) / usd:,.2f} mUSDC")
+    in_pool = Decimal(pool.functions.total_collateral().call()) / share
+    print(f"collateral in the pool  : {in_pool:,.2f} shares")
 
 
 def main() -> None:
