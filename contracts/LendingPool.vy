@@ -72,8 +72,14 @@ interface IShareToken:
     def claimable(account: address) -> uint256: view
     def income_per_share() -> uint256: view
     def income_token() -> address: view
+    def compliance_registry() -> address: view
     def detectTransferRestriction(sender: address, receiver: address, amount: uint256) -> uint8: view
     def messageForTransferRestriction(restriction_code: uint8) -> String[160]: view
+
+
+# @dev The registry's freeze flag (a frozen wallet claims no income, as in the token).
+interface IFreezes:
+    def is_frozen(account: address) -> bool: view
 
 
 # @dev The heartbeat getter of the oracle's FeedAdapter (not part of AggregatorV3).
@@ -122,9 +128,9 @@ DEBT_SCALE: constant(uint256) = WAD * DEBT_UNIT
 # @dev Highest liquidation incentive (1.15).
 MAX_INCENTIVE: constant(uint256) = 115 * 10**16
 # @dev Highest liquidation LTV a market may have (95 %).
-MAX_LLTV: public(constant(uint256)) = 95 * 10**16
+MAX_LLTV: constant(uint256) = 95 * 10**16
 # @dev Highest reserve factor (50 % of the interest).
-MAX_RESERVE_FACTOR_BPS: public(constant(uint256)) = 5_000
+MAX_RESERVE_FACTOR_BPS: constant(uint256) = 5_000
 # @dev Cap of the borrow rate the pool applies (1,000 % a year), whatever the model says.
 MAX_RATE_PER_SECOND: constant(uint256) = 10 * WAD // 31_536_000
 # @dev Bits of a 128-bit field.
@@ -160,6 +166,7 @@ _ASSET: immutable(IERC20)
 _TOKEN: immutable(IShareToken)
 _FEED: immutable(AggregatorV3Interface)
 _MODEL: immutable(IRateModel)
+_REGISTRY: immutable(IFreezes)
 
 # @dev Packed: bits 0..191 borrow index (WAD, starts at 1.0), bits 192..255 time of
 #      the last accrual.
@@ -259,14 +266,10 @@ event RiskParametersChanged:
     admin: indexed(address)
 
 
-# @dev Emitted when the guardian pauses the market.
-event Paused:
-    account: address
-
-
-# @dev Emitted when the guardian unpauses the market.
-event Unpaused:
-    account: address
+# @dev Emitted when the guardian pauses (True) or unpauses (False) the market.
+event PauseChanged:
+    paused: bool
+    account: indexed(address)
 
 
 @deploy
@@ -326,6 +329,7 @@ def __init__(
     _TOKEN = IShareToken(collateral_token_)
     _FEED = AggregatorV3Interface(price_feed_)
     _MODEL = IRateModel(rate_model_)
+    _REGISTRY = IFreezes(staticcall IShareToken(collateral_token_).compliance_registry())
 
     self._rates = WAD | (block.timestamp << 192)
     self._params = max_ltv_ | (reserve_factor_bps_ << 64)
@@ -411,8 +415,10 @@ def deposit(assets: uint256, receiver: address) -> uint256:
     supplied: uint256 = self._accrue()
     shares: uint256 = self._to_shares(assets, supplied, False)
     assert shares != 0, "LendingPool: deposit mints zero vault shares"
-    self._add_supplied(assets)
+    # Credit after the pull and the mint: a view read from inside the asset's transfer
+    # (a token with hooks) sees the state before the deposit, not half of it.
     erc4626._deposit(msg.sender, receiver, assets, shares)
+    self._add_supplied(assets)
     return shares
 
 
@@ -449,11 +455,13 @@ def mint(shares: uint256, receiver: address) -> uint256:
     @param receiver Receiver of the vault shares.
     @return uint256 Assets pulled from the caller.
     """
-    assert shares != 0, "LendingPool: mint of zero vault shares"
+    assert shares != 0, "LendingPool: mint of zero shares"
     supplied: uint256 = self._accrue()
     assets: uint256 = self._to_assets(shares, supplied, True)
-    self._add_supplied(assets)
+    # Credit after the pull and the mint: a view read from inside the asset's transfer
+    # (a token with hooks) sees the state before the deposit, not half of it.
     erc4626._deposit(msg.sender, receiver, assets, shares)
+    self._add_supplied(assets)
     return assets
 
 
@@ -498,7 +506,7 @@ def withdraw(assets: uint256, receiver: address, owner: address) -> uint256:
     @param owner Holder of the vault shares (the caller, or one who approved it).
     @return uint256 Vault shares burnt.
     """
-    assert assets != 0, "LendingPool: withdrawal of zero assets"
+    assert assets != 0, "LendingPool: withdrawal of zero"
     supplied: uint256 = self._accrue()
     shares: uint256 = self._to_shares(assets, supplied, True)
     self._remove_supplied(assets)
@@ -568,8 +576,10 @@ def supply_collateral(amount: uint256, on_behalf: address):
     @param amount Share base units.
     @param on_behalf The borrower credited (and entitled to the shares' income).
     """
-    assert amount != 0, "LendingPool: collateral amount is zero"
+    assert amount != 0, "LendingPool: zero collateral"
     assert on_behalf != empty(address), "LendingPool: borrower is the zero address"
+    # Pull first, like ERC-4626's `deposit`: the share token is the market's own
+    # (no hooks) and the lock is held; nothing is credited unless the shares arrived.
     assert extcall _TOKEN.transferFrom(msg.sender, self, amount), "LendingPool: collateral transferFrom failed"
     position: uint256 = self._positions[on_behalf]
     # The transfer succeeded, so `amount` is below the token's supply cap (2**96).
@@ -585,11 +595,14 @@ def withdraw_collateral(amount: uint256, receiver: address):
     """
     @notice Moves `amount` of the caller's collateral shares to `receiver`. With debt,
             the position must stay within the max LTV at a fresh price. The move obeys
-            the share token's transfer rules (`receiver` must be eligible).
+            the share token's transfer rules as if the caller sent the shares itself:
+            a frozen, expired or unregistered caller, or an ineligible `receiver`, is
+            refused with the token's restriction message.
     @param amount Share base units.
     @param receiver Receiver of the shares.
     """
-    assert amount != 0, "LendingPool: collateral amount is zero"
+    self._check_move(msg.sender, receiver)
+    assert amount != 0, "LendingPool: zero collateral"
     self._check_not_paused(self._params)
     position: uint256 = self._positions[msg.sender]
     collateral: uint256 = position >> 128
@@ -619,7 +632,7 @@ def borrow(assets: uint256, receiver: address) -> uint256:
     @param receiver Receiver of the assets.
     @return uint256 Scaled debt added (rounded up).
     """
-    assert assets != 0, "LendingPool: borrow amount is zero"
+    assert assets != 0, "LendingPool: borrow of zero"
     params: uint256 = self._params
     self._check_not_paused(params)
     index: uint256 = self._accrue_index()
@@ -653,11 +666,11 @@ def repay(assets: uint256, borrower: address) -> uint256:
     @param borrower The borrower whose debt shrinks.
     @return uint256 Assets pulled from the caller.
     """
-    assert assets != 0, "LendingPool: repay amount is zero"
+    assert assets != 0, "LendingPool: repay of zero"
     index: uint256 = self._accrue_index()
     position: uint256 = self._positions[borrower]
     scaled: uint256 = position & MASK128
-    assert scaled != 0, "LendingPool: the borrower has no debt"
+    assert scaled != 0, "LendingPool: no debt to repay"
     debt: uint256 = self._debt_of(scaled, index)
     repaid: uint256 = assets
     removed: uint256 = scaled
@@ -690,23 +703,13 @@ def liquidate(borrower: address, max_repay: uint256) -> (uint256, uint256, uint2
     @return uint256 Collateral shares sent to the caller.
     @return uint256 Debt written off.
     """
-    code: uint8 = staticcall _TOKEN.detectTransferRestriction(self, msg.sender, 0)
-    if code != 0:
-        # Revert with the token's own message (an `Error(string)` a wallet shows),
-        # forwarded as returned, before any state changes.
-        message: Bytes[256] = raw_call(
-            collateral_token,
-            abi_encode(code, method_id=method_id("messageForTransferRestriction(uint8)")),
-            max_outsize=256,
-            is_static_call=True,
-        )
-        raw_revert(concat(method_id("Error(string)"), message))
-    assert max_repay != 0, "LendingPool: repay amount is zero"
+    self._check_move(self, msg.sender)
+    assert max_repay != 0, "LendingPool: repay of zero"
     index: uint256 = self._accrue_index()
     position: uint256 = self._positions[borrower]
     scaled: uint256 = position & MASK128
     collateral: uint256 = position >> 128
-    assert scaled != 0, "LendingPool: the borrower has no debt"
+    assert scaled != 0, "LendingPool: no debt to repay"
     price: uint256 = self._price()
     debt: uint256 = self._debt_of(scaled, index)
     assert not self._within(debt, collateral, price, lltv), "LendingPool: loan is healthy (at or under the liquidation LTV)"
@@ -772,6 +775,7 @@ def claim_income() -> uint256:
             pool (the pool claims it from the share token when it needs to).
     @return uint256 Income token units paid.
     """
+    assert not staticcall _REGISTRY.is_frozen(msg.sender), "LendingPool: wallet frozen (compliance)"
     owed: uint256 = self._income_owed(msg.sender, self._income_per_share())
     assert owed != 0, "LendingPool: no collateral income to claim"
     held: uint256 = self.income_held
@@ -821,7 +825,6 @@ def collect_reserves(amount: uint256) -> uint256:
 
 
 @external
-@nonreentrant
 def set_risk_parameters(new_max_ltv: uint256, new_reserve_factor_bps: uint256, new_treasury: address):
     """
     @notice Sets the max LTV for borrowing and collateral withdrawals, the share of
@@ -858,13 +861,9 @@ def set_paused(paused_: bool):
     """
     access_control._check_role(GUARDIAN_ROLE, msg.sender)
     params: uint256 = self._params
-    assert (params & PAUSED_BIT != 0) != paused_, "LendingPool: pause state unchanged"
-    if paused_:
-        self._params = params | PAUSED_BIT
-        log Paused(account=msg.sender)
-    else:
-        self._params = params & ~PAUSED_BIT
-        log Unpaused(account=msg.sender)
+    assert (params & PAUSED_BIT != 0) != paused_, "LendingPool: pause unchanged"
+    self._params = params ^ PAUSED_BIT
+    log PauseChanged(paused=paused_, account=msg.sender)
 
 
 
@@ -1025,7 +1024,7 @@ def _accrue_index() -> uint256:
     to_reserves: uint256 = interest * ((self._params >> 64) & 65_535) // 10_000
     supplied: uint256 = (supply & MASK128) + interest - to_reserves
     reserves: uint256 = (supply >> 128) + to_reserves
-    assert supplied <= MASK128 and reserves <= MASK128, "LendingPool: accounting above 2**128"
+    assert supplied <= MASK128 and reserves <= MASK128, "LendingPool: above 2**128"
     self._supply = supplied | (reserves << 128)
     log InterestAccrued(borrow_index=new_index, interest=interest, to_reserves=to_reserves)
     return new_index
@@ -1075,7 +1074,7 @@ def _grow(index: uint256, rate: uint256, elapsed: uint256) -> uint256:
     # rate <= MAX_RATE_PER_SECOND < 2**39 and elapsed < 2**64.
     growth: uint256 = convert(math._wad_exp(convert(unsafe_mul(rate, elapsed), int256)), uint256)
     new_index: uint256 = math._mul_div(index, growth, WAD, False)
-    assert new_index <= MASK192, "LendingPool: borrow index above 2**192"
+    assert new_index <= MASK192, "LendingPool: index above 2**192"
     return max(new_index, index)
 
 
@@ -1135,7 +1134,7 @@ def _add_supplied(assets: uint256):
     """
     @dev Adds deposited assets to the lenders' total (after accruing).
     """
-    assert assets != 0, "LendingPool: deposit of zero assets"
+    assert assets != 0, "LendingPool: deposit of zero"
     supply: uint256 = self._supply
     supplied: uint256 = (supply & MASK128) + assets
     assert supplied <= MASK128, "LendingPool: deposit above 2**128 assets"
@@ -1268,3 +1267,22 @@ def _pull_asset(amount: uint256):
         msg.sender, self, amount, default_return_value=True
     ), "LendingPool: loan asset transferFrom failed"
 
+
+@internal
+@view
+def _check_move(sender: address, receiver: address):
+    """
+    @dev Reverts, before any state changes, with the share token's own restriction
+         message (an `Error(string)` a wallet shows, forwarded as returned) unless
+         `sender` may move shares to `receiver` now (amount-independent checks: pause,
+         title, both parties' records and the receiver's residence).
+    """
+    code: uint8 = staticcall _TOKEN.detectTransferRestriction(sender, receiver, 0)
+    if code != 0:
+        message: Bytes[256] = raw_call(
+            collateral_token,
+            abi_encode(code, method_id=method_id("messageForTransferRestriction(uint8)")),
+            max_outsize=256,
+            is_static_call=True,
+        )
+        raw_revert(concat(method_id("Error(string)"), message))

@@ -46,6 +46,7 @@ NAV_FEED = "NAV/LSH1/USD"
 # 68 % LTV past the 80 % liquidation LTV.
 STRESS_FACTOR = Decimal("0.82")
 BORROW_LTV = Decimal("0.68")
+WEEK = 7 * 86_400
 
 # One month of the fleet's rental income, from stated assumptions (the attested
 # utilisation and price index arrive with the oracle issues).
@@ -152,7 +153,7 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
     print(f"Summary: {token.functions.name().call()} ({token.functions.symbol().call()})")
     print("=" * 78)
     rules = load_rules()
-    print(f"{'holder':<16}{'residence':<22}{'shares':>10}{'paid':>12}{'owed':>10}")
+    print(f"{'holder':<16}{'residence':<22}{'shares':>10}{'mUSDC':>12}{'owed':>10}")
     owed_total = 0
     for label, address in investors.items():
         balance = token.functions.balanceOf(address).call()
@@ -387,6 +388,15 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
     story.ape("Bob claims the income of his collateral through the pool",
               "run", "pool", "claim-income", "--account", "TEST::3", "--pool", "1")
     story.ape("The market", "run", "pool", "status", "--pool", "1")
+    web3.provider.make_request("evm_increaseTime", [WEEK])  # type: ignore[arg-type]
+    web3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    print("\n    A week passes (anvil evm_increaseTime): interest accrues, and the NAV, "
+          "published a week ago, is older than its 2-day heartbeat")
+    story.ape("The market: the price is stale", "run", "pool", "status", "--pool", "1")
+    story.ape("Bob tries to take 100 shares of collateral back: refused while the price is "
+              "stale (the pool cannot tell whether his loan would stay healthy)",
+              "run", "pool", "withdraw-collateral", "--account", "TEST::3", "--pool", "1",
+              "--shares", "100", refused=True)
     print(f"\n    STRESS SCENARIO (demo only): the next marketplace snapshot is the last shipped "
           f"day with every price x {STRESS_FACTOR} (labelled as such in the file and the "
           "oracle log); the nodes compute the index from it with the same methodology")

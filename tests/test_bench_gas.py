@@ -74,11 +74,11 @@ def test_current_exact_costs_do_not_regress(gas):
     assert gas["oracle_submit_price_3of5_first_round"] <= 120_196
     assert gas["oracle_submit_utilisation_3of5"] <= 65_056
     assert gas["baseline_erc20_transfer"] == 34_151
-    assert gas["pool_supply"] <= 67_550
-    assert gas["pool_withdraw"] <= 76_916
+    assert gas["pool_supply"] <= 67_537
+    assert gas["pool_withdraw"] <= 76_903
     assert gas["pool_supply_collateral"] <= 88_340
-    assert gas["pool_borrow"] <= 84_393
-    assert gas["pool_repay"] <= 73_284
-    assert gas["pool_liquidate"] <= 147_595
-    assert gas["pool_withdraw_collateral"] <= 103_728
-    assert gas["pool_claim_income"] <= 101_684
+    assert gas["pool_borrow"] <= 84_380
+    assert gas["pool_repay"] <= 73_271
+    assert gas["pool_liquidate"] <= 147_621
+    assert gas["pool_withdraw_collateral"] <= 109_740
+    assert gas["pool_claim_income"] <= 104_338
