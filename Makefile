@@ -38,9 +38,9 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(BIN)/python -m gpushares.demo
 
-# Two workers (CI has 2 cores): the tests that drive anvil and ape share one worker
-# (`xdist_group("chain")`, they compile into the same .build/), the in-process
-# titanoboa tests spread over both.
+# Two workers (CI has 2 cores). Each integration module (its own anvil) is one xdist
+# group; they and the in-process titanoboa tests spread over both workers, after one
+# `ape compile` under a lock (tests/conftest.py).
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 

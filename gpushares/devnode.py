@@ -88,12 +88,26 @@ class AnvilNode:
 
     def __init__(self, port: int | None = None, *, accounts: int = 10) -> None:
         self.port = port or free_port()
+        # A port picked here may be taken by another process before anvil binds it.
+        self._port_chosen = port is None
         self.accounts = accounts
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> AnvilNode:
-        """Start anvil and wait until it answers JSON-RPC."""
+        """Start anvil and wait until it answers JSON-RPC. A port this node chose itself
+        and lost to another process in the meantime is replaced by a new free one."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except DevNodeError as exc:
+                if not (self._port_chosen and "in use" in str(exc).lower() and attempt < 2):
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> AnvilNode:
         if self._process is not None:
             raise DevNodeError("this AnvilNode is already running")
         cmd = [

@@ -1,10 +1,20 @@
-"""Hypothesis profiles: `dev` locally, `ci` (deeper) when CI=true (set by the Makefile)."""
+"""Hypothesis profiles (`dev` locally, `ci`, deeper, when CI=true as the Makefile sets),
+and the one `ape compile` every test that runs ape waits for."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from gpushares.devnode import PROJECT_ROOT
 
 settings.register_profile(
     "dev",
@@ -23,3 +33,47 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+# The venv's bin folder: `ape` itself, and the pip-installed `vyper` that ape-vyper looks
+# for on PATH (without it `ape compile` asks vvm for a vyper it never downloaded).
+VENV_BIN = Path(sys.executable).parent
+APE = VENV_BIN / "ape"
+MANIFEST = PROJECT_ROOT / ".build" / "__local__.json"
+# One lock per checkout, outside it (nothing untracked appears in the project).
+_COMPILE_LOCK = Path(tempfile.gettempdir()) / (
+    "gpu-shares-compile-" + hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:16] + ".lock"
+)
+
+
+def venv_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (default os.environ) with the venv's bin first on PATH, for `ape` children."""
+    env = dict(os.environ if base is None else base)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    # ape-vyper's settings model warns at import; it is noise in the captured output.
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+@pytest.fixture(scope="session")
+def ape_compiled() -> Path:
+    """`ape compile`, once per checkout, before any test that runs ape; returns the
+    manifest. The xdist workers take turns under a file lock: the first compiles into
+    .build/, the others then find it up to date (an up-to-date compile writes nothing), so
+    no ape process ever reads a manifest that is being written."""
+    with _COMPILE_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+                [str(APE), "compile"],
+                cwd=PROJECT_ROOT,
+                env=venv_env(),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    assert done.returncode == 0, f"ape compile failed:\n{done.stdout}{done.stderr}"
+    return MANIFEST

@@ -7,8 +7,7 @@ import pytest
 
 from bench.run import measure_gas
 
-# One xdist worker runs every test that drives anvil and ape (shared .build/).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("bench")]
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,17 @@
 One anvil per test module (`node`), one deployments folder per module, the scripts run
 as `ape run ...` subprocesses exactly as an operator types them (`ape`), and a web3
 view of the chain (`chain`) to check what they did without going through the scripts.
+
+Each module is one xdist group (`xdist_group("chain-...")`): its tests build on one
+another's state on the module's node, so they share a worker; different modules, each
+with its own node, run in parallel once `ape_compiled` has compiled .build/ once.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +24,9 @@ from web3 import Web3
 from web3.contract import Contract
 
 from gpushares.devnode import PROJECT_ROOT, AnvilNode
+from tests.conftest import APE, venv_env
 
 NETWORK = "ethereum:local:foundry"
-# The venv's bin folder: `ape` itself, and the pip-installed `vyper` that ape-vyper looks
-# for on PATH (without it `ape compile` asks vvm for a vyper it never downloaded).
-VENV_BIN = Path(sys.executable).parent
-APE = VENV_BIN / "ape"
-MANIFEST = PROJECT_ROOT / ".build" / "__local__.json"
 # An `ape run` takes ~1.7 s; anything near this limit is a hang, not a slow machine.
 APE_TIMEOUT = 180
 
@@ -37,15 +35,10 @@ TX_HASH = re.compile(r"\b0x[0-9a-fA-F]{64}\b")
 
 def child_env(node: AnvilNode | None = None, deployments_dir: Path | None = None) -> dict[str, str]:
     """Environment of an `ape` child process that should use `node` and `deployments_dir`."""
-    if node is not None:
-        env = node.env()  # already puts the venv's bin and anvil first on PATH
-    else:
-        env = dict(os.environ)
-        env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    # node.env() puts anvil on PATH too; venv_env() the venv's bin first.
+    env = venv_env(node.env() if node is not None else None)
     if deployments_dir is not None:
         env["GPU_SHARES_DEPLOYMENTS_DIR"] = str(deployments_dir)
-    # ape-vyper's settings model warns at import; it is noise in the captured output.
-    env["PYTHONWARNINGS"] = "ignore"
     return env
 
 
@@ -107,19 +100,9 @@ class Chain:
 
 
 @pytest.fixture(scope="session")
-def abis() -> dict[str, list[dict[str, Any]]]:
-    """Compile the contracts once (`ape compile`), then read their ABIs from .build."""
-    done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [str(APE), "compile"],
-        cwd=PROJECT_ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert done.returncode == 0, f"ape compile failed:\n{done.stdout}{done.stderr}"
-    manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+def abis(ape_compiled: Path) -> dict[str, list[dict[str, Any]]]:
+    """The contracts' ABIs, from the manifest of the one `ape compile` (`ape_compiled`)."""
+    manifest = json.loads(ape_compiled.read_text(encoding="utf-8"))
     return {name: kind["abi"] for name, kind in manifest["contractTypes"].items()}
 
 

@@ -39,8 +39,7 @@ from jurisdictions.rules import RULES_DIR, load_rules
 
 from .conftest import ApeResult, ApeRunner, Chain
 
-# One xdist worker runs every test that drives anvil and ape (shared .build/).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain-jurisdictions")]
 
 FLEET_US = PROJECT_ROOT / "examples" / "fleet-h100.csv"
 FLEET_DE = PROJECT_ROOT / "examples" / "fleet-de.csv"

@@ -27,7 +27,7 @@ from oracle.log import AttestationLog
 from oracle.publisher import Publisher
 from tests.integration.conftest import ApeRunner, child_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain-oracle")]
 
 FEED = "H100-SXM-80GB/USD/GPUh"
 LISTINGS = sorted((PROJECT_ROOT / "oracle/data/listings/h100-sxm-us").glob("*.csv"))

@@ -25,7 +25,7 @@ from oracle import abi, index, reports
 from oracle.log import AttestationLog
 from tests.integration.conftest import ApeRunner, child_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain-quorum")]
 
 FEED = index.feed_name_for("H100-SXM-80GB")
 OFFERS = PROJECT_ROOT / "oracle" / "data" / "offers"

@@ -607,6 +607,11 @@ class RingWrapMachine(OracleFeedMachine):
 
 
 TestOracleFeed = OracleFeedMachine.TestCase
+# At most 100 examples (4,000 steps in CI): the CI profile's 200 took 100 s of a 2-core run.
+TestOracleFeed.settings = settings(
+    max_examples=min(settings.default.max_examples, 100),
+    stateful_step_count=settings.default.stateful_step_count,
+)
 
 # The ring-wrap machine runs at most 40 examples (the CI profile's 200 would add ~20 s):
 # its purpose, random sequences across the ring's wrap-around, needs only a handful of
