@@ -53,7 +53,8 @@ class Health(BaseModel):
 def collateral_value(market: Market, collateral: int, price: int) -> int:
     """Value of `collateral` share base units at `price` (feed decimals) in asset units,
     rounded down: `collateral * price * 10**asset / 10**(feed + 18)`."""
-    return collateral * price * 10**market.asset_decimals // 10 ** (market.feed_decimals + SHARE_DECIMALS)
+    scale = 10 ** (market.feed_decimals + SHARE_DECIMALS)
+    return collateral * price * 10**market.asset_decimals // scale
 
 
 def within(market: Market, debt: int, collateral: int, price: int, ltv: int) -> bool:

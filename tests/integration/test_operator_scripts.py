@@ -31,8 +31,7 @@ from gpushares.devnode import CHAIN_ID, PROJECT_ROOT, AnvilNode
 
 from .conftest import TX_HASH, ApeResult, ApeRunner, Chain
 
-# One xdist worker runs every test that drives anvil and ape (shared .build/).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain-operator")]
 
 FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
 DOCUMENTS = PROJECT_ROOT / "examples" / "spv-legal-documents.txt"
@@ -367,16 +366,17 @@ def test_deploy_writes_deployments_file_for_this_chain(
     assert data["deployer"] == DEPLOYER
     assert data["mock_stablecoin"] is True
     keys = ("share_token_blueprint", "spv_factory", "income_token", "compliance_registry",
-            "feed_adapter_blueprint", "oracle_hub")
+            "feed_adapter_blueprint", "oracle_hub", "lending_pool_blueprint",
+            "lending_pool_factory")
     addresses = [data[key] for key in keys]
-    assert len(set(addresses)) == 6
+    assert len(set(addresses)) == len(keys)
     for address in addresses:
         assert chain.has_code(address), address
     assert f"Wrote {deployment.path}" in deployment.result.output
     # stablecoin, registry, blueprint, factory, grantRole, mint to the operator, adapter
-    # blueprint, oracle hub
-    assert_transactions(chain, deployment.result, 8)
-    assert chain.block_number >= deployment.block_before + 8
+    # blueprint, oracle hub, lending-pool blueprint, lending-pool factory
+    assert_transactions(chain, deployment.result, 10)
+    assert chain.block_number >= deployment.block_before + 10
 
 
 def test_deploy_grants_operator_role_and_funds_the_operator(
