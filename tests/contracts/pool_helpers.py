@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import boa
 from eth_utils import keccak
 
+from oracle import attest
 from tests.contracts import deployers
 from tests.contracts.helpers import (
     FAR_FUTURE,
@@ -36,7 +37,6 @@ from tests.contracts.oracle_helpers import (
     make_signers,
     price_report,
 )
-from oracle import attest
 
 WAD = 10**18
 PRICE = 10**8  # feed decimals: 1 USD
@@ -114,9 +114,11 @@ class World:
                 boa.env.time_travel(seconds=self.last_observed - now + 1)
             observed_at = boa.env.evm.patch.timestamp
         report = price_report(
-            usd_8dec, observed_at, self.config_version, feed_id=NAV_FEED_ID, log_size=0, root=log_root(0)
+            usd_8dec, observed_at, self.config_version, feed_id=NAV_FEED_ID, log_size=0,
+            root=log_root(0),
         )
-        digest = attest.digest(report, attest.Domain(chain_id=boa.env.evm.patch.chain_id, hub=str(self.hub.address)))
+        domain = attest.Domain(chain_id=boa.env.evm.patch.chain_id, hub=str(self.hub.address))
+        digest = attest.digest(report, domain)
         sigs = fast_signatures(digest, self.signers[:2])
         with boa.env.prank(self.oracle_admin):
             accepted = self.hub.submit_price(report.as_tuple(), sigs)
@@ -160,7 +162,9 @@ def build_world(
     lltv: int = 80 * WAD // 100,
     max_ltv: int = 70 * WAD // 100,
     reserve_factor_bps: int = 1_000,
-    rates: tuple[int, int, int, int] = (2 * WAD // 100, 10 * WAD // 100, 300 * WAD // 100, 80 * WAD // 100),
+    rates: tuple[int, int, int, int] = (
+        2 * WAD // 100, 10 * WAD // 100, 300 * WAD // 100, 80 * WAD // 100
+    ),
     heartbeat: int = 86_400,
     max_move_bps: int = 0,
     initial_price: int | None = 15 * PRICE,
@@ -207,14 +211,16 @@ def build_world(
 
     signers = make_signers(3, f"{label}-signer")
     with boa.env.prank(oracle_admin):
-        hub = deployers.ORACLE_HUB.deploy(oracle_admin, deployers.FEED_ADAPTER.deploy_as_blueprint().address)
+        adapter_blueprint = deployers.FEED_ADAPTER.deploy_as_blueprint()
+        hub = deployers.ORACLE_HUB.deploy(oracle_admin, adapter_blueprint.address)
         hub.set_signers(addresses(signers), 2)
         feed = deployers.FEED_ADAPTER.at(
             hub.add_feed(NAV_FEED_ID, "NAV/LSH1/USD", 1, 10**15, max_move_bps, heartbeat)
         )
     model = deployers.KINKED_RATE_MODEL.deploy(*rates)
     with boa.env.prank(admin):
-        factory = deployers.LENDING_POOL_FACTORY.deploy(deployers.LENDING_POOL.deploy_as_blueprint().address)
+        pool_blueprint = deployers.LENDING_POOL.deploy_as_blueprint()
+        factory = deployers.LENDING_POOL_FACTORY.deploy(pool_blueprint.address)
         pool_address = factory.create_market(
             asset.address, token.address, feed.address, model.address, lltv, max_ltv,
             reserve_factor_bps, treasury, "GPU Pool tUSD/LSH1", "gpLSH",
