@@ -4,6 +4,7 @@ uses its own node and temporary folders)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -11,8 +12,7 @@ import pytest
 
 from gpushares.devnode import PROJECT_ROOT
 
-# One xdist worker runs every test that drives anvil and ape (shared .build/).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chain")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("demo")]
 
 
 def run_demo() -> str:
@@ -34,13 +34,15 @@ def _untracked() -> set[str]:
     return {line[3:] for line in done.stdout.splitlines()}
 
 
-def test_demo_tells_the_story_and_leaves_nothing_behind():
+def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     before = _untracked()
     out = run_demo()
     assert "Lone Star H100 Shares (LSH1)" in out
     assert "8 GPUs registered, 8 active" in out
     assert "Alice (TEST::2)" in out and "3,213.00" in out
-    assert "Bob (TEST::3)" in out and "7,068.60" in out
+    # Bob's wallet: his claims, the 68 % loan (its size follows the NAV, which ages with
+    # the clock) and the 5,000 of collateral income.
+    assert re.search(r"Bob \(TEST::3\)\s+US accredited\s+1,500\s+5\d,\d{3}\.\d\d", out), out
     # The jurisdiction rules at work: sync is idempotent, DE refused with citations,
     # a transfer to a sanctioned-jurisdiction resident refused with the wallet message.
     assert "registry matches the rules data (16 jurisdictions): nothing to change" in out
@@ -52,8 +54,10 @@ def test_demo_tells_the_story_and_leaves_nothing_behind():
     assert ("refused by the contract: Investors resident in the receiver's jurisdiction "
             "may not hold these shares.") in out
     assert "Carol (TEST::4) KP" in out
-    assert "income distributed      : 10,281.60 mUSDC" in out
-    assert "income claimed          : 10,281.60 mUSDC" in out
+    # Two distributions (10,281.60, then 10,000 while Bob's shares are collateral); Bob's
+    # half of the second is claimed through the pool, Alice's is still owed.
+    assert "income distributed      : 20,281.60 mUSDC" in out
+    assert "income claimed          : 15,281.60 mUSDC" in out
     # The oracle as a 2-of-3 quorum of three node processes: telemetry accepted by every
     # node and a replay refused; utilisation, the H100 index from the shipped snapshots
     # and the NAV per share published; a crashed node outvoted; the log verifies.
@@ -61,14 +65,35 @@ def test_demo_tells_the_story_and_leaves_nothing_behind():
     assert out.count(": accepted") == 9  # three batches, three nodes
     assert out.count("rejected (replayed:") == 3
     assert "utilisation:0x" in out and ": published = " in out
-    assert out.count("H100-SXM-80GB/USD/GPUh: published = ") == 4
-    assert out.count("NAV/LSH1/USD: published = ") == 4
+    assert out.count("H100-SXM-80GB/USD/GPUh: published = ") == 6
+    assert out.count("NAV/LSH1/USD: published = ") == 6
     assert "H100-SXM-80GB/USD/GPUh: published = 1.55833333 entry 2" in out  # 2026-02-27
     assert "outvoted node-3: down or unreachable" in out
     assert "no_quorum" not in out
     assert "feed NAV/LSH1/USD [enabled]" in out and "(round 4, observed" in out
     assert "OK 10 entries (9 reports, 1 signer sets), 18 signatures, 9 values recomputed" in out
     assert "OK chain: 9 on-chain values equal their entries, 9 checkpoints" in out
+    # The lending story: supply, a loan at 68 % refused more, collateral income claimed
+    # through the pool, a stale price that stops withdrawals (without a reverted call in
+    # the output), the index falling, a keeper refused by the transfer rules and one that
+    # liquidates without bad debt, then nothing left to do.
+    assert "+200,000 vault shares, now worth 200,000 mUSDC" in out
+    assert re.search(r"LTV 68\.0\d% \(max 70\.00%, liquidation above 80\.00%\)", out), out
+    assert "borrow refused, nothing sent: borrowing 5,000 mUSDC would put the loan at LTV" in out
+    assert "received 5,000 mUSDC" in out
+    assert "STALE: borrowing, collateral withdrawals and liquidations paused" in out
+    assert ("collateral withdrawal refused, nothing sent: LendingPool: collateral price is "
+            "stale") in out
+    assert "reverted" not in out and "Traceback" not in out
+    assert "STRESS SCENARIO (demo only)" in out
+    assert re.search(r"LTV 8\d\.\d\d%  LIQUIDATABLE", out), out
+    assert ("may not hold LSH1 collateral (ERC-1404 code 9): Investors resident in the "
+            "receiver's jurisdiction may not hold these shares.") in out
+    assert re.search(r"liquidated 1 loan\(s\) \(market 1: repaid 43,\d{3}\.\d+ mUSDC, seized "
+                     r"3,\d{3}\.\d+ LSH1, bad debt 0 mUSDC\)", out), out
+    assert "no unhealthy loans" in out
+    assert "Lending market LSH1 / mUSDC after the liquidation" in out
+    assert re.search(r"outstanding debt\s+: 0\.00 mUSDC", out), out
     assert "anvil stopped" in out
     # Only the compile cache may appear (ignored by git); no deployments, rules or keys.
     assert _untracked() == before
