@@ -77,3 +77,17 @@ def ape_compiled() -> Path:
             fcntl.flock(lock, fcntl.LOCK_UN)
     assert done.returncode == 0, f"ape compile failed:\n{done.stdout}{done.stderr}"
     return MANIFEST
+
+
+# Longest first, so neither xdist worker is left running a long test alone at the end:
+# the demo (~3 min), then the integration modules, then the in-process tests. The sort is
+# stable, so every module keeps its own order (integration steps build on each other).
+_FIRST = ("tests/test_demo.py", "tests/integration/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next((i for i, prefix in enumerate(_FIRST) if path.startswith(prefix)), len(_FIRST))
+
+    items.sort(key=rank)
