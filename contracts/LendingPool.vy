@@ -77,7 +77,7 @@ interface IShareToken:
     def messageForTransferRestriction(restriction_code: uint8) -> String[160]: view
 
 
-# @dev The registry's freeze flag (a frozen wallet claims no income, as in the token).
+# @dev The registry's freeze flag: a frozen wallet borrows nothing and claims no income.
 interface IFreezes:
     def is_frozen(account: address) -> bool: view
 
@@ -627,7 +627,8 @@ def borrow(assets: uint256, receiver: address) -> uint256:
     """
     @notice Borrows `assets` of the loan asset against the caller's collateral and
             sends them to `receiver`. The loan must stay within the max LTV at a fresh
-            price, and the pool must hold the liquidity.
+            price, the pool must hold the liquidity, and the caller's wallet must not
+            be frozen by the compliance registry.
     @param assets Asset units.
     @param receiver Receiver of the assets.
     @return uint256 Scaled debt added (rounded up).
@@ -635,6 +636,7 @@ def borrow(assets: uint256, receiver: address) -> uint256:
     assert assets != 0, "LendingPool: borrow of zero"
     params: uint256 = self._params
     self._check_not_paused(params)
+    self._check_not_frozen(msg.sender)
     index: uint256 = self._accrue_index()
     added: uint256 = math._mul_div(assets, DEBT_SCALE, index, True)
     position: uint256 = self._positions[msg.sender]
@@ -775,7 +777,7 @@ def claim_income() -> uint256:
             pool (the pool claims it from the share token when it needs to).
     @return uint256 Income token units paid.
     """
-    assert not staticcall _REGISTRY.is_frozen(msg.sender), "LendingPool: wallet frozen (compliance)"
+    self._check_not_frozen(msg.sender)
     owed: uint256 = self._income_owed(msg.sender, self._income_per_share())
     assert owed != 0, "LendingPool: no collateral income to claim"
     held: uint256 = self.income_held
@@ -1216,6 +1218,16 @@ def _check_not_paused(params: uint256):
     @dev Reverts while the guardian has paused borrowing and collateral withdrawals.
     """
     assert params & PAUSED_BIT == 0, "LendingPool: paused by the guardian (repay still works)"
+
+
+@internal
+@view
+def _check_not_frozen(account: address):
+    """
+    @dev Reverts for a wallet the compliance registry has frozen: it takes no loan and
+         no collateral income out of the pool (it can still repay).
+    """
+    assert not staticcall _REGISTRY.is_frozen(account), "LendingPool: wallet frozen (compliance)"
 
 
 @internal

@@ -80,6 +80,7 @@ LOG_PAGE = 10_000
 # LendingPool._price's refusals.
 PRICE_NOT_POSITIVE = "LendingPool: collateral price is not positive"
 PRICE_STALE = "LendingPool: collateral price is stale (older than the feed heartbeat)"
+FROZEN = "LendingPool: wallet frozen (compliance)"
 STALE_NOTE = "STALE: borrowing, collateral withdrawals and liquidations paused"
 
 pool_option = click.option(
@@ -324,6 +325,12 @@ def _account_market(provider: Any, pool_number: int) -> tuple[Any, PoolMarket]:
     factory = lending_factory(deployed)
     market_numbers(factory, pool_number)
     return deployed, load_market(factory, pool_number)
+
+
+def _frozen(deployed: Any, who: str) -> bool:
+    """Whether the compliance registry froze `who` (the pool then lends it nothing and
+    pays it no collateral income)."""
+    return bool(registry(deployed).is_frozen(who))
 
 
 def _refuse_or_warn(skip_checks: bool, what: str, reason: str) -> None:
@@ -819,13 +826,15 @@ def withdraw_collateral(provider, account, pool_number, shares, everything, skip
 def borrow(provider, account, pool_number, amount, skip_checks):
     """Borrow against the posted collateral, up to the max LTV."""
     borrower = require_account(account)
-    _, market = _account_market(provider, pool_number)
+    deployed, market = _account_market(provider, pool_number)
     pool = market.pool
     units = to_base_units(amount, market.asset_decimals, "--amount")
     collateral, debt, scaled = (int(x) for x in pool.position(borrower.address))
     problems = []
     if pool.paused():
         problems.append("LendingPool: paused by the guardian (repay still works)")
+    if _frozen(deployed, borrower.address):
+        problems.append(f"{FROZEN} (the compliance registry froze {borrower.address})")
     price, refusal = checked_price(market)
     if price is None:
         problems.append(f"{refusal}; borrowing waits for the oracle to publish a fresh NAV")
@@ -908,11 +917,16 @@ def repay(provider, account, pool_number, amount, everything):
 def claim_income(provider, account, pool_number):
     """Claim the rental income the borrower's collateral earned while in the pool."""
     borrower = require_account(account)
-    _, market = _account_market(provider, pool_number)
+    deployed, market = _account_market(provider, pool_number)
     pool = market.pool
     stable = erc20(pool.income_token())
     decimals, symbol = int(stable.decimals()), str(stable.symbol())
     owed = int(pool.income_owed(borrower.address))
+    if _frozen(deployed, borrower.address):
+        raise click.ClickException(
+            f"claim refused, nothing sent: {FROZEN} (the compliance registry froze "
+            f"{borrower.address}; {fmt_units(owed, decimals)} {symbol} stays owed to it)"
+        )
     if owed == 0:
         raise click.ClickException(
             f"{borrower.address} has no collateral income to claim in market {pool_number} "

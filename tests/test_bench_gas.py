@@ -76,8 +76,8 @@ def test_current_exact_costs_do_not_regress(gas):
     assert gas["pool_supply"] <= 67_537
     assert gas["pool_withdraw"] <= 76_903
     assert gas["pool_supply_collateral"] <= 88_340
-    assert gas["pool_borrow"] <= 84_380
+    assert gas["pool_borrow"] <= 89_570  # includes the registry freeze check
     assert gas["pool_repay"] <= 73_271
     assert gas["pool_liquidate"] <= 147_621
     assert gas["pool_withdraw_collateral"] <= 109_740
-    assert gas["pool_claim_income"] <= 104_338
+    assert gas["pool_claim_income"] <= 104_401

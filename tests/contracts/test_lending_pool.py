@@ -1418,6 +1418,22 @@ def test_frozen_borrower_cannot_claim_collateral_income(world):
         assert pool.claim_income() == 1_000 * world.unit
 
 
+def test_frozen_borrower_cannot_borrow_but_can_repay(world):
+    # Borrowing moves no shares, so the token's rules never see it: the pool asks the
+    # registry itself. Repaying only lowers the pool's risk, and stays open.
+    pool, borrower = world.pool, world.borrowers[0]
+    _deposit(world, world.lenders[0], 10_000 * world.unit)
+    _supply(world, borrower, 1_000 * SHARE)
+    _borrow(world, borrower, 100 * world.unit)
+    _freeze(world, borrower)
+    before = pool.position(borrower)
+    with boa.env.prank(borrower), boa.reverts("LendingPool: wallet frozen (compliance)"):
+        pool.borrow(1 * world.unit, borrower)
+    assert pool.position(borrower) == before
+    _repay(world, borrower, 2**256 - 1)
+    assert pool.position(borrower)[1] == 0
+
+
 # ---------------------------------------------------------------------------------
 # Other markets: an 18-decimal loan asset, a model above the pool's rate cap
 # ---------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ INCOME = "10000.00"
 ABOVE_MAX_LTV = "LendingPool: borrow would put the loan above the max LTV"
 STALE = "LendingPool: collateral price is stale (older than the feed heartbeat)"
 PAUSED = "LendingPool: paused by the guardian (repay still works)"
+FROZEN = "LendingPool: wallet frozen (compliance)"
 NOT_REGISTERED = ("The receiver has no eligibility record in the compliance registry; "
                   "they must complete KYC first.")
 MARKET_CREATOR_ROLE = keccak(text="MARKET_CREATOR_ROLE")
@@ -470,6 +471,12 @@ def paused(ape: ApeRunner, chain: Chain, world: World, pool: str, liquidated: St
     r.run("repay", "pool", "repay", "--account", "TEST::3", "--pool", "1", "--amount", "100")
     after_repay = r.read()
     r.run("unpause", "pool", "set", "--account", "TEST::0", "--pool", "1", "--unpause")
+    # A wallet the compliance registry freezes borrows nothing until it is unfrozen.
+    freeze = ("kyc", "freeze", "--account", "TEST::0", "--investor", BORROWER)
+    r.run("freeze", *freeze)
+    r.refused("borrow frozen", *borrow, "--amount", "100")
+    r.refused("borrow frozen, skip checks", *borrow, "--amount", "100", "--skip-checks")
+    r.run("unfreeze", *freeze, "--unfreeze")
     return r.step(after_pause=after_pause, before_repay=before_repay, after_repay=after_repay)
 
 
@@ -729,6 +736,11 @@ def test_pause_does_not_block_repay(paused: Step) -> None:
     assert 100 * USDC - 100 <= before["position"][1] - after["position"][1] <= 100 * USDC
     assert before["stablecoin"]["borrower"] - after["stablecoin"]["borrower"] == 100 * USDC
     assert paused.state()["paused"] is False
+
+
+def test_frozen_wallet_cannot_borrow(paused: Step) -> None:
+    assert_nothing_sent(paused, "borrow frozen", "borrow refused, nothing sent", FROZEN)
+    assert_contract_refused(paused, "borrow frozen, skip checks", FROZEN)
 
 
 def test_stale_price_refuses_borrowing_before_sending(stale: Step) -> None:
