@@ -1,0 +1,288 @@
+"""The perpetual market's arithmetic, exactly as `contracts/PerpMarket.vy` does it.
+
+Fill price with the skew premium, trading fee (maker / taker split), margin
+requirements, settlement of PnL and funding, the funding index step, and a pre-trade
+check that predicts the market's answer (the refusal string a wallet would show, or
+the position afterwards). `ape run perp`, `ape run hedge`, the keeper and the tests use
+it; the stateful test checks it against what the market accepts and refuses.
+
+Units: sizes WAD GPU-hours (signed, long > 0); prices WAD USD per GPU-hour; funding
+rates WAD per day; funding index WAD USD per GPU-hour; margins asset units.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WAD = 10**18
+BPS = 10_000
+DAY = 86_400
+
+# The market's refusal strings (exact).
+STALE = "PerpMarket: index price is stale (older than the feed heartbeat)"
+NOT_POSITIVE = "PerpMarket: index price is not positive or out of range"
+ZERO_SIZE = "PerpMarket: zero size"
+NO_POSITION = "PerpMarket: no open position"
+LIQUIDATABLE = (
+    "PerpMarket: position is below the maintenance margin (add margin, or wait for a keeper)"
+)
+GUARDIAN_PAUSED = "PerpMarket: new risk is paused by the guardian (closes still work)"
+DEFICIT_PAUSED = "PerpMarket: insurance deficit recorded, new risk is paused until it is funded"
+INSURANCE_EXHAUSTED = "PerpMarket: insurance fund exhausted, new risk is paused until it is funded"
+SLIPPAGE = "PerpMarket: fill price worse than the acceptable price"
+NO_MARGIN_FOR_FEE = "PerpMarket: margin does not cover the fee and premium"
+BELOW_INITIAL = "PerpMarket: margin below the initial margin (leverage cap) after the trade"
+LONG_CAP = "PerpMarket: long open interest cap reached"
+SHORT_CAP = "PerpMarket: short open interest cap reached"
+REDUCTION_BELOW_MAINTENANCE = "PerpMarket: reduction would leave the position below maintenance"
+EXCEEDS_MARGIN = "PerpMarket: withdrawal exceeds the margin"
+BELOW_INITIAL_WITHDRAW = "PerpMarket: withdrawal would leave less than the initial margin"
+ABOVE_MAINTENANCE = "PerpMarket: position is above the maintenance margin"
+
+
+class RiskParams(BaseModel):
+    """`PerpMarket.RiskParams` (the tuple `risk_params()` returns, in order)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    skew_scale: int = Field(gt=0, description="GPU-hours (whole)")
+    max_long_oi: int = Field(gt=0, description="GPU-hours (whole)")
+    max_short_oi: int = Field(gt=0, description="GPU-hours (whole)")
+    initial_margin_bps: int = Field(gt=0, le=BPS)
+    maintenance_margin_bps: int = Field(gt=0, le=BPS)
+    taker_fee_bps: int = Field(ge=0, le=BPS)
+    maker_fee_bps: int = Field(ge=0, le=BPS)
+    liquidation_fee_bps: int = Field(ge=0, le=BPS)
+    min_keeper_fee: int = Field(ge=0, description="asset units")
+    max_funding_velocity: int = Field(ge=0, description="WAD per day, per day")
+    max_funding_rate: int = Field(ge=0, description="WAD per day")
+
+    @classmethod
+    def from_chain(cls, values: tuple[int, ...] | list[int]) -> RiskParams:
+        return cls(**dict(zip(cls.model_fields, values, strict=True)))
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return tuple(getattr(self, name) for name in type(self).model_fields)
+
+
+def floor_div(x: int, y: int) -> int:
+    """`floor(x / y)` for y > 0 (Python's // already floors)."""
+    return x // y
+
+
+def ceil_div(x: int, y: int) -> int:
+    return -((-x) // y)
+
+
+def value_scale(asset_decimals: int) -> int:
+    """Divisor from size x price (WAD x WAD) to asset units."""
+    return WAD * 10 ** (18 - asset_decimals)
+
+
+def fill_price(price: int, skew: int, size_delta: int, skew_scale: int) -> int:
+    """`P * (1 + (skew + size_delta / 2) / skew_scale)`: buys rounded up, sells down.
+    Raises ValueError where the market refuses a non-positive fill."""
+    num = price * (2 * skew + size_delta)
+    den = 2 * skew_scale * WAD
+    premium = ceil_div(num, den) if size_delta > 0 else floor_div(num, den)
+    fill = price + premium
+    if fill <= 0:
+        raise ValueError("fill price is not positive (trade too large for the skew scale)")
+    return fill
+
+
+def premium_cost(size_delta: int, fill: int, price: int, scale: int) -> int:
+    """What a trade pays the insurance over the index (asset units, rounded up)."""
+    return ceil_div(size_delta * (fill - price), scale)
+
+
+def trade_fee(skew: int, size_delta: int, fill: int, params: RiskParams, scale: int) -> int:
+    """Maker fee on the part that reduces |skew|, taker on the rest, rounded up."""
+    maker = 0
+    if skew != 0 and (skew > 0) != (size_delta > 0):
+        maker = min(abs(size_delta), abs(skew))
+    taker = abs(size_delta) - maker
+    num = (taker * params.taker_fee_bps + maker * params.maker_fee_bps) * fill
+    return ceil_div(num, scale * BPS)
+
+
+def notional(size: int, price: int, scale: int) -> int:
+    """|size| x price in asset units, rounded down."""
+    return abs(size) * price // scale
+
+
+def requirement(size: int, price: int, bps: int, keeper: int, scale: int) -> int:
+    return ceil_div(abs(size) * price * bps, scale * BPS) + keeper
+
+
+def initial_margin(size: int, price: int, params: RiskParams, scale: int) -> int:
+    """Equity a position needs after an open or increase (the leverage cap)."""
+    return requirement(size, price, params.initial_margin_bps, params.min_keeper_fee, scale)
+
+
+def maintenance_margin(size: int, price: int, params: RiskParams, scale: int) -> int:
+    """Equity under which a position can be liquidated."""
+    return requirement(
+        size, price, params.maintenance_margin_bps + params.liquidation_fee_bps,
+        params.min_keeper_fee, scale,
+    )
+
+
+def keeper_fee(size: int, price: int, params: RiskParams, scale: int) -> int:
+    """What a liquidation of `size` at `price` pays the keeper (rounded down)."""
+    return params.min_keeper_fee + notional(size, price, scale) * params.liquidation_fee_bps // BPS
+
+
+def settlement(size: int, last_price: int, last_funding: int, price: int, fidx: int,
+               scale: int) -> int:
+    """PnL minus funding owed since the last settlement (asset units, rounded down)."""
+    return floor_div(size * (price - last_price) - size * (fidx - last_funding), scale)
+
+
+def funding_step(fidx: int, rate: int, dt: int, price: int, skew: int,
+                 params: RiskParams) -> tuple[int, int]:
+    """The market's `_funding_math`: (index, rate) after `dt` seconds at `price` and
+    `skew`. Signed divisions truncate toward zero where Vyper's `//` does."""
+
+    def tdiv(x: int, y: int) -> int:
+        q = abs(x) // abs(y)
+        return q if (x >= 0) == (y >= 0) else -q
+
+    if dt <= 0:
+        return fidx, rate
+    rmax = params.max_funding_rate
+    r0 = min(max(rate, -rmax), rmax)
+    ratio = min(max(tdiv(skew * WAD, params.skew_scale * WAD), -WAD), WAD)
+    velocity = tdiv(params.max_funding_velocity * ratio, WAD)
+    r1, area = r0, r0 * dt
+    if velocity != 0:
+        target = rmax if velocity > 0 else -rmax
+        t_hit = tdiv((target - r0) * DAY, velocity)
+        if dt <= t_hit:
+            r1 = r0 + tdiv(velocity * dt, DAY)
+            area = tdiv((r0 + r1) * dt, 2)
+        else:
+            r1 = target
+            area = tdiv((r0 + target) * t_hit, 2) + target * (dt - t_hit)
+    return fidx + floor_div(area * price, DAY * WAD), r1
+
+
+def hedge_size(gpus: int, hours: int, utilisation: Decimal) -> int:
+    """GPU-hours (WAD) an operator sells to hedge `gpus` x `hours` x `utilisation`."""
+    if gpus <= 0 or hours <= 0:
+        raise ValueError("gpus and hours must be positive")
+    if not Decimal(0) < utilisation <= Decimal(1):
+        raise ValueError("utilisation must be in (0, 1]")
+    return int(Decimal(gpus) * Decimal(hours) * utilisation * WAD)
+
+
+class MarketState(BaseModel):
+    """What a pre-trade check reads from the chain."""
+
+    model_config = ConfigDict(frozen=True)
+
+    price: int = Field(description="index price, WAD")
+    fresh: bool
+    long_oi: int
+    short_oi: int
+    paused: bool = Field(description="the guardian's pause")
+    deficit: int = Field(ge=0, description="recorded insurance deficit (asset units)")
+    insurance: int = Field(description="insurance fund marked to the price (asset units)")
+    params: RiskParams
+    asset_decimals: int = Field(ge=0, le=18)
+
+    @property
+    def skew(self) -> int:
+        return self.long_oi - self.short_oi
+
+    @property
+    def scale(self) -> int:
+        return value_scale(self.asset_decimals)
+
+
+class TradeQuote(BaseModel):
+    """A predicted trade: the refusal the market would give, or the result."""
+
+    model_config = ConfigDict(frozen=True)
+
+    refusal: str | None
+    fill_price: int = 0
+    fee: int = 0
+    premium: int = 0
+    size_after: int = 0
+    margin_after: int = 0
+
+
+def quote_trade(state: MarketState, size: int, equity: int, size_delta: int,
+                acceptable_price: int) -> TradeQuote:
+    """Predict `modify_position(size_delta, acceptable_price)` for a position of `size`
+    with `equity` (margin + settlement at the current index and funding), in the
+    market's order of checks."""
+    p, scale = state.params, state.scale
+    if size_delta == 0:
+        return TradeQuote(refusal=ZERO_SIZE)
+    if state.price == 0:
+        return TradeQuote(refusal=NOT_POSITIVE)
+    if not state.fresh:
+        return TradeQuote(refusal=STALE)
+    if size != 0 and equity < maintenance_margin(size, state.price, p, scale):
+        return TradeQuote(refusal=LIQUIDATABLE)
+    new_size = size + size_delta
+    increases = abs(new_size) > abs(size) or (
+        size != 0 and new_size != 0 and (new_size > 0) != (size > 0))
+    if increases:
+        if state.paused:
+            return TradeQuote(refusal=GUARDIAN_PAUSED)
+        if state.deficit != 0:
+            return TradeQuote(refusal=DEFICIT_PAUSED)
+        if state.insurance < 0:
+            return TradeQuote(refusal=INSURANCE_EXHAUSTED)
+    try:
+        fill = fill_price(state.price, state.skew, size_delta, p.skew_scale)
+    except ValueError as exc:
+        return TradeQuote(refusal=f"PerpMarket: {exc}")
+    if (fill > acceptable_price) if size_delta > 0 else (fill < acceptable_price):
+        return TradeQuote(refusal=SLIPPAGE, fill_price=fill)
+    premium = premium_cost(size_delta, fill, state.price, scale)
+    fee = trade_fee(state.skew, size_delta, fill, p, scale)
+    after = equity - premium - fee
+    quote = {"fill_price": fill, "fee": fee, "premium": premium, "size_after": new_size,
+             "margin_after": max(after, 0)}
+    if after < 0:
+        return TradeQuote(refusal=NO_MARGIN_FOR_FEE, **quote)
+    if new_size != 0:
+        if increases:
+            if after < initial_margin(new_size, state.price, p, scale):
+                return TradeQuote(refusal=BELOW_INITIAL, **quote)
+            longs = state.long_oi + max(new_size, 0) - max(size, 0)
+            shorts = state.short_oi + max(-new_size, 0) - max(-size, 0)
+            if longs > p.max_long_oi * WAD and longs > state.long_oi:
+                return TradeQuote(refusal=LONG_CAP, **quote)
+            if shorts > p.max_short_oi * WAD and shorts > state.short_oi:
+                return TradeQuote(refusal=SHORT_CAP, **quote)
+        elif after < maintenance_margin(new_size, state.price, p, scale):
+            return TradeQuote(refusal=REDUCTION_BELOW_MAINTENANCE, **quote)
+    return TradeQuote(refusal=None, **quote)
+
+
+def max_size_for_margin(state: MarketState, equity: int, short: bool) -> int:
+    """The largest new position (WAD GPU-hours, positive) that `equity` opens from
+    flat within the initial margin, fees and premium included (binary search over
+    `quote_trade`, so every rounding matches the market)."""
+    lo, hi = 0, max(state.params.max_long_oi, state.params.max_short_oi) * WAD
+    sign = -1 if short else 1
+    acceptable = 0 if short else 2**256 - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if quote_trade(state, 0, equity, sign * mid, acceptable).refusal is None:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def percent(wad: int) -> str:
+    """A WAD ratio as a percentage string."""
+    return f"{Decimal(wad) / Decimal(WAD) * 100:.4f}%"

@@ -1,0 +1,242 @@
+"""A complete perpetual market in titanoboa for the PerpMarket tests.
+
+`build_perp_world()` deploys the real suite: an OracleHub with a 2-of-3 signer set and
+the H100 SXM GPU-hour index feed (its FeedAdapter is the market's index), a test
+stablecoin, a PerpMarketFactory and one PerpMarket. Index prices reach the market the
+way they do in production: a signed report submitted to the hub.
+
+Units: sizes are WAD GPU-hours (signed), prices WAD USD per GPU-hour in the market
+(the feed has 8 decimals), margins asset units (6 or 18 decimals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import boa
+from eth_utils import keccak
+
+from gpushares.perp import (  # noqa: F401 - re-exported for the tests
+    ABOVE_MAINTENANCE,
+    BELOW_INITIAL,
+    BELOW_INITIAL_WITHDRAW,
+    DEFICIT_PAUSED,
+    EXCEEDS_MARGIN,
+    GUARDIAN_PAUSED,
+    INSURANCE_EXHAUSTED,
+    LIQUIDATABLE,
+    LONG_CAP,
+    NO_MARGIN_FOR_FEE,
+    NO_POSITION,
+    NOT_POSITIVE,
+    REDUCTION_BELOW_MAINTENANCE,
+    SHORT_CAP,
+    SLIPPAGE,
+    STALE,
+    ZERO_SIZE,
+)
+from oracle import attest
+from tests.contracts import deployers
+from tests.contracts.oracle_helpers import (
+    addresses,
+    fast_signatures,
+    log_root,
+    make_signers,
+    price_report,
+)
+
+WAD = 10**18
+BPS = 10_000
+DAY = 86_400
+FEED_UNIT = 10**8  # feed decimals: 1 USD
+INDEX_FEED_ID = keccak(text="H100-SXM-80GB/USD/GPUh")
+MAX_UINT = 2**256 - 1
+
+RISK_ADMIN_ROLE = keccak(text="RISK_ADMIN_ROLE")
+GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
+MARKET_CREATOR_ROLE = keccak(text="MARKET_CREATOR_ROLE")
+DEFAULT_ADMIN_ROLE = b"\0" * 32
+
+# Refusal strings (exact, as a wallet shows them): the ones the pre-trade checks
+# predict live in gpushares.perp; these are the rest.
+ZERO_AMOUNT = "PerpMarket: zero amount"
+NO_FEES = "PerpMarket: no fees to collect"
+MISSING_ROLE = "access_control: account is missing role"
+
+
+@dataclass
+class PerpParams:
+    """`PerpMarket.RiskParams`, with the defaults the demo market uses."""
+
+    skew_scale: int = 1_000_000  # GPU-hours: a 10,000 GPU-hour skew moves the price 1 %
+    max_long_oi: int = 500_000
+    max_short_oi: int = 500_000
+    initial_margin_bps: int = 1_000  # 10x
+    maintenance_margin_bps: int = 500
+    taker_fee_bps: int = 10
+    maker_fee_bps: int = 5
+    liquidation_fee_bps: int = 50
+    min_keeper_fee: int = 5 * 10**6  # 5 USD in a 6-decimal asset
+    max_funding_velocity: int = 3 * WAD // 100  # 3 %/day per day at full skew
+    max_funding_rate: int = 5 * WAD // 100  # 5 %/day
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (
+            self.skew_scale, self.max_long_oi, self.max_short_oi, self.initial_margin_bps,
+            self.maintenance_margin_bps, self.taker_fee_bps, self.maker_fee_bps,
+            self.liquidation_fee_bps, self.min_keeper_fee, self.max_funding_velocity,
+            self.max_funding_rate,
+        )
+
+
+@dataclass
+class PerpWorld:
+    """One deployed market and its actors (addresses are boa-generated EOAs)."""
+
+    admin: str
+    oracle_admin: str
+    fee_recipient: str
+    insurer: str
+    traders: list[str]
+    keeper: str
+    stranger: str
+    asset: object
+    hub: object
+    feed: object
+    factory: object
+    market: object
+    params: PerpParams
+    signers: list = field(default_factory=list)
+    config_version: int = 0
+    asset_decimals: int = 6
+    last_observed: int = 0
+
+    @property
+    def unit(self) -> int:
+        """One whole unit of the margin asset."""
+        return 10**self.asset_decimals
+
+    @property
+    def value_scale(self) -> int:
+        """Divisor from size x price (WAD x WAD) to asset units."""
+        return WAD * 10 ** (18 - self.asset_decimals)
+
+    # ------------------------------------------------------------------ oracle
+
+    def set_price(self, usd_8dec: int, *, observed_at: int | None = None) -> bool:
+        """Publish the index through the hub (2-of-3 signed). Moves the clock by one
+        second first when needed, since the hub wants strictly newer data. Returns
+        False when the hub refused the move."""
+        if observed_at is None:
+            now = boa.env.evm.patch.timestamp
+            if self.last_observed >= now:
+                boa.env.time_travel(seconds=self.last_observed - now + 1)
+            observed_at = boa.env.evm.patch.timestamp
+        report = price_report(
+            usd_8dec, observed_at, self.config_version, feed_id=INDEX_FEED_ID, log_size=0,
+            root=log_root(0),
+        )
+        domain = attest.Domain(chain_id=boa.env.evm.patch.chain_id, hub=str(self.hub.address))
+        digest = attest.digest(report, domain)
+        sigs = fast_signatures(digest, self.signers[:2])
+        with boa.env.prank(self.oracle_admin):
+            accepted = self.hub.submit_price(report.as_tuple(), sigs)
+        if accepted:
+            self.last_observed = observed_at
+        return accepted
+
+    def price_wad(self) -> int:
+        """The market's view of the index (WAD)."""
+        return self.market.index_price()[0]
+
+    # ------------------------------------------------------------------ actors
+
+    def fund(self, account: str, amount: int) -> None:
+        """Mint margin asset to `account` and approve the market for everything."""
+        self.asset.mint(account, amount)
+        with boa.env.prank(account):
+            self.asset.approve(self.market.address, MAX_UINT)
+
+    def deposit(self, account: str, amount: int) -> None:
+        """Fund `account` and deposit `amount` as margin."""
+        self.fund(account, amount)
+        with boa.env.prank(account):
+            self.market.deposit_margin(amount)
+
+    def trade(self, account: str, size_delta: int, acceptable: int | None = None) -> None:
+        """Trade at any fill price unless `acceptable` is given."""
+        if acceptable is None:
+            acceptable = MAX_UINT if size_delta > 0 else 0
+        with boa.env.prank(account):
+            self.market.modify_position(size_delta, acceptable)
+
+    def size_of(self, account: str) -> int:
+        return self.market.position(account)[0]
+
+    def margin_of(self, account: str) -> int:
+        return self.market.position(account)[1]
+
+    def fill_price(self, skew: int, size_delta: int, price_wad: int) -> int:
+        """The market's fill-price formula (buys rounded up, sells down)."""
+        num = price_wad * (2 * skew + size_delta)
+        den = 2 * self.params.skew_scale * WAD
+        premium = -((-num) // den) if size_delta > 0 else num // den
+        return price_wad + premium
+
+
+def build_perp_world(
+    *,
+    asset_decimals: int = 6,
+    params: PerpParams | None = None,
+    heartbeat: int = DAY,
+    max_move_bps: int = 0,
+    initial_price: int | None = 2 * FEED_UNIT,
+    n_traders: int = 4,
+    insurance: int | None = 10_000,
+    asset=None,
+    label: str = "perp",
+) -> PerpWorld:
+    """Deploy the whole market. `insurance` (whole asset units) seeds the insurance
+    fund; `asset` overrides the margin asset (it must have `mint(to, amount)`)."""
+    if params is None:
+        params = PerpParams(min_keeper_fee=5 * 10**asset_decimals)
+    admin = boa.env.generate_address(f"{label}-admin")
+    oracle_admin = boa.env.generate_address(f"{label}-oracle-admin")
+    fee_recipient = boa.env.generate_address(f"{label}-fees")
+    insurer = boa.env.generate_address(f"{label}-insurer")
+    traders = [boa.env.generate_address(f"{label}-trader-{i}") for i in range(n_traders)]
+    keeper = boa.env.generate_address(f"{label}-keeper")
+    stranger = boa.env.generate_address(f"{label}-stranger")
+    if asset is None:
+        asset = deployers.TEST_STABLE.deploy(asset_decimals)
+
+    signers = make_signers(3, f"{label}-signer")
+    with boa.env.prank(oracle_admin):
+        adapter_blueprint = deployers.FEED_ADAPTER.deploy_as_blueprint()
+        hub = deployers.ORACLE_HUB.deploy(oracle_admin, adapter_blueprint.address)
+        hub.set_signers(addresses(signers), 2)
+        feed = deployers.FEED_ADAPTER.at(
+            hub.add_feed(INDEX_FEED_ID, "H100 SXM 80GB / USD per GPU-hour", 1, 10**12,
+                         max_move_bps, heartbeat)
+        )
+    with boa.env.prank(admin):
+        blueprint = deployers.PERP_MARKET.deploy_as_blueprint()
+        factory = deployers.PERP_MARKET_FACTORY.deploy(blueprint.address)
+        market_address = factory.create_market(
+            asset.address, feed.address, params.as_tuple(), fee_recipient, admin
+        )
+    market = deployers.PERP_MARKET.at(market_address)
+    world = PerpWorld(
+        admin=admin, oracle_admin=oracle_admin, fee_recipient=fee_recipient, insurer=insurer,
+        traders=traders, keeper=keeper, stranger=stranger, asset=asset, hub=hub, feed=feed,
+        factory=factory, market=market, params=params, signers=signers,
+        config_version=hub.config_version(), asset_decimals=asset_decimals,
+    )
+    if initial_price is not None:
+        assert world.set_price(initial_price)
+    if insurance:
+        amount = insurance * world.unit
+        world.fund(insurer, amount)
+        with boa.env.prank(insurer):
+            market.fund_insurance(amount)
+    return world
