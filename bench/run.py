@@ -9,6 +9,7 @@ prints a table. Targets are checked and reported; the exit code is non-zero if o
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -41,6 +42,7 @@ class Artifact:
     bytecode: bytes
 
 
+@functools.cache
 def compile_vyper(path: Path) -> Artifact:
     """Compile with the pinned vyper CLI (same compiler and pragmas ape uses)."""
     out = subprocess.run(  # noqa: S603 - fixed argv
@@ -240,6 +242,104 @@ def run_lending(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> No
     b.measure("pool_liquidate", pool.functions.liquidate(carol, 1_000 * USDC), keeper)
 
 
+WAD = 10**18
+# The perp market of the benchmark: the demo's parameters (10x, 5 % maintenance).
+PERP_PARAMS = (1_000_000, 500_000, 500_000, 1_000, 500, 10, 5, 50, 5 * USDC,
+               3 * WAD // 100, 5 * WAD // 100)
+PERP_CROWD = 1_000
+
+
+def run_perps(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> None:
+    """A PerpMarket on an H100 index feed of its own OracleHub (2-of-3). The measured open
+    and close are by a trader who already holds margin, each an hour after the previous
+    operation (so funding accrues in each), with one other position in the market; the
+    same open is then measured again with 1,000 other positions (real ones, opened by
+    proxy traders of bench/contracts/BenchCrowd.vy), which must cost the same: funding is
+    one index, not a loop over positions. The measured liquidation is a keeper's second."""
+    admin, keeper = accounts[0], accounts[8]
+    counterparty, trader, risky_a, risky_b = accounts[5], accounts[6], accounts[7], accounts[2]
+    stable = suite["stable"]
+    w3 = b.web3
+
+    def hour_later() -> None:
+        w3.provider.make_request("evm_increaseTime", [3_600])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    blueprint = b.deploy_blueprint(compile_vyper(PROJECT_ROOT / "contracts/FeedAdapter.vy"), admin)
+    hub = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/OracleHub.vy"), admin, admin, blueprint)
+    keys = [dev_key(43 + i) for i in range(3)]
+    signer_set = sorted((Account.from_key(k).address for k in keys), key=lambda a: int(a, 16))
+    b.send(hub.functions.set_signers(signer_set, 2), admin)
+    feed_id = reports.feed_id("H100-SXM-80GB/USD/GPUh")
+    b.send(hub.functions.add_feed(feed_id, "H100 SXM 80GB / USD per GPU-hour", 1, 10**11, 0,
+                                  30 * 86_400), admin)
+    adapter = hub.functions.feed_adapter(feed_id).call()
+    domain = attest.Domain(chain_id=w3.eth.chain_id, hub=hub.address)
+    log_size = 0
+
+    def publish(usd_8dec: int) -> None:
+        nonlocal log_size
+        log_size += 1
+        report = attest.PriceReport(
+            feed_id=feed_id, value=usd_8dec, confidence=0,
+            observed_at=w3.eth.get_block("latest")["timestamp"], methodology_version=1,
+            inputs_hash=attest.inputs_hash(b"bench-index-%d" % log_size), log_size=log_size,
+            log_root=attest.inputs_hash(b"bench-index-root-%d" % log_size), config_version=1,
+        )
+        signed = attest.cosign(report, domain, keys[:2])
+        b.send(hub.functions.submit_price(report.as_tuple(), signed.signature_structs()), admin)
+
+    publish(2 * 10**8)
+    market_art = compile_vyper(PROJECT_ROOT / "contracts/PerpMarket.vy")
+    factory = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/PerpMarketFactory.vy"), admin,
+                       b.deploy_blueprint(market_art, admin))
+    b.send(factory.functions.create_market(stable.address, adapter, PERP_PARAMS, admin, admin),
+           admin)
+    market = w3.eth.contract(factory.functions.market_at(1).call(), abi=market_art.abi)
+    for account in (admin, counterparty, trader, risky_a, risky_b):
+        b.send(stable.functions.mint(account, 10**6 * USDC), admin)
+        b.send(stable.functions.approve(market.address, 2**256 - 1), account)
+    b.send(market.functions.fund_insurance(100_000 * USDC), admin)
+    for account, margin in ((counterparty, 50_000), (trader, 10_000), (risky_a, 500),
+                            (risky_b, 500)):
+        b.send(market.functions.deposit_margin(margin * USDC), account)
+    # The counterparty's short, increased an hour later: its last funding index is not
+    # zero, as in any market that has run for a while (so no measured call is the first
+    # to make the market's funding sum non-zero).
+    b.send(market.functions.modify_position(-10_000 * WAD, 0), counterparty)
+    hour_later()
+    b.send(market.functions.modify_position(-10_000 * WAD, 0), counterparty)
+    # The trader opens and closes once, then the measured open and close.
+    b.send(market.functions.modify_position(1_000 * WAD, 2**256 - 1), trader)
+    b.send(market.functions.close_position(0), trader)
+    hour_later()
+    b.measure("perp_open", market.functions.modify_position(1_000 * WAD, 2**256 - 1), trader)
+    hour_later()
+    b.measure("perp_close", market.functions.close_position(0), trader)
+    # Two 9x longs; the index falls 10 % and the keeper liquidates both.
+    for account in (risky_a, risky_b):
+        b.send(market.functions.modify_position(2_200 * WAD, 2**256 - 1), account)
+    hour_later()
+    publish(18 * 10**7)
+    b.send(market.functions.liquidate(risky_a), keeper)
+    hour_later()
+    b.measure("perp_liquidate", market.functions.liquidate(risky_b), keeper)
+    # 1,000 other positions, half long half short, then the same open again.
+    crowd = b.deploy(compile_vyper(PROJECT_ROOT / "bench/contracts/BenchCrowd.vy"), admin)
+    trader_impl = b.deploy(compile_vyper(PROJECT_ROOT / "bench/contracts/BenchTrader.vy"), admin)
+    b.send(stable.functions.mint(crowd.address, PERP_CROWD * 100 * USDC), admin)
+    sizes = [(10 + i % 7) * WAD * (1 if i % 2 else -1) for i in range(PERP_CROWD)]
+    before = sum(market.functions.market().call()[:2])
+    for start in range(0, PERP_CROWD, 100):
+        b.send(crowd.functions.spawn(trader_impl.address, market.address, stable.address,
+                                     100 * USDC, sizes[start:start + 100]), admin)
+    if sum(market.functions.market().call()[:2]) - before != sum(map(abs, sizes)):
+        raise RuntimeError("benchmark crowd: not every proxy trader opened its position")
+    hour_later()
+    b.measure("perp_open_1000_positions",
+              market.functions.modify_position(1_000 * WAD, 2**256 - 1), trader)
+
+
 def run_oracle(b: Bench, accounts: list[str]) -> None:
     """OracleHub with a 3-of-5 signer set: a steady-state price update (the feed's ring of
     rounds already full, so every write overwrites a slot) and a utilisation update."""
@@ -326,6 +426,11 @@ def check(gas: dict[str, int]) -> list[tuple[str, bool]]:
         ("pool_repay <= 100,000", gas["pool_repay"] <= 100_000),
         ("pool_supply_collateral <= 110,000", gas["pool_supply_collateral"] <= 110_000),
         ("pool_liquidate <= 160,000", gas["pool_liquidate"] <= 160_000),
+        ("perp_open <= 120,000", gas["perp_open"] <= 120_000),
+        ("perp_close <= 110,000", gas["perp_close"] <= 110_000),
+        ("perp_liquidate <= 130,000", gas["perp_liquidate"] <= 130_000),
+        ("perp_open_1000_positions within 2 % of perp_open",
+         abs(gas["perp_open_1000_positions"] - gas["perp_open"]) * 50 <= gas["perp_open"]),
     ]
 
 
@@ -339,6 +444,7 @@ def measure_gas() -> dict[str, int]:
         suite = run_share_token(bench, accounts)
         run_oracle(bench, accounts)
         run_lending(bench, accounts, suite)
+        run_perps(bench, accounts, suite)
     return bench.gas
 
 

@@ -44,6 +44,10 @@ class Deployments(BaseModel):
     lending_pool_factory: Address | None = Field(
         default=None, description="LendingPoolFactory (`ape run pool create`)"
     )
+    perp_market_blueprint: Address | None = None
+    perp_market_factory: Address | None = Field(
+        default=None, description="PerpMarketFactory (`ape run perp create`)"
+    )
     mock_stablecoin: bool = Field(description="income_token is the local-chain mock")
 
 

@@ -1,7 +1,7 @@
 """Deploy the GPU share suite: the ComplianceRegistry, the GPUShareToken blueprint and
-the SPVFactory, the OracleHub (with its FeedAdapter blueprint) and the
-LendingPoolFactory (with its LendingPool blueprint), plus a 6-decimals mock
-stablecoin on local chains. Writes the
+the SPVFactory, the OracleHub (with its FeedAdapter blueprint), the
+LendingPoolFactory (with its LendingPool blueprint) and the PerpMarketFactory (with
+its PerpMarket blueprint), plus a 6-decimals mock stablecoin on local chains. Writes the
 deployments file for the chain. The deployer becomes the registry's admin (KYC
 provider, freezer and rules admin until it grants those roles to others).
 
@@ -45,7 +45,7 @@ MOCK_FUNDING = 1_000_000 * 10**6
     help="Stablecoin for new SPVs. Required off local chains; local chains get a mock.",
 )
 def cli(network, provider, account, operators, kyc_providers, income_token):
-    """Deploy registry + SPV factory + oracle hub + lending factory (+ mock stablecoin locally)."""
+    """Deploy registry, SPV factory, oracle hub, lending and perp factories (+ local mock)."""
     deployer = require_account(account)
     local = network.name in LOCAL_NETWORKS
     click.echo(
@@ -103,6 +103,13 @@ def cli(network, provider, account, operators, kyc_providers, income_token):
     report(f"LendingPoolFactory at {lending.address} (markets: `ape run pool create`)",
            provider.get_receipt(lending.txn_hash))
 
+    perp_receipt = deployer.declare(project.PerpMarket)
+    perp_blueprint = perp_receipt.contract_address
+    report(f"PerpMarket blueprint at {perp_blueprint}", perp_receipt)
+    perps = deployer.deploy(project.PerpMarketFactory, perp_blueprint)
+    report(f"PerpMarketFactory at {perps.address} (markets: `ape run perp create`)",
+           provider.get_receipt(perps.txn_hash))
+
     path = deployments_path(provider)
     deployments_file.save(
         path,
@@ -120,6 +127,8 @@ def cli(network, provider, account, operators, kyc_providers, income_token):
             feed_adapter_blueprint=adapter_blueprint,
             lending_pool_blueprint=pool_blueprint,
             lending_pool_factory=lending.address,
+            perp_market_blueprint=perp_blueprint,
+            perp_market_factory=perps.address,
         ),
     )
     click.echo(f"Wrote {path}")

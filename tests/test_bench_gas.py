@@ -35,6 +35,10 @@ def test_bench_reports_every_key(gas):
         "pool_liquidate",
         "pool_withdraw_collateral",
         "pool_claim_income",
+        "perp_open",
+        "perp_close",
+        "perp_liquidate",
+        "perp_open_1000_positions",
     }
 
 
@@ -81,3 +85,18 @@ def test_current_exact_costs_do_not_regress(gas):
     assert gas["pool_liquidate"] <= 147_621
     assert gas["pool_withdraw_collateral"] <= 109_740
     assert gas["pool_claim_income"] <= 104_401
+
+
+def test_perp_market_targets(gas):
+    # A trader with margin already deposited opens and closes 1,000 GPU-hours, each an
+    # hour after the previous operation (funding accrues in each); the keeper's second
+    # liquidation (its stablecoin balance already exists).
+    assert gas["perp_open"] <= 120_000
+    assert gas["perp_close"] <= 110_000
+    assert gas["perp_liquidate"] <= 130_000
+
+
+def test_perp_open_is_o1_in_positions(gas):
+    # The same open with 1,000 other real positions in the market (opened by proxy
+    # traders): funding is one cumulative index, so the cost does not grow with them.
+    assert abs(gas["perp_open_1000_positions"] - gas["perp_open"]) * 50 <= gas["perp_open"]

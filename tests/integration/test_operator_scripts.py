@@ -367,16 +367,17 @@ def test_deploy_writes_deployments_file_for_this_chain(
     assert data["mock_stablecoin"] is True
     keys = ("share_token_blueprint", "spv_factory", "income_token", "compliance_registry",
             "feed_adapter_blueprint", "oracle_hub", "lending_pool_blueprint",
-            "lending_pool_factory")
+            "lending_pool_factory", "perp_market_blueprint", "perp_market_factory")
     addresses = [data[key] for key in keys]
     assert len(set(addresses)) == len(keys)
     for address in addresses:
         assert chain.has_code(address), address
     assert f"Wrote {deployment.path}" in deployment.result.output
     # stablecoin, registry, blueprint, factory, grantRole, mint to the operator, adapter
-    # blueprint, oracle hub, lending-pool blueprint, lending-pool factory
-    assert_transactions(chain, deployment.result, 10)
-    assert chain.block_number >= deployment.block_before + 10
+    # blueprint, oracle hub, lending-pool blueprint, lending-pool factory, perp-market
+    # blueprint, perp-market factory
+    assert_transactions(chain, deployment.result, 12)
+    assert chain.block_number >= deployment.block_before + 12
 
 
 def test_deploy_grants_operator_role_and_funds_the_operator(

@@ -1,0 +1,26 @@
+# pragma version ~=0.4.3
+"""
+@title Bench Trader (benchmark only)
+@license GNU Affero General Public License v3.0 only
+@notice One trader of `make bench`'s crowd: deployed as an EIP-1167 proxy by
+        `BenchCrowd`, it deposits the margin it was sent and opens one position, so the
+        benchmark can fill a market with 1,000 real positions in a few transactions.
+"""
+
+from ethereum.ercs import IERC20
+
+
+interface IPerpMarket:
+    def deposit_margin(amount: uint256): nonpayable
+    def modify_position(size_delta: int256, acceptable_price: uint256): nonpayable
+
+
+@external
+def open(market: address, asset: address, margin: uint256, size: int256):
+    """
+    @notice Deposits `margin` (already held) into `market` and opens `size`.
+    """
+    assert extcall IERC20(asset).approve(market, margin)
+    extcall IPerpMarket(market).deposit_margin(margin)
+    acceptable: uint256 = max_value(uint256) if size > 0 else 0
+    extcall IPerpMarket(market).modify_position(size, acceptable)
