@@ -87,6 +87,9 @@ MIN_INITIAL_MARGIN_BPS: constant(uint256) = 200
 MAX_FUNDING_RATE: constant(uint256) = 10**18
 # @dev Highest funding velocity (rate change per day at full skew).
 MAX_FUNDING_VELOCITY: constant(uint256) = 10**19
+# @dev Highest open-interest cap (GPU-hours, whole): 2**40, some 10x the GPU-hours the
+#      world's data centres run in a year, and small enough for exact integer maths.
+MAX_OI: constant(uint256) = 2**40
 # @dev Bits of a 64-bit field.
 MASK64: constant(uint256) = 2**64 - 1
 # @dev Bits of a 96-bit field.
@@ -313,7 +316,6 @@ def __init__(
     _FEED = AggregatorV3Interface(index_feed_)
     self.fee_recipient = fee_recipient_
     self._funding = block.timestamp
-    log FeeRecipientChanged(recipient=fee_recipient_, admin=admin_)
 
 
 # ---------------------------------------------------------------------------------
@@ -356,7 +358,7 @@ def withdraw_margin(amount: uint256):
         equity: int256 = convert(margin, int256) + self._settlement(size, b, price, fidx)
         assert equity >= convert(amount, int256), "PerpMarket: withdrawal exceeds the margin"
         left: uint256 = convert(equity, uint256) - amount
-        assert left >= self._initial_margin(size, price, p), "PerpMarket: withdrawal would leave less than the initial margin"
+        assert left >= self._initial_margin(size, price, p, skew), "PerpMarket: withdrawal would leave less than the initial margin"
         self._resettle(msg.sender, size, b, price, fidx)
         self._set_margin(msg.sender, a, left)
         self._move_book(margin, left, 0)
@@ -429,11 +431,12 @@ def liquidate(account: address) -> uint256:
     price: uint256 = self._fresh_price()
     p: RiskParams = self._params()
     oi: uint256 = self._oi
-    fidx: int256 = self._accrue(price, p, self._skew(oi))
+    skew: int256 = self._skew(oi)
+    fidx: int256 = self._accrue(price, p, skew)
     b: uint256 = self._pos_b[account]
     margin: uint256 = a & MASK128
     equity: int256 = convert(margin, int256) + self._settlement(size, b, price, fidx)
-    assert equity < convert(self._maintenance_margin(size, price, p), int256), "PerpMarket: position is above the maintenance margin"
+    assert equity < convert(self._maintenance_margin(size, price, p, skew), int256), "PerpMarket: position is above the maintenance margin"
 
     fee: uint256 = p.min_keeper_fee + self._notional(size, price, False) * p.liquidation_fee_bps // BPS
     assert fee <= self.cash - (self._book >> 128), "PerpMarket: not enough cash for the keeper fee"
@@ -735,9 +738,10 @@ def margin_ratio(account: address) -> uint256:
 def liquidation_price(account: address) -> uint256:
     """
     @notice Index price (WAD) at which the position reaches the maintenance
-            requirement, with funding held where it is now; 0 without a position or
-            when no positive price liquidates it (a long whose margin covers the
-            whole notional, say). Below it a long is liquidatable, above it a short.
+            requirement (close cost at today's skew included), with funding held where
+            it is now; 0 without a position or when no positive price liquidates it (a
+            long whose margin covers the whole notional, say), max_value(uint256) when
+            every price does. Below it a long is liquidatable, above it a short.
     @param account The account.
     @return uint256 The liquidation price.
     """
@@ -754,14 +758,21 @@ def liquidation_price(account: address) -> uint256:
     c: int256 = convert(p.maintenance_margin_bps + p.liquidation_fee_bps, int256)
     bps: int256 = convert(BPS, int256)
     last: int256 = self._last_price(b)
+    # The close cost (see `_requirement`) is `P * t / (2 * skew_scale)`, linear in P.
+    t: int256 = size * (size - 2 * self._skew(self._oi))
+    close: int256 = 0
+    if t > 0:
+        close = t * bps // convert(2 * p.skew_scale * WAD, int256)
     num: int256 = 0
     den: int256 = 0
     if size > 0:
         num = (keeper - margin + size * last + funding_paid) * bps
-        den = size * (bps - c)
+        den = size * (bps - c) - close
+        if den <= 0:
+            return max_value(uint256)
     else:
         num = (margin - size * last - funding_paid - keeper) * bps
-        den = -size * (bps + c)
+        den = -size * (bps + c) + close
     if num <= 0:
         return 0
     return convert(num // den, uint256)
@@ -782,7 +793,7 @@ def can_liquidate(account: address) -> bool:
     equity, size, price = self._equity_now(account)
     if size == 0:
         return False
-    return equity < convert(self._maintenance_margin(size, price, self._params()), int256)
+    return equity < convert(self._maintenance_margin(size, price, self._params(), self._skew(self._oi)), int256)
 
 
 @external
@@ -800,7 +811,7 @@ def withdrawable(account: address) -> uint256:
     equity, size, price = self._equity_now(account)
     if size == 0:
         return convert(equity, uint256)
-    need: int256 = convert(self._initial_margin(size, price, self._params()), int256)
+    need: int256 = convert(self._initial_margin(size, price, self._params(), self._skew(self._oi)), int256)
     if equity <= need:
         return 0
     return convert(equity - need, uint256)
@@ -829,7 +840,8 @@ def _deposit_margin(account: address, amount: uint256):
     self._pull(amount)
     a: uint256 = self._pos_a[account]
     margin: uint256 = (a & MASK128) + amount
-    assert margin <= MASK128, "PerpMarket: amount too large"
+    # Every margin is at most the sum of margins, which must fit its 128 bits.
+    assert (self._book & MASK128) + amount <= MASK128, "PerpMarket: amount too large"
     self._pos_a[account] = a + amount
     self._book += amount
     self.cash += amount
@@ -856,7 +868,7 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     settled: int256 = 0
     if size != 0:
         settled = self._settlement(size, b, price, fidx)
-        assert convert(margin, int256) + settled >= convert(self._maintenance_margin(size, price, p), int256), "PerpMarket: position is below the maintenance margin (add margin, or wait for a keeper)"
+        assert convert(margin, int256) + settled >= convert(self._maintenance_margin(size, price, p, skew), int256), "PerpMarket: position is below the maintenance margin (add margin, or wait for a keeper)"
     equity: int256 = convert(margin, int256) + settled
 
     new_size: int256 = size + size_delta
@@ -885,11 +897,11 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     assert equity >= 0, "PerpMarket: margin does not cover the fee and premium"
     if new_size != 0:
         if increases:
-            assert convert(equity, uint256) >= self._initial_margin(new_size, price, p), "PerpMarket: margin below the initial margin (leverage cap) after the trade"
+            assert convert(equity, uint256) >= self._initial_margin(new_size, price, p, skew + size_delta), "PerpMarket: margin below the initial margin (leverage cap) after the trade"
             assert new_oi & MASK128 <= p.max_long_oi * WAD or new_oi & MASK128 <= oi & MASK128, "PerpMarket: long open interest cap reached"
             assert new_oi >> 128 <= p.max_short_oi * WAD or new_oi >> 128 <= oi >> 128, "PerpMarket: short open interest cap reached"
         else:
-            assert equity >= convert(self._maintenance_margin(new_size, price, p), int256), "PerpMarket: reduction would leave the position below maintenance"
+            assert equity >= convert(self._maintenance_margin(new_size, price, p, skew + size_delta), int256), "PerpMarket: reduction would leave the position below maintenance"
 
     new_margin: uint256 = convert(equity, uint256)
     self._oi = new_oi
@@ -1040,31 +1052,44 @@ def _notional(size: int256, price: uint256, round_up: bool) -> uint256:
 
 @internal
 @view
-def _requirement(size: int256, price: uint256, bps: uint256, keeper: uint256) -> uint256:
+def _requirement(size: int256, price: uint256, bps: uint256, p: RiskParams, skew: int256) -> uint256:
     """
-    @dev `ceil(notional * bps / BPS) + keeper` in asset units.
+    @dev `ceil(notional * bps / BPS) + min_keeper_fee + close cost` in asset units. The
+         close cost is the premium closing the position at `skew` would pay (rounded up;
+         0 when closing would earn a rebate): a position that reduced the skew filled
+         better than the index, and that gain is only real if it could be closed again,
+         so it cannot be withdrawn nor keep a position out of liquidation.
     """
     den: uint256 = _VALUE_SCALE * BPS
-    return (convert(abs(size), uint256) * price * bps + den - 1) // den + keeper
+    need: uint256 = (convert(abs(size), uint256) * price * bps + den - 1) // den + p.min_keeper_fee
+    t: int256 = size * (size - 2 * skew)
+    if t > 0:
+        # Two rounded-up steps keep the product in range: |size|, |skew| < 2**101 (OI
+        # caps at most 2**40 GPU-hours), price < 2**96.
+        den2: uint256 = 2 * p.skew_scale * WAD
+        hours: uint256 = (convert(t, uint256) + den2 - 1) // den2
+        need += (hours * price + _VALUE_SCALE - 1) // _VALUE_SCALE
+    return need
 
 
 @internal
 @view
-def _initial_margin(size: int256, price: uint256, p: RiskParams) -> uint256:
+def _initial_margin(size: int256, price: uint256, p: RiskParams, skew: int256) -> uint256:
     """
-    @dev Equity a position needs after an open or increase (the leverage cap).
+    @dev Equity a position needs after an open or increase (the leverage cap), at `skew`
+         (the market's skew with the position in it).
     """
-    return self._requirement(size, price, p.initial_margin_bps, p.min_keeper_fee)
+    return self._requirement(size, price, p.initial_margin_bps, p, skew)
 
 
 @internal
 @view
-def _maintenance_margin(size: int256, price: uint256, p: RiskParams) -> uint256:
+def _maintenance_margin(size: int256, price: uint256, p: RiskParams, skew: int256) -> uint256:
     """
     @dev Equity under which a position can be liquidated: maintenance margin plus the
-         keeper fee its liquidation pays.
+         keeper fee its liquidation pays, at `skew` (with the position in it).
     """
-    return self._requirement(size, price, p.maintenance_margin_bps + p.liquidation_fee_bps, p.min_keeper_fee)
+    return self._requirement(size, price, p.maintenance_margin_bps + p.liquidation_fee_bps, p, skew)
 
 
 @internal
@@ -1242,7 +1267,7 @@ def _set_params(p: RiskParams, paused: bool):
     """
     @dev Checks and stores the risk parameters.
     """
-    assert p.skew_scale != 0 and p.max_long_oi != 0 and p.max_short_oi != 0 and max(p.skew_scale, max(p.max_long_oi, p.max_short_oi)) <= MASK64, "PerpMarket: skew scale and OI caps must be 1 to 2**64-1 GPU-hours"
+    assert p.skew_scale != 0 and p.skew_scale <= MASK64 and p.max_long_oi != 0 and p.max_short_oi != 0 and max(p.max_long_oi, p.max_short_oi) <= MAX_OI, "PerpMarket: skew scale must be 1 to 2**64-1, OI caps 1 to 2**40 GPU-hours"
     assert p.initial_margin_bps >= MIN_INITIAL_MARGIN_BPS and p.initial_margin_bps <= BPS and p.maintenance_margin_bps != 0 and p.maintenance_margin_bps + p.liquidation_fee_bps < p.initial_margin_bps, "PerpMarket: need 0 < maintenance + liquidation fee < initial margin <= 100 %, initial >= 2 %"
     assert p.taker_fee_bps <= MAX_FEE_BPS and p.maker_fee_bps <= p.taker_fee_bps and p.liquidation_fee_bps <= MAX_LIQUIDATION_FEE_BPS, "PerpMarket: fees above their caps (taker 1 %, maker <= taker, liquidation 5 %)"
     assert p.min_keeper_fee <= MASK96 and p.max_funding_velocity <= MAX_FUNDING_VELOCITY and p.max_funding_rate <= MAX_FUNDING_RATE, "PerpMarket: keeper fee or funding parameter above its cap"

@@ -155,9 +155,13 @@ def list_markets(start: uint256, count: uint256) -> DynArray[address, MAX_PAGE]:
     @return DynArray The markets, in creation order.
     """
     result: DynArray[address, MAX_PAGE] = []
-    last: uint256 = min(self.market_count, start + min(count, MAX_PAGE) - 1) if count != 0 else 0
+    total: uint256 = self.market_count
+    if start == 0 or start > total:
+        return result
+    # start <= total: no overflow below, whatever `count` is.
+    last: uint256 = min(total, start - 1 + min(count, MAX_PAGE))
     for i: uint256 in range(MAX_PAGE):
-        if start + i > last or start == 0:
+        if start + i > last:
             break
         result.append(self.market_at[start + i])
     return result
