@@ -769,7 +769,8 @@ def liquidation_price(account: address) -> uint256:
         num = (keeper - margin + size * last + funding_paid) * bps
         den = size * (bps - c) - close
         if den <= 0:
-            return max_value(uint256)
+            # The close cost outgrows the PnL: no falling price reaches the boundary.
+            return max_value(uint256) if num > 0 else 0
     else:
         num = (margin - size * last - funding_paid - keeper) * bps
         den = -size * (bps + c) + close
@@ -840,10 +841,8 @@ def _deposit_margin(account: address, amount: uint256):
     self._pull(amount)
     a: uint256 = self._pos_a[account]
     margin: uint256 = (a & MASK128) + amount
-    # Every margin is at most the sum of margins, which must fit its 128 bits.
-    assert (self._book & MASK128) + amount <= MASK128, "PerpMarket: amount too large"
     self._pos_a[account] = a + amount
-    self._book += amount
+    self._move_book(0, amount, 0)
     self.cash += amount
     log MarginDeposited(account=account, sender=msg.sender, amount=amount, margin=margin)
 
@@ -909,8 +908,7 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     self._sum_size_funding += new_size * fidx - size * self._last_funding(b)
     self._pos_a[account] = self._pack_a(new_size, new_margin)
     self._pos_b[account] = self._pack_b(price, fidx) if new_size != 0 else 0
-    book: uint256 = self._book
-    self._book = ((book >> 128) + fee) << 128 | ((book & MASK128) + new_margin - margin)
+    self._move_book(margin, new_margin, fee)
     log PositionModified(account=account, size_delta=size_delta, size=new_size, index_price=price, fill_price=fill, fee=fee, premium=premium, settled=settled, margin=new_margin)
 
 
@@ -1035,7 +1033,10 @@ def _move_book(old_margin: uint256, new_margin: uint256, fee: uint256):
     @dev Margin book: one margin changes from `old_margin` to `new_margin`; `fee` added.
     """
     book: uint256 = self._book
-    self._book = (((book >> 128) + fee) << 128) | ((book & MASK128) + new_margin - old_margin)
+    margins: uint256 = (book & MASK128) + new_margin - old_margin
+    # Every margin is at most the sum of margins, so this keeps each in its 128 bits too.
+    assert margins <= MASK128, "PerpMarket: amount too large"
+    self._book = (((book >> 128) + fee) << 128) | margins
 
 
 @internal

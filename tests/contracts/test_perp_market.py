@@ -1,0 +1,1464 @@
+"""PerpMarket unit tests: every external function against the real suite (OracleHub +
+FeedAdapter index feed signed 2-of-3, a test stablecoin, the factory and one market).
+
+Every amount is checked with exact integers against `gpushares.perp`, the Python mirror
+of the market's arithmetic (fill price, premium, fee, settlement, funding step,
+margin requirements, keeper fee); refusals are matched on their exact strings.
+
+One world per asset-decimals is built per module and every test runs in its own
+`boa.env.anchor()` (tests/contracts/conftest.py), so tests never see each other."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import replace
+
+import boa
+import pytest
+
+from gpushares import perp
+from tests.contracts.perp_helpers import (
+    ABOVE_MAINTENANCE,
+    BELOW_INITIAL,
+    BELOW_INITIAL_WITHDRAW,
+    BPS,
+    DAY,
+    DEFAULT_ADMIN_ROLE,
+    DEFICIT_PAUSED,
+    EXCEEDS_MARGIN,
+    FEED_UNIT,
+    GUARDIAN_PAUSED,
+    GUARDIAN_ROLE,
+    INDEX_FEED_ID,
+    INSURANCE_EXHAUSTED,
+    LIQUIDATABLE,
+    LONG_CAP,
+    MAX_UINT,
+    MISSING_ROLE,
+    NO_FEES,
+    NO_MARGIN_FOR_FEE,
+    NO_POSITION,
+    NOT_POSITIVE,
+    REDUCTION_BELOW_MAINTENANCE,
+    RISK_ADMIN_ROLE,
+    SHORT_CAP,
+    SLIPPAGE,
+    STALE,
+    WAD,
+    ZERO_AMOUNT,
+    ZERO_SIZE,
+    PerpWorld,
+    build_perp_world,
+)
+
+FEED_TICK = 10**10  # one unit of the 8-decimal feed (1e-8 USD) in WAD
+PRICE = 2 * FEED_UNIT  # the world's starting index: 2 USD per GPU-hour
+GPUH = WAD  # one GPU-hour of size
+MASK128 = 2**128 - 1
+MAX_OI = 2**40  # the highest open-interest cap (whole GPU-hours)
+
+P = "PerpMarket: "
+FILL_NOT_POSITIVE = P + "fill price is not positive (trade too large for the skew scale)"
+ZERO_FEE_RECIPIENT = P + "fee recipient is the zero address"
+AMOUNT_TOO_LARGE = P + "amount too large"
+BAD_SCALE = P + "skew scale must be 1 to 2**64-1, OI caps 1 to 2**40 GPU-hours"
+BAD_MARGINS = (
+    P + "need 0 < maintenance + liquidation fee < initial margin <= 100 %, initial >= 2 %"
+)
+BAD_FEES = P + "fees above their caps (taker 1 %, maker <= taker, liquidation 5 %)"
+BAD_KEEPER_OR_FUNDING = P + "keeper fee or funding parameter above its cap"
+
+
+# ---------------------------------------------------------------------------------
+# Fixtures and helpers
+# ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _world6() -> PerpWorld:
+    return build_perp_world(label="pm6")
+
+
+@pytest.fixture(scope="module", params=[6, 18], ids=["6-decimals", "18-decimals"])
+def _world_any(request) -> PerpWorld:
+    return build_perp_world(asset_decimals=request.param, label=f"pmx{request.param}")
+
+
+def _restoring(world: PerpWorld):
+    """The chain state is anchored per test; the helper's clock of the last report is
+    plain Python, so put it back too."""
+    observed = world.last_observed
+    yield world
+    world.last_observed = observed
+
+
+@pytest.fixture
+def world(_world6):
+    """The 6-decimal market (10,000 tUSD of insurance, index 2 USD)."""
+    yield from _restoring(_world6)
+
+
+@pytest.fixture
+def any_world(_world_any):
+    """The market with a 6- and an 18-decimal margin asset."""
+    yield from _restoring(_world_any)
+
+
+def _events(contract, name):
+    return [
+        log for log in contract.get_logs()
+        if type(log).__name__ == name and log.address == contract.address
+    ]
+
+
+def _event(contract, name):
+    (event,) = _events(contract, name)
+    return event
+
+
+def _params(w: PerpWorld) -> perp.RiskParams:
+    return perp.RiskParams.from_chain(tuple(w.market.risk_params()))
+
+
+def _state(w: PerpWorld) -> perp.MarketState:
+    m = w.market
+    price, fresh = m.index_price()
+    long_oi, short_oi, _skew, _margins, _fees, insurance, deficit = m.market()
+    return perp.MarketState(
+        price=price, fresh=fresh, long_oi=long_oi, short_oi=short_oi, paused=m.paused(),
+        deficit=deficit, insurance=insurance, params=_params(w),
+        asset_decimals=w.asset_decimals,
+    )
+
+
+def _acceptable(size_delta: int) -> int:
+    return MAX_UINT if size_delta > 0 else 0
+
+
+def _quote(w: PerpWorld, account, size_delta: int, acceptable: int | None = None):
+    if acceptable is None:
+        acceptable = _acceptable(size_delta)
+    return perp.quote_trade(
+        _state(w), w.size_of(account), w.market.equity(account), size_delta, acceptable
+    )
+
+
+def _check_trade(w: PerpWorld, account, size_delta: int, acceptable: int | None = None,
+                 *, accrued: tuple[int, int, int] | None = None):
+    """Trade and check the event, the stored position and the fee book against the
+    mirror's prediction (and, given `accrued`, the FundingAccrued event's index, rate
+    and price). Returns the PositionModified event."""
+    m = w.market
+    quote = _quote(w, account, size_delta, acceptable)
+    assert quote.refusal is None, quote.refusal
+    size, _margin, last_price, last_funding = m.position(account)
+    price, fidx = w.price_wad(), m.funding_index()
+    settled = (
+        perp.settlement(size, last_price, last_funding, price, fidx, w.value_scale)
+        if size else 0
+    )
+    fees = m.market()[4]
+    w.trade(account, size_delta, acceptable)
+    event = _event(m, "PositionModified")
+    if accrued is not None:
+        funding = _event(m, "FundingAccrued")
+        assert (funding.funding_index, funding.funding_rate, funding.index_price) == accrued
+    assert (
+        event.account, event.size_delta, event.size, event.index_price, event.fill_price,
+        event.fee, event.premium, event.settled, event.margin,
+    ) == (
+        account, size_delta, quote.size_after, price, quote.fill_price, quote.fee,
+        quote.premium, settled, quote.margin_after,
+    )
+    kept = quote.size_after != 0
+    assert m.position(account) == (
+        quote.size_after, quote.margin_after, price if kept else 0, fidx if kept else 0,
+    )
+    assert m.market()[4] == fees + quote.fee
+    return event
+
+
+def _open(w: PerpWorld, account, margin: int, size_delta: int) -> None:
+    w.deposit(account, margin)
+    w.trade(account, size_delta)
+
+
+def _now() -> int:
+    return boa.env.evm.patch.timestamp
+
+
+def _set_params(w: PerpWorld, **changes) -> None:
+    with boa.env.prank(w.admin):
+        w.market.set_risk_params(replace(w.params, **changes).as_tuple())
+
+
+@contextmanager
+def _anchor(w: PerpWorld):
+    """A nested anchor that also restores the helper's clock of the last report."""
+    observed = w.last_observed
+    with boa.env.anchor():
+        yield
+    w.last_observed = observed
+
+
+def _make_stale(w: PerpWorld) -> None:
+    boa.env.time_travel(seconds=DAY + 1)
+    assert w.market.index_price()[1] is False
+
+
+def _first_liquidatable_tick(w: PerpWorld, account) -> int:
+    """The feed value (8 decimals) closest to `liquidation_price` on the liquidatable
+    side (longs: at or below it; shorts: above it)."""
+    lp = w.market.liquidation_price(account)
+    return lp // FEED_TICK if w.size_of(account) > 0 else lp // FEED_TICK + 1
+
+
+# ---------------------------------------------------------------------------------
+# Margin: deposit and withdraw
+# ---------------------------------------------------------------------------------
+
+
+def test_deposit_credits_the_margin_and_the_internal_cash(any_world):
+    w = any_world
+    m, alice = w.market, w.traders[0]
+    amount = 1_234 * w.unit + 7
+    cash, balance = m.cash(), w.asset.balanceOf(m.address)
+    w.fund(alice, amount)
+    with boa.env.prank(alice):
+        m.deposit_margin(amount)
+    event = _event(m, "MarginDeposited")
+    assert (event.account, event.sender, event.amount, event.margin) == (
+        alice, alice, amount, amount,
+    )
+    assert m.position(alice) == (0, amount, 0, 0)
+    assert m.cash() == cash + amount
+    assert w.asset.balanceOf(m.address) == balance + amount
+    assert w.asset.balanceOf(alice) == 0
+    assert m.market()[3] == amount  # the margin book
+    w.deposit(alice, 1)
+    assert _event(m, "MarginDeposited").margin == amount + 1
+
+
+def test_zero_amounts_are_refused(world):
+    """Deposits, withdrawals (with and without a position) and insurance funding of
+    zero are refused."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    world.fund(alice, 10**12)
+    _open(world, bob, 1_000 * world.unit, 100 * GPUH)
+    with boa.env.prank(alice):
+        with boa.reverts(ZERO_AMOUNT):
+            m.deposit_margin(0)
+        with boa.reverts(ZERO_AMOUNT):
+            m.withdraw_margin(0)
+        with boa.reverts(ZERO_AMOUNT):
+            m.fund_insurance(0)
+    with boa.env.prank(bob), boa.reverts(ZERO_AMOUNT):
+        m.withdraw_margin(0)
+
+
+def test_withdraw_without_a_position_returns_the_margin(any_world):
+    w = any_world
+    m, alice = w.market, w.traders[0]
+    amount = 500 * w.unit
+    w.deposit(alice, amount)
+    cash = m.cash()
+    with boa.env.prank(alice):
+        with boa.reverts(EXCEEDS_MARGIN):
+            m.withdraw_margin(amount + 1)
+        m.withdraw_margin(amount // 5)
+        event = _event(m, "MarginWithdrawn")
+        assert (event.account, event.amount, event.margin) == (
+            alice, amount // 5, amount - amount // 5,
+        )
+        m.withdraw_margin(amount - amount // 5)
+    assert w.asset.balanceOf(alice) == amount
+    assert m.position(alice) == (0, 0, 0, 0)
+    assert m.cash() == cash - amount
+    assert m.market()[3] == 0
+
+
+def test_deposit_always_works_on_a_stale_index(world):
+    """A trader must be able to save a position from liquidation whatever the oracle
+    does: deposits never read the index."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    _open(world, alice, 1_000 * world.unit, 1_000 * GPUH)
+    margin = world.margin_of(alice)
+    _make_stale(world)
+    world.deposit(alice, 10 * world.unit)
+    world.deposit(bob, 10 * world.unit)
+    assert world.margin_of(alice) == margin + 10 * world.unit
+    assert m.position(bob) == (0, 10 * world.unit, 0, 0)
+
+
+def test_withdraw_without_a_position_works_on_a_stale_index(world):
+    """Without a position nothing depends on the index: the margin is the claim."""
+    m, bob = world.market, world.traders[1]
+    world.deposit(bob, 300 * world.unit)
+    _make_stale(world)
+    with boa.env.prank(bob):
+        m.withdraw_margin(300 * world.unit)
+    assert world.asset.balanceOf(bob) == 300 * world.unit
+
+
+def test_withdraw_with_a_position_is_refused_on_a_stale_index(world):
+    """With a position the withdrawal is checked against a mark: a stale mark could
+    hide a loss, so it is refused until a fresh report arrives."""
+    m, alice = world.market, world.traders[0]
+    _open(world, alice, 1_000 * world.unit, 1_000 * GPUH)
+    _make_stale(world)
+    with boa.env.prank(alice), boa.reverts(STALE):
+        m.withdraw_margin(1)
+    assert world.set_price(PRICE)
+    with boa.env.prank(alice):
+        m.withdraw_margin(1)
+
+
+def test_index_is_fresh_up_to_exactly_the_heartbeat(world):
+    m = world.market
+    updated = world.feed.latestRoundData()[3]
+    boa.env.time_travel(seconds=updated + DAY - _now())
+    assert m.index_price() == (PRICE * FEED_TICK, True)
+    boa.env.time_travel(seconds=1)
+    assert m.index_price() == (PRICE * FEED_TICK, False)
+
+
+def test_withdraw_with_a_position_settles_pnl_and_keeps_the_initial_margin(any_world):
+    """A withdrawal first settles the position at the index (the profit becomes
+    margin, the settlement point moves), then what stays must cover the initial
+    margin: `withdrawable()` exactly is accepted, one unit more is not."""
+    w = any_world
+    m, alice = w.market, w.traders[0]
+    size = 1_000 * GPUH
+    _open(w, alice, 1_000 * w.unit, size)
+    assert w.set_price(22 * FEED_UNIT // 10)  # +10 %
+    price, fidx = w.price_wad(), m.funding_index()
+    _, margin, last_price, last_funding = m.position(alice)
+    equity = margin + perp.settlement(size, last_price, last_funding, price, fidx,
+                                      w.value_scale)
+    assert m.equity(alice) == equity
+    skew = m.market()[2]  # alice's long is the whole skew: closing it earns a rebate
+    assert perp.close_cost(size, skew, price, _params(w), w.value_scale) == 0
+    need = perp.initial_margin(size, price, _params(w), skew, w.value_scale)
+    assert m.withdrawable(alice) == equity - need
+    with boa.env.prank(alice):
+        with boa.reverts(EXCEEDS_MARGIN):
+            m.withdraw_margin(equity + 1)
+        with boa.reverts(BELOW_INITIAL_WITHDRAW):
+            m.withdraw_margin(equity - need + 1)
+        m.withdraw_margin(equity - need)
+    event = _event(m, "MarginWithdrawn")
+    assert (event.account, event.amount, event.margin) == (alice, equity - need, need)
+    assert m.position(alice) == (size, need, price, fidx)
+    assert m.pnl(alice) == 0 and m.withdrawable(alice) == 0
+    assert w.asset.balanceOf(alice) == equity - need
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["long", "short"])
+def test_a_skew_reducing_open_keeps_its_close_cost_in_the_requirements(any_world, short):
+    """Bob's 200,000 GPU-hour position makes the skew; Alice's 20,000 the other way
+    fill 19 % better than the index, a 7,600 USD rebate. Closing them would push the
+    skew back and pay exactly that premium again, so the initial margin (and
+    maintenance) include it: the rebate counts neither toward opening nor as
+    withdrawable margin. The open needs 4,005 USD + the maker fee of its own,
+    `withdrawable()` is equity - initial margin with the close cost, to the unit, at
+    the opening index and after a move."""
+    w = any_world
+    m, alice, bob = w.market, w.traders[0], w.traders[1]
+    sign = -1 if short else 1
+    size = sign * 20_000 * GPUH
+    _open(w, bob, 100_000 * w.unit, -10 * size)
+    price, p, scale = w.price_wad(), _params(w), w.value_scale
+    fill = perp.fill_price(price, -10 * size, size, p.skew_scale)
+    assert fill == (238 if short else 162) * WAD // 100
+    premium = perp.premium_cost(size, fill, price, scale)
+    fee = perp.trade_fee(-10 * size, size, fill, p, scale)
+    assert (premium, fee) == (-7_600 * w.unit, (238 if short else 162) * w.unit // 10)
+    close = perp.close_cost(size, -9 * size, price, p, scale)
+    assert close == -premium  # to the unit
+    need = perp.initial_margin(size, price, p, -9 * size, scale)
+    assert need == 4_005 * w.unit + close  # 10 % of 40,000 USD + the keeper fee
+    least = need + premium + fee
+    assert least == 4_005 * w.unit + fee  # the rebate does not count
+
+    w.deposit(alice, least - 1)
+    assert _quote(w, alice, size).refusal == BELOW_INITIAL
+    with boa.reverts(BELOW_INITIAL):
+        w.trade(alice, size)
+    w.deposit(alice, 1)
+    event = _check_trade(w, alice, size)
+    assert (event.premium, event.fee, event.margin) == (premium, fee, need)
+    assert m.market()[2] == -9 * size
+    assert m.equity(alice) == need and m.withdrawable(alice) == 0
+    assert not m.can_liquidate(alice)
+
+    w.deposit(alice, 1_000 * w.unit)
+    assert m.withdrawable(alice) == 1_000 * w.unit
+    assert w.set_price(PRICE + sign * FEED_UNIT // 10)  # 2.10 USD long, 1.90 USD short
+    price, equity = w.price_wad(), m.equity(alice)
+    need = perp.initial_margin(size, price, p, m.market()[2], scale)
+    # 3,800 GPU-hours at the new index: the close cost follows the price.
+    assert perp.close_cost(size, m.market()[2], price, p, scale) == (
+        (7_220 if short else 7_980) * w.unit
+    )
+    assert m.withdrawable(alice) == equity - need > 1_000 * w.unit
+    with boa.env.prank(alice):
+        with boa.reverts(BELOW_INITIAL_WITHDRAW):
+            m.withdraw_margin(equity - need + 1)
+        m.withdraw_margin(equity - need)
+    assert m.equity(alice) == need and m.withdrawable(alice) == 0
+
+
+# ---------------------------------------------------------------------------------
+# Trading: open, increase, reduce, flip, close
+# ---------------------------------------------------------------------------------
+
+
+def test_open_long_fills_at_the_skew_premium(any_world):
+    """From zero skew a buy of 1,000 GPU-hours fills at P * (1 + 500 / 1e6): 2.001
+    USD. The premium (1 USD) goes to the insurance fund, the taker fee (10 bps of
+    the fill notional, 2.001 USD) to the fee book."""
+    w = any_world
+    m, alice = w.market, w.traders[0]
+    size, deposit = 1_000 * GPUH, 1_000 * w.unit
+    w.deposit(alice, deposit)
+    price = w.price_wad()
+    insurance = m.insurance_fund()
+    fill = perp.fill_price(price, 0, size, w.params.skew_scale)
+    premium = perp.premium_cost(size, fill, price, w.value_scale)
+    fee = perp.trade_fee(0, size, fill, _params(w), w.value_scale)
+    assert m.fill_price(size) == fill == 2_001 * WAD // 1_000
+    assert premium == w.unit and fee == 2_001 * w.unit // 1_000
+    event = _check_trade(w, alice, size)
+    assert (event.fill_price, event.premium, event.fee, event.settled, event.margin) == (
+        fill, premium, fee, 0, deposit - premium - fee,
+    )
+    assert m.market()[:5] == (size, 0, size, deposit - premium - fee, fee)
+    assert m.insurance_fund() == insurance + premium
+
+
+def test_open_short_fills_below_the_index(any_world):
+    w = any_world
+    m, alice = w.market, w.traders[0]
+    size = -1_000 * GPUH
+    w.deposit(alice, 1_000 * w.unit)
+    fill = perp.fill_price(w.price_wad(), 0, size, w.params.skew_scale)
+    assert fill == 1_999 * WAD // 1_000
+    event = _check_trade(w, alice, size)
+    assert event.premium == w.unit  # a sell below the index pays the premium too
+    assert event.fee == 1_999 * w.unit // 1_000
+    assert m.market()[:3] == (0, -size, size)
+
+
+def test_increase_settles_pnl_and_funding_first(world):
+    """An increase settles the open position at the index (PnL minus the funding the
+    long owes) before charging the new premium, which grows with the skew the trade
+    leaves."""
+    m, alice = world.market, world.traders[0]
+    size = 10_000 * GPUH
+    _open(world, alice, 5_000 * world.unit, size)
+    opened = _now()
+    boa.env.time_travel(seconds=3_600)
+    assert world.set_price(21 * FEED_UNIT // 10)
+    price = world.price_wad()
+    fidx, rate = perp.funding_step(0, 0, _now() - opened, price, size, _params(world))
+    assert (m.funding_index(), m.funding_rate()) == (fidx, rate)
+    assert fidx > 0 and rate > 0
+    event = _check_trade(world, alice, 5_000 * GPUH, accrued=(fidx, rate, price))
+    assert event.settled == perp.settlement(size, PRICE * FEED_TICK, 0, price, fidx,
+                                            world.value_scale)
+    assert event.fill_price == perp.fill_price(price, size, 5_000 * GPUH, 1_000_000)
+
+
+def test_reduce_realises_pnl_with_the_maker_fee_and_a_rebate(world):
+    """Reducing the only position reduces the skew: the maker fee applies and the
+    premium is negative (the insurance pays a rebate)."""
+    m, alice = world.market, world.traders[0]
+    _open(world, alice, 1_000 * world.unit, 1_000 * GPUH)
+    assert world.set_price(22 * FEED_UNIT // 10)
+    event = _check_trade(world, alice, -400 * GPUH)
+    fill = event.fill_price
+    assert event.premium < 0
+    assert event.fee == perp.ceil_div(400 * GPUH * 5 * fill, world.value_scale * BPS)
+    assert event.size == 600 * GPUH
+    assert m.market()[:3] == (600 * GPUH, 0, 600 * GPUH)
+
+
+def test_flip_splits_the_fee_between_maker_and_taker(world):
+    """Selling 1,500 against one's own 1,000 long: 1,000 reduce the skew (maker), 500
+    open a short (taker)."""
+    m, alice = world.market, world.traders[0]
+    _open(world, alice, 1_000 * world.unit, 1_000 * GPUH)
+    event = _check_trade(world, alice, -1_500 * GPUH)
+    taker, maker = 500 * GPUH, 1_000 * GPUH
+    assert event.fee == perp.ceil_div(
+        (taker * 10 + maker * 5) * event.fill_price, world.value_scale * BPS
+    )
+    assert event.size == -500 * GPUH
+    assert m.market()[:3] == (0, 500 * GPUH, -500 * GPUH)
+
+
+def test_maker_and_taker_fees_split_a_trade_that_crosses_the_skew(world):
+    """Bob's 3,000 long is the skew; Alice sells 5,000: the first 3,000 reduce the
+    skew (maker, 5 bps), the last 2,000 build a short skew (taker, 10 bps)."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    _open(world, bob, 2_000 * world.unit, 3_000 * GPUH)
+    world.deposit(alice, 5_000 * world.unit)
+    event = _check_trade(world, alice, -5_000 * GPUH)
+    fill, scale = event.fill_price, world.value_scale
+    assert event.fee == perp.ceil_div(
+        (2_000 * GPUH * 10 + 3_000 * GPUH * 5) * fill, scale * BPS
+    )
+    all_maker = perp.ceil_div(5_000 * GPUH * 5 * fill, scale * BPS)
+    all_taker = perp.ceil_div(5_000 * GPUH * 10 * fill, scale * BPS)
+    assert all_maker < event.fee < all_taker
+    assert m.market()[:3] == (3_000 * GPUH, 5_000 * GPUH, -2_000 * GPUH)
+
+
+def test_close_position_returns_to_flat(world):
+    m, alice = world.market, world.traders[0]
+    _open(world, alice, 1_000 * world.unit, -1_000 * GPUH)
+    assert world.set_price(19 * FEED_UNIT // 10)  # the short gains
+    quote = _quote(world, alice, 1_000 * GPUH)
+    with boa.env.prank(alice):
+        m.close_position(quote.fill_price)
+    event = _event(m, "PositionModified")
+    assert (event.size_delta, event.size, event.margin) == (
+        1_000 * GPUH, 0, quote.margin_after,
+    )
+    assert m.position(alice) == (0, quote.margin_after, 0, 0)
+    assert m.market()[:3] == (0, 0, 0)
+    assert m.pnl(alice) == 0 and m.funding_owed(alice) == 0
+    with boa.env.prank(alice), boa.reverts(NO_POSITION):
+        m.close_position(0)
+
+
+def test_acceptable_price_bounds_a_buy(world):
+    """A buy fills at most at `acceptable_price`: the exact fill passes, one wei less
+    is refused."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    _open(world, bob, 1_000 * world.unit, -2_000 * GPUH)
+    world.deposit(alice, 1_000 * world.unit)
+    fill = m.fill_price(700 * GPUH)
+    assert fill == perp.fill_price(world.price_wad(), -2_000 * GPUH, 700 * GPUH, 1_000_000)
+    with boa.reverts(SLIPPAGE):
+        world.trade(alice, 700 * GPUH, fill - 1)
+    assert _check_trade(world, alice, 700 * GPUH, fill).fill_price == fill
+
+
+def test_acceptable_price_bounds_a_sell(world):
+    """A sell fills at least at `acceptable_price`: the exact fill passes, one wei more
+    is refused."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    _open(world, bob, 1_000 * world.unit, 2_000 * GPUH)
+    world.deposit(alice, 1_000 * world.unit)
+    fill = m.fill_price(-700 * GPUH)
+    assert fill == perp.fill_price(world.price_wad(), 2_000 * GPUH, -700 * GPUH, 1_000_000)
+    with boa.reverts(SLIPPAGE):
+        world.trade(alice, -700 * GPUH, fill + 1)
+    assert _check_trade(world, alice, -700 * GPUH, fill).fill_price == fill
+
+
+def test_zero_size_is_refused(world):
+    world.deposit(world.traders[0], world.unit)
+    with boa.reverts(ZERO_SIZE):
+        world.trade(world.traders[0], 0, 0)
+
+
+def test_fill_price_must_stay_positive(world):
+    """A sell of twice the skew scale would fill at zero or less: refused (before any
+    margin or cap check), and the view refuses it the same way."""
+    m, alice = world.market, world.traders[0]
+    too_big = -2 * world.params.skew_scale * GPUH
+    with boa.reverts(FILL_NOT_POSITIVE):
+        m.fill_price(too_big)
+    with boa.reverts(FILL_NOT_POSITIVE):
+        world.trade(alice, too_big)
+
+
+def test_margin_must_cover_the_fee_and_the_premium(world):
+    """One unit of margin cannot pay the 1 USD premium and 2 USD fee of a 1,000
+    GPU-hour open."""
+    world.deposit(world.traders[0], world.unit)
+    with boa.reverts(NO_MARGIN_FOR_FEE):
+        world.trade(world.traders[0], 1_000 * GPUH)
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["long", "short"])
+def test_leverage_cap_is_the_initial_margin(any_world, short):
+    """The largest position 1,000 units of margin opens (the mirror's search over the
+    market's own checks) is accepted; one wei more is refused by the leverage cap.
+    Leverage stays under `max_leverage()` (the minimum keeper fee is on top)."""
+    w = any_world
+    m, alice = w.market, w.traders[0]
+    sign = -1 if short else 1
+    deposit = 1_000 * w.unit
+    w.deposit(alice, deposit)
+    largest = perp.max_size_for_margin(_state(w), deposit, short)
+    assert largest > 0
+    with boa.reverts(BELOW_INITIAL):
+        w.trade(alice, sign * (largest + 1))
+    _check_trade(w, alice, sign * largest)
+    price = w.price_wad()
+    equity = m.equity(alice)
+    assert m.market()[2] == sign * largest  # her own skew: closing it costs nothing
+    assert equity >= perp.initial_margin(sign * largest, price, _params(w), sign * largest,
+                                         w.value_scale)
+    assert perp.notional(largest, price, w.value_scale) * WAD // equity <= m.max_leverage()
+    with boa.reverts(BELOW_INITIAL):  # an increase needs it too
+        w.trade(alice, sign * GPUH)
+
+
+def test_open_interest_caps_bind_each_side(world):
+    """Caps lowered to 1,000 long and 800 short GPU-hours: each side fills to its cap
+    exactly and not one wei more. Above a cap (after it is lowered) the side can
+    only shrink, while the other side still trades."""
+    m = world.market
+    alice, bob, carol, dave = world.traders
+    _set_params(world, max_long_oi=1_000, max_short_oi=800)
+    for account in world.traders:
+        world.deposit(account, 5_000 * world.unit)
+    world.trade(alice, 1_000 * GPUH)
+    with boa.reverts(LONG_CAP):
+        world.trade(bob, 1)
+    world.trade(bob, -800 * GPUH)
+    with boa.reverts(SHORT_CAP):
+        world.trade(carol, -1)
+    with boa.reverts(SHORT_CAP):  # a flip adds to the other side
+        world.trade(alice, -1_001 * GPUH)
+    assert m.market()[:2] == (1_000 * GPUH, 800 * GPUH)
+
+    _set_params(world, max_long_oi=500, max_short_oi=800)
+    with boa.reverts(LONG_CAP):
+        world.trade(alice, 1)
+    with boa.reverts(LONG_CAP):
+        world.trade(dave, 1)
+    world.trade(alice, -100 * GPUH)  # the side above its cap shrinks
+    world.trade(bob, 100 * GPUH)  # the short side makes room ...
+    world.trade(carol, -100 * GPUH)  # ... and refills: longs did not grow
+    assert m.market()[:2] == (900 * GPUH, 800 * GPUH)
+
+
+def test_reduction_below_maintenance_is_refused(world):
+    """Alice's long sits just above maintenance while Bob's big short makes the skew
+    short, so her maintenance includes the premium a close would pay. Selling half of
+    it increases the skew: that premium is exactly the close cost the smaller position
+    no longer needs (premiums add up along any path), but with a 1 % taker fee and a
+    0.1 % maintenance margin the fee costs more than the maintenance the smaller size
+    releases. At a 0.05 % fee the same reduction passes."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    _set_params(world, taker_fee_bps=100, maintenance_margin_bps=10, liquidation_fee_bps=0)
+    _open(world, alice, 2_500 * world.unit, 10_000 * GPUH)
+    _open(world, bob, 40_000 * world.unit, -100_000 * GPUH)
+    skew, p = m.market()[2], _params(world)
+    assert skew == -90_000 * GPUH
+    assert perp.close_cost(10_000 * GPUH, skew, world.price_wad(), p, world.value_scale) \
+        == 1_900 * world.unit  # 950 GPU-hours x 2 USD
+    assert world.set_price(m.liquidation_price(alice) // FEED_TICK + 1_000)
+    assert not m.can_liquidate(alice)
+    price = world.price_wad()
+    assert m.equity(alice) - perp.maintenance_margin(10_000 * GPUH, price, p, skew,
+                                                     world.value_scale) < world.unit
+    quote = _quote(world, alice, -5_000 * GPUH)
+    assert quote.refusal == REDUCTION_BELOW_MAINTENANCE
+    released = perp.close_cost(10_000 * GPUH, skew, price, p, world.value_scale) \
+        - perp.close_cost(5_000 * GPUH, skew - 5_000 * GPUH, price, p, world.value_scale)
+    assert released > 900 * world.unit
+    assert abs(quote.premium - released) <= 2  # three roundings up apart
+    with boa.reverts(REDUCTION_BELOW_MAINTENANCE):
+        world.trade(alice, -5_000 * GPUH)
+    _set_params(world, taker_fee_bps=5, maintenance_margin_bps=10, liquidation_fee_bps=0)
+    assert _quote(world, alice, -5_000 * GPUH).refusal is None
+    _check_trade(world, alice, -5_000 * GPUH)
+
+
+def test_liquidatable_position_cannot_be_modified_but_can_be_topped_up(world):
+    m, alice = world.market, world.traders[0]
+    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
+    assert world.set_price(_first_liquidatable_tick(world, alice))
+    assert m.can_liquidate(alice)
+    for size_delta in (GPUH, -GPUH, -10_000 * GPUH, -20_000 * GPUH):
+        with boa.reverts(LIQUIDATABLE):
+            world.trade(alice, size_delta)
+    with boa.env.prank(alice):
+        with boa.reverts(LIQUIDATABLE):
+            m.close_position(0)
+    world.deposit(alice, 500 * world.unit)
+    assert not m.can_liquidate(alice)
+    _check_trade(world, alice, -10_000 * GPUH)
+
+
+# ---------------------------------------------------------------------------------
+# Funding
+# ---------------------------------------------------------------------------------
+
+
+def test_funding_rate_velocity_is_proportional_to_the_skew(world):
+    """After six hours the rate has moved by velocity x 0.25 day, with velocity =
+    max_funding_velocity x skew / skew_scale: twice the skew, twice the rate."""
+    m, alice = world.market, world.traders[0]
+    rates = []
+    for skew in (50_000 * GPUH, 100_000 * GPUH):
+        with _anchor(world):
+            _open(world, alice, 100_000 * world.unit, skew)
+            opened = _now()
+            boa.env.time_travel(seconds=6 * 3_600)
+            assert world.set_price(PRICE)
+            dt = _now() - opened
+            expected = perp.funding_step(0, 0, dt, world.price_wad(), skew, _params(world))
+            assert (m.funding_index(), m.funding_rate()) == expected
+            velocity = world.params.max_funding_velocity * skew // (1_000_000 * GPUH)
+            assert m.funding_rate() == velocity * dt // DAY
+            rates.append(m.funding_rate())
+    assert rates[1] == 2 * rates[0] > 0
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["long-skew", "short-skew"])
+def test_funding_rate_is_clamped_at_the_maximum(world, short):
+    """At 100 %/day per day and a 10 % skew the rate reaches the 5 %/day cap after
+    half a day; two days later it is exactly the cap (signed), and the index is the
+    trapezoid up to the cap plus the flat part."""
+    m, alice = world.market, world.traders[0]
+    _set_params(world, max_funding_velocity=WAD)
+    skew = (-1 if short else 1) * 100_000 * GPUH
+    _open(world, alice, 100_000 * world.unit, skew)
+    opened = _now()
+    boa.env.time_travel(seconds=2 * DAY)
+    assert world.set_price(PRICE)
+    cap = world.params.max_funding_rate
+    fidx, rate = perp.funding_step(0, 0, _now() - opened, world.price_wad(), skew,
+                                   _params(world))
+    assert rate == (-cap if short else cap)
+    assert (m.funding_index(), m.funding_rate()) == (fidx, rate)
+    # Flat at the cap for the last 1.5 days (and a bit): more than 1.5 x 5 % x P.
+    assert abs(fidx) > 3 * cap * world.price_wad() // 2 // WAD
+
+
+@pytest.mark.parametrize("short_skew", [False, True], ids=["longs-pay", "shorts-pay"])
+def test_the_heavy_side_pays_and_funding_owed_rounds_against_the_trader(world,
+                                                                          short_skew):
+    """With more longs than shorts the rate turns positive and longs pay shorts (and
+    the reverse). `funding_owed` rounds a payment up and a receipt down; closing
+    settles the funding rounded down for the trader."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    sign = -1 if short_skew else 1
+    heavy, light = sign * 3_000_123_456_789 * 10**9, -sign * 1_000_987_654_321 * 10**9
+    _open(world, alice, 10_000 * world.unit, heavy)
+    _open(world, bob, 10_000 * world.unit, light)
+    boa.env.time_travel(seconds=DAY)
+    assert world.set_price(PRICE)
+    fidx = m.funding_index()
+    assert (m.funding_rate() > 0) == (not short_skew) and m.funding_rate() != 0
+    scale = world.value_scale
+    raw_heavy = heavy * (fidx - m.position(alice)[3])
+    raw_light = light * (fidx - m.position(bob)[3])
+    assert raw_heavy > 0 > raw_light  # the heavy side owes, the light side receives
+    assert raw_heavy % scale != 0 and raw_light % scale != 0
+    assert m.funding_owed(alice) == perp.ceil_div(raw_heavy, scale)  # paid: up
+    assert m.funding_owed(bob) == -((-raw_light) // scale)  # received: down
+    assert m.pnl(alice) == 0 and m.pnl(bob) == 0
+    assert m.equity(alice) == world.margin_of(alice) + (-raw_heavy) // scale
+    owed = m.funding_owed(alice)
+    event = _check_trade(world, alice, -heavy)
+    assert event.settled == (-raw_heavy) // scale == -owed
+
+
+def test_funding_accrual_is_path_independent(world):
+    """Accruing once after a day or every hour (set_risk_params accrues) gives the same
+    index and rate, up to rounding dust."""
+    m, alice = world.market, world.traders[0]
+    _open(world, alice, 100_000 * world.unit, 80_000 * GPUH)
+    start = _now()
+    with boa.env.anchor():
+        boa.env.time_travel(seconds=DAY - 100)
+        one_step = (m.funding_index(), m.funding_rate())
+    for _ in range(24):
+        boa.env.time_travel(seconds=(DAY - 100) // 24)
+        with boa.env.prank(world.admin):
+            m.set_risk_params(world.params.as_tuple())
+        assert _events(m, "FundingAccrued")
+    boa.env.time_travel(seconds=start + DAY - 100 - _now())
+    stepwise = (m.funding_index(), m.funding_rate())
+    assert one_step[0] > 0
+    assert abs(stepwise[0] - one_step[0]) <= 24
+    assert abs(stepwise[1] - one_step[1]) <= 24
+
+
+# ---------------------------------------------------------------------------------
+# Views
+# ---------------------------------------------------------------------------------
+
+
+def test_views_without_a_position(world):
+    m, alice = world.market, world.traders[0]
+    world.deposit(alice, 77 * world.unit)
+    assert m.position(alice) == (0, 77 * world.unit, 0, 0)
+    assert m.pnl(alice) == 0 and m.funding_owed(alice) == 0
+    assert m.equity(alice) == m.withdrawable(alice) == 77 * world.unit
+    assert m.margin_ratio(alice) == MAX_UINT
+    assert m.liquidation_price(alice) == 0
+    assert m.can_liquidate(alice) is False
+    assert m.position(world.stranger) == (0, 0, 0, 0)
+
+
+def test_pnl_equity_and_margin_ratio_views(any_world):
+    """Gains round down, losses up (a short after a rise loses a non-round amount)."""
+    w = any_world
+    m, alice, bob = w.market, w.traders[0], w.traders[1]
+    size = 1_234_567 * GPUH // 1_000
+    _open(w, alice, 1_000 * w.unit, size)
+    _open(w, bob, 1_000 * w.unit, -size)  # no skew: no funding
+    assert w.set_price(PRICE + 3_333_333)
+    price, scale = w.price_wad(), w.value_scale
+    move = price - PRICE * FEED_TICK
+    assert m.funding_index() == 0
+    assert m.pnl(alice) == size * move // scale
+    assert m.pnl(bob) == -perp.ceil_div(size * move, scale)
+    # Both rounded against the trader: together they lose a unit unless exact.
+    assert m.pnl(alice) + m.pnl(bob) == (-1 if size * move % scale else 0)
+    for account in (alice, bob):
+        equity = w.margin_of(account) + m.pnl(account)
+        assert m.equity(account) == equity
+        assert m.margin_ratio(account) == equity * WAD // perp.ceil_div(size * price, scale)
+
+
+def _expected_liquidation_price(w: PerpWorld, account, *, close_cost: bool = True) -> int:
+    """`liquidation_price` from its formula: the index at which equity (funding held
+    where it is now) meets maintenance + liquidation fee + min keeper fee + the close
+    cost at today's skew, `P * t / (2 * skew_scale)` with `t = size * (size - 2 *
+    skew)` when positive (all WAD x WAD, floored). Only for a position some positive
+    price liquidates (numerator and denominator positive)."""
+    m, p, vs = w.market, _params(w), w.value_scale
+    size, margin, last, last_funding = m.position(account)
+    funding_paid = size * (m.funding_index() - last_funding)
+    t = size * (size - 2 * m.market()[2])
+    close = t * BPS // (2 * p.skew_scale * WAD) if t > 0 and close_cost else 0
+    keeper = p.min_keeper_fee * vs
+    c = p.maintenance_margin_bps + p.liquidation_fee_bps
+    if size > 0:
+        num = (keeper - margin * vs + size * last + funding_paid) * BPS
+        den = size * (BPS - c) - close
+    else:
+        num = (margin * vs - size * last - funding_paid - keeper) * BPS
+        den = -size * (BPS + c) + close
+    assert num > 0 and den > 0
+    return num // den
+
+
+def _check_liquidation_boundary(w: PerpWorld, account) -> None:
+    """One feed tick on the safe side of `liquidation_price` `can_liquidate` is false
+    and a keeper is refused; at the first tick on the liquidatable side it is true and
+    a keeper liquidates (for a fee)."""
+    m = w.market
+    liquidation_price = m.liquidation_price(account)
+    inside = _first_liquidatable_tick(w, account)
+    outside = inside + (1 if w.size_of(account) > 0 else -1)
+    with _anchor(w):
+        assert w.set_price(outside)
+        assert m.can_liquidate(account) is False
+        with boa.env.prank(w.keeper), boa.reverts(ABOVE_MAINTENANCE):
+            m.liquidate(account)
+    assert w.set_price(inside)
+    assert m.can_liquidate(account) is True
+    # Two seconds of funding later (zero without a skew), still the formula.
+    assert m.liquidation_price(account) == _expected_liquidation_price(w, account)
+    assert m.liquidation_price(account) // FEED_TICK == liquidation_price // FEED_TICK
+    with boa.env.prank(w.keeper):
+        assert m.liquidate(account) > 0
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["long", "short"])
+def test_liquidation_price_is_the_boundary_of_can_liquidate(world, short):
+    """At the feed tick on the liquidatable side of `liquidation_price` the position
+    can be liquidated (and a keeper does); one tick back it cannot (and a keeper is
+    refused). A counter-position keeps the skew, hence funding, at zero; closing
+    Alice's half of it alone would move the skew and pay the premium her open was
+    rebated, a close cost included in the requirement."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    sign = -1 if short else 1
+    size = sign * 100_000 * GPUH
+    _open(world, bob, 100_000 * world.unit, -size)  # bob pays the premium ...
+    _open(world, alice, 22_000 * world.unit, size)  # ... alice's trade gets a rebate
+    assert m.market()[2] == 0 and m.funding_index() == 0
+    # Closing 100,000 GPU-hours from zero skew: 5,000 GPU-hours x 2 USD.
+    assert perp.close_cost(size, 0, world.price_wad(), _params(world), world.value_scale) \
+        == 10_000 * world.unit
+    liquidation_price = m.liquidation_price(alice)
+    assert liquidation_price == _expected_liquidation_price(world, alice)
+    _check_liquidation_boundary(world, alice)
+    assert m.funding_index() == 0  # no skew, no funding: nothing moved the price
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["long", "short"])
+def test_liquidation_price_includes_the_close_cost_against_the_skew(world, short):
+    """Bob's 200,000 GPU-hour position makes the skew; Alice's 20,000 the other way
+    reduce it, and closing them would push it back: 3,800 GPU-hours x the index
+    (7,600 USD at 2 USD), a close cost linear in the price that `liquidation_price`
+    includes. It brings the liquidation price nearer (up for the long, down for the
+    short) and is the exact `can_liquidate` boundary, one feed tick either side."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    sign = -1 if short else 1
+    size = sign * 20_000 * GPUH
+    _open(world, bob, 100_000 * world.unit, -10 * size)
+    _open(world, alice, 10_000 * world.unit, size)
+    skew = m.market()[2]
+    assert skew == -9 * size
+    assert perp.close_cost(size, skew, world.price_wad(), _params(world), world.value_scale) \
+        == 7_600 * world.unit
+    liquidation_price = m.liquidation_price(alice)
+    assert liquidation_price == _expected_liquidation_price(world, alice)
+    without_close = _expected_liquidation_price(world, alice, close_cost=False)
+    assert (liquidation_price > without_close) if sign > 0 else (liquidation_price < without_close)
+    # Long (maker fee 16.2 USD): 15,100 x P = 22,421.2 USD, at 1.4848 USD (1.1863 USD
+    # without the close cost). Short (fee 23.8 USD): 24,900 x P = 57,571.2 USD, at
+    # 2.3120 USD (2.7285 USD without).
+    assert liquidation_price // 10**14 == (14_848 if sign > 0 else 23_120)
+    _check_liquidation_boundary(world, alice)
+
+
+def test_liquidation_price_never_claims_a_safe_long_is_liquidatable(world):
+    """Skew scale 100,000 GPU-hours: Bob's 100,000 short fills at half the index and
+    Alice's 10,000 long against it at 5 % of it; closing her long would sell at about
+    5 % too, so her close cost (9,500 GPU-hours x P) exceeds what her notional keeps
+    above maintenance. At the 2 USD index she is well above maintenance; a
+    `liquidation_price` at or above the index says she can be liquidated now."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    _set_params(world, skew_scale=100_000)
+    world.fund(world.insurer, 100_000 * world.unit)
+    with boa.env.prank(world.insurer):
+        m.fund_insurance(100_000 * world.unit)
+    _open(world, bob, 400_000 * world.unit, -100_000 * GPUH)
+    _open(world, alice, 3_000 * world.unit, 10_000 * GPUH)
+    price = world.price_wad()
+    assert m.can_liquidate(alice) is False
+    with _anchor(world):
+        assert world.set_price(40 * FEED_UNIT)  # a long liquidated by a rise
+        assert m.can_liquidate(alice) is True
+    assert m.liquidation_price(alice) < price
+
+
+def test_liquidation_price_is_zero_when_no_price_liquidates_a_long(world):
+    """A long margined beyond its whole notional cannot be liquidated at any positive
+    price."""
+    m, alice = world.market, world.traders[0]
+    _open(world, alice, 3_000 * world.unit, 1_000 * GPUH)
+    assert m.liquidation_price(alice) == 0
+    assert world.set_price(1)  # the hub's minimum: 1e-8 USD
+    assert m.can_liquidate(alice) is False
+
+
+def test_max_leverage_is_one_over_the_initial_margin(world):
+    m = world.market
+    assert m.max_leverage() == 10 * WAD
+    _set_params(world, initial_margin_bps=200, maintenance_margin_bps=100,
+                liquidation_fee_bps=50)
+    assert m.max_leverage() == 50 * WAD
+    _set_params(world, initial_margin_bps=3_000)
+    assert m.max_leverage() == BPS * WAD // 3_000
+
+
+@pytest.mark.parametrize("size_delta", [1, 999 * GPUH, -1, -999 * GPUH, -7_001 * GPUH])
+def test_fill_price_view_matches_the_mirror(world, size_delta):
+    _open(world, world.traders[1], 10_000 * world.unit, 3_000 * GPUH)
+    expected = world.fill_price(3_000 * GPUH, size_delta, world.price_wad())
+    assert world.market.fill_price(size_delta) == expected == perp.fill_price(
+        world.price_wad(), 3_000 * GPUH, size_delta, world.params.skew_scale)
+
+
+def test_market_view_tracks_open_interest_margins_fees_and_insurance(world):
+    """At an unchanged index and funding, the insurance fund is the seed plus every
+    premium paid (rebates subtracted); fees stay apart in their own book."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    seed = m.insurance_fund()
+    assert seed == 10_000 * world.unit
+    world.deposit(alice, 2_000 * world.unit)
+    world.deposit(bob, 2_000 * world.unit)
+    first = _check_trade(world, alice, 4_000 * GPUH)
+    second = _check_trade(world, bob, -1_500 * GPUH)
+    fees = first.fee + second.fee
+    margins = first.margin + second.margin
+    assert m.market() == (
+        4_000 * GPUH, 1_500 * GPUH, 2_500 * GPUH, margins, fees,
+        seed + first.premium + second.premium, 0,
+    )
+    assert m.cash() == seed + 4_000 * world.unit
+    assert m.insurance_fund() == m.market()[5]
+
+
+# ---------------------------------------------------------------------------------
+# Liquidation
+# ---------------------------------------------------------------------------------
+
+
+def test_liquidation_pays_the_keeper_and_the_rest_to_insurance(any_world):
+    """Keeper fee = min_keeper_fee + notional x liquidation_fee; the insurance keeps
+    equity - fee; the position, its open interest and its margin disappear."""
+    w = any_world
+    m, alice, keeper = w.market, w.traders[0], w.keeper
+    size = 10_000 * GPUH
+    _open(w, alice, 2_200 * w.unit, size)
+    assert w.set_price(_first_liquidatable_tick(w, alice))
+    price, fidx = w.price_wad(), m.funding_index()
+    _, margin, last_price, last_funding = m.position(alice)
+    unrealised = size * (price - last_price) - size * (fidx - last_funding)
+    equity = margin + unrealised // w.value_scale
+    assert m.equity(alice) == equity
+    fee = perp.keeper_fee(size, price, _params(w), w.value_scale)
+    assert fee == w.params.min_keeper_fee + (size * price // w.value_scale) * 50 // BPS
+    assert 0 <= fee < equity
+    insurance, cash = m.insurance_fund(), m.cash()
+    with boa.env.prank(keeper):
+        assert m.liquidate(alice) == fee
+    event = _event(m, "PositionLiquidated")
+    assert (event.account, event.keeper, event.size, event.index_price, event.equity,
+            event.keeper_fee) == (alice, keeper, size, price, equity, fee)
+    assert not _events(m, "BadDebt") and not _events(m, "InsuranceExhausted")
+    assert w.asset.balanceOf(keeper) == fee
+    assert m.position(alice) == (0, 0, 0, 0)
+    assert m.market()[:4] == (0, 0, 0, 0)
+    assert m.cash() == cash - fee
+    # The fund had marked the position at -ceil(unrealised); it now holds equity - fee.
+    assert m.insurance_fund() == insurance + perp.ceil_div(unrealised, w.value_scale) \
+        + margin - fee
+    with boa.env.prank(keeper), boa.reverts(NO_POSITION):
+        m.liquidate(alice)
+
+
+def test_liquidation_is_refused_above_maintenance_and_without_a_position(world):
+    m, alice = world.market, world.traders[0]
+    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
+    with boa.env.prank(world.keeper):
+        with boa.reverts(ABOVE_MAINTENANCE):
+            m.liquidate(alice)
+        with boa.reverts(NO_POSITION):
+            m.liquidate(world.traders[1])
+
+
+def test_liquidation_is_refused_on_a_stale_index(world):
+    m, alice = world.market, world.traders[0]
+    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
+    assert world.set_price(_first_liquidatable_tick(world, alice))
+    _make_stale(world)
+    assert m.can_liquidate(alice)
+    with boa.env.prank(world.keeper), boa.reverts(STALE):
+        m.liquidate(alice)
+
+
+def test_bad_debt_within_the_insurance_fund(world):
+    """A gap through the margin: equity is negative, the fund pays the difference and
+    the keeper fee (BadDebt), and stays positive: no deficit, no pause."""
+    m, alice = world.market, world.traders[0]
+    world.fund(world.insurer, 100_000 * world.unit)
+    with boa.env.prank(world.insurer):
+        m.fund_insurance(100_000 * world.unit)
+    _open(world, alice, 35_000 * world.unit, 100_000 * GPUH)
+    assert world.set_price(15 * FEED_UNIT // 10)
+    equity = m.equity(alice)
+    assert equity < 0
+    with boa.env.prank(world.keeper):
+        fee = m.liquidate(alice)
+    assert _event(m, "BadDebt").amount == -equity
+    assert _event(m, "BadDebt").account == alice
+    assert not _events(m, "InsuranceExhausted")
+    assert m.deficit() == 0 and m.insurance_fund() > 0
+    assert world.asset.balanceOf(world.keeper) == fee
+    world.deposit(world.traders[1], 1_000 * world.unit)
+    world.trade(world.traders[1], 100 * GPUH)  # new risk is still open
+
+
+def test_insurance_exhaustion_records_a_deficit_and_pauses_new_risk(world):
+    """Bob's short balances Alice's long, so the fund has no exposure to gain from
+    Alice's loss: a gap through her margin is a loss it cannot absorb.
+    InsuranceExhausted records the shortfall as `deficit`; opens and increases are
+    refused until `fund_insurance` covers all of it, while reductions and closes still
+    work."""
+    m, alice, bob, carol = world.market, *world.traders[:3]
+    _open(world, bob, 35_000 * world.unit, -100_000 * GPUH)
+    _open(world, alice, 22_000 * world.unit, 100_000 * GPUH)
+    assert world.set_price(15 * FEED_UNIT // 10)
+    equity = m.equity(alice)
+    with boa.env.prank(world.keeper):
+        m.liquidate(alice)
+    assert _event(m, "BadDebt").amount == -equity
+    exhausted = _event(m, "InsuranceExhausted")
+    deficit = m.deficit()
+    assert deficit > 0
+    assert (exhausted.deficit, exhausted.insurance) == (deficit, -deficit)
+    assert m.insurance_fund() == -deficit
+
+    world.deposit(carol, 1_000 * world.unit)
+    with boa.reverts(DEFICIT_PAUSED):
+        world.trade(carol, 10 * GPUH)
+    with boa.reverts(DEFICIT_PAUSED):
+        world.trade(bob, -10 * GPUH)
+    with boa.env.anchor():
+        world.trade(bob, 40_000 * GPUH)  # reductions and closes still work
+        with boa.env.prank(bob):
+            m.close_position(MAX_UINT)
+
+    world.fund(world.insurer, deficit)
+    with boa.env.prank(world.insurer):
+        m.fund_insurance(deficit - 1)
+        event = _event(m, "InsuranceFunded")
+        assert (event.sender, event.amount, event.deficit) == (world.insurer, deficit - 1, 1)
+        with boa.reverts(DEFICIT_PAUSED):
+            world.trade(carol, 10 * GPUH)
+        m.fund_insurance(1)
+    assert _event(m, "InsuranceFunded").deficit == 0
+    assert m.deficit() == 0
+    assert m.insurance_fund() == 0
+    world.trade(carol, 10 * GPUH)
+
+
+def test_negative_insurance_without_deficit_pauses_new_risk(world):
+    """Traders' unrealised gains beyond the fund make it negative: new risk is
+    refused (INSURANCE_EXHAUSTED) though no liquidation recorded a deficit;
+    reductions still work."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    _open(world, alice, 35_000 * world.unit, 100_000 * GPUH)
+    assert world.set_price(23 * FEED_UNIT // 10)
+    assert m.insurance_fund() < 0 and m.deficit() == 0
+    world.deposit(bob, 1_000 * world.unit)
+    assert _quote(world, bob, GPUH).refusal == INSURANCE_EXHAUSTED
+    with boa.reverts(INSURANCE_EXHAUSTED):
+        world.trade(bob, GPUH)
+    with boa.reverts(INSURANCE_EXHAUSTED):
+        world.trade(alice, GPUH)
+    world.trade(alice, -10_000 * GPUH)
+
+
+# ---------------------------------------------------------------------------------
+# Guardian, roles, parameters
+# ---------------------------------------------------------------------------------
+
+
+def test_guardian_pause_stops_new_risk_only(world):
+    """Paused: opens, increases and flips are refused; reductions, closes, deposits,
+    withdrawals and liquidations go on. Unpausing restores everything."""
+    m, alice, bob, carol = world.market, *world.traders[:3]
+    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
+    world.deposit(bob, 1_000 * world.unit)
+    with boa.env.prank(world.admin):
+        m.pause()
+    event = _event(m, "PauseChanged")
+    assert (event.paused, event.account) == (True, world.admin)
+    assert m.paused() is True
+    assert _quote(world, bob, GPUH).refusal == GUARDIAN_PAUSED
+    for account, size_delta in ((bob, GPUH), (bob, -GPUH), (alice, GPUH),
+                                (alice, -20_000 * GPUH)):
+        with boa.reverts(GUARDIAN_PAUSED):
+            world.trade(account, size_delta)
+    world.trade(alice, -1_000 * GPUH)
+    world.deposit(alice, world.unit)
+    world.deposit(carol, world.unit)
+    with boa.env.prank(alice):
+        m.withdraw_margin(world.unit)
+    with boa.env.prank(bob):
+        m.withdraw_margin(world.unit)
+    with boa.env.anchor():
+        with boa.env.prank(alice):
+            m.close_position(0)
+        assert world.size_of(alice) == 0
+    with _anchor(world):
+        assert world.set_price(_first_liquidatable_tick(world, alice))
+        with boa.env.prank(world.keeper):
+            m.liquidate(alice)
+    with boa.env.prank(world.admin):
+        m.unpause()
+    event = _event(m, "PauseChanged")
+    assert (event.paused, event.account) == (False, world.admin)
+    assert m.paused() is False
+    world.trade(bob, GPUH)
+
+
+def test_admin_holds_the_market_roles(world):
+    m = world.market
+    assert m.RISK_ADMIN_ROLE() == RISK_ADMIN_ROLE
+    assert m.GUARDIAN_ROLE() == GUARDIAN_ROLE
+    for role in (DEFAULT_ADMIN_ROLE, RISK_ADMIN_ROLE, GUARDIAN_ROLE):
+        assert m.hasRole(role, world.admin)
+        assert not m.hasRole(role, world.stranger)
+
+
+@pytest.mark.parametrize("call", ["set_risk_params", "set_fee_recipient", "pause", "unpause"])
+def test_strangers_cannot_administer(world, call):
+    m = world.market
+    args = {
+        "set_risk_params": (world.params.as_tuple(),),
+        "set_fee_recipient": (world.stranger,),
+        "pause": (),
+        "unpause": (),
+    }[call]
+    with boa.env.prank(world.stranger), boa.reverts(MISSING_ROLE):
+        getattr(m, call)(*args)
+
+
+def test_risk_admin_and_guardian_are_separate_roles(world):
+    """A risk admin sets parameters but cannot pause; a guardian pauses but cannot set
+    parameters."""
+    m, risk, guardian = world.market, world.traders[2], world.traders[3]
+    with boa.env.prank(world.admin):
+        m.grantRole(RISK_ADMIN_ROLE, risk)
+        m.grantRole(GUARDIAN_ROLE, guardian)
+    with boa.env.prank(risk):
+        m.set_risk_params(replace(world.params, taker_fee_bps=20).as_tuple())
+        with boa.reverts(MISSING_ROLE):
+            m.pause()
+    with boa.env.prank(guardian):
+        m.pause()
+        with boa.reverts(MISSING_ROLE):
+            m.set_risk_params(world.params.as_tuple())
+        with boa.reverts(MISSING_ROLE):
+            m.set_fee_recipient(guardian)
+    assert m.paused() and m.risk_params()[5] == 20
+
+
+def test_set_fee_recipient(world):
+    m, new = world.market, world.traders[3]
+    with boa.env.prank(world.admin):
+        with boa.reverts(ZERO_FEE_RECIPIENT):
+            m.set_fee_recipient("0x" + "00" * 20)
+        m.set_fee_recipient(new)
+    event = _event(m, "FeeRecipientChanged")
+    assert (event.recipient, event.admin) == (new, world.admin)
+    assert m.fee_recipient() == new
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"skew_scale": 0}, BAD_SCALE),
+        ({"max_long_oi": 0}, BAD_SCALE),
+        ({"max_short_oi": 0}, BAD_SCALE),
+        ({"skew_scale": 2**64}, BAD_SCALE),
+        ({"max_long_oi": MAX_OI + 1}, BAD_SCALE),
+        ({"max_short_oi": MAX_OI + 1}, BAD_SCALE),
+        ({"max_long_oi": 2**64 - 1}, BAD_SCALE),  # the old limit: too wide for exact maths
+        ({"max_short_oi": 2**64}, BAD_SCALE),
+        ({"initial_margin_bps": 199, "maintenance_margin_bps": 100}, BAD_MARGINS),
+        ({"initial_margin_bps": BPS + 1}, BAD_MARGINS),
+        ({"maintenance_margin_bps": 0}, BAD_MARGINS),
+        ({"maintenance_margin_bps": 950}, BAD_MARGINS),  # 950 + 50 = initial
+        ({"liquidation_fee_bps": 600}, BAD_MARGINS),
+        ({"taker_fee_bps": 101, "maker_fee_bps": 5}, BAD_FEES),
+        ({"maker_fee_bps": 11}, BAD_FEES),
+        ({"initial_margin_bps": 2_000, "liquidation_fee_bps": 501}, BAD_FEES),
+        ({"min_keeper_fee": 2**96}, BAD_KEEPER_OR_FUNDING),
+        ({"max_funding_velocity": 10 * WAD + 1}, BAD_KEEPER_OR_FUNDING),
+        ({"max_funding_rate": WAD + 1}, BAD_KEEPER_OR_FUNDING),
+    ],
+    ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, dict) else None,
+)
+def test_set_risk_params_refuses_each_invalid_parameter(world, changes, reason):
+    with boa.env.prank(world.admin), boa.reverts(reason):
+        world.market.set_risk_params(replace(world.params, **changes).as_tuple())
+
+
+def test_set_risk_params_accepts_every_boundary(world):
+    m = world.market
+    for changes in (
+        {"skew_scale": 2**64 - 1, "max_long_oi": MAX_OI, "max_short_oi": MAX_OI},
+        {"skew_scale": 1, "max_long_oi": 1, "max_short_oi": 1},
+        {"initial_margin_bps": 200, "maintenance_margin_bps": 149, "liquidation_fee_bps": 50},
+        {"initial_margin_bps": BPS, "maintenance_margin_bps": 1, "liquidation_fee_bps": 500},
+        {"taker_fee_bps": 100, "maker_fee_bps": 100},
+        {"taker_fee_bps": 0, "maker_fee_bps": 0, "liquidation_fee_bps": 0,
+         "min_keeper_fee": 0},
+        {"min_keeper_fee": 2**96 - 1, "max_funding_velocity": 10 * WAD,
+         "max_funding_rate": WAD},
+    ):
+        params = replace(world.params, **changes)
+        with boa.env.prank(world.admin):
+            m.set_risk_params(params.as_tuple())
+        event = _event(m, "RiskParametersChanged")
+        assert event.params == params.as_tuple() == tuple(m.risk_params())
+        assert event.admin == world.admin
+
+
+def test_set_risk_params_accrues_under_the_old_parameters_and_keeps_the_pause(world):
+    """Funding up to the change accrues at the old velocity; the guardian's pause
+    survives a parameter change."""
+    m, alice = world.market, world.traders[0]
+    skew = 100_000 * GPUH
+    _open(world, alice, 100_000 * world.unit, skew)
+    opened = _now()
+    boa.env.time_travel(seconds=DAY // 2)
+    expected = perp.funding_step(0, 0, _now() - opened, world.price_wad(), skew,
+                                 _params(world))
+    with boa.env.prank(world.admin):
+        m.pause()
+        m.set_risk_params(replace(world.params, max_funding_velocity=0).as_tuple())
+    accrued = _event(m, "FundingAccrued")
+    assert (accrued.funding_index, accrued.funding_rate) == expected
+    assert m.paused() is True
+    boa.env.time_travel(seconds=3_600)
+    assert m.funding_rate() == expected[1]  # no velocity any more: the rate holds
+
+
+# ---------------------------------------------------------------------------------
+# Fees, insurance, donations
+# ---------------------------------------------------------------------------------
+
+
+def test_collect_fees_pays_the_fee_recipient(world):
+    """Anyone may trigger it; the fees go to `fee_recipient`, leave `cash`, and leave
+    the insurance fund untouched."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    world.deposit(alice, 2_000 * world.unit)
+    world.deposit(bob, 2_000 * world.unit)
+    fees = _check_trade(world, alice, 3_000 * GPUH).fee
+    fees += _check_trade(world, bob, -5_000 * GPUH).fee
+    insurance, cash = m.insurance_fund(), m.cash()
+    with boa.env.prank(world.stranger):
+        assert m.collect_fees() == fees
+    event = _event(m, "FeesCollected")
+    assert (event.recipient, event.amount) == (world.fee_recipient, fees)
+    assert world.asset.balanceOf(world.fee_recipient) == fees
+    assert m.cash() == cash - fees
+    assert m.market()[4] == 0 and m.insurance_fund() == insurance
+    with boa.env.prank(world.stranger), boa.reverts(NO_FEES):
+        m.collect_fees()
+
+
+def test_collect_fees_follows_the_fee_recipient(world):
+    m, new = world.market, world.traders[3]
+    _open(world, world.traders[0], 1_000 * world.unit, 1_000 * GPUH)
+    with boa.env.prank(world.admin):
+        m.set_fee_recipient(new)
+    fees = m.market()[4]
+    m.collect_fees()
+    assert world.asset.balanceOf(new) == fees and world.asset.balanceOf(world.fee_recipient) == 0
+
+
+def test_fund_insurance_adds_to_the_fund(world):
+    m = world.market
+    before = m.insurance_fund()
+    world.fund(world.stranger, 123 * world.unit)
+    with boa.env.prank(world.stranger):
+        m.fund_insurance(123 * world.unit)
+    event = _event(m, "InsuranceFunded")
+    assert (event.sender, event.amount, event.deficit) == (world.stranger, 123 * world.unit, 0)
+    assert m.insurance_fund() == before + 123 * world.unit
+
+
+def test_a_donation_changes_nothing(world):
+    """A plain transfer to the market is not in `cash`: no margin, fee, insurance or
+    view moves, and nobody can withdraw it."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    _open(world, alice, 1_000 * world.unit, 2_000 * GPUH)
+    world.deposit(bob, 500 * world.unit)
+
+    def snapshot():
+        return (
+            m.cash(), m.market(), m.insurance_fund(), m.position(alice), m.position(bob),
+            m.equity(alice), m.withdrawable(alice), m.withdrawable(bob),
+            m.margin_ratio(alice), m.liquidation_price(alice), m.fill_price(GPUH),
+        )
+
+    before = snapshot()
+    world.asset.mint(world.stranger, 50_000 * world.unit)
+    with boa.env.prank(world.stranger):
+        world.asset.transfer(m.address, 50_000 * world.unit)
+    assert snapshot() == before
+    with boa.env.prank(bob), boa.reverts(EXCEEDS_MARGIN):
+        m.withdraw_margin(500 * world.unit + 1)
+
+
+# ---------------------------------------------------------------------------------
+# Index out of range
+# ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("feed_value", [0, -5 * FEED_UNIT, 10**20],
+                         ids=["zero", "negative", "above-2**96-wad"])
+def test_a_non_positive_or_out_of_range_index_stops_trading(world, feed_value):
+    """Reachable only if the oracle admin widens the hub's bounds (the default minimum
+    is 1): the market then reads price 0 / not fresh and refuses trades, withdrawals
+    with a position and liquidations with NOT_POSITIVE; deposits and withdrawals
+    without a position still work."""
+    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
+    with boa.env.prank(world.oracle_admin):
+        world.hub.set_feed_config(INDEX_FEED_ID, -10 * FEED_UNIT, 10**21, 0, DAY, True)
+    assert world.set_price(feed_value)
+    assert m.index_price() == (0, False)
+    for size_delta in (GPUH, -10_000 * GPUH):
+        with boa.reverts(NOT_POSITIVE):
+            world.trade(alice, size_delta)
+    with boa.env.prank(alice), boa.reverts(NOT_POSITIVE):
+        m.withdraw_margin(1)
+    with boa.env.prank(world.keeper), boa.reverts(NOT_POSITIVE):
+        m.liquidate(alice)
+    world.deposit(alice, world.unit)
+    world.deposit(bob, world.unit)
+    with boa.env.prank(bob):
+        m.withdraw_margin(world.unit)
+
+
+# ---------------------------------------------------------------------------------
+# Accounting limits
+# ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _world18() -> PerpWorld:
+    return build_perp_world(asset_decimals=18, label="pm18")
+
+
+@pytest.fixture
+def world18(_world18):
+    yield from _restoring(_world18)
+
+
+def test_the_sum_of_margins_is_capped_at_its_128_bits(world18):
+    """The margin book holds the sum of all margins in 128 bits: a deposit that would
+    take the sum beyond 2**128-1 is refused, whoever makes it, so it never spills into
+    the fee book next to it. Up to the limit everything works: no fees appear, both
+    margins come back in full, and a withdrawal makes room again."""
+    w = world18
+    m, alice, bob = w.market, w.traders[0], w.traders[1]
+    assert m.market()[3] == 0
+    w.fund(alice, MASK128 + 1)
+    with boa.env.prank(alice), boa.reverts(AMOUNT_TOO_LARGE):
+        m.deposit_margin(MASK128 + 1)  # one account alone
+    with boa.env.prank(alice):
+        m.deposit_margin(MASK128 - 5)
+    w.deposit(bob, 5)
+    assert m.market()[3:5] == (MASK128, 0)
+    for account in (alice, bob):
+        w.fund(account, 1)
+        with boa.env.prank(account), boa.reverts(AMOUNT_TOO_LARGE):
+            m.deposit_margin(1)  # the sum, whichever account adds to it
+    with boa.reverts(NO_FEES):
+        m.collect_fees()
+    with boa.env.prank(bob):
+        m.withdraw_margin(5)
+    assert m.market()[3:5] == (MASK128 - 5, 0)
+    with boa.env.prank(bob):
+        m.deposit_margin(1)  # room again
+        m.withdraw_margin(1)
+    with boa.env.prank(alice):
+        m.withdraw_margin(MASK128 - 5)
+    assert m.market()[3:5] == (0, 0)
+    # Everything minted to them came back; the market holds its insurance only.
+    assert (w.asset.balanceOf(alice), w.asset.balanceOf(bob)) == (MASK128 + 2, 6)
+    assert m.cash() == w.asset.balanceOf(m.address) == 10_000 * w.unit
+
+
+def test_a_settled_gain_never_overflows_the_margin_fields(world18):
+    """Alice's margin is the whole 128 bits. She buys 1,000 GPU-hours (the premium and
+    fee bring it just under) and the index rises 10 %: her 200 USD gain settles into
+    the margin on a 1-wei withdrawal. Whatever the market does about it (refuse, or
+    cap: it refuses), her position must stay 1,000 GPU-hours and the fee book untouched."""
+    w = world18
+    m, alice = w.market, w.traders[0]
+    size = 1_000 * GPUH
+    _open(w, alice, MASK128, size)
+    fees = m.market()[4]
+    assert w.set_price(22 * FEED_UNIT // 10)
+    assert m.equity(alice) > MASK128
+    # The settlement would take the sum of margins past its 128 bits: refused.
+    with boa.env.prank(alice), boa.reverts("PerpMarket: amount too large"):
+        m.withdraw_margin(1)
+    assert w.size_of(alice) == size
+    assert m.market()[4] == fees
