@@ -11,8 +11,8 @@
           (long > 0, short < 0) with 18 decimals; prices are USD per GPU-hour with 18
           decimals (`WAD`); margins are in the margin asset's units.
         - Trades fill at `P * (1 + (skew + size / 2) / skew_scale)`: the premium grows
-          with the skew the trade leaves, so no order book is needed, and a trade
-          that reduces the skew gets a better price than the index.
+          with the skew the trade leaves, so no order book is needed; a trade that
+          reduces the skew fills at the index (never better: no rebate).
         - Funding is continuous and skew-driven: the funding rate (per day) moves at
           `max_funding_velocity * clamp(skew / skew_scale, -1, 1)` per day, clamped
           to `+-max_funding_rate`; a positive rate makes longs pay shorts. One
@@ -358,7 +358,7 @@ def withdraw_margin(amount: uint256):
         equity: int256 = convert(margin, int256) + self._settlement(size, b, price, fidx)
         assert equity >= convert(amount, int256), "PerpMarket: withdrawal exceeds the margin"
         left: uint256 = convert(equity, uint256) - amount
-        assert left >= self._initial_margin(size, price, p, skew), "PerpMarket: withdrawal would leave less than the initial margin"
+        assert left >= self._initial_margin(size, price, p), "PerpMarket: withdrawal would leave less than the initial margin"
         self._resettle(msg.sender, size, b, price, fidx)
         self._set_margin(msg.sender, a, left)
         self._move_book(margin, left, 0)
@@ -436,7 +436,7 @@ def liquidate(account: address) -> uint256:
     b: uint256 = self._pos_b[account]
     margin: uint256 = a & MASK128
     equity: int256 = convert(margin, int256) + self._settlement(size, b, price, fidx)
-    assert equity < convert(self._maintenance_margin(size, price, p, skew), int256), "PerpMarket: position is above the maintenance margin"
+    assert equity < convert(self._maintenance_margin(size, price, p), int256), "PerpMarket: position is above the maintenance margin"
 
     fee: uint256 = p.min_keeper_fee + self._notional(size, price, False) * p.liquidation_fee_bps // BPS
     assert fee <= self.cash - (self._book >> 128), "PerpMarket: not enough cash for the keeper fee"
@@ -738,10 +738,9 @@ def margin_ratio(account: address) -> uint256:
 def liquidation_price(account: address) -> uint256:
     """
     @notice Index price (WAD) at which the position reaches the maintenance
-            requirement (close cost at today's skew included), with funding held where
-            it is now; 0 without a position or when no positive price liquidates it (a
-            long whose margin covers the whole notional, say), max_value(uint256) when
-            every price does. Below it a long is liquidatable, above it a short.
+            requirement, with funding held where it is now; 0 without a position or
+            when no positive price liquidates it (a long whose margin covers the
+            whole notional, say). Below it a long is liquidatable, above it a short.
     @param account The account.
     @return uint256 The liquidation price.
     """
@@ -758,22 +757,14 @@ def liquidation_price(account: address) -> uint256:
     c: int256 = convert(p.maintenance_margin_bps + p.liquidation_fee_bps, int256)
     bps: int256 = convert(BPS, int256)
     last: int256 = self._last_price(b)
-    # The close cost (see `_requirement`) is `P * t / (2 * skew_scale)`, linear in P.
-    t: int256 = size * (size - 2 * self._skew(self._oi))
-    close: int256 = 0
-    if t > 0:
-        close = t * bps // convert(2 * p.skew_scale * WAD, int256)
     num: int256 = 0
     den: int256 = 0
     if size > 0:
         num = (keeper - margin + size * last + funding_paid) * bps
-        den = size * (bps - c) - close
-        if den <= 0:
-            # The close cost outgrows the PnL: no falling price reaches the boundary.
-            return max_value(uint256) if num > 0 else 0
+        den = size * (bps - c)
     else:
         num = (margin - size * last - funding_paid - keeper) * bps
-        den = -size * (bps + c) + close
+        den = -size * (bps + c)
     if num <= 0:
         return 0
     return convert(num // den, uint256)
@@ -794,7 +785,7 @@ def can_liquidate(account: address) -> bool:
     equity, size, price = self._equity_now(account)
     if size == 0:
         return False
-    return equity < convert(self._maintenance_margin(size, price, self._params(), self._skew(self._oi)), int256)
+    return equity < convert(self._maintenance_margin(size, price, self._params()), int256)
 
 
 @external
@@ -812,7 +803,7 @@ def withdrawable(account: address) -> uint256:
     equity, size, price = self._equity_now(account)
     if size == 0:
         return convert(equity, uint256)
-    need: int256 = convert(self._initial_margin(size, price, self._params(), self._skew(self._oi)), int256)
+    need: int256 = convert(self._initial_margin(size, price, self._params()), int256)
     if equity <= need:
         return 0
     return convert(equity - need, uint256)
@@ -867,7 +858,7 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     settled: int256 = 0
     if size != 0:
         settled = self._settlement(size, b, price, fidx)
-        assert convert(margin, int256) + settled >= convert(self._maintenance_margin(size, price, p, skew), int256), "PerpMarket: position is below the maintenance margin (add margin, or wait for a keeper)"
+        assert convert(margin, int256) + settled >= convert(self._maintenance_margin(size, price, p), int256), "PerpMarket: position is below the maintenance margin (add margin, or wait for a keeper)"
     equity: int256 = convert(margin, int256) + settled
 
     new_size: int256 = size + size_delta
@@ -881,7 +872,7 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     assert (fill <= acceptable_price) if size_delta > 0 else (fill >= acceptable_price), "PerpMarket: fill price worse than the acceptable price"
 
     # Premium: what the trade pays the insurance (the skew's counterparty) over the
-    # index, rounded up; negative (a rebate) for skew-reducing trades.
+    # index, rounded up; zero for skew-reducing trades (the fill is never better).
     premium: int256 = self._ceil_div(size_delta * (convert(fill, int256) - convert(price, int256)), convert(_VALUE_SCALE, int256))
     # Fee: maker rate on the part that reduces |skew|, taker on the rest, rounded up.
     maker_part: uint256 = 0
@@ -896,11 +887,11 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     assert equity >= 0, "PerpMarket: margin does not cover the fee and premium"
     if new_size != 0:
         if increases:
-            assert convert(equity, uint256) >= self._initial_margin(new_size, price, p, skew + size_delta), "PerpMarket: margin below the initial margin (leverage cap) after the trade"
+            assert convert(equity, uint256) >= self._initial_margin(new_size, price, p), "PerpMarket: margin below the initial margin (leverage cap) after the trade"
             assert new_oi & MASK128 <= p.max_long_oi * WAD or new_oi & MASK128 <= oi & MASK128, "PerpMarket: long open interest cap reached"
             assert new_oi >> 128 <= p.max_short_oi * WAD or new_oi >> 128 <= oi >> 128, "PerpMarket: short open interest cap reached"
         else:
-            assert equity >= convert(self._maintenance_margin(new_size, price, p, skew + size_delta), int256), "PerpMarket: reduction would leave the position below maintenance"
+            assert equity >= convert(self._maintenance_margin(new_size, price, p), int256), "PerpMarket: reduction would leave the position below maintenance"
 
     new_margin: uint256 = convert(equity, uint256)
     self._oi = new_oi
@@ -1053,44 +1044,32 @@ def _notional(size: int256, price: uint256, round_up: bool) -> uint256:
 
 @internal
 @view
-def _requirement(size: int256, price: uint256, bps: uint256, p: RiskParams, skew: int256) -> uint256:
+def _requirement(size: int256, price: uint256, bps: uint256, keeper: uint256) -> uint256:
     """
-    @dev `ceil(notional * bps / BPS) + min_keeper_fee + close cost` in asset units. The
-         close cost is the premium closing the position at `skew` would pay (rounded up;
-         0 when closing would earn a rebate): a position that reduced the skew filled
-         better than the index, and that gain is only real if it could be closed again,
-         so it cannot be withdrawn nor keep a position out of liquidation.
+    @dev `ceil(notional * bps / BPS) + keeper` in asset units.
     """
     den: uint256 = _VALUE_SCALE * BPS
-    need: uint256 = (convert(abs(size), uint256) * price * bps + den - 1) // den + p.min_keeper_fee
-    t: int256 = size * (size - 2 * skew)
-    if t > 0:
-        # Two rounded-up steps keep the product in range: |size|, |skew| < 2**101 (OI
-        # caps at most 2**40 GPU-hours), price < 2**96.
-        den2: uint256 = 2 * p.skew_scale * WAD
-        hours: uint256 = (convert(t, uint256) + den2 - 1) // den2
-        need += (hours * price + _VALUE_SCALE - 1) // _VALUE_SCALE
-    return need
+    return (convert(abs(size), uint256) * price * bps + den - 1) // den + keeper
 
 
 @internal
 @view
-def _initial_margin(size: int256, price: uint256, p: RiskParams, skew: int256) -> uint256:
+def _initial_margin(size: int256, price: uint256, p: RiskParams) -> uint256:
     """
-    @dev Equity a position needs after an open or increase (the leverage cap), at `skew`
-         (the market's skew with the position in it).
+    @dev Equity a position needs after an open or increase (the leverage cap).
     """
-    return self._requirement(size, price, p.initial_margin_bps, p, skew)
+    return self._requirement(size, price, p.initial_margin_bps, p.min_keeper_fee)
 
 
 @internal
 @view
-def _maintenance_margin(size: int256, price: uint256, p: RiskParams, skew: int256) -> uint256:
+def _maintenance_margin(size: int256, price: uint256, p: RiskParams) -> uint256:
     """
     @dev Equity under which a position can be liquidated: maintenance margin plus the
-         keeper fee its liquidation pays, at `skew` (with the position in it).
+         keeper fee its liquidation pays. It does not depend on the skew, so no trader
+         can push another's position into liquidation by moving the skew.
     """
-    return self._requirement(size, price, p.maintenance_margin_bps + p.liquidation_fee_bps, p, skew)
+    return self._requirement(size, price, p.maintenance_margin_bps + p.liquidation_fee_bps, p.min_keeper_fee)
 
 
 @internal
@@ -1098,15 +1077,17 @@ def _maintenance_margin(size: int256, price: uint256, p: RiskParams, skew: int25
 def _fill_price(price: uint256, skew: int256, size_delta: int256, skew_scale: uint256) -> uint256:
     """
     @dev `P * (1 + (skew + size_delta / 2) / skew_scale)`, rounded up for buys and
-         down for sells.
+         down for sells, and never better than the index: a trade that reduces the skew
+         fills at the index, without a rebate (a rebate could be withdrawn while the
+         skew it depends on is still open, and left unpaid by a liquidation).
     """
     num: int256 = convert(price, int256) * (2 * skew + size_delta)
     den: int256 = convert(2 * skew_scale * WAD, int256)
     premium: int256 = 0
     if size_delta > 0:
-        premium = self._ceil_div(num, den)
+        premium = max(self._ceil_div(num, den), 0)
     else:
-        premium = self._floor_div(num, den)
+        premium = min(self._floor_div(num, den), 0)
     fill: int256 = convert(price, int256) + premium
     assert fill > 0, "PerpMarket: fill price is not positive (trade too large for the skew scale)"
     return convert(fill, uint256)

@@ -82,11 +82,15 @@ def value_scale(asset_decimals: int) -> int:
 
 
 def fill_price(price: int, skew: int, size_delta: int, skew_scale: int) -> int:
-    """`P * (1 + (skew + size_delta / 2) / skew_scale)`: buys rounded up, sells down.
-    Raises ValueError where the market refuses a non-positive fill."""
+    """`P * (1 + (skew + size_delta / 2) / skew_scale)`: buys rounded up, sells down,
+    never better than the index (a skew-reducing trade fills at it, no rebate). Raises
+    ValueError where the market refuses a non-positive fill."""
     num = price * (2 * skew + size_delta)
     den = 2 * skew_scale * WAD
-    premium = ceil_div(num, den) if size_delta > 0 else floor_div(num, den)
+    if size_delta > 0:
+        premium = max(ceil_div(num, den), 0)
+    else:
+        premium = min(floor_div(num, den), 0)
     fill = price + premium
     if fill <= 0:
         raise ValueError("fill price is not positive (trade too large for the skew scale)")
@@ -113,34 +117,20 @@ def notional(size: int, price: int, scale: int) -> int:
     return abs(size) * price // scale
 
 
-def close_cost(size: int, skew: int, price: int, params: RiskParams, scale: int) -> int:
-    """The premium closing `size` at `skew` (the market's skew with the position in it)
-    would pay, rounded up in two steps as the market does; 0 when closing would earn a
-    rebate."""
-    t = size * (size - 2 * skew)
-    if t <= 0:
-        return 0
-    hours = ceil_div(t, 2 * params.skew_scale * WAD)
-    return ceil_div(hours * price, scale)
+def requirement(size: int, price: int, bps: int, keeper: int, scale: int) -> int:
+    """`ceil(notional * bps / BPS) + keeper` (asset units)."""
+    return ceil_div(abs(size) * price * bps, scale * BPS) + keeper
 
 
-def requirement(size: int, price: int, bps: int, params: RiskParams, skew: int,
-                scale: int) -> int:
-    """`ceil(notional * bps / BPS) + min_keeper_fee + close cost` (asset units)."""
-    return (ceil_div(abs(size) * price * bps, scale * BPS) + params.min_keeper_fee
-            + close_cost(size, skew, price, params, scale))
+def initial_margin(size: int, price: int, params: RiskParams, scale: int) -> int:
+    """Equity a position needs after an open or increase (the leverage cap)."""
+    return requirement(size, price, params.initial_margin_bps, params.min_keeper_fee, scale)
 
 
-def initial_margin(size: int, price: int, params: RiskParams, skew: int, scale: int) -> int:
-    """Equity a position needs after an open or increase (the leverage cap), at `skew`
-    (the market's skew with the position in it)."""
-    return requirement(size, price, params.initial_margin_bps, params, skew, scale)
-
-
-def maintenance_margin(size: int, price: int, params: RiskParams, skew: int, scale: int) -> int:
-    """Equity under which a position can be liquidated, at `skew` (position included)."""
+def maintenance_margin(size: int, price: int, params: RiskParams, scale: int) -> int:
+    """Equity under which a position can be liquidated (independent of the skew)."""
     return requirement(size, price, params.maintenance_margin_bps + params.liquidation_fee_bps,
-                       params, skew, scale)
+                       params.min_keeper_fee, scale)
 
 
 def keeper_fee(size: int, price: int, params: RiskParams, scale: int) -> int:
@@ -240,7 +230,7 @@ def quote_trade(state: MarketState, size: int, equity: int, size_delta: int,
         return TradeQuote(refusal=NOT_POSITIVE)
     if not state.fresh:
         return TradeQuote(refusal=STALE)
-    if size != 0 and equity < maintenance_margin(size, state.price, p, state.skew, scale):
+    if size != 0 and equity < maintenance_margin(size, state.price, p, scale):
         return TradeQuote(refusal=LIQUIDATABLE)
     new_size = size + size_delta
     increases = abs(new_size) > abs(size) or (
@@ -267,7 +257,7 @@ def quote_trade(state: MarketState, size: int, equity: int, size_delta: int,
         return TradeQuote(refusal=NO_MARGIN_FOR_FEE, **quote)
     if new_size != 0:
         if increases:
-            if after < initial_margin(new_size, state.price, p, state.skew + size_delta, scale):
+            if after < initial_margin(new_size, state.price, p, scale):
                 return TradeQuote(refusal=BELOW_INITIAL, **quote)
             longs = state.long_oi + max(new_size, 0) - max(size, 0)
             shorts = state.short_oi + max(-new_size, 0) - max(-size, 0)
@@ -275,8 +265,7 @@ def quote_trade(state: MarketState, size: int, equity: int, size_delta: int,
                 return TradeQuote(refusal=LONG_CAP, **quote)
             if shorts > p.max_short_oi * WAD and shorts > state.short_oi:
                 return TradeQuote(refusal=SHORT_CAP, **quote)
-        elif after < maintenance_margin(new_size, state.price, p, state.skew + size_delta,
-                                        scale):
+        elif after < maintenance_margin(new_size, state.price, p, scale):
             return TradeQuote(refusal=REDUCTION_BELOW_MAINTENANCE, **quote)
     return TradeQuote(refusal=None, **quote)
 
