@@ -40,6 +40,9 @@ OFFERS = PROJECT_ROOT / "oracle" / "data" / "offers"
 TELEMETRY_SAMPLES = PROJECT_ROOT / "oracle" / "telemetry" / "samples"
 INDEX_FEED = "H100-SXM-80GB/USD/GPUh"
 NAV_FEED = "NAV/LSH1/USD"
+# The index feed's heartbeat in the demo (see the add-feed step): the shipped snapshots
+# are historical, the chain runs on today's clock.
+INDEX_HEARTBEAT_DAYS = 400
 # The lending story's stress scenario: the day after the last shipped snapshot, every
 # offer's price cut by 18 % (H100 rental prices fell far more than that from 2023 to
 # 2025). Within the NAV feed's 20 % move limit, and enough to push a loan taken at a
@@ -237,10 +240,14 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
         *[arg for s in signers for arg in ("--signer", s)], "--threshold", "2",
     )
     story.ape(
-        "The hub admin adds the H100 SXM GPU-hour index feed and its AggregatorV3 adapter",
+        "The hub admin adds the H100 SXM GPU-hour index feed and its AggregatorV3 adapter. "
+        f"Its heartbeat is {INDEX_HEARTBEAT_DAYS} days, not the 2 a live market would use: "
+        "the index is computed from the shipped marketplace snapshots (February-March "
+        "2026), which are observed months before this chain's clock, and the perp market "
+        "must accept them as fresh",
         "run", "oracle", "add-feed", "--account", "TEST::0", "--name", INDEX_FEED,
         "--description", "H100 SXM 80GB / USD per GPU-hour", "--min", "0.10", "--max", "50",
-        "--max-move-bps", "5000", "--heartbeat", str(2 * 86_400),
+        "--max-move-bps", "5000", "--heartbeat", str(INDEX_HEARTBEAT_DAYS * 86_400),
     )
     story.ape(
         "... and the NAV-per-share feed of the SPV's shares (for the lending pools)",
@@ -367,6 +374,7 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
         "node-2 leads a round: the last shipped day's index, and the NAV that follows it",
         "round", "--config", str(cluster.config("node-2")), "--feed", INDEX_FEED,
         "--feed", NAV_FEED)
+    perp_opening(story)
     story.ape("Bob (TEST::3) posts 4,000 of his shares as collateral (a gated transfer)",
               "run", "pool", "deposit-collateral", "--account", "TEST::3", "--pool", "1",
               "--shares", "4000")
@@ -415,12 +423,100 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
               "the collateral, so she is refused before any transaction, with the message "
               "a wallet shows", "run", "keeper", "--account", "TEST::4", "--pool", "1",
               refused=True)
-    story.ape("Erin's keeper finds the unhealthy loan and liquidates it",
-              "run", "keeper", "--account", "TEST::6", "--pool", "1")
-    story.ape("A second pass finds nothing to do", "run", "keeper", "--account", "TEST::6",
-              "--pool", "1")
+    story.ape("The perp market after the fall: Dave's long is below maintenance, the "
+              "operator's short has gained what the fleet's hours lost", "run", "perp",
+              "status", "--market", "1")
+    story.ape("Erin's keeper goes through every market: it liquidates Bob's unhealthy loan "
+              "and Dave's perp position", "run", "keeper", "--account", "TEST::6")
+    story.ape("A second pass finds nothing to do", "run", "keeper", "--account", "TEST::6")
     lending_summary(web3, pool, {"Dave (lender)": dave, "Bob (borrower)": bob,
                                  "Erin (keeper)": erin})
+    perp_closing(story, web3, workdir)
+
+
+def perp_opening(story: Story) -> None:
+    """The platform opens the H100 GPU-hour perp market; the operator sells a month of
+    its fleet's hours forward, Alice's AI startup buys hours forward, Dave speculates."""
+    story.ape("The platform (TEST::0) mints itself 20,000 mUSDC for the perp market's "
+              "insurance fund (local mock)", "run", "pool", "mint-mock", "--account",
+              "TEST::0", "--to", test_account(0), "--amount", "20000")
+    story.ape(
+        f"The platform opens a perpetual market on the {INDEX_FEED} index (1 contract = 1 "
+        "GPU-hour; up to 10x, 5 % maintenance, skew premium, skew-driven funding) and "
+        "seeds its insurance fund",
+        "run", "perp", "create", "--account", "TEST::0", "--feed", INDEX_FEED,
+        "--insurance", "20000")
+    story.ape(
+        f"The operator (TEST::1) hedges a month of fleet revenue: {GPUS} GPUs x {HOURS} h x "
+        "the attested utilisation, sold forward as a short at 2x",
+        "run", "hedge", "--account", "TEST::1", "--market", "1", "--spv", "1",
+        "--hours", str(HOURS), "--leverage", "2")
+    story.ape("Alice (TEST::2) also runs an AI startup renting H100s: she gets 10,000 mUSDC "
+              "(local mock)", "run", "pool", "mint-mock", "--account", "TEST::0",
+              "--to", test_account(2), "--amount", "10000")
+    story.ape("... and buys 5,000 GPU-hours forward (long at 2x) to cap her compute bill",
+              "run", "perp", "open", "--account", "TEST::2", "--market", "1",
+              "--long", "5000", "--margin", "5000")
+    story.ape("Dave (TEST::5), a speculator, goes long 12,500 GPU-hours with 4,200 mUSDC "
+              "(about 4.8x)", "run", "perp", "open", "--account", "TEST::5", "--market", "1",
+              "--long", "12500", "--margin", "4200")
+    story.ape("Dave tries 40,000 more: beyond the 10x leverage cap, refused before sending",
+              "run", "perp", "open", "--account", "TEST::5", "--market", "1",
+              "--long", "40000", refused=True)
+    story.ape("The perp market", "run", "perp", "status", "--market", "1")
+
+
+def perp_closing(story: Story, web3: Web3, workdir: Path) -> None:
+    """The operator and Alice close; the hedge's result against the unhedged revenue."""
+    story.ape("The operator closes its hedge and withdraws its margin", "run", "perp",
+              "close", "--account", "TEST::1", "--market", "1", "--withdraw")
+    story.ape("Alice closes hers too", "run", "perp", "close", "--account", "TEST::2",
+              "--market", "1", "--withdraw")
+    story.ape("The perp market at the end", "run", "perp", "status", "--market", "1")
+    hedge_summary(web3, workdir, test_account(1))
+
+
+def hedge_summary(web3: Web3, workdir: Path, operator: str) -> None:
+    """The operator's month of revenue with and without the hedge, from the market's
+    events (its fills, fees and margin flows) and the index it traded against."""
+    deployed = json.loads(next(workdir.glob("*.json")).read_text())
+    factory = web3.eth.contract(deployed["perp_market_factory"], abi=_abi("PerpMarketFactory"))
+    market = web3.eth.contract(factory.functions.market_at(1).call(), abi=_abi("PerpMarket"))
+    stable = web3.eth.contract(market.functions.asset().call(), abi=_abi("MockStablecoin"))
+    usd = Decimal(10) ** stable.functions.decimals().call()
+    wad = Decimal(10) ** 18
+    trades = [e["args"] for e in market.events.PositionModified().get_logs(from_block=0)
+              if e["args"]["account"] == operator]
+    deposited = sum(e["args"]["amount"] for e in market.events.MarginDeposited().get_logs(
+        from_block=0) if e["args"]["account"] == operator)
+    withdrawn = sum(e["args"]["amount"] for e in market.events.MarginWithdrawn().get_logs(
+        from_block=0) if e["args"]["account"] == operator)
+    opened, closed = trades[0], trades[-1]
+    hours = Decimal(-opened["size_delta"]) / wad
+    index_in = Decimal(opened["index_price"]) / wad
+    index_out = Decimal(closed["index_price"]) / wad
+    fees = sum(Decimal(t["fee"]) for t in trades) / usd
+    pnl = Decimal(withdrawn - deposited) / usd
+    print("\n" + "=" * 78)
+    print(f"The operator's hedge: {hours:,.2f} GPU-hours of fleet time sold forward")
+    print("=" * 78)
+    print(f"{'':<44}{'unhedged':>16}{'hedged':>16}")
+    at_entry = hours * index_in
+    at_exit = hours * index_out
+    print(f"{'revenue at the index when hedged':<44}{at_entry:>16,.2f}{at_entry:>16,.2f}")
+    print(f"{'revenue at the index now':<44}{at_exit:>16,.2f}{at_exit:>16,.2f}")
+    print(f"{'hedge result (PnL, funding, premium, fees)':<44}{'':>16}{pnl:>16,.2f}")
+    print(f"{'revenue the operator ends with':<44}{at_exit:>16,.2f}{at_exit + pnl:>16,.2f}")
+    print("-" * 78)
+    print(f"index at the hedge      : {index_in:.4f} USD/GPU-hour "
+          f"(filled at {Decimal(opened['fill_price']) / wad:.4f})")
+    print(f"index at the close      : {index_out:.4f} USD/GPU-hour "
+          f"(filled at {Decimal(closed['fill_price']) / wad:.4f})")
+    print(f"trading fees paid       : {fees:,.2f} mUSDC")
+    change = (index_out / index_in - 1) * 100
+    kept = (at_exit + pnl) / at_entry * 100
+    print(f"the index moved {change:+.1f} %; hedged, the operator kept {kept:.1f} % of the "
+          "revenue it locked in")
 
 
 def lending_summary(web3: Web3, pool: Any, people: dict[str, str]) -> None:
