@@ -738,9 +738,10 @@ def margin_ratio(account: address) -> uint256:
 def liquidation_price(account: address) -> uint256:
     """
     @notice Index price (WAD) at which the position reaches the maintenance
-            requirement, with funding held where it is now; 0 without a position or
-            when no positive price liquidates it (a long whose margin covers the
-            whole notional, say). Below it a long is liquidatable, above it a short.
+            requirement, with funding held where it is now. Below it a long is
+            liquidatable, above it a short. 0 without a position; for a long, 0 when no
+            positive price liquidates it (its margin covers the whole notional, say);
+            for a short, 0 when every price does (`can_liquidate` is the authority).
     @param account The account.
     @return uint256 The liquidation price.
     """

@@ -176,12 +176,6 @@ class PerpWorld:
     def margin_of(self, account: str) -> int:
         return self.market.position(account)[1]
 
-    def fill_price(self, skew: int, size_delta: int, price_wad: int) -> int:
-        """The market's fill-price formula (buys rounded up, sells down)."""
-        num = price_wad * (2 * skew + size_delta)
-        den = 2 * self.params.skew_scale * WAD
-        premium = -((-num) // den) if size_delta > 0 else num // den
-        return price_wad + premium
 
 
 def build_perp_world(

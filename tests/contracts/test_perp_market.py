@@ -336,9 +336,7 @@ def test_withdraw_with_a_position_settles_pnl_and_keeps_the_initial_margin(any_w
     equity = margin + perp.settlement(size, last_price, last_funding, price, fidx,
                                       w.value_scale)
     assert m.equity(alice) == equity
-    skew = m.market()[2]  # alice's long is the whole skew: closing it earns a rebate
-    assert perp.close_cost(size, skew, price, _params(w), w.value_scale) == 0
-    need = perp.initial_margin(size, price, _params(w), skew, w.value_scale)
+    need = perp.initial_margin(size, price, _params(w), w.value_scale)
     assert m.withdrawable(alice) == equity - need
     with boa.env.prank(alice):
         with boa.reverts(EXCEEDS_MARGIN):
@@ -354,14 +352,13 @@ def test_withdraw_with_a_position_settles_pnl_and_keeps_the_initial_margin(any_w
 
 
 @pytest.mark.parametrize("short", [False, True], ids=["long", "short"])
-def test_a_skew_reducing_open_keeps_its_close_cost_in_the_requirements(any_world, short):
+def test_a_skew_reducing_open_fills_at_the_index_without_a_rebate(any_world, short):
     """Bob's 200,000 GPU-hour position makes the skew; Alice's 20,000 the other way
-    fill 19 % better than the index, a 7,600 USD rebate. Closing them would push the
-    skew back and pay exactly that premium again, so the initial margin (and
-    maintenance) include it: the rebate counts neither toward opening nor as
-    withdrawable margin. The open needs 4,005 USD + the maker fee of its own,
-    `withdrawable()` is equity - initial margin with the close cost, to the unit, at
-    the opening index and after a move."""
+    reduce it and fill at the index, never better: no premium either way (no rebate
+    to withdraw), the maker fee on 40,000 USD (20 USD). The open needs the initial
+    margin (10 % of 40,000 USD + the 5 USD keeper fee) + the fee, to the unit;
+    `withdrawable()` is equity - initial margin at the opening index and after a
+    move, and the requirements do not depend on the skew."""
     w = any_world
     m, alice, bob = w.market, w.traders[0], w.traders[1]
     sign = -1 if short else 1
@@ -369,16 +366,13 @@ def test_a_skew_reducing_open_keeps_its_close_cost_in_the_requirements(any_world
     _open(w, bob, 100_000 * w.unit, -10 * size)
     price, p, scale = w.price_wad(), _params(w), w.value_scale
     fill = perp.fill_price(price, -10 * size, size, p.skew_scale)
-    assert fill == (238 if short else 162) * WAD // 100
+    assert fill == price == m.fill_price(size)
     premium = perp.premium_cost(size, fill, price, scale)
     fee = perp.trade_fee(-10 * size, size, fill, p, scale)
-    assert (premium, fee) == (-7_600 * w.unit, (238 if short else 162) * w.unit // 10)
-    close = perp.close_cost(size, -9 * size, price, p, scale)
-    assert close == -premium  # to the unit
-    need = perp.initial_margin(size, price, p, -9 * size, scale)
-    assert need == 4_005 * w.unit + close  # 10 % of 40,000 USD + the keeper fee
+    assert (premium, fee) == (0, 20 * w.unit)
+    need = perp.initial_margin(size, price, p, scale)
+    assert need == 4_005 * w.unit
     least = need + premium + fee
-    assert least == 4_005 * w.unit + fee  # the rebate does not count
 
     w.deposit(alice, least - 1)
     assert _quote(w, alice, size).refusal == BELOW_INITIAL
@@ -386,7 +380,9 @@ def test_a_skew_reducing_open_keeps_its_close_cost_in_the_requirements(any_world
         w.trade(alice, size)
     w.deposit(alice, 1)
     event = _check_trade(w, alice, size)
-    assert (event.premium, event.fee, event.margin) == (premium, fee, need)
+    assert (event.fill_price, event.premium, event.fee, event.margin) == (
+        price, 0, fee, need,
+    )
     assert m.market()[2] == -9 * size
     assert m.equity(alice) == need and m.withdrawable(alice) == 0
     assert not m.can_liquidate(alice)
@@ -395,11 +391,8 @@ def test_a_skew_reducing_open_keeps_its_close_cost_in_the_requirements(any_world
     assert m.withdrawable(alice) == 1_000 * w.unit
     assert w.set_price(PRICE + sign * FEED_UNIT // 10)  # 2.10 USD long, 1.90 USD short
     price, equity = w.price_wad(), m.equity(alice)
-    need = perp.initial_margin(size, price, p, m.market()[2], scale)
-    # 3,800 GPU-hours at the new index: the close cost follows the price.
-    assert perp.close_cost(size, m.market()[2], price, p, scale) == (
-        (7_220 if short else 7_980) * w.unit
-    )
+    need = perp.initial_margin(size, price, p, scale)
+    assert need == (3_805 if short else 4_205) * w.unit  # 10 % of the notional + 5 USD
     assert m.withdrawable(alice) == equity - need > 1_000 * w.unit
     with boa.env.prank(alice):
         with boa.reverts(BELOW_INITIAL_WITHDRAW):
@@ -469,15 +462,15 @@ def test_increase_settles_pnl_and_funding_first(world):
     assert event.fill_price == perp.fill_price(price, size, 5_000 * GPUH, 1_000_000)
 
 
-def test_reduce_realises_pnl_with_the_maker_fee_and_a_rebate(world):
+def test_reduce_realises_pnl_with_the_maker_fee_at_the_index(world):
     """Reducing the only position reduces the skew: the maker fee applies and the
-    premium is negative (the insurance pays a rebate)."""
+    trade fills at the index (no premium, no rebate)."""
     m, alice = world.market, world.traders[0]
     _open(world, alice, 1_000 * world.unit, 1_000 * GPUH)
     assert world.set_price(22 * FEED_UNIT // 10)
     event = _check_trade(world, alice, -400 * GPUH)
     fill = event.fill_price
-    assert event.premium < 0
+    assert fill == world.price_wad() and event.premium == 0
     assert event.fee == perp.ceil_div(400 * GPUH * 5 * fill, world.value_scale * BPS)
     assert event.size == 600 * GPUH
     assert m.market()[:3] == (600 * GPUH, 0, 600 * GPUH)
@@ -600,9 +593,8 @@ def test_leverage_cap_is_the_initial_margin(any_world, short):
     _check_trade(w, alice, sign * largest)
     price = w.price_wad()
     equity = m.equity(alice)
-    assert m.market()[2] == sign * largest  # her own skew: closing it costs nothing
-    assert equity >= perp.initial_margin(sign * largest, price, _params(w), sign * largest,
-                                         w.value_scale)
+    assert m.market()[2] == sign * largest
+    assert equity >= perp.initial_margin(sign * largest, price, _params(w), w.value_scale)
     assert perp.notional(largest, price, w.value_scale) * WAD // equity <= m.max_leverage()
     with boa.reverts(BELOW_INITIAL):  # an increase needs it too
         w.trade(alice, sign * GPUH)
@@ -640,34 +632,35 @@ def test_open_interest_caps_bind_each_side(world):
 
 def test_reduction_below_maintenance_is_refused(world):
     """Alice's long sits just above maintenance while Bob's big short makes the skew
-    short, so her maintenance includes the premium a close would pay. Selling half of
-    it increases the skew: that premium is exactly the close cost the smaller position
-    no longer needs (premiums add up along any path), but with a 1 % taker fee and a
-    0.1 % maintenance margin the fee costs more than the maintenance the smaller size
-    releases. At a 0.05 % fee the same reduction passes."""
+    short. Selling half of it increases the skew: the premium (about 462 GPU-hours x
+    the index) and the 1 % taker fee cost more than the maintenance (9 %) the smaller
+    size releases, so the reduction is refused. Once Bob has closed, her long is the
+    skew: the same sell reduces it, fills at the index for the maker fee only, and
+    passes."""
     m, alice, bob = world.market, world.traders[0], world.traders[1]
-    _set_params(world, taker_fee_bps=100, maintenance_margin_bps=10, liquidation_fee_bps=0)
+    _set_params(world, taker_fee_bps=100, maintenance_margin_bps=900, liquidation_fee_bps=0)
     _open(world, alice, 2_500 * world.unit, 10_000 * GPUH)
     _open(world, bob, 40_000 * world.unit, -100_000 * GPUH)
     skew, p = m.market()[2], _params(world)
     assert skew == -90_000 * GPUH
-    assert perp.close_cost(10_000 * GPUH, skew, world.price_wad(), p, world.value_scale) \
-        == 1_900 * world.unit  # 950 GPU-hours x 2 USD
     assert world.set_price(m.liquidation_price(alice) // FEED_TICK + 1_000)
     assert not m.can_liquidate(alice)
     price = world.price_wad()
-    assert m.equity(alice) - perp.maintenance_margin(10_000 * GPUH, price, p, skew,
+    assert m.equity(alice) - perp.maintenance_margin(10_000 * GPUH, price, p,
                                                      world.value_scale) < world.unit
     quote = _quote(world, alice, -5_000 * GPUH)
     assert quote.refusal == REDUCTION_BELOW_MAINTENANCE
-    released = perp.close_cost(10_000 * GPUH, skew, price, p, world.value_scale) \
-        - perp.close_cost(5_000 * GPUH, skew - 5_000 * GPUH, price, p, world.value_scale)
-    assert released > 900 * world.unit
-    assert abs(quote.premium - released) <= 2  # three roundings up apart
+    released = perp.maintenance_margin(10_000 * GPUH, price, p, world.value_scale) \
+        - perp.maintenance_margin(5_000 * GPUH, price, p, world.value_scale)
+    assert quote.premium > released > 800 * world.unit
     with boa.reverts(REDUCTION_BELOW_MAINTENANCE):
         world.trade(alice, -5_000 * GPUH)
-    _set_params(world, taker_fee_bps=5, maintenance_margin_bps=10, liquidation_fee_bps=0)
-    assert _quote(world, alice, -5_000 * GPUH).refusal is None
+    with boa.env.prank(bob):
+        m.close_position(MAX_UINT)
+    assert m.market()[2] == 10_000 * GPUH
+    quote = _quote(world, alice, -5_000 * GPUH)
+    assert quote.refusal is None
+    assert (quote.fill_price, quote.premium) == (world.price_wad(), 0)
     _check_trade(world, alice, -5_000 * GPUH)
 
 
@@ -821,25 +814,22 @@ def test_pnl_equity_and_margin_ratio_views(any_world):
         assert m.margin_ratio(account) == equity * WAD // perp.ceil_div(size * price, scale)
 
 
-def _expected_liquidation_price(w: PerpWorld, account, *, close_cost: bool = True) -> int:
+def _expected_liquidation_price(w: PerpWorld, account) -> int:
     """`liquidation_price` from its formula: the index at which equity (funding held
-    where it is now) meets maintenance + liquidation fee + min keeper fee + the close
-    cost at today's skew, `P * t / (2 * skew_scale)` with `t = size * (size - 2 *
-    skew)` when positive (all WAD x WAD, floored). Only for a position some positive
-    price liquidates (numerator and denominator positive)."""
+    where it is now) meets maintenance + liquidation fee + min keeper fee (all WAD x
+    WAD, floored). Only for a position some positive price liquidates (numerator and
+    denominator positive)."""
     m, p, vs = w.market, _params(w), w.value_scale
     size, margin, last, last_funding = m.position(account)
     funding_paid = size * (m.funding_index() - last_funding)
-    t = size * (size - 2 * m.market()[2])
-    close = t * BPS // (2 * p.skew_scale * WAD) if t > 0 and close_cost else 0
     keeper = p.min_keeper_fee * vs
     c = p.maintenance_margin_bps + p.liquidation_fee_bps
     if size > 0:
         num = (keeper - margin * vs + size * last + funding_paid) * BPS
-        den = size * (BPS - c) - close
+        den = size * (BPS - c)
     else:
         num = (margin * vs - size * last - funding_paid - keeper) * BPS
-        den = -size * (BPS + c) + close
+        den = -size * (BPS + c)
     assert num > 0 and den > 0
     return num // den
 
@@ -870,18 +860,14 @@ def _check_liquidation_boundary(w: PerpWorld, account) -> None:
 def test_liquidation_price_is_the_boundary_of_can_liquidate(world, short):
     """At the feed tick on the liquidatable side of `liquidation_price` the position
     can be liquidated (and a keeper does); one tick back it cannot (and a keeper is
-    refused). A counter-position keeps the skew, hence funding, at zero; closing
-    Alice's half of it alone would move the skew and pay the premium her open was
-    rebated, a close cost included in the requirement."""
+    refused). A counter-position keeps the skew, hence funding, at zero."""
     m, alice, bob = world.market, world.traders[0], world.traders[1]
     sign = -1 if short else 1
     size = sign * 100_000 * GPUH
     _open(world, bob, 100_000 * world.unit, -size)  # bob pays the premium ...
-    _open(world, alice, 22_000 * world.unit, size)  # ... alice's trade gets a rebate
+    _open(world, alice, 22_000 * world.unit, size)  # ... alice's trade fills at the index
+    assert _event(m, "PositionModified").premium == 0
     assert m.market()[2] == 0 and m.funding_index() == 0
-    # Closing 100,000 GPU-hours from zero skew: 5,000 GPU-hours x 2 USD.
-    assert perp.close_cost(size, 0, world.price_wad(), _params(world), world.value_scale) \
-        == 10_000 * world.unit
     liquidation_price = m.liquidation_price(alice)
     assert liquidation_price == _expected_liquidation_price(world, alice)
     _check_liquidation_boundary(world, alice)
@@ -889,38 +875,38 @@ def test_liquidation_price_is_the_boundary_of_can_liquidate(world, short):
 
 
 @pytest.mark.parametrize("short", [False, True], ids=["long", "short"])
-def test_liquidation_price_includes_the_close_cost_against_the_skew(world, short):
+def test_liquidation_price_does_not_depend_on_the_skew(world, short):
     """Bob's 200,000 GPU-hour position makes the skew; Alice's 20,000 the other way
-    reduce it, and closing them would push it back: 3,800 GPU-hours x the index
-    (7,600 USD at 2 USD), a close cost linear in the price that `liquidation_price`
-    includes. It brings the liquidation price nearer (up for the long, down for the
-    short) and is the exact `can_liquidate` boundary, one feed tick either side."""
-    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    reduce it (at the index, the maker fee only). Her liquidation price is the
+    linear formula, the same as without Bob (up to his funding), and the exact
+    `can_liquidate` boundary, one feed tick either side. Moving the skew further
+    (Carol trading Bob's way) does not bring it nearer."""
+    m, alice, bob, carol = world.market, *world.traders[:3]
     sign = -1 if short else 1
     size = sign * 20_000 * GPUH
     _open(world, bob, 100_000 * world.unit, -10 * size)
     _open(world, alice, 10_000 * world.unit, size)
-    skew = m.market()[2]
-    assert skew == -9 * size
-    assert perp.close_cost(size, skew, world.price_wad(), _params(world), world.value_scale) \
-        == 7_600 * world.unit
+    assert m.market()[2] == -9 * size
     liquidation_price = m.liquidation_price(alice)
     assert liquidation_price == _expected_liquidation_price(world, alice)
-    without_close = _expected_liquidation_price(world, alice, close_cost=False)
-    assert (liquidation_price > without_close) if sign > 0 else (liquidation_price < without_close)
-    # Long (maker fee 16.2 USD): 15,100 x P = 22,421.2 USD, at 1.4848 USD (1.1863 USD
-    # without the close cost). Short (fee 23.8 USD): 24,900 x P = 57,571.2 USD, at
-    # 2.3120 USD (2.7285 USD without).
-    assert liquidation_price // 10**14 == (14_848 if sign > 0 else 23_120)
+    # Margin 9,980 USD after the 20 USD fee, c = 5.5 %. Long: (40,000 - 9,980 + 5) /
+    # (20,000 x 0.945) = 1.5886 USD. Short: (40,000 + 9,980 - 5) / (20,000 x 1.055) =
+    # 2.3684 USD.
+    assert liquidation_price // 10**14 == (15_886 if sign > 0 else 23_684)
+    with _anchor(world):
+        _open(world, carol, 100_000 * world.unit, -5 * size)
+        assert m.market()[2] == -14 * size
+        assert m.liquidation_price(alice) == _expected_liquidation_price(world, alice)
+        assert abs(m.liquidation_price(alice) - liquidation_price) < 10**12  # funding only
+        assert m.can_liquidate(alice) is False
     _check_liquidation_boundary(world, alice)
 
 
-def test_liquidation_price_never_claims_a_safe_long_is_liquidatable(world):
+def test_a_rise_never_liquidates_a_long(world):
     """Skew scale 100,000 GPU-hours: Bob's 100,000 short fills at half the index and
-    Alice's 10,000 long against it at 5 % of it; closing her long would sell at about
-    5 % too, so her close cost (9,500 GPU-hours x P) exceeds what her notional keeps
-    above maintenance. At the 2 USD index she is well above maintenance; a
-    `liquidation_price` at or above the index says she can be liquidated now."""
+    Alice's 10,000 long against it at the index. Her liquidation price is below the
+    index and no rise, however large, makes her liquidatable (the requirement does
+    not depend on the skew nor carry a close cost that grows with the price)."""
     m, alice, bob = world.market, world.traders[0], world.traders[1]
     _set_params(world, skew_scale=100_000)
     world.fund(world.insurer, 100_000 * world.unit)
@@ -930,10 +916,10 @@ def test_liquidation_price_never_claims_a_safe_long_is_liquidatable(world):
     _open(world, alice, 3_000 * world.unit, 10_000 * GPUH)
     price = world.price_wad()
     assert m.can_liquidate(alice) is False
+    assert 0 < m.liquidation_price(alice) < price
     with _anchor(world):
-        assert world.set_price(40 * FEED_UNIT)  # a long liquidated by a rise
-        assert m.can_liquidate(alice) is True
-    assert m.liquidation_price(alice) < price
+        assert world.set_price(40 * FEED_UNIT)
+        assert m.can_liquidate(alice) is False
 
 
 def test_liquidation_price_is_zero_when_no_price_liquidates_a_long(world):
@@ -958,15 +944,21 @@ def test_max_leverage_is_one_over_the_initial_margin(world):
 
 @pytest.mark.parametrize("size_delta", [1, 999 * GPUH, -1, -999 * GPUH, -7_001 * GPUH])
 def test_fill_price_view_matches_the_mirror(world, size_delta):
+    """`P * (1 + (skew + size_delta / 2) / skew_scale)`, buys rounded up, sells down,
+    never better than the index: sells into the 3,000 long skew fill at the index
+    until the average skew they trade through turns short (-7,001 here)."""
     _open(world, world.traders[1], 10_000 * world.unit, 3_000 * GPUH)
-    expected = world.fill_price(3_000 * GPUH, size_delta, world.price_wad())
+    price, scale = world.price_wad(), world.params.skew_scale
+    num, den = price * (6_000 * GPUH + size_delta), 2 * scale * WAD
+    expected = price + (max(-(-num // den), 0) if size_delta > 0 else min(num // den, 0))
+    assert (expected == price) is (size_delta < 0 and size_delta != -7_001 * GPUH)
     assert world.market.fill_price(size_delta) == expected == perp.fill_price(
-        world.price_wad(), 3_000 * GPUH, size_delta, world.params.skew_scale)
+        price, 3_000 * GPUH, size_delta, scale)
 
 
 def test_market_view_tracks_open_interest_margins_fees_and_insurance(world):
     """At an unchanged index and funding, the insurance fund is the seed plus every
-    premium paid (rebates subtracted); fees stay apart in their own book."""
+    premium paid (never negative: no rebates); fees stay apart in their own book."""
     m, alice, bob = world.market, world.traders[0], world.traders[1]
     seed = m.insurance_fund()
     assert seed == 10_000 * world.unit
