@@ -39,7 +39,11 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     out = run_demo()
     assert "Lone Star H100 Shares (LSH1)" in out
     assert "8 GPUs registered, 8 active" in out
-    assert "Alice (TEST::2)" in out and "3,213.00" in out
+    # Alice claimed 3,213.00 of income; her wallet also carries her perp trade (10,000
+    # minted, 5,000 margin, what came back after funding), so only its shape is fixed.
+    assert "claim 3,213 mUSDC" in out
+    assert re.search(r"Alice \(TEST::2\)\s+US accredited\s+2,500\s+\d{1,2},\d{3}\.\d\d\s+3,125\.00",
+                     out), out
     # Bob's wallet: his claims, the 68 % loan (its size follows the NAV, which ages with
     # the clock) and the 5,000 of collateral income.
     assert re.search(r"Bob \(TEST::3\)\s+US accredited\s+1,500\s+\d\d,\d{3}\.\d\d", out), out
