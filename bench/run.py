@@ -149,6 +149,39 @@ def run_share_token(b: Bench, accounts: list[str]) -> dict[str, Contract]:
     return {"stable": stable, "registry": registry, "token": token}
 
 
+def signed_feed(b: Bench, admin: str, name: str, description: str, high: int,
+                key_index: int) -> tuple[str, Any]:
+    """An OracleHub of its own (2-of-3, keys `dev_key(key_index..+2)`) with one feed
+    (bounds 1..`high`, no move limit, 30-day heartbeat); returns the feed's adapter and
+    `publish(usd_8dec)`, which submits a co-signed report observed at the latest block."""
+    w3 = b.web3
+    blueprint = b.deploy_blueprint(compile_vyper(PROJECT_ROOT / "contracts/FeedAdapter.vy"), admin)
+    hub = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/OracleHub.vy"), admin, admin, blueprint)
+    keys = [dev_key(key_index + i) for i in range(3)]
+    signer_set = sorted((Account.from_key(k).address for k in keys), key=lambda a: int(a, 16))
+    b.send(hub.functions.set_signers(signer_set, 2), admin)
+    feed_id = reports.feed_id(name)
+    b.send(hub.functions.add_feed(feed_id, description, 1, high, 0, 30 * 86_400), admin)
+    domain = attest.Domain(chain_id=w3.eth.chain_id, hub=hub.address)
+    log_size = 0
+
+    def publish(usd_8dec: int) -> None:
+        nonlocal log_size
+        log_size += 1
+        report = attest.PriceReport(
+            feed_id=feed_id, value=usd_8dec, confidence=0,
+            observed_at=w3.eth.get_block("latest")["timestamp"], methodology_version=1,
+            inputs_hash=attest.inputs_hash(b"bench-%s-%d" % (name.encode(), log_size)),
+            log_size=log_size,
+            log_root=attest.inputs_hash(b"bench-%s-root-%d" % (name.encode(), log_size)),
+            config_version=1,
+        )
+        signed = attest.cosign(report, domain, keys[:2])
+        b.send(hub.functions.submit_price(report.as_tuple(), signed.signature_structs()), admin)
+
+    return hub.functions.feed_adapter(feed_id).call(), publish
+
+
 def run_lending(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> None:
     """A LendingPool on the share token of `run_share_token`, priced by a NAV feed of an
     OracleHub (2-of-3). Every measured call is the second of its kind by the same warm
@@ -162,30 +195,8 @@ def run_lending(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> No
         w3.provider.make_request("evm_increaseTime", [3_600])  # type: ignore[arg-type]
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
-    blueprint = b.deploy_blueprint(compile_vyper(PROJECT_ROOT / "contracts/FeedAdapter.vy"), admin)
-    hub = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/OracleHub.vy"), admin, admin, blueprint)
-    keys = [dev_key(40 + i) for i in range(3)]
-    signer_set = sorted((Account.from_key(k).address for k in keys), key=lambda a: int(a, 16))
-    b.send(hub.functions.set_signers(signer_set, 2), admin)
-    feed_id = reports.feed_id("NAV/BH1/USD")
-    b.send(hub.functions.add_feed(feed_id, "Bench H100 Shares: NAV per share, USD", 1, 10**13,
-                                  0, 30 * 86_400), admin)
-    adapter = hub.functions.feed_adapter(feed_id).call()
-    domain = attest.Domain(chain_id=w3.eth.chain_id, hub=hub.address)
-    log_size = 0
-
-    def publish(usd_8dec: int) -> None:
-        nonlocal log_size
-        log_size += 1
-        report = attest.PriceReport(
-            feed_id=feed_id, value=usd_8dec, confidence=0,
-            observed_at=w3.eth.get_block("latest")["timestamp"], methodology_version=1,
-            inputs_hash=attest.inputs_hash(b"bench-nav-%d" % log_size), log_size=log_size,
-            log_root=attest.inputs_hash(b"bench-nav-root-%d" % log_size), config_version=1,
-        )
-        signed = attest.cosign(report, domain, keys[:2])
-        b.send(hub.functions.submit_price(report.as_tuple(), signed.signature_structs()), admin)
-
+    adapter, publish = signed_feed(b, admin, "NAV/BH1/USD",
+                                   "Bench H100 Shares: NAV per share, USD", 10**13, 40)
     publish(15 * 10**8)
     model = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/KinkedRateModel.vy"), admin,
                      2 * 10**16, 10 * 10**16, 300 * 10**16, 80 * 10**16)
@@ -265,30 +276,8 @@ def run_perps(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> None
         w3.provider.make_request("evm_increaseTime", [3_600])  # type: ignore[arg-type]
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
-    blueprint = b.deploy_blueprint(compile_vyper(PROJECT_ROOT / "contracts/FeedAdapter.vy"), admin)
-    hub = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/OracleHub.vy"), admin, admin, blueprint)
-    keys = [dev_key(43 + i) for i in range(3)]
-    signer_set = sorted((Account.from_key(k).address for k in keys), key=lambda a: int(a, 16))
-    b.send(hub.functions.set_signers(signer_set, 2), admin)
-    feed_id = reports.feed_id("H100-SXM-80GB/USD/GPUh")
-    b.send(hub.functions.add_feed(feed_id, "H100 SXM 80GB / USD per GPU-hour", 1, 10**11, 0,
-                                  30 * 86_400), admin)
-    adapter = hub.functions.feed_adapter(feed_id).call()
-    domain = attest.Domain(chain_id=w3.eth.chain_id, hub=hub.address)
-    log_size = 0
-
-    def publish(usd_8dec: int) -> None:
-        nonlocal log_size
-        log_size += 1
-        report = attest.PriceReport(
-            feed_id=feed_id, value=usd_8dec, confidence=0,
-            observed_at=w3.eth.get_block("latest")["timestamp"], methodology_version=1,
-            inputs_hash=attest.inputs_hash(b"bench-index-%d" % log_size), log_size=log_size,
-            log_root=attest.inputs_hash(b"bench-index-root-%d" % log_size), config_version=1,
-        )
-        signed = attest.cosign(report, domain, keys[:2])
-        b.send(hub.functions.submit_price(report.as_tuple(), signed.signature_structs()), admin)
-
+    adapter, publish = signed_feed(b, admin, "H100-SXM-80GB/USD/GPUh",
+                                   "H100 SXM 80GB / USD per GPU-hour", 10**11, 43)
     publish(2 * 10**8)
     market_art = compile_vyper(PROJECT_ROOT / "contracts/PerpMarket.vy")
     factory = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/PerpMarketFactory.vy"), admin,

@@ -137,3 +137,16 @@ def transact(what: str, call: Callable[..., ReceiptAPI], *args: Any, **kwargs: A
         raise click.ClickException(f"{what} refused by the contract: {exc.message}") from exc
     report(what, receipt)
     return receipt
+
+
+def checked_market_numbers(factory: Any, number: int | None, *, label: str,
+                           create: str) -> list[int]:
+    """`[number]` after checking the factory has it, or every market's number when None
+    (`label` names the market kind in the error, `create` the script that makes one)."""
+    count = int(factory.market_count())
+    if number is None:
+        return list(range(1, count + 1))
+    if number > count:
+        listing = f"markets 1..{count}" if count else f"no market yet: `ape run {create} create`"
+        raise click.ClickException(f"unknown {label} {number}: the factory has {listing}")
+    return [number]

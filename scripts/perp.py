@@ -47,6 +47,7 @@ from oracle.reports import feed_id, feed_name
 from scripts._lib import (
     ZERO_ADDRESS,
     account_option,
+    checked_market_numbers,
     checksum_address,
     erc20,
     fmt_units,
@@ -235,13 +236,7 @@ def perp_factory(deployed: Any) -> Any:
 
 def market_numbers(factory: Any, number: int | None) -> list[int]:
     """`[number]` after checking it exists, or every market's number when None."""
-    count = int(factory.market_count())
-    if number is None:
-        return list(range(1, count + 1))
-    if number > count:
-        listing = f"markets 1..{count}" if count else "no market yet: `ape run perp create`"
-        raise click.ClickException(f"unknown perp market {number}: the factory has {listing}")
-    return [number]
+    return checked_market_numbers(factory, number, label="perp market", create="perp")
 
 
 def params_of(market: Any) -> perp.RiskParams:

@@ -42,6 +42,7 @@ from jurisdictions.rules import RulesError, load_rules
 from oracle.reports import feed_id, feed_name
 from scripts._lib import (
     account_option,
+    checked_market_numbers,
     checksum_address,
     erc20,
     fmt_units,
@@ -175,13 +176,7 @@ def lending_factory(deployed: Any) -> Any:
 
 def market_numbers(factory: Any, number: int | None) -> list[int]:
     """`[number]` after checking it exists, or every market's number when None."""
-    count = int(factory.market_count())
-    if number is None:
-        return list(range(1, count + 1))
-    if number > count:
-        listing = f"markets 1..{count}" if count else "no market yet: `ape run pool create`"
-        raise click.ClickException(f"unknown market {number}: the factory has {listing}")
-    return [number]
+    return checked_market_numbers(factory, number, label="market", create="pool")
 
 
 def load_market(factory: Any, number: int) -> PoolMarket:
