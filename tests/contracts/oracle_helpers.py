@@ -287,3 +287,22 @@ def submit_price(hub, report, signatures, sender: str | None = None):
 def submit_utilisation(hub, report, signatures, sender: str | None = None):
     with boa.env.prank(sender or boa.env.eoa):
         return hub.submit_utilisation(report.as_tuple(), signatures)
+
+
+def publish_price(hub, signers, sender: str, feed_id: bytes, value: int, last_observed: int,
+                  config_version: int, observed_at: int | None = None) -> tuple[bool, int]:
+    """Submit a 2-of-n signed price report for `feed_id` (observed now unless
+    `observed_at` is given, after moving the clock one second past `last_observed` when
+    needed, since the hub wants strictly newer data). Returns (accepted, observed_at)."""
+    if observed_at is None:
+        now = boa.env.evm.patch.timestamp
+        if last_observed >= now:
+            boa.env.time_travel(seconds=last_observed - now + 1)
+        observed_at = boa.env.evm.patch.timestamp
+    report = price_report(value, observed_at, config_version, feed_id=feed_id, log_size=0,
+                          root=log_root(0))
+    domain = attest.Domain(chain_id=boa.env.evm.patch.chain_id, hub=str(hub.address))
+    sigs = fast_signatures(attest.digest(report, domain), signers[:2])
+    with boa.env.prank(sender):
+        accepted = hub.submit_price(report.as_tuple(), sigs)
+    return accepted, observed_at

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import boa
 from eth_utils import keccak
 
-from oracle import attest
 from tests.contracts import deployers
 from tests.contracts.helpers import (
     FAR_FUTURE,
@@ -32,10 +31,8 @@ from tests.contracts.helpers import (
 )
 from tests.contracts.oracle_helpers import (
     addresses,
-    fast_signatures,
-    log_root,
     make_signers,
-    price_report,
+    publish_price,
 )
 
 WAD = 10**18
@@ -108,22 +105,12 @@ class World:
         """Publish the NAV per share through the hub (2-of-3 signed). Moves the clock
         by one second first when needed, since the hub wants strictly newer data.
         Returns False when the hub refused the move (`PriceMoveRefused`)."""
-        if observed_at is None:
-            now = boa.env.evm.patch.timestamp
-            if self.last_observed >= now:
-                boa.env.time_travel(seconds=self.last_observed - now + 1)
-            observed_at = boa.env.evm.patch.timestamp
-        report = price_report(
-            usd_8dec, observed_at, self.config_version, feed_id=NAV_FEED_ID, log_size=0,
-            root=log_root(0),
+        accepted, observed = publish_price(
+            self.hub, self.signers, self.oracle_admin, NAV_FEED_ID, usd_8dec,
+            self.last_observed, self.config_version, observed_at,
         )
-        domain = attest.Domain(chain_id=boa.env.evm.patch.chain_id, hub=str(self.hub.address))
-        digest = attest.digest(report, domain)
-        sigs = fast_signatures(digest, self.signers[:2])
-        with boa.env.prank(self.oracle_admin):
-            accepted = self.hub.submit_price(report.as_tuple(), sigs)
         if accepted:
-            self.last_observed = observed_at
+            self.last_observed = observed
         return accepted
 
     # ------------------------------------------------------------------ actors
