@@ -13,11 +13,12 @@ import gzip
 import hashlib
 import json
 import os
+import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +28,8 @@ import httpx
 from eth_account import Account
 from web3 import Web3
 
+from gpushares import processes, timeline
+from gpushares.aperun import run_ape
 from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
 from gpushares.oracle_cluster import OracleCluster
 from jurisdictions.rules import RULES_DIR, load_rules
@@ -40,14 +43,18 @@ OFFERS = PROJECT_ROOT / "oracle" / "data" / "offers"
 TELEMETRY_SAMPLES = PROJECT_ROOT / "oracle" / "telemetry" / "samples"
 INDEX_FEED = "H100-SXM-80GB/USD/GPUh"
 NAV_FEED = "NAV/LSH1/USD"
-# The index feed's heartbeat in the demo (see the add-feed step): the shipped snapshots
-# are historical, the chain runs on today's clock.
-INDEX_HEARTBEAT_DAYS = 400
+# The index feed's heartbeat: the production one. The chain's clock runs where the
+# shipped snapshots are (gpushares.timeline), so each day's index is fresh when published.
+INDEX_HEARTBEAT_DAYS = 2
+# A `gpu-oracle` command that takes this long is hung, not slow.
+COMMAND_TIMEOUT_S = 300
 # The lending story's stress scenario: the day after the last shipped snapshot, every
 # offer's price cut by 18 % (H100 rental prices fell far more than that from 2023 to
 # 2025). Within the NAV feed's 20 % move limit, and enough to push a loan taken at a
 # 68 % LTV past the 80 % liquidation LTV.
 STRESS_FACTOR = Decimal("0.82")
+# The stress day comes after the story's idle week: the day after it.
+STRESS_DAYS_AFTER = 8
 BORROW_LTV = Decimal("0.68")
 WEEK = 7 * 86_400
 
@@ -64,7 +71,11 @@ def test_account(index: int) -> str:
 
 
 class Story:
-    """Runs the scripts against one node and prints what happened."""
+    """Runs the scripts against one node and prints what happened.
+
+    The `ape run` commands run inside this process (`gpushares.aperun`: ape loads once,
+    not once per command); `gpu-oracle` commands run as their own processes, as an
+    operator runs them."""
 
     def __init__(self, node: AnvilNode, deployments_dir: Path) -> None:
         self.node = node
@@ -72,31 +83,48 @@ class Story:
         self.env["GPU_SHARES_DEPLOYMENTS_DIR"] = str(deployments_dir)
         # ape-vyper's settings model warns at import; it is not the user's concern here.
         self.env["PYTHONWARNINGS"] = "ignore"
+        self.web3 = Web3(Web3.HTTPProvider(node.url))
         self.step = 0
 
     def ape(self, title: str, *args: str, refused: bool = False) -> str:
         """Run `ape ARGS` against the node, print its own lines, fail loudly on error
         (or, with `refused=True`, when the command was NOT refused)."""
         extra = ["--network", NETWORK] if args[0] == "run" else []
-        return self._run(title, "ape", list(args), extra, refused=refused)
+        self._title(title, "ape", args)
+        started = time.monotonic()
+        done = run_ape([*args, *extra], self.env)
+        return self._show(title, done.returncode, done.output, started, refused=refused)
 
     def gpu_oracle(self, title: str, *args: str, refused: bool = False) -> str:
         """Run the oracle node's `gpu-oracle ARGS` (secrets in files, not in argv)."""
-        return self._run(title, "gpu-oracle", list(args), [], refused=refused)
+        self._title(title, "gpu-oracle", args)
+        started = time.monotonic()
+        done = processes.run([Path(sys.executable).with_name("gpu-oracle"), *args],
+                             cwd=PROJECT_ROOT, env=self.env, timeout=COMMAND_TIMEOUT_S)
+        return self._show(title, done.returncode, done.stdout + done.stderr, started,
+                          refused=refused)
 
-    def _run(self, title: str, program: str, args: list[str], extra: list[str], *,
-             refused: bool) -> str:
+    def clock_to(self, moment: int, why: str) -> None:
+        """Move the chain's clock to `moment` (anvil's evm_setNextBlockTimestamp, then a
+        block): the story reaches the next day of its data."""
+        self.web3.provider.make_request("evm_setNextBlockTimestamp", [moment])  # type: ignore[arg-type]
+        self.web3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        print(f"\n    The chain's clock moves to {timeline.utc(moment)}: {why}")
+
+    def now(self) -> int:
+        """The chain's time (its latest block)."""
+        return int(self.web3.eth.get_block("latest")["timestamp"])
+
+    def _title(self, title: str, program: str, args: Sequence[str]) -> None:
         self.step += 1
         print(f"\n[{self.step}] {title}")
-        cmd = [str(Path(sys.executable).with_name(program)), *args, *extra]
-        print(f"    $ {program} " + " ".join(args))
-        started = time.monotonic()
-        done = subprocess.run(  # noqa: S603 - fixed argv
-            cmd, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, check=False
-        )
+        print(f"    $ {program} " + shlex.join(args))
+
+    def _show(self, title: str, returncode: int, output: str, started: float, *,
+              refused: bool) -> str:
         lines = []
         in_trace = False  # ape prints a call trace for a reverted transaction: skip it
-        for line in (done.stdout + done.stderr).splitlines():
+        for line in output.splitlines():
             if line.startswith("Call trace for"):
                 in_trace = True
             elif line.startswith("Error:"):
@@ -106,12 +134,12 @@ class Story:
             lines.append(line)
         for line in lines:
             print(f"    {line}")
-        if refused and done.returncode == 0:
+        if refused and returncode == 0:
             raise SystemExit(f"demo step {self.step} should have been refused: {title}")
-        if not refused and done.returncode != 0:
-            raise SystemExit(f"demo step {self.step} failed (exit {done.returncode}): {title}")
+        if not refused and returncode != 0:
+            raise SystemExit(f"demo step {self.step} failed (exit {returncode}): {title}")
         print(f"    ({time.monotonic() - started:.1f}s)")
-        return done.stdout
+        return output
 
 
 def _abi(name: str) -> list[dict[str, object]]:
@@ -193,21 +221,24 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
 
 def stress_offers(workdir: Path) -> Path:
     """A folder with the shipped marketplace snapshots plus one stress-scenario day: a
-    copy of the last shipped day, one day later, with every offer's price multiplied by
-    STRESS_FACTOR. Its file name, description and source say what it is, and the oracle's
-    log records the file name with the index it produced."""
+    copy of the last shipped day, dated STRESS_DAYS_AFTER days later (the day after the
+    story's idle week), with every offer's price multiplied by STRESS_FACTOR. Its file
+    name, description and source say what it is, and the oracle's log records the file
+    name with the index it produced."""
     folder = workdir / "offers"
     folder.mkdir()
     days = sorted(OFFERS.glob("*.json.gz"))
     for day in days:
         shutil.copy(day, folder / day.name)
     snapshot = json.loads(gzip.decompress(days[-1].read_bytes()))
-    collected = datetime.fromisoformat(snapshot["collected_utc"]) + timedelta(days=1)
+    collected = (datetime.fromisoformat(snapshot["collected_utc"])
+                 + timedelta(days=STRESS_DAYS_AFTER))
     snapshot["collected_utc"] = collected.isoformat()
     snapshot["collection_date"] = collected.date().isoformat()
     snapshot["description"] = (
         f"DEMO STRESS SCENARIO, not market data: {days[-1].name} with every price x "
-        f"{STRESS_FACTOR}, dated one day later. " + snapshot.get("description", ""))
+        f"{STRESS_FACTOR}, dated {STRESS_DAYS_AFTER} days later. "
+        + snapshot.get("description", ""))
     snapshot["source"] = f"stress scenario derived from {snapshot.get('source', days[-1].name)}"
     for offers in snapshot["offers_by_model"].values():
         for offer in offers:
@@ -240,11 +271,9 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
         *[arg for s in signers for arg in ("--signer", s)], "--threshold", "2",
     )
     story.ape(
-        "The hub admin adds the H100 SXM GPU-hour index feed and its AggregatorV3 adapter. "
-        f"Its heartbeat is {INDEX_HEARTBEAT_DAYS} days, not the 2 a live market would use: "
-        "the index is computed from the shipped marketplace snapshots (February-March "
-        "2026), which are observed months before this chain's clock, and the perp market "
-        "must accept them as fresh",
+        "The hub admin adds the H100 SXM GPU-hour index feed and its AggregatorV3 adapter, "
+        f"with the production heartbeat of {INDEX_HEARTBEAT_DAYS} days (this chain's clock "
+        "runs at the shipped marketplace snapshots' dates, February-March 2026)",
         "run", "oracle", "add-feed", "--account", "TEST::0", "--name", INDEX_FEED,
         "--description", "H100 SXM 80GB / USD per GPU-hour", "--min", "0.10", "--max", "50",
         "--max-move-bps", "5000", "--heartbeat", str(INDEX_HEARTBEAT_DAYS * 86_400),
@@ -269,9 +298,11 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
         f'spv_token = "{token}"\n'
         'label = "gpu-node-07 (replayed capture)"\n'
         f'gpus_csv = "{TELEMETRY_SAMPLES / "gpus.csv"}"\n')
+    offers = stress_offers(workdir)
+    days = timeline.snapshot_times(offers)
     cluster = OracleCluster(
         workdir / "quorum", rpc=rpc, hub=hub, keys=node_keys,
-        publisher_keys=[dev_key(7), dev_key(8), dev_key(9)], offers=stress_offers(workdir),
+        publisher_keys=[dev_key(7), dev_key(8), dev_key(9)], offers=offers,
         replay=True,
         telemetry={"agents": registry, "max_age_s": 7_200},
         feeds=[
@@ -323,6 +354,7 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
             "from the first shipped snapshot, then the NAV per share; node-2 co-signs after "
             "recomputing each from the same inputs and its own sources",
             "round", "--config", str(cluster.config("node-1")))
+        story.clock_to(timeline.after(days[1]), "the next marketplace snapshot's day")
         story.gpu_oracle(
             "node-2 leads the next round: the next day's index (it moved beyond 50 bps), "
             "and the NAV that follows it",
@@ -330,11 +362,13 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
             "--feed", INDEX_FEED, "--feed", nav_feed)
         print("\n    node-3 crashes (SIGKILL)")
         cluster.stop("node-3")
+        story.clock_to(timeline.after(days[2]), "the next snapshot's day")
         story.gpu_oracle(
             "node-1 leads with node-3 down: 2 of 3 still agree, node-3 is outvoted",
             "round", "--config", str(cluster.config("node-1")),
             "--feed", INDEX_FEED, "--feed", nav_feed)
         cluster.start("node-3")
+        story.clock_to(timeline.after(days[3]), "the next snapshot's day")
         story.gpu_oracle(
             "node-3 restarts, pulls the entries it missed (each checked) and leads a round",
             "round", "--config", str(cluster.config("node-3")),
@@ -351,10 +385,11 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
         story.gpu_oracle(
             "An auditor re-verifies node-3's log offline and against the chain",
             "verify", "--node", cluster.url("node-3"), "--rpc", rpc, "--hub", hub)
-        lending_story(story, cluster, web3, workdir)
+        lending_story(story, cluster, web3, workdir, days)
 
 
-def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Path) -> None:
+def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Path,
+                  days: Sequence[int]) -> None:
     """A lender supplies mUSDC, Bob borrows against his GPU shares, the oracle quorum
     publishes a falling index (the stress day), the NAV follows, Bob's loan crosses the
     liquidation LTV and a keeper liquidates it; then everyone's balances."""
@@ -370,6 +405,7 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
     story.ape("Dave supplies 200,000 mUSDC and receives vault shares (ERC-4626)",
               "run", "pool", "supply", "--account", "TEST::5", "--pool", "1",
               "--amount", "200000")
+    story.clock_to(timeline.after(days[4]), "the last shipped snapshot's day")
     story.gpu_oracle(
         "node-2 leads a round: the last shipped day's index, and the NAV that follows it",
         "round", "--config", str(cluster.config("node-2")), "--feed", INDEX_FEED,
@@ -396,10 +432,8 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
     story.ape("Bob claims the income of his collateral through the pool",
               "run", "pool", "claim-income", "--account", "TEST::3", "--pool", "1")
     story.ape("The market", "run", "pool", "status", "--pool", "1")
-    web3.provider.make_request("evm_increaseTime", [WEEK])  # type: ignore[arg-type]
-    web3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    print("\n    A week passes (anvil evm_increaseTime): interest accrues, and the NAV, "
-          "published a week ago, is older than its 2-day heartbeat")
+    story.clock_to(story.now() + WEEK, "a week passes. Interest accrues, and the NAV, "
+                   "published a week ago, is older than its 2-day heartbeat")
     story.ape("The market: the price is stale", "run", "pool", "status", "--pool", "1")
     story.ape("Bob tries to take 100 shares of collateral back: refused while the price is "
               "stale (the pool cannot tell whether his loan would stay healthy)",
@@ -408,6 +442,7 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
     print(f"\n    STRESS SCENARIO (demo only): the next marketplace snapshot is the last shipped "
           f"day with every price x {STRESS_FACTOR} (labelled as such in the file and the "
           "oracle log); the nodes compute the index from it with the same methodology")
+    story.clock_to(timeline.after(days[5]), "the stress scenario's day")
     story.gpu_oracle(
         "node-1 leads a round: the H100 index falls 18 %, and the NAV per share with it",
         "round", "--config", str(cluster.config("node-1")), "--feed", INDEX_FEED,
@@ -554,8 +589,10 @@ def main() -> None:
     docs = PROJECT_ROOT / "examples" / "spv-legal-documents.txt"
     workdir = Path(tempfile.mkdtemp(prefix="gpu-shares-demo-"))
     try:
-        with AnvilNode() as node:
-            print(f"Local chain: anvil on {node.url} (chain 31337), state discarded at the end")
+        with AnvilNode(genesis=timeline.genesis()) as node:
+            print(f"Local chain: anvil on {node.url} (chain 31337), state discarded at the end;"
+                  f" its clock starts at {timeline.utc(timeline.genesis())}, the day of the "
+                  "first shipped marketplace snapshot")
             story = Story(node, workdir)
             story.ape("Compile the contracts", "compile")
             story.ape(

@@ -85,6 +85,7 @@ def load(path: Path) -> Deployments:
         raise DeploymentsError(f"{path} is not a valid deployments file: {exc}") from exc
 
 
-def now() -> datetime:
-    """Current UTC time (one place, so tests can read it)."""
-    return datetime.now(UTC)
+def block_time(timestamp: int) -> datetime:
+    """A block's unix time as the UTC datetime the deployments file records (the chain's
+    clock, not this machine's: a local chain may run at its data's date)."""
+    return datetime.fromtimestamp(timestamp, UTC)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+from gpushares import processes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,11 +87,16 @@ class AnvilNode:
     ...     print(node.url)
     """
 
-    def __init__(self, port: int | None = None, *, accounts: int = 10) -> None:
+    def __init__(self, port: int | None = None, *, accounts: int = 10,
+                 genesis: int | None = None) -> None:
+        """`genesis`: the unix time of the genesis block (anvil's `--timestamp`); the
+        chain's clock runs on from there. The demo and the tests set it where their data
+        is, so that nothing they do depends on today's date."""
         self.port = port or free_port()
         # A port picked here may be taken by another process before anvil binds it.
         self._port_chosen = port is None
         self.accounts = accounts
+        self.genesis = genesis
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -119,12 +125,9 @@ class AnvilNode:
             "--mnemonic", DEFAULT_MNEMONIC,
             "--silent",
         ]
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        if self.genesis is not None:
+            cmd += ["--timestamp", str(self.genesis)]
+        self._process = processes.spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -148,17 +151,17 @@ class AnvilNode:
             return False
         return response.status_code == 200
 
+    @property
+    def pid(self) -> int | None:
+        """anvil's process id while it runs."""
+        return None if self._process is None else self._process.pid
+
     def stop(self) -> None:
         """Stop anvil (SIGTERM, then SIGKILL after 5 s)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        processes.stop(process)
+        if process is not None and process.stderr is not None:
+            process.stderr.close()
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """Environment for a child `ape` command that should use this node."""

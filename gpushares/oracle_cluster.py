@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from eth_account import Account
 
+from gpushares import processes
 from gpushares.devnode import PROJECT_ROOT, free_port
 
 GPU_ORACLE = Path(sys.executable).with_name("gpu-oracle")
@@ -115,9 +116,8 @@ class OracleCluster:
               timeout: float = 60.0) -> None:
         env = dict(self.env, **(extra_env or {}))
         out = (self.workdir / name / "serve.log").open("ab")
-        self.procs[name] = subprocess.Popen(  # noqa: S603 - fixed argv
-            [str(GPU_ORACLE), "serve", "--config", str(self.config(name)), "--port",
-             str(self.ports[name])],
+        self.procs[name] = processes.spawn(
+            [GPU_ORACLE, "serve", "--config", self.config(name), "--port", str(self.ports[name])],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
         out.close()
@@ -142,10 +142,7 @@ class OracleCluster:
 
     def stop(self, name: str) -> None:
         """Kill the node (SIGKILL: no clean shutdown, as in a crash)."""
-        proc = self.procs.pop(name, None)
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
+        processes.stop(self.procs.pop(name, None), sig=signal.SIGKILL)
 
     def output(self, name: str) -> str:
         path = self.workdir / name / "serve.log"
@@ -157,26 +154,21 @@ class OracleCluster:
         args = [str(GPU_ORACLE), "round", "--config", str(self.config(name))]
         for feed in feeds:
             args += ["--feed", feed]
-        return subprocess.run(  # noqa: S603 - fixed argv
-            args, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True,
-            timeout=timeout, check=False)
+        return processes.run(args, cwd=PROJECT_ROOT, env=self.env, timeout=timeout)
 
     def health(self, name: str) -> dict[str, Any]:
         return httpx.get(f"{self.url(name)}/healthz", timeout=5).json()
 
     def close(self) -> None:
         for name in list(self.procs):
-            proc = self.procs.pop(name)
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            processes.stop(self.procs.pop(name), grace_s=10.0)
 
     def __enter__(self) -> OracleCluster:
-        return self.start_all()
+        try:
+            return self.start_all()
+        except BaseException:
+            self.close()  # the nodes that did start
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.close()

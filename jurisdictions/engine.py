@@ -20,7 +20,6 @@ Order (the first failing check decides the code, see `jurisdictions.codes`):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -185,19 +184,19 @@ def decide(
     amount: int,
     *,
     rules: RuleBook | None = None,
-    now: int | None = None,
+    now: int,
 ) -> Decision:
-    """Decide a movement of `amount` share base units of `asset`.
+    """Decide a movement of `amount` share base units of `asset` at `now`.
 
     `sender=None` is a mint, `receiver=None` a burn. `rules` defaults to the shipped
-    rules; `now` (unix seconds) to the current time.
+    rules. `now` (unix seconds) is the chain's time (the block the movement would land
+    in), never this machine's clock: KYC expiry is judged by the chain.
     """
     if amount < 0:
         raise ValueError(f"amount must be >= 0, got {amount}")
     if sender is None and receiver is None:
         raise ValueError("a movement needs a sender, a receiver, or both")
     rules = rules if rules is not None else default_rules()
-    now = int(time.time()) if now is None else now
 
     if asset.paused:
         return Decision.of(Restriction.TOKEN_PAUSED)

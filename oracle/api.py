@@ -477,7 +477,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cfg = node.config.telemetry
         try:
             accepted = node.telemetry_store().accept(
-                body, node.agent_registry(), now=int(time.time()), max_age_s=cfg.max_age_s,
+                body, node.agent_registry(), now=node.now(), max_age_s=cfg.max_age_s,
                 max_skew_s=cfg.max_skew_s)
         except TelemetryRejected as exc:
             telemetry_total.labels(exc.code).inc()

@@ -249,7 +249,8 @@ def round_cmd(config_path, feeds):
 @click.option("--dcgm", type=click.Path(exists=True, path_type=Path), default=None,
               help="A DCGM exporter scrape (Prometheus text).")
 @click.option("--scraped-at", type=int, default=None,
-              help="With --dcgm: the scrape's unix time (default: now).")
+              help="With --dcgm: the scrape's unix time (default: now); the batch is then "
+                   "created at that time too (a replay).")
 @click.option("--nvidia-smi", "nvsmi", type=click.Path(exists=True, path_type=Path),
               default=None, help="An `nvidia-smi --query-gpu=... --format=csv` capture.")
 @click.option("--nvml", is_flag=True, help="Read this machine's GPUs through NVML.")
@@ -278,7 +279,12 @@ def agent(key_path, spv, nodes, state_path, dcgm, scraped_at, nvsmi, nvml, repla
     if replay_ending is not None and samples:
         shift = replay_ending - max(s.time for s in samples)
         samples = [s.model_copy(update={"time": s.time + shift}) for s in samples]
-    client = TelemetryAgent(_keys(key_path)[0], spv, state_path=state_path, nodes=list(nodes))
+    # A replay (a recorded capture stamped with given times) happens at the time it says:
+    # the batch is created at its newest sample, not at this machine's clock.
+    replayed = (scraped_at is not None or replay_ending is not None) and samples
+    newest = max((s.time for s in samples), default=0)
+    client = TelemetryAgent(_keys(key_path)[0], spv, state_path=state_path, nodes=list(nodes),
+                            clock=(lambda: float(newest)) if replayed else time.time)
     try:
         signed = client.build(samples, source)
         if signed is None:

@@ -357,6 +357,14 @@ class Node:
         hub = self.hub
         return int(hub.w3.eth.get_block("latest")["timestamp"])
 
+    def now(self) -> int:
+        """The time this node acts at: the chain's (its latest block), which is what every
+        consumer's staleness check reads; this machine's clock only for a node with no
+        chain configured (an offline co-signer of telemetry, say)."""
+        if self.config.rpc and self.config.hub:
+            return self.chain_now()
+        return int(self.clock())
+
     def hub_view(self, max_age_s: float = 5.0) -> _HubView:
         view = self._hub_view
         if view is None or self.clock() - view.at > max_age_s:
@@ -698,7 +706,7 @@ class Node:
             return RoundOutcome(feed=job.label, status="withheld", detail=str(exc))
         except methodology.MethodologyError as exc:
             return RoundOutcome(feed=job.label, status="withheld", detail=str(exc))
-        not_due = job.due(built, int(self.clock()))
+        not_due = job.due(built, self.chain_now())
         if not_due is not None:
             return RoundOutcome(feed=job.label, status="skipped", detail=not_due)
         view = self.hub_view(max_age_s=0)

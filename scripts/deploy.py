@@ -116,7 +116,7 @@ def cli(network, provider, account, operators, kyc_providers, income_token):
         deployments_file.Deployments(
             chain_id=provider.chain_id,
             network=f"{network.choice}:{provider.name}",
-            deployed_at=deployments_file.now(),
+            deployed_at=deployments_file.block_time(provider.get_block("latest").timestamp),
             deployer=deployer.address,
             share_token_blueprint=blueprint,
             spv_factory=factory.address,

@@ -1,8 +1,11 @@
 """Fixtures for the integration tests: the operator scripts against a real anvil.
 
-One anvil per test module (`node`), one deployments folder per module, the scripts run
-as `ape run ...` subprocesses exactly as an operator types them (`ape`), and a web3
-view of the chain (`chain`) to check what they did without going through the scripts.
+One anvil per test module (`node`, its clock starting where the shipped data is), one
+deployments folder per module, the scripts run as `ape run ...` with the arguments an
+operator types (`ape`: inside the test process, where ape loads once per worker, see
+`gpushares.aperun`; `ape.subprocess(...)` for the smoke tests that run a real `ape`
+process), and a web3 view of the chain (`chain`) to check what they did without going
+through the scripts.
 
 Each module is one xdist group (`xdist_group("chain-...")`): its tests build on one
 another's state on the module's node, so they share a worker; different modules, each
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ import pytest
 from web3 import Web3
 from web3.contract import Contract
 
+from gpushares import processes, timeline
+from gpushares.aperun import run_ape
 from gpushares.devnode import PROJECT_ROOT, AnvilNode
 from tests.conftest import APE, venv_env
 
@@ -63,17 +67,15 @@ class ApeRunner:
         self.env = child_env(node, deployments_dir)
 
     def __call__(self, *args: str) -> ApeResult:
-        """`ape run ARGS --network ethereum:local:foundry`; never raises on failure."""
-        cmd = [str(APE), "run", *args, "--network", NETWORK]
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            cmd,
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=APE_TIMEOUT,
-        )
+        """`ape run ARGS --network ethereum:local:foundry`, in this process (same parsing,
+        connection, script and exit code as the shell command); never raises on failure."""
+        done = run_ape(["run", *args, "--network", NETWORK], self.env)
+        return ApeResult(tuple(args), done.returncode, done.output)
+
+    def subprocess(self, *args: str) -> ApeResult:
+        """The same command as a real `ape` process, as an operator's shell runs it."""
+        done = processes.run([APE, "run", *args, "--network", NETWORK], cwd=PROJECT_ROOT,
+                             env=self.env, timeout=APE_TIMEOUT)
         return ApeResult(tuple(args), done.returncode, done.stdout + done.stderr)
 
 
@@ -107,9 +109,17 @@ def abis(ape_compiled: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[AnvilNode]:
-    """A fresh anvil on a free 127.0.0.1 port, stopped after the module."""
-    with AnvilNode() as anvil:
+def genesis() -> int:
+    """Genesis time of the module's chain: the hour after the first shipped snapshot
+    (`gpushares.timeline`). A module whose story starts later in the data overrides it."""
+    return timeline.genesis()
+
+
+@pytest.fixture(scope="module")
+def node(genesis: int) -> Iterator[AnvilNode]:
+    """A fresh anvil on a free 127.0.0.1 port, stopped after the module. Its clock starts
+    at `genesis`, in the shipped data's days, whatever today's date is."""
+    with AnvilNode(genesis=genesis) as anvil:
         yield anvil
 
 

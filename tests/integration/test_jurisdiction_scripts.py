@@ -148,10 +148,12 @@ class Step:
         return getattr(self, when)["contracts"]
 
 
-def run_step(ape: ApeRunner, chain: Chain, deployed: dict[str, Any], *args: str) -> Step:
-    """Run one command (success or not) and record the state around it."""
+def run_step(ape: ApeRunner, chain: Chain, deployed: dict[str, Any], *args: str,
+             subprocess: bool = False) -> Step:
+    """Run one command (success or not) and record the state around it; `subprocess`: as
+    a real `ape` process (the smoke tests of a script)."""
     before = read_state(chain, deployed)
-    result = ape(*args)
+    result = ape.subprocess(*args) if subprocess else ape(*args)
     return Step(result, before, read_state(chain, deployed))
 
 
@@ -250,7 +252,7 @@ def override_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def diff_before(ape: ApeRunner, chain: Chain, deployed: dict[str, Any]) -> Step:
-    return run_step(ape, chain, deployed, "jurisdictions", "diff")
+    return run_step(ape, chain, deployed, "jurisdictions", "diff", subprocess=True)
 
 
 @pytest.fixture(scope="module")
@@ -347,7 +349,8 @@ def gpus_us(ape: ApeRunner, chain: Chain, deployed: dict[str, Any], gpus_de: Ste
 @pytest.fixture(scope="module")
 def alice_registered(ape: ApeRunner, chain: Chain, deployed: dict[str, Any], gpus_us: Step) -> Step:
     return run_step(ape, chain, deployed, "kyc", "register", "--account", "TEST::0",
-                    "--investor", ALICE, "--jurisdiction", "US", "--accredited")  # fmt: skip
+                    "--investor", ALICE, "--jurisdiction", "US", "--accredited",
+                    subprocess=True)
 
 
 @pytest.fixture(scope="module")

@@ -200,9 +200,10 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(ape: ApeRunner, chain: Chain, deployments_dir: Path) -> Deployment:
-    """`ape run deploy` by TEST::0, making TEST::1 an operator."""
+    """`ape run deploy` by TEST::0, making TEST::1 an operator (a real `ape` process: the
+    smoke test of the deploy script as a shell runs it)."""
     block_before = chain.block_number
-    result = ape("deploy", "--account", "TEST::0", "--operator", OPERATOR)
+    result = ape.subprocess("deploy", "--account", "TEST::0", "--operator", OPERATOR)
     assert result.returncode == 0, str(result)
     files = list(deployments_dir.glob("*.json"))
     assert len(files) == 1, files
@@ -538,7 +539,7 @@ def test_burn_then_retire(burned: Step, retired: Step, chain: Chain) -> None:
 
 
 def test_status_prints_the_spv(ape: ApeRunner, retired: Step, token_address: str) -> None:
-    result = ape("spv", "status", "--spv", "1", "--holder", ALICE)
+    result = ape.subprocess("spv", "status", "--spv", "1", "--holder", ALICE)  # a real process
     assert result.returncode == 0, str(result)
     output = result.output
     assert not TX_LINE.search(output)

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from eth_account import Account
 
+from gpushares import timeline
 from gpushares.devnode import PROJECT_ROOT, dev_key
 from gpushares.oracle_cluster import GPU_ORACLE, OracleCluster
 from oracle import abi, index, reports
@@ -31,6 +32,13 @@ FEED = index.feed_name_for("H100-SXM-80GB")
 OFFERS = PROJECT_ROOT / "oracle" / "data" / "offers"
 NODE_KEYS = [dev_key(40 + i) for i in range(3)]
 PUBLISHER_KEYS = [dev_key(7), dev_key(8), dev_key(9)]
+
+
+@pytest.fixture(scope="module")
+def genesis() -> int:
+    """The chain starts the hour after the newest shipped snapshot: the rounds replay
+    the snapshots day by day, each observed before the chain's clock."""
+    return timeline.after(timeline.snapshot_times()[-1])
 
 
 def _ok(result) -> None:

@@ -18,15 +18,14 @@ the guardian pauses -> opens refused while paused -> a stale index refuses trade
 pauses the keeper -> market 2 on the A100 index: a bad-debt liquidation leaves a
 deficit, opens are refused until the insurance is funded. Each step records the chain
 state, read with web3 independently of the scripts, before and after its commands.
-Refusals are checked to send nothing: no new block, no nonce used. Commands that cannot
-race (different senders, or nothing sent) run at the same time.
+Refusals are checked to send nothing: no new block, no nonce used. The commands run
+inside the test process (tests/integration/conftest.py), one after another.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -197,15 +196,14 @@ class World:
     published: list[dict[str, int]] = field(default_factory=list)
 
 
-def run_parallel(ape: ApeRunner, *commands: tuple[str, ...]) -> list[ApeResult]:
-    """Run commands at the same time (`ape run` spends most of its time starting up);
-    only for commands that do not race: different senders, or nothing sent."""
-    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-        return list(pool.map(lambda args: ape(*args), commands))
+def run_each(ape: ApeRunner, *commands: tuple[str, ...]) -> list[ApeResult]:
+    """Run commands one after another, in the order given (a group of commands that
+    would not race if an operator ran them at once: different senders, or nothing sent)."""
+    return [ape(*args) for args in commands]
 
 
 def run_together(ape: ApeRunner, *commands: tuple[str, ...]) -> list[ApeResult]:
-    return [ok(result) for result in run_parallel(ape, *commands)]
+    return [ok(result) for result in run_each(ape, *commands)]
 
 
 def transact(chain: Chain, call: Any, sender: str) -> None:
@@ -374,9 +372,10 @@ class Recorder:
     def read(self) -> dict[str, Any]:
         return read_state(self.chain, self.world)
 
-    def run(self, label: str, *args: str) -> ApeResult:
-        """A command that must succeed."""
-        self.results[label] = ok(self.ape(*args))
+    def run(self, label: str, *args: str, subprocess: bool = False) -> ApeResult:
+        """A command that must succeed; `subprocess`: as a real `ape` process (the smoke
+        tests of a script, as a shell runs it)."""
+        self.results[label] = ok(self.ape.subprocess(*args) if subprocess else self.ape(*args))
         return self.results[label]
 
     def together(
@@ -384,11 +383,11 @@ class Recorder:
         succeed: dict[str, tuple[str, ...]],
         refused: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
-        """Commands at the same time: `succeed` must succeed (different senders), the
+        """A group of commands, in order: `succeed` must succeed (different senders), the
         `refused` ones are recorded like `refused` (then `succeed` must send nothing)."""
         refused = refused or {}
         before = self.read()
-        results = run_parallel(self.ape, *succeed.values(), *refused.values())
+        results = run_each(self.ape, *succeed.values(), *refused.values())
         after = self.read()
         for label, result in zip([*succeed, *refused], results, strict=True):
             self.results[label] = ok(result) if label in succeed else result
@@ -464,6 +463,7 @@ def quiet(ape: ApeRunner, chain: Chain, world: World, created: Step) -> Step:
     r.together({"status": ("perp", "status", "--market", "1"),
                 "hedge dry": (*HEDGE, "--utilisation", "0.85", "--dry-run")},
                {"hedge no utilisation": (*HEDGE, "--dry-run")})
+    r.run("hedge dry process", *HEDGE, "--utilisation", "0.85", "--dry-run", subprocess=True)
     return r.step()
 
 
@@ -475,12 +475,14 @@ def traded(ape: ApeRunner, chain: Chain, world: World, quiet: Step) -> Step:
     10 of insurance (used at the end)."""
     r = Recorder(ape, chain, world)
     bps = world.oracle.publish_utilisation(world.token, "80")
+    # The longs first: from then on the skew is long, so the funding rate only rises
+    # (test_funding_accrues_from_longs_to_shorts).
     r.together({
-        "create 2": ("perp", "create", "--account", "TEST::0", "--feed", SECOND_FEED,
-                     "--insurance", "10"),
-        "hedge": HEDGE,
         "long": (*OPEN, "--account", "TEST::2", "--long", "3000", "--margin", "1500"),
         "degen": (*OPEN, "--account", "TEST::3", "--long", "4000", "--margin", "1100"),
+        "hedge": HEDGE,
+        "create 2": ("perp", "create", "--account", "TEST::0", "--feed", SECOND_FEED,
+                     "--insurance", "10"),
     })
     return r.step(utilisation_bps=bps)
 
@@ -502,7 +504,7 @@ def funded(ape: ApeRunner, chain: Chain, world: World, checked: Step) -> Step:
     time_travel(chain, DAY)
     world.published.append(world.oracle.publish({INDEX_FEED: "2.45"}))
     r = Recorder(ape, chain, world)
-    r.run("status", "perp", "status", "--market", "1")
+    r.run("status", "perp", "status", "--market", "1", subprocess=True)
     return r.step(views_before=before, views=views(chain, world))
 
 
@@ -523,7 +525,7 @@ def liquidated(ape: ApeRunner, chain: Chain, world: World, crashed: Step) -> Ste
     the same time: the liquidation moves the skew, and with it the close cost that the
     startup's initial margin includes)."""
     r = Recorder(ape, chain, world)
-    r.run("keeper", "keeper", "--account", "TEST::4")
+    r.run("keeper", "keeper", "--account", "TEST::4", subprocess=True)
     after_keeper = r.read()
     r.run("withdraw all", "perp", "withdraw", "--account", "TEST::2", "--market", "1", "--all")
     return r.step(after_keeper=after_keeper, views=views(chain, world))
@@ -662,6 +664,16 @@ def test_status_of_a_new_market(quiet: Step, world: World) -> None:
 def test_hedge_without_attested_utilisation_asks_for_one(quiet: Step) -> None:
     assert_nothing_sent(quiet, "hedge no utilisation", "no attested utilisation for LSH1",
                         "pass --utilisation")
+
+
+def test_a_real_ape_process_prints_what_the_in_process_run_prints(quiet: Step) -> None:
+    """The smoke test of `ape run hedge` as a shell runs it: the same plan, line for line,
+    as the in-process run the other tests use."""
+    def lines(out: str) -> list[str]:
+        return [line for line in out.splitlines() if line.strip()
+                and not line.startswith(("INFO:", "WARNING:"))]
+
+    assert lines(quiet["hedge dry process"].output) == lines(quiet["hedge dry"].output)
 
 
 def test_hedge_dry_run_prints_the_plan_and_sends_nothing(quiet: Step) -> None:

@@ -13,15 +13,14 @@ pause -> stale price -> collateral income -> risk parameters -> exits -> a secon
 market created without KYC rights). Each step records the chain state, read with web3
 independently of the scripts, before and after its commands, so the tests that check a
 step do not depend on the order they run in. Refusals are checked to send nothing: no
-new block, no nonce used. Commands that cannot race (different senders, or nothing
-sent) run at the same time: `ape run` spends most of its ~2 s starting up.
+new block, no nonce used. The commands run inside the test process
+(tests/integration/conftest.py), one after another.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +67,11 @@ WAD = 10**18
 BORROWER_SHARES = 2_000
 COLLATERAL = 250
 SUPPLY = 50_000
-BORROW = 11_000
-TOO_MUCH = 12_000
+# The loan, as a share of the collateral's value at the NAV on the chain when it is taken:
+# under the 70 % max LTV, and 11 points under the 80 % LLTV (so `--near 15` flags it);
+# the refused request is above the max LTV.
+BORROW_LTV = 0.69
+TOO_MUCH_LTV = 0.71
 INCOME = "10000.00"
 
 ABOVE_MAX_LTV = "LendingPool: borrow would put the loan above the max LTV"
@@ -152,16 +154,15 @@ class World:
     navs: list[int] = field(default_factory=list)
 
 
-def run_parallel(ape: ApeRunner, *commands: tuple[str, ...]) -> list[ApeResult]:
-    """Run commands at the same time (`ape run` spends most of its time starting up);
-    only for commands that do not race: different senders, or nothing sent."""
-    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-        return list(pool.map(lambda args: ape(*args), commands))
+def run_each(ape: ApeRunner, *commands: tuple[str, ...]) -> list[ApeResult]:
+    """Run commands one after another, in the order given (a group of commands that
+    would not race if an operator ran them at once: different senders, or nothing sent)."""
+    return [ape(*args) for args in commands]
 
 
 def run_together(ape: ApeRunner, *commands: tuple[str, ...]) -> list[ApeResult]:
-    """`run_parallel`, each command must succeed."""
-    return [ok(result) for result in run_parallel(ape, *commands)]
+    """`run_each`, each command must succeed."""
+    return [ok(result) for result in run_each(ape, *commands)]
 
 
 @pytest.fixture(scope="module")
@@ -278,9 +279,10 @@ class Recorder:
     def read(self) -> dict[str, Any]:
         return read_state(self.chain, self.world, self.pool)
 
-    def run(self, label: str, *args: str) -> ApeResult:
-        """A command that must succeed."""
-        self.results[label] = ok(self.ape(*args))
+    def run(self, label: str, *args: str, subprocess: bool = False) -> ApeResult:
+        """A command that must succeed; `subprocess`: as a real `ape` process (the smoke
+        tests of a script, as a shell runs it)."""
+        self.results[label] = ok(self.ape.subprocess(*args) if subprocess else self.ape(*args))
         return self.results[label]
 
     def together(
@@ -288,11 +290,11 @@ class Recorder:
         succeed: dict[str, tuple[str, ...]],
         refused: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
-        """Commands at the same time: `succeed` must succeed (different senders), the
+        """A group of commands, in order: `succeed` must succeed (different senders), the
         `refused` ones are recorded like `refused` (then `succeed` must send nothing)."""
         refused = refused or {}
         before = self.read()
-        results = run_parallel(self.ape, *succeed.values(), *refused.values())
+        results = run_each(self.ape, *succeed.values(), *refused.values())
         after = self.read()
         for label, result in zip([*succeed, *refused], results, strict=True):
             self.results[label] = ok(result) if label in succeed else result
@@ -408,18 +410,21 @@ def supplied(ape: ApeRunner, chain: Chain, world: World, pool: str) -> Step:
 
 @pytest.fixture(scope="module")
 def borrowed(ape: ApeRunner, chain: Chain, world: World, pool: str, supplied: Step) -> Step:
-    """The borrower posts 250 shares, asks for too much (refused before sending, then
-    by the contract with --skip-checks) and borrows 11,000."""
+    """The borrower posts 250 shares, asks for 71 % of their value (refused before
+    sending, then by the contract with --skip-checks) and borrows 69 % (whole mUSDC, at
+    the NAV the chain holds: it follows the fleet's depreciation to the chain's date)."""
     r = Recorder(ape, chain, world, pool)
     r.run("deposit", "pool", "deposit-collateral", "--account", "TEST::3", "--pool", "1",
           "--shares", str(COLLATERAL))
     after_deposit = r.read()
+    value = COLLATERAL * checked_price(chain, pool) / 10**8  # USD
+    amount, too_much = int(value * BORROW_LTV), int(value * TOO_MUCH_LTV) + 1
     borrow = ("pool", "borrow", "--account", "TEST::3", "--pool", "1")
-    r.refused("too much", *borrow, "--amount", str(TOO_MUCH))
-    r.refused("too much, skip checks", *borrow, "--amount", str(TOO_MUCH), "--skip-checks")
-    r.run("borrow", *borrow, "--amount", str(BORROW))
+    r.refused("too much", *borrow, "--amount", str(too_much))
+    r.refused("too much, skip checks", *borrow, "--amount", str(too_much), "--skip-checks")
+    r.run("borrow", *borrow, "--amount", str(amount))
     r.run("status near", "pool", "status", "--pool", "1", "--near", "15")
-    return r.step(after_deposit=after_deposit, price=checked_price(chain, pool))
+    return r.step(after_deposit=after_deposit, price=checked_price(chain, pool), amount=amount)
 
 
 @pytest.fixture(scope="module")
@@ -428,7 +433,7 @@ def crashed(ape: ApeRunner, chain: Chain, world: World, pool: str, borrowed: Ste
     loan is above the liquidation LTV; `pool status` says so."""
     r = Recorder(ape, chain, world, pool)
     world.navs.append(world.oracle.publish(INDEX_CRASH))
-    r.run("status", "pool", "status", "--pool", "1")
+    r.run("status", "pool", "status", "--pool", "1", subprocess=True)
     return r.step(price=checked_price(chain, pool))
 
 
@@ -451,7 +456,7 @@ def liquidated(
     """The registered keeper liquidates the loan; a second pass finds nothing."""
     r = Recorder(ape, chain, world, pool)
     price = checked_price(chain, pool)
-    r.run("keeper", "keeper", "--account", "TEST::4")
+    r.run("keeper", "keeper", "--account", "TEST::4", subprocess=True)
     after_first = r.read()
     r.run("second pass", "keeper", "--account", "TEST::4", "--pool", "1")
     return r.step(price=price, after_first=after_first)
@@ -633,8 +638,9 @@ def test_deposit_collateral_and_borrow_within_max_ltv(borrowed: Step, chain: Cha
     assert deposited["shares"]["borrower"] == (BORROWER_SHARES - COLLATERAL) * SHARE
     collateral, debt, _scaled = borrowed.state()["position"]
     assert collateral == COLLATERAL * SHARE
-    assert BORROW * USDC <= debt <= BORROW * USDC + 1
-    assert borrowed.state()["stablecoin"]["borrower"] == BORROW * USDC
+    amount = borrowed.extra["amount"] * USDC
+    assert amount <= debt <= amount + 1
+    assert borrowed.state()["stablecoin"]["borrower"] == amount
     health = lending.health(lending_market(chain, pool), collateral, debt, borrowed.extra["price"])
     assert health.within_max_ltv and not health.liquidatable
     assert "borrow up to" in borrowed["deposit"].output
@@ -668,10 +674,12 @@ def test_lower_nav_makes_the_loan_liquidatable_and_status_flags_it(
 def test_status_flags_loans_near_liquidation(borrowed: Step) -> None:
     """At ~69 % LTV the loan is 11 points under the 80 % LLTV: `--near 15` flags it."""
     out = borrowed["status near"].output
-    assert re.search(rf"{BORROWER}: collateral 250 LSH1, debt 11,000(\.\d+)? mUSDC, LTV "
-                     r"69\.\d\d%\s+near liquidation", out), out
+    amount = borrowed.extra["amount"]
+    assert re.search(rf"{BORROWER}: collateral 250 LSH1, debt {amount:,}(\.\d+)? mUSDC, LTV "
+                     r"6[89]\.\d\d%\s+near liquidation", out), out
     assert "LIQUIDATABLE" not in out
-    assert "utilisation 22.00%" in out and "total borrowed 11,000" in out
+    assert f"utilisation {100 * amount / SUPPLY:.2f}%" in out
+    assert f"total borrowed {amount:,}" in out
 
 
 def test_keeper_dry_run_changes_nothing(keepers_that_send_nothing: Step) -> None:
