@@ -8,14 +8,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 ANVIL_BIN := $(shell $(PYTHON) -c 'import platform as p; s={"Linux":"linux","Darwin":"darwin"}.get(p.system(),"linux"); m={"x86_64":"amd64","arm64":"arm64","aarch64":"arm64"}.get(p.machine(),"amd64"); print(f"node_modules/@foundry-rs/anvil-{s}-{m}/bin")')
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/$(ANVIL_BIN):$(PATH)
-# Hypothesis runs deeper in CI (CI=true) than locally.
+# Hypothesis budgets (tests/budgets.py): `dev` locally, `ci` under CI=true, `deep` for
+# `make test-deep`.
 export HYPOTHESIS_PROFILE ?= $(if $(CI),ci,dev)
+PYTEST := $(BIN)/python -m pytest --durations=25
 
-.PHONY: help setup demo test test-contracts test-integration bench lint lock clean
+.PHONY: help setup demo test test-deep test-contracts test-integration bench lint lock clean
 
 help:
 	@echo "make demo    install what is missing, start a local anvil, run the SPV story"
 	@echo "make test    install what is missing, run every test"
+	@echo "make test-deep  every test with the deep hypothesis budgets (2,000+ examples a machine)"
 	@echo "make bench   gas and timing benchmark -> build/bench.json"
 	@echo "make lint    ruff"
 
@@ -42,13 +45,18 @@ demo: setup
 # group; they and the in-process titanoboa tests spread over both workers, after one
 # `ape compile` under a lock (tests/conftest.py).
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(PYTEST) -n 2 --dist loadgroup
+
+# Hours, not minutes: every stateful machine runs at least 2,000 examples. CI need not
+# run it; run it before a release or after touching a contract's accounting.
+test-deep: setup
+	HYPOTHESIS_PROFILE=deep $(PYTEST) -n $(shell nproc) --dist loadgroup
 
 test-contracts: setup
-	$(BIN)/python -m pytest tests/contracts
+	$(PYTEST) tests/contracts
 
 test-integration: setup
-	$(BIN)/python -m pytest tests/integration
+	$(PYTEST) tests/integration
 
 bench: setup
 	$(BIN)/python -m bench.run

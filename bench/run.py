@@ -23,6 +23,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.contract import Contract
 
+from gpushares import processes, timeline
 from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
 from jurisdictions import eligibility, onchain
 from jurisdictions.rules import load_rules
@@ -425,7 +426,7 @@ def check(gas: dict[str, int]) -> list[tuple[str, bool]]:
 
 def measure_gas() -> dict[str, int]:
     """Start anvil, deploy, run every scenario, return receipt gas by key."""
-    with AnvilNode() as node:
+    with AnvilNode(genesis=timeline.genesis()) as node:
         web3 = Web3(Web3.HTTPProvider(node.url))
         accounts = web3.eth.accounts
         bench = Bench(web3)
@@ -521,9 +522,8 @@ def measure_api_latency() -> dict[str, float]:
         port = free_port()
         # The server in its own process, as deployed (the clients' threads would
         # otherwise share its interpreter lock).
-        server = subprocess.Popen(  # noqa: S603 - fixed argv
-            [str(Path(sys.executable).with_name("gpu-oracle")), "serve", "--log", str(path),
-             "--port", str(port)], cwd=PROJECT_ROOT)
+        server = processes.spawn([Path(sys.executable).with_name("gpu-oracle"), "serve",
+                                  "--log", path, "--port", str(port)], cwd=PROJECT_ROOT)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -531,7 +531,7 @@ def measure_api_latency() -> dict[str, float]:
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
-                    server.kill()
+                    processes.stop(server)
                     raise RuntimeError("the API server did not start") from None
                 time.sleep(0.1)
         url = f"http://127.0.0.1:{port}/v1/feeds/{reports.feed_id(feed)}"
@@ -556,8 +556,7 @@ def measure_api_latency() -> dict[str, float]:
             t.start()
         for t in threads:
             t.join()
-        server.terminate()
-        server.wait(timeout=10)
+        processes.stop(server, grace_s=10.0)
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     return {"api_latest_p50_ms": round(statistics.median(latencies) * 1000, 1),
@@ -576,7 +575,9 @@ def measure_quorum(rounds: int = 3) -> dict[str, float]:
 
     node_keys = [dev_key(20 + i) for i in range(3)]
     feed = index.feed_name_for("H100-SXM-80GB")
-    with AnvilNode() as node, tempfile.TemporaryDirectory() as tmp:
+    # The chain starts after the newest shipped snapshot: the rounds replay them in order.
+    genesis = timeline.after(timeline.snapshot_times()[-1])
+    with AnvilNode(genesis=genesis) as node, tempfile.TemporaryDirectory() as tmp:
         web3 = Web3(Web3.HTTPProvider(node.url))
         bench = Bench(web3)
         admin = web3.eth.accounts[0]

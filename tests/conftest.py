@@ -1,38 +1,26 @@
-"""Hypothesis profiles (`dev` locally, `ci`, deeper, when CI=true as the Makefile sets),
-and the one `ape compile` every test that runs ape waits for."""
+"""Hypothesis profiles (`dev` locally, `ci` when CI=true, `deep` for `make test-deep`;
+the budgets live in tests/budgets.py), and the one `ape compile` every test that runs
+ape waits for."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
+from gpushares import processes
 from gpushares.devnode import PROJECT_ROOT
+from tests.budgets import PROFILES, profile_name
 
-settings.register_profile(
-    "dev",
-    max_examples=40,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "ci",
-    max_examples=200,
-    stateful_step_count=40,
-    deadline=None,
-    derandomize=True,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+for _name, _profile in PROFILES.items():
+    settings.register_profile(_name, _profile)
+settings.load_profile(profile_name())
 
 
 # The venv's bin folder: `ape` itself, and the pip-installed `vyper` that ape-vyper looks
@@ -64,15 +52,8 @@ def ape_compiled() -> Path:
     with _COMPILE_LOCK.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-                [str(APE), "compile"],
-                cwd=PROJECT_ROOT,
-                env=venv_env(),
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=600,
-            )
+            done = processes.run([APE, "compile"], cwd=PROJECT_ROOT, env=venv_env(),
+                                 timeout=600)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     assert done.returncode == 0, f"ape compile failed:\n{done.stdout}{done.stderr}"

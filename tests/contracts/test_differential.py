@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
@@ -44,6 +43,7 @@ from jurisdictions.rules import (
     TitleOverride,
     TitleRecognition,
 )
+from tests.budgets import budget, examples
 from tests.contracts.conftest import create_token
 from tests.contracts.helpers import (
     ALLOWED,
@@ -59,7 +59,7 @@ from tests.contracts.helpers import (
 )
 
 # CI runs the issue's bar of 500 cases; a local run stays quick.
-N_EXAMPLES = 500 if os.environ.get("CI") else 120
+N_EXAMPLES = examples("differential")
 
 # The jurisdictions the random rules are drawn over (numeric -> alpha-2, name).
 UNIVERSE = {
@@ -470,7 +470,7 @@ def test_engine_matches_chain_on_random_cases(world):
     exactly when it is 0 (else reverts with the code's message)."""
     seen: Counter[Restriction] = Counter()
 
-    @settings(max_examples=N_EXAMPLES)
+    @settings(budget("differential"))
     @given(scenarios)
     def check(scenario: Scenario) -> None:
         world.begin()

@@ -9,10 +9,11 @@ import boa
 import pytest
 from eth_account import Account
 from eth_utils import keccak
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jurisdictions.codes import Restriction, message
+from tests.budgets import budget
 from tests.contracts.helpers import (
     CH,
     FORCED_TRANSFER_ROLE,
@@ -603,7 +604,7 @@ def test_recover_wallet_moves_shares_income_and_freeze(agents, funded, registry,
 
 
 # The token fixture is built once for the test; every example runs in its own anchor.
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(budget("gated_token_property"))
 @given(
     lost=st.integers(1, 10**6), new=st.integers(0, 10**6), rest=st.integers(1, 10**6),
     income=st.lists(st.integers(1, 10**9), min_size=1, max_size=3),
@@ -638,7 +639,7 @@ def test_recover_wallet_income_is_conserved_up_to_rounding(token, registry, comp
         assert token.claimable(bob) + token.claimable(third) <= sum(income)
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(budget("gated_token_property"))
 @given(balance=st.integers(1, 10**6), frozen=st.integers(0, 2 * 10**6),
        amount=st.integers(0, 2 * 10**6))
 def test_partial_freeze_property(token, operator, agent, alice, bob, balance, frozen, amount):

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.budgets import budget
 from tests.contracts import deployers
 from tests.contracts.conftest import create_token
 from tests.contracts.helpers import MAX_INCOME_PER_SHARE, SHARE, USDC, gpu, make_lei, register
@@ -109,7 +110,7 @@ def test_rounding_dust_stays_in_the_contract_and_is_carried(token, funded, opera
 # Supplies from 1e6 base units (a dust supply with huge income per share trips the
 # overflow guard, tested above). Each example deploys a token, so examples are capped;
 # the stateful test explores the same invariant in depth.
-@settings(max_examples=60)
+@settings(budget("income_property"))
 @given(
     shares=st.lists(st.integers(10**6, 10**27), min_size=1, max_size=5),
     amounts=st.lists(st.integers(1, 10**15), min_size=1, max_size=4),

@@ -52,6 +52,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gpushares import perp
+from tests.budgets import budget
 from tests.contracts.perp_helpers import (
     ABOVE_MAINTENANCE,
     BPS,
@@ -72,7 +73,6 @@ TRADER_FUNDS = 10**9  # whole units per trader: enough margin for any size tried
 NO_CASH_FOR_KEEPER = "PerpMarket: not enough cash for the keeper fee"
 # Examples per test, capped below the CI profile's 200 (an on-chain example costs
 # 50-300 ms of py-evm): the whole file stays around half a minute under CI.
-PURE, ON_CHAIN, ROUND_TRIP, LIQUIDATION, SOLVENCY = 200, 30, 30, 40, 8
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -237,7 +237,7 @@ feed_prices = st.one_of(
 # ---------------------------------------------------------------------------------
 
 
-@settings(max_examples=min(settings.default.max_examples, PURE))
+@settings(budget("perp_pure"))
 @given(
     skew_scale=st.sampled_from([1, 1_000, 1_000_000, 10**12]),
     skew_ratio=st.one_of(st.sampled_from([0, 1, -1, WAD, -WAD, 3 * WAD, -3 * WAD]),
@@ -281,7 +281,7 @@ def test_funding_step_split_equals_one_step(skew_scale, skew_ratio, velocity, rm
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, ON_CHAIN))
+@settings(budget("perp_on_chain"))
 @given(
     price=feed_prices,
     long_size=st.integers(0, 400_000 * WAD), short_size=st.integers(0, 400_000 * WAD),
@@ -363,7 +363,7 @@ sizes = st.one_of(
 ).flatmap(lambda x: st.sampled_from([x, -x]))
 
 
-@settings(max_examples=min(settings.default.max_examples, PURE))
+@settings(budget("perp_pure"))
 @given(
     price=st.integers(TICK, 10**22), skew_scale=st.integers(1, 10**7),
     start=st.integers(-(10**6) * WAD, 10**6 * WAD),
@@ -405,7 +405,7 @@ def test_premiums_over_a_closed_skew_loop_sum_to_at_least_zero(price, skew_scale
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, ROUND_TRIP))
+@settings(budget("perp_round_trip"))
 @given(
     price=feed_prices,
     other=st.integers(-100_000 * WAD, 100_000 * WAD),
@@ -508,7 +508,7 @@ def mirror_liquidatable(pos, fidx_now: int, price: int,
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, LIQUIDATION))
+@settings(budget("perp_liquidation"))
 @given(
     short=st.booleans(), margin_units=st.integers(20, 50_000),
     bps=st.one_of(st.sampled_from([1, 1_000, 10_000]), st.integers(1, 10_000)),
@@ -591,7 +591,7 @@ def test_liquidation_price_flips_can_liquidate(decimals, short, margin_units, bp
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, SOLVENCY))
+@settings(budget("perp_solvency"))
 @hypothesis.example(winner_units=10_000, flat_units=10_000, bps=10_000, rally_bps=5_000,
                     short=False)
 @given(
@@ -658,7 +658,7 @@ def test_a_winner_paid_beyond_the_fund_leaves_a_visible_deficit_and_pauses_new_r
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, SOLVENCY))
+@settings(budget("perp_solvency"))
 @hypothesis.example(drop_bps=800)
 @given(drop_bps=st.integers(100, 1_500))
 def test_one_keeper_pass_leaves_nothing_liquidatable(decimals, drop_bps):
@@ -688,7 +688,7 @@ def test_one_keeper_pass_leaves_nothing_liquidatable(decimals, drop_bps):
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, SOLVENCY))
+@settings(budget("perp_solvency"))
 @hypothesis.example(victim_units=10_000, victim_hours=40_000, short_hours=300_000)
 @given(victim_units=st.integers(1_000, 50_000), victim_hours=st.integers(1_000, 100_000),
        short_hours=st.integers(10_000, 400_000))
@@ -727,7 +727,7 @@ def test_no_trade_forces_a_liquidation_and_the_round_trip_loses(decimals, victim
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, SOLVENCY))
+@settings(budget("perp_solvency"))
 @hypothesis.example(skew_scale=10_000, short_hours=100_000, long_hours=1_000)
 @given(skew_scale=st.integers(1_000, 1_000_000), short_hours=st.integers(10_000, 400_000),
        long_hours=st.integers(1, 10_000))

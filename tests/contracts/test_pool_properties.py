@@ -35,6 +35,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpushares import lending
+from tests.budgets import budget
 from tests.contracts.pool_helpers import (
     DEBT_SCALE,
     MAX_UINT,
@@ -59,9 +60,6 @@ TEST_BORROWER_SHARES = 3_000
 CONSTANT_RATES = [2 * WAD // 100, 50 * WAD // 100, 3 * WAD]
 KINK = 9 * WAD // 10
 RESERVE_FACTOR_BPS = 1_000
-# Examples per test, capped below the CI profile's 200 (an example costs 15-100 ms of
-# py-evm): the whole file stays around a minute under HYPOTHESIS_PROFILE=ci.
-ROUND_TRIP, BORROW_ROUND_TRIP, ACCRUAL, INDEX_WALK = 100, 60, 40, 50
 
 
 def boundaries(top: int) -> list[int]:
@@ -185,7 +183,7 @@ def new_account(w: World, label: str, funds: int) -> str:
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, ROUND_TRIP))
+@settings(budget("pool_round_trip"))
 @given(assets=amounts(), wait=waits)
 def test_deposit_then_redeem_all_never_profits(decimals, assets, wait):
     with example(world(decimals)) as w:
@@ -219,7 +217,7 @@ def test_deposit_then_redeem_all_never_profits(decimals, assets, wait):
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, ROUND_TRIP))
+@settings(budget("pool_round_trip"))
 @given(assets=amounts(), wait=waits)
 def test_deposit_then_withdraw_max_never_profits(decimals, assets, wait):
     with example(world(decimals)) as w:
@@ -243,7 +241,7 @@ def test_deposit_then_withdraw_max_never_profits(decimals, assets, wait):
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, ROUND_TRIP))
+@settings(budget("pool_round_trip"))
 @given(shares=amounts(10**36), wait=waits)
 def test_mint_then_redeem_never_profits(decimals, shares, wait):
     with example(world(decimals)) as w:
@@ -292,7 +290,7 @@ def _borrowable(w: World, borrower: str) -> int:
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, BORROW_ROUND_TRIP))
+@settings(budget("pool_borrow_round_trip"))
 @given(assets=amounts(), before=waits, between=waits, max_uint=st.booleans())
 def test_borrow_then_repay_all_never_costs_less(decimals, assets, before, between, max_uint):
     with example(world(decimals)) as w:
@@ -350,7 +348,7 @@ def _accrue_checked(w: World, seconds: int) -> None:
 
 @pytest.mark.parametrize("base", CONSTANT_RATES, ids=["2%", "50%", "300%"])
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, ACCRUAL))
+@settings(budget("pool_accrual"))
 @given(data=st.data())
 def test_accrual_over_one_interval_equals_two(decimals, base, data):
     # Utilisation stays under the kink while the index grows less than ~e**2.4 (from
@@ -399,7 +397,7 @@ actions = st.lists(
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
-@settings(max_examples=min(settings.default.max_examples, INDEX_WALK))
+@settings(budget("pool_index_walk"))
 @given(steps=actions)
 def test_borrow_index_never_decreases(decimals, steps):
     with example(world(decimals)) as w:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.budgets import budget
 from tests.contracts import deployers
 
 WAD = 10**18
@@ -189,7 +190,7 @@ _params = st.tuples(
 )
 
 
-@settings(deadline=None, max_examples=25)
+@settings(budget("rate_model_chain"))
 @given(
     params=_params,
     supplied=st.integers(1, 2**128 - 1),

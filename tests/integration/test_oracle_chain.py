@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from gpushares import timeline
+from gpushares import processes, timeline
 from gpushares.devnode import PROJECT_ROOT, dev_key, free_port
 from oracle import abi, attest, reports
 from oracle.log import AttestationLog
@@ -80,10 +81,8 @@ def _price_log(path: Path, domain: attest.Domain, days: list[Path], keys: list[b
 
 
 def verify_cli(log: Path, node, hub) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - fixed argv
-        [str(GPU_ORACLE), "verify", "--log", str(log), "--rpc", node.url, "--hub", hub.address],
-        capture_output=True, text=True, check=False, timeout=120, env=child_env(),
-    )
+    return processes.run([GPU_ORACLE, "verify", "--log", log, "--rpc", node.url, "--hub",
+                          hub.address], env=child_env(), timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +155,9 @@ def test_verify_passes_against_the_chain(published, node, hub):
 def oracle_node(published) -> Iterator[str]:
     """`gpu-oracle serve` over log A, a real HTTP server on 127.0.0.1."""
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - fixed argv
-        [str(GPU_ORACLE), "serve", "--log", str(published[0]), "--port", str(port)],
-        env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    process = processes.spawn([GPU_ORACLE, "serve", "--log", published[0], "--port", str(port)],
+                              env=child_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -169,14 +167,15 @@ def oracle_node(published) -> Iterator[str]:
                     break
             except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
+                    processes.stop(process, sig=signal.SIGKILL)
                     _, err = process.communicate(timeout=10)
-                    raise RuntimeError(f"gpu-oracle serve did not start: {err}") from exc
+                    raise RuntimeError(f"gpu-oracle serve did not start: {err!r}") from exc
                 time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        processes.stop(process, grace_s=10.0)
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 def test_verify_from_a_node_url(oracle_node, node, hub):
@@ -186,11 +185,8 @@ def test_verify_from_a_node_url(oracle_node, node, hub):
     with urllib.request.urlopen(f"{oracle_node}/v1/attestations/3", timeout=5) as r:  # noqa: S310
         entry = json.loads(r.read())
     assert entry["index"] == 3 and entry["tree_size"] == 6 and entry["inclusion_proof"]
-    done = subprocess.run(  # noqa: S603 - fixed argv
-        [str(GPU_ORACLE), "verify", "--node", oracle_node, "--rpc", node.url, "--hub",
-         hub.address], capture_output=True, text=True, check=False, timeout=120,
-        env=child_env(),
-    )
+    done = processes.run([GPU_ORACLE, "verify", "--node", oracle_node, "--rpc", node.url,
+                          "--hub", hub.address], env=child_env(), timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK 6 entries" in done.stdout and "OK chain: 5 on-chain values" in done.stdout
 
@@ -324,10 +320,8 @@ def test_verify_catches_history_rewritten_after_a_checkpoint(tmp_path, published
                 snapshot["offers"] = snapshot["offers"][:-1]  # quietly drop one offer
             reports.attest_snapshot(log, "price", snapshot, domain=domain, config_version=1,
                                     keys=SIGNER_KEYS[:3])
-    offline = subprocess.run(  # noqa: S603 - fixed argv
-        [str(GPU_ORACLE), "verify", "--log", str(rewritten)], capture_output=True, text=True,
-        check=False, timeout=120, env=child_env(),
-    )
+    offline = processes.run([GPU_ORACLE, "verify", "--log", rewritten], env=child_env(),
+                            timeout=120)
     assert offline.returncode == 0, offline.stderr  # on its own it looks fine
     done = verify_cli(rewritten, node, hub)
     assert done.returncode == 1

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from gpushares import timeline
+from gpushares import processes, timeline
 from gpushares.devnode import PROJECT_ROOT, dev_key
 from gpushares.oracle_cluster import GPU_ORACLE, OracleCluster
 from oracle import abi, index, reports
@@ -166,10 +166,9 @@ def test_the_quorum_recovers_and_the_history_verifies(cluster, hub, node):
         assert time.monotonic() < deadline, "node-1 did not sync node-2's entry"
         time.sleep(0.2)
     for name in ("node-1", "node-2"):
-        verified = subprocess.run(  # noqa: S603 - fixed argv
-            [str(GPU_ORACLE), "verify", "--node", cluster.url(name), "--rpc", node.url,
-             "--hub", hub.address],
-            capture_output=True, text=True, check=False, timeout=120, env=child_env(node))
+        verified = processes.run([GPU_ORACLE, "verify", "--node", cluster.url(name), "--rpc",
+                                  node.url, "--hub", hub.address], env=child_env(node),
+                                 timeout=120)
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert "OK chain: 2 on-chain values equal their entries" in verified.stdout
     feeds = httpx.get(f"{cluster.url('node-1')}/v1/feeds").json()

@@ -34,6 +34,7 @@ from eth_account import Account
 from openapi_spec_validator import validate as validate_openapi
 from prometheus_client.parser import text_string_to_metric_families
 
+from gpushares import processes
 from gpushares.devnode import dev_key, free_port
 from oracle import attest, merkle, reports
 from oracle.entries import ReportEntry, parse_leaf
@@ -109,8 +110,8 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_ORACLE_")}
         env["PYTHONUNBUFFERED"] = "1"
         with self.output_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [str(GPU_ORACLE), "serve", *self.args, "--port", str(port)],
+            self.proc = processes.spawn(
+                [GPU_ORACLE, "serve", *self.args, "--port", str(port)],
                 stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env)
         deadline = time.monotonic() + 30
         while True:

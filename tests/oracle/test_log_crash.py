@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from gpushares import processes
 from oracle.log import AttestationLog
 from oracle.merkle import CompactRange, leaf_hash, verify_consistency
 from tests.oracle._append_worker import expected_inputs, expected_kind, expected_leaf
@@ -42,12 +43,8 @@ class Worker:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
-        self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
+        self.proc = processes.spawn([sys.executable, WORKER, path], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env)
         self.lines: list[str] = []
         self.ready = threading.Event()
         self._reader = threading.Thread(target=self._drain, daemon=True)

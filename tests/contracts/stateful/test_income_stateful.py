@@ -10,7 +10,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import boa
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -23,6 +22,7 @@ from hypothesis.stateful import (
 from jurisdictions.codes import Restriction, message
 from jurisdictions.engine import InvestorRecord, Party, ShareAsset, decide
 from jurisdictions.rules import Citation, JurisdictionRules, RuleBook
+from tests.budgets import budget
 from tests.contracts import deployers
 from tests.contracts.helpers import (
     FAR_FUTURE,
@@ -424,11 +424,7 @@ class ShareIncomeMachine(RuleBasedStateMachine):
 
 
 TestShareIncome = ShareIncomeMachine.TestCase
-# At most 80 examples (3,200 steps with the CI profile's 40 per example, every invariant
-# checked after each): the CI profile's 200 took 5 minutes of a 2-core run, and the
-# sequences that matter (claims around freezes, transfers and redemptions between
-# distributions) show up within the first few dozen examples.
-TestShareIncome.settings = settings(
-    max_examples=min(settings.default.max_examples, 80),
-    stateful_step_count=settings.default.stateful_step_count,
-)
+# Budgets in tests/budgets.py: the sequences that matter (claims around freezes,
+# transfers and redemptions between distributions) show up within the first few dozen
+# examples; `make test-deep` runs 2,000.
+TestShareIncome.settings = budget("income_stateful")

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field, replace
 import boa
 import hypothesis
 from eth_utils import keccak
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from oracle import attest
+from tests.budgets import budget
 from tests.contracts import oracle_helpers as oh
 from tests.contracts.oracle_helpers import USD
 
@@ -607,17 +607,11 @@ class RingWrapMachine(OracleFeedMachine):
 
 
 TestOracleFeed = OracleFeedMachine.TestCase
-# At most 100 examples (4,000 steps in CI): the CI profile's 200 took 100 s of a 2-core run.
-TestOracleFeed.settings = settings(
-    max_examples=min(settings.default.max_examples, 100),
-    stateful_step_count=settings.default.stateful_step_count,
-)
+# Budgets in tests/budgets.py.
+TestOracleFeed.settings = budget("oracle_feed_stateful")
 
 # The ring-wrap machine runs at most 40 examples (the CI profile's 200 would add ~20 s):
 # its purpose, random sequences across the ring's wrap-around, needs only a handful of
 # accepted reports per example, and the main machine carries the breadth.
 TestOracleFeedRingWrap = RingWrapMachine.TestCase
-TestOracleFeedRingWrap.settings = settings(
-    max_examples=min(settings.default.max_examples, 40),
-    stateful_step_count=settings.default.stateful_step_count,
-)
+TestOracleFeedRingWrap.settings = budget("oracle_ring_wrap_stateful")

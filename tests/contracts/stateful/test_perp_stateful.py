@@ -72,11 +72,11 @@ from fractions import Fraction
 import boa
 import hypothesis
 from eth_utils import keccak
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from gpushares import perp
+from tests.budgets import budget
 from tests.contracts.perp_helpers import (
     ABOVE_MAINTENANCE,
     BELOW_INITIAL_WITHDRAW,
@@ -880,14 +880,10 @@ class PerpMachine18(PerpMachine):
     DECIMALS = 18
 
 
-# py-evm reads of the index cost milliseconds (the feed asks the hub): the CI profile's
-# 200 examples x 40 steps would take many minutes a machine. The machines run fewer,
-# deeper examples (most start from a busy market): about 20 s each under CI=true on an
-# idle core (18 x 35 steps, ~25 ms a step with the invariant).
-_SETTINGS = settings(
-    max_examples=min(settings.default.max_examples, 18),
-    stateful_step_count=min(settings.default.stateful_step_count, 35),
-)
+# py-evm reads of the index cost milliseconds (the feed asks the hub): the machines run
+# fewer, deeper examples (most start from a busy market), ~25 ms a step with the
+# invariant; budgets in tests/budgets.py.
+_SETTINGS = budget("perp_stateful")
 
 TestPerp6 = PerpMachine.TestCase
 TestPerp6.settings = _SETTINGS

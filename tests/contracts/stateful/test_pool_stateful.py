@@ -33,11 +33,11 @@ from dataclasses import dataclass
 
 import boa
 import hypothesis
-from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from gpushares import lending
+from tests.budgets import budget
 from tests.contracts.helpers import SHARE
 from tests.contracts.pool_helpers import (
     ABOVE_MAX_LTV_BORROW,
@@ -728,13 +728,9 @@ class PoolMachine18(PoolMachine):
     DECIMALS = 18
 
 
-# The CI profile's 200 examples x 40 steps would take minutes per machine (py-evm: ~1 ms
-# a call, ~40 calls a step with the invariants): the machines run fewer, deeper examples
-# (most start from a busy pool), and stay within the file's time budget.
-_SETTINGS = settings(
-    max_examples=min(settings.default.max_examples, 30),
-    stateful_step_count=min(settings.default.stateful_step_count, 35),
-)
+# py-evm: ~1 ms a call, ~40 calls a step with the invariants. The machines run fewer,
+# deeper examples (most start from a busy pool); budgets in tests/budgets.py.
+_SETTINGS = budget("pool_stateful")
 
 TestPool6 = PoolMachine.TestCase
 TestPool6.settings = _SETTINGS
