@@ -44,6 +44,7 @@ from snekmate.utils import ecdsa
 from snekmate.auth.interfaces import IAccessControl
 
 from .modules import restriction_codes as codes
+from .modules import reasons
 
 
 exports: (
@@ -211,7 +212,7 @@ def __init__(admin_: address):
             and rules admin roles; the deployer keeps none unless it is `admin_`.
     @param admin_ The compliance admin account.
     """
-    assert admin_ != empty(address), "ComplianceRegistry: admin is the zero address"
+    assert admin_ != empty(address), reasons.REGISTRY_ADMIN_ZERO_ADDRESS
     access_control.__init__()
     eip712_domain_separator.__init__("GPU Shares Compliance", "1")
     access_control._grant_role(access_control.DEFAULT_ADMIN_ROLE, admin_)
@@ -362,10 +363,10 @@ def submit_eligibility(attestation: Eligibility, signature: Bytes[65]):
     @param attestation The signed eligibility data.
     @param signature The KYC provider's 65-byte signature over the EIP-712 digest.
     """
-    assert attestation.deadline >= block.timestamp, "ComplianceRegistry: eligibility attestation deadline has passed"
+    assert attestation.deadline >= block.timestamp, reasons.REGISTRY_ELIGIBILITY_ATTESTATION_DEADLINE_PASSED
     assert (
         attestation.nonce == self.eligibility_nonce[attestation.investor]
-    ), "ComplianceRegistry: eligibility attestation nonce is not the investor's next nonce (already used?)"
+    ), reasons.REGISTRY_ELIGIBILITY_ATTESTATION_NONCE_NOT
     digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
         keccak256(
             abi_encode(
@@ -382,7 +383,7 @@ def submit_eligibility(attestation: Eligibility, signature: Bytes[65]):
     signer: address = ecdsa._recover_sig(digest, signature)
     assert access_control.hasRole[KYC_PROVIDER_ROLE][
         signer
-    ], "ComplianceRegistry: eligibility attestation is not signed by a trusted KYC provider"
+    ], reasons.REGISTRY_ELIGIBILITY_ATTESTATION_NOT_SIGNED
     self.eligibility_nonce[attestation.investor] = attestation.nonce + 1
     self._write_investor(
         attestation.investor,
@@ -405,7 +406,7 @@ def remove_investor(investor: address):
     """
     access_control._check_role(KYC_PROVIDER_ROLE, msg.sender)
     word: uint256 = self._investors[investor]
-    assert word & EXPIRY_MASK != 0, "ComplianceRegistry: investor is not registered"
+    assert word & EXPIRY_MASK != 0, reasons.REGISTRY_INVESTOR_NOT_REGISTERED
     self._investors[investor] = word & FROZEN_BIT
     self.eligibility_nonce[investor] += 1
     log InvestorRemoved(investor=investor, provider=msg.sender)
@@ -435,9 +436,9 @@ def set_wallet_frozen(investor: address, frozen: bool):
     @param frozen True to freeze, False to unfreeze.
     """
     access_control._check_role(FREEZER_ROLE, msg.sender)
-    assert investor != empty(address), "ComplianceRegistry: cannot freeze the zero address"
+    assert investor != empty(address), reasons.REGISTRY_CANNOT_FREEZE_ZERO_ADDRESS
     word: uint256 = self._investors[investor]
-    assert (word & FROZEN_BIT != 0) != frozen, "ComplianceRegistry: wallet already in that frozen state"
+    assert (word & FROZEN_BIT != 0) != frozen, reasons.REGISTRY_WALLET_ALREADY_FROZEN_STATE
     if frozen:
         self._investors[investor] = word | FROZEN_BIT
     else:
@@ -489,20 +490,20 @@ def set_jurisdictions(settings: DynArray[JurisdictionSetting, MAX_JURISDICTION_B
            the rules file) per jurisdiction.
     """
     access_control._check_role(RULES_ADMIN_ROLE, msg.sender)
-    assert len(settings) != 0, "ComplianceRegistry: empty jurisdiction batch"
+    assert len(settings) != 0, reasons.REGISTRY_EMPTY_JURISDICTION_BATCH
     for s: JurisdictionSetting in settings:
-        assert s.jurisdiction != 0 and s.jurisdiction <= 999, "ComplianceRegistry: jurisdiction is not an ISO 3166-1 numeric code"
-        assert s.title <= codes.TITLE_UNCLEAR, "ComplianceRegistry: unknown title status"
-        assert s.policy <= codes.POLICY_BLOCKED, "ComplianceRegistry: unknown holder policy"
+        assert s.jurisdiction != 0 and s.jurisdiction <= 999, reasons.REGISTRY_JURISDICTION_NOT_ISO_3166
+        assert s.title <= codes.TITLE_UNCLEAR, reasons.REGISTRY_UNKNOWN_TITLE_STATUS
+        assert s.policy <= codes.POLICY_BLOCKED, reasons.REGISTRY_UNKNOWN_HOLDER_POLICY
         assert (s.title == codes.TITLE_UNLISTED) == (
             s.policy == codes.POLICY_UNLISTED
-        ), "ComplianceRegistry: title and policy must both be set, or both be 0 to remove"
+        ), reasons.REGISTRY_TITLE_POLICY_BOTH_SET
         assert (s.title == codes.TITLE_UNLISTED) == (
             s.rules_hash == empty(bytes32)
-        ), "ComplianceRegistry: a listed jurisdiction needs its rules hash (and a removed one none)"
+        ), reasons.REGISTRY_LISTED_JURISDICTION_NEEDS_RULES
         previous: uint256 = self._jurisdictions[s.jurisdiction]
         was_listed: bool = previous & 255 != 0
-        assert was_listed or s.title != codes.TITLE_UNLISTED, "ComplianceRegistry: jurisdiction is not in the table; nothing to remove"
+        assert was_listed or s.title != codes.TITLE_UNLISTED, reasons.REGISTRY_JURISDICTION_NOT_TABLE_NOTHING
         epoch: uint256 = previous >> EPOCH_SHIFT
         if previous & 255 != convert(s.title, uint256):
             epoch += 1
@@ -588,21 +589,21 @@ def set_title_override(token: address, jurisdiction: uint16, legal_opinion_hash:
     @param jurisdiction ISO 3166-1 numeric code.
     @param legal_opinion_hash SHA-256 of the legal opinion, or empty to clear.
     """
-    assert token.is_contract, "ComplianceRegistry: token is not a contract"
+    assert token.is_contract, reasons.REGISTRY_TOKEN_NOT_CONTRACT
     assert staticcall IAccessControl(token).hasRole(
         SPV_OPERATOR_ROLE, msg.sender
-    ), "ComplianceRegistry: only the token's SPV operator can record a title override"
+    ), reasons.REGISTRY_TOKEN_SPV_OPERATOR_RECORD
     row: uint256 = self._jurisdictions[jurisdiction]
     epoch: uint256 = 0
     if legal_opinion_hash != empty(bytes32):
         assert row & 255 == convert(
             codes.TITLE_UNCLEAR, uint256
-        ), "ComplianceRegistry: a title override applies only to a jurisdiction whose title status is unclear"
+        ), reasons.REGISTRY_TITLE_OVERRIDE_APPLIES_JURISDICTION
         epoch = (row >> EPOCH_SHIFT) + 1
     assert (
         self.title_override[token][jurisdiction] != legal_opinion_hash
         or self._override_epoch[token][jurisdiction] != epoch
-    ), "ComplianceRegistry: title override unchanged"
+    ), reasons.REGISTRY_TITLE_OVERRIDE_UNCHANGED
     self.title_override[token][jurisdiction] = legal_opinion_hash
     self._override_epoch[token][jurisdiction] = epoch
     log TitleOverrideSet(
@@ -625,11 +626,11 @@ def register_asset_location(location: uint16):
     """
     row: uint256 = self._jurisdictions[location]
     title: uint256 = row & 255
-    assert title != convert(codes.TITLE_UNLISTED, uint256), "ComplianceRegistry: GPU location is not in the jurisdiction table: tokenized title there is not established"
-    assert title != convert(codes.TITLE_NOT_RECOGNISED, uint256), "ComplianceRegistry: GPU location does not recognise tokenized title to physical assets (lex rei sitae); see its rules citations"
+    assert title != convert(codes.TITLE_UNLISTED, uint256), reasons.REGISTRY_GPU_LOCATION_NOT_JURISDICTION
+    assert title != convert(codes.TITLE_NOT_RECOGNISED, uint256), reasons.REGISTRY_GPU_LOCATION_DOES_NOT
     assert (
         title == convert(codes.TITLE_RECOGNISED, uint256) or self._override_in_force(msg.sender, location, row)
-    ), "ComplianceRegistry: tokenized title in the GPU's location is unclear and the SPV has recorded no legal-opinion override"
+    ), reasons.REGISTRY_TOKENIZED_TITLE_GPU_LOCATION
     count: uint256 = self.asset_location_gpus[msg.sender][location]
     if count == 0:
         word: uint256 = self._asset_locations[msg.sender]
@@ -639,7 +640,7 @@ def register_asset_location(location: uint16):
                 self._asset_locations[msg.sender] = word | (convert(location, uint256) << (16 * i))
                 placed = True
                 break
-        assert placed, "ComplianceRegistry: an SPV's GPUs may sit in at most 16 jurisdictions"
+        assert placed, reasons.REGISTRY_SPV_GPUS_MAY_SIT
     self.asset_location_gpus[msg.sender][location] = count + 1
     log AssetLocationChanged(token=msg.sender, jurisdiction=location, gpus=count + 1)
 
@@ -651,7 +652,7 @@ def release_asset_location(location: uint16):
     @param location ISO 3166-1 numeric code of the GPU's location.
     """
     count: uint256 = self.asset_location_gpus[msg.sender][location]
-    assert count != 0, "ComplianceRegistry: no GPU of this token is registered in that location"
+    assert count != 0, reasons.REGISTRY_NO_GPU_TOKEN_REGISTERED
     self.asset_location_gpus[msg.sender][location] = count - 1
     if count == 1:
         word: uint256 = self._asset_locations[msg.sender]
@@ -807,9 +808,9 @@ def _write_investor(
     @param provider The KYC provider who wrote or signed the record.
     @param self_submitted Whether it came from a submitted attestation.
     """
-    assert investor != empty(address), "ComplianceRegistry: investor is the zero address"
-    assert jurisdiction != 0 and jurisdiction <= 999, "ComplianceRegistry: jurisdiction is not an ISO 3166-1 numeric code"
-    assert convert(expires_at, uint256) > block.timestamp, "ComplianceRegistry: eligibility expiry is not in the future"
+    assert investor != empty(address), reasons.REGISTRY_INVESTOR_ZERO_ADDRESS
+    assert jurisdiction != 0 and jurisdiction <= 999, reasons.REGISTRY_JURISDICTION_NOT_ISO_3166
+    assert convert(expires_at, uint256) > block.timestamp, reasons.REGISTRY_ELIGIBILITY_EXPIRY_NOT_FUTURE
     word: uint256 = (self._investors[investor] & FROZEN_BIT) | convert(expires_at, uint256) | (
         convert(jurisdiction, uint256) << JURISDICTION_SHIFT
     )

@@ -22,6 +22,7 @@
 
 from .interfaces import IOracleHub
 from .interfaces import AggregatorV3Interface
+from .modules import reasons
 implements: AggregatorV3Interface
 
 
@@ -42,8 +43,8 @@ def __init__(hub: address, feed_id: bytes32):
     @param hub The OracleHub.
     @param feed_id The feed's id in the hub.
     """
-    assert hub != empty(address), "FeedAdapter: hub is the zero address"
-    assert feed_id != empty(bytes32), "FeedAdapter: feed id is zero"
+    assert hub != empty(address), reasons.FEED_HUB_ZERO_ADDRESS
+    assert feed_id != empty(bytes32), reasons.FEED_FEED_ID_ZERO
     HUB = IOracleHub(hub)
     FEED_ID = feed_id
 

@@ -48,6 +48,7 @@
 
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
+from .modules import reasons
 
 implements: IERC20
 implements: IERC20Detailed
@@ -281,13 +282,13 @@ def __init__(
     @param admin_ The SPV operator's admin account.
     @param compliance_registry_ The `ComplianceRegistry` every share movement consults.
     """
-    assert income_token_.is_contract, "GPUShareToken: income token is not a contract"
-    assert shares_per_gpu_ != 0, "GPUShareToken: shares per GPU is zero"
-    assert shares_per_gpu_ <= MAX_SUPPLY, "GPUShareToken: shares per GPU above MAX_SUPPLY"
-    assert admin_ != empty(address), "GPUShareToken: admin is the zero address"
-    assert compliance_registry_.is_contract, "GPUShareToken: compliance registry is not a contract"
-    assert len(name_) != 0, "GPUShareToken: empty name"
-    assert len(symbol_) != 0, "GPUShareToken: empty symbol"
+    assert income_token_.is_contract, reasons.TOKEN_INCOME_TOKEN_NOT_CONTRACT
+    assert shares_per_gpu_ != 0, reasons.TOKEN_SHARES_PER_GPU_ZERO
+    assert shares_per_gpu_ <= MAX_SUPPLY, reasons.TOKEN_SHARES_PER_GPU_ABOVE
+    assert admin_ != empty(address), reasons.TOKEN_ADMIN_ZERO_ADDRESS
+    assert compliance_registry_.is_contract, reasons.TOKEN_COMPLIANCE_REGISTRY_NOT_CONTRACT
+    assert len(name_) != 0, reasons.TOKEN_EMPTY_NAME
+    assert len(symbol_) != 0, reasons.TOKEN_EMPTY_SYMBOL
 
     ownable.__init__()
     erc20.__init__(name_, symbol_, SHARE_DECIMALS, name_, "1")
@@ -361,11 +362,11 @@ def mint(to: address, amount: uint256):
     @param amount Share base units.
     """
     access_control._check_role(OPERATOR_ROLE, msg.sender)
-    assert amount != 0, "GPUShareToken: mint amount is zero"
+    assert amount != 0, reasons.TOKEN_MINT_AMOUNT_ZERO
     self._before_share_move(empty(address), to, amount)
     new_supply: uint256 = erc20.totalSupply + amount
-    assert new_supply <= self.active_gpus * shares_per_gpu, "GPUShareToken: mint exceeds the active GPUs' backing"
-    assert new_supply <= MAX_SUPPLY, "GPUShareToken: mint exceeds MAX_SUPPLY"
+    assert new_supply <= self.active_gpus * shares_per_gpu, reasons.TOKEN_MINT_EXCEEDS_ACTIVE_GPUS
+    assert new_supply <= MAX_SUPPLY, reasons.TOKEN_MINT_EXCEEDS_MAX_SUPPLY
     erc20._mint(to, amount)
     self._after_share_move(empty(address), to, amount)
 
@@ -378,7 +379,7 @@ def burn(amount: uint256):
     @param amount Share base units.
     """
     access_control._check_role(OPERATOR_ROLE, msg.sender)
-    assert amount != 0, "GPUShareToken: burn amount is zero"
+    assert amount != 0, reasons.TOKEN_BURN_AMOUNT_ZERO
     self._before_share_move(msg.sender, empty(address), amount)
     erc20._burn(msg.sender, amount)
     self._after_share_move(msg.sender, empty(address), amount)
@@ -401,18 +402,18 @@ def add_gpus(batch: DynArray[GPUInput, MAX_GPU_BATCH]) -> uint256:
     @return uint256 The id of the first GPU added.
     """
     access_control._check_role(OPERATOR_ROLE, msg.sender)
-    assert len(batch) != 0, "GPUShareToken: empty GPU batch"
+    assert len(batch) != 0, reasons.TOKEN_EMPTY_GPU_BATCH
     first_id: uint256 = self.gpu_count + 1
     next_id: uint256 = first_id
     for g: GPUInput in batch:
-        assert g.serial_hash != empty(bytes32), "GPUShareToken: GPU serial hash is zero"
-        assert self.gpu_id_of_serial[g.serial_hash] == 0, "GPUShareToken: GPU serial already registered"
-        assert g.model != empty(bytes32), "GPUShareToken: GPU model is empty"
-        assert g.location != 0 and g.location <= 999, "GPUShareToken: GPU location is not an ISO 3166-1 numeric code"
-        assert g.datacenter != empty(bytes32), "GPUShareToken: GPU datacenter is empty"
-        assert g.acquisition_cost != 0, "GPUShareToken: GPU acquisition cost is zero"
-        assert g.commissioned_at != 0, "GPUShareToken: GPU commissioning time is zero"
-        assert g.commissioned_at <= block.timestamp, "GPUShareToken: GPU commissioning time is in the future"
+        assert g.serial_hash != empty(bytes32), reasons.TOKEN_GPU_SERIAL_HASH_ZERO
+        assert self.gpu_id_of_serial[g.serial_hash] == 0, reasons.TOKEN_GPU_SERIAL_ALREADY_REGISTERED
+        assert g.model != empty(bytes32), reasons.TOKEN_GPU_MODEL_EMPTY
+        assert g.location != 0 and g.location <= 999, reasons.TOKEN_GPU_LOCATION_NOT_ISO
+        assert g.datacenter != empty(bytes32), reasons.TOKEN_GPU_DATACENTER_EMPTY
+        assert g.acquisition_cost != 0, reasons.TOKEN_GPU_ACQUISITION_COST_ZERO
+        assert g.commissioned_at != 0, reasons.TOKEN_GPU_COMMISSIONING_TIME_ZERO
+        assert g.commissioned_at <= block.timestamp, reasons.TOKEN_GPU_COMMISSIONING_TIME_FUTURE
         extcall IComplianceRegistry(compliance_registry).register_asset_location(g.location)
         self.gpus[next_id] = GPU(
             serial_hash=g.serial_hash,
@@ -449,8 +450,8 @@ def impair_gpu(gpu_id: uint256):
     """
     access_control._check_role(OPERATOR_ROLE, msg.sender)
     status: GPUStatus = self.gpus[gpu_id].status
-    assert status != empty(GPUStatus), "GPUShareToken: unknown GPU id"
-    assert status == GPUStatus.ACTIVE, "GPUShareToken: only an active GPU can be impaired"
+    assert status != empty(GPUStatus), reasons.TOKEN_UNKNOWN_GPU_ID
+    assert status == GPUStatus.ACTIVE, reasons.TOKEN_ACTIVE_GPU_IMPAIRED
     self.gpus[gpu_id].status = GPUStatus.IMPAIRED
     self.active_gpus -= 1
     self.impaired_gpus += 1
@@ -469,12 +470,12 @@ def retire_gpu(gpu_id: uint256):
     """
     access_control._check_role(OPERATOR_ROLE, msg.sender)
     status: GPUStatus = self.gpus[gpu_id].status
-    assert status != empty(GPUStatus), "GPUShareToken: unknown GPU id"
-    assert status != GPUStatus.RETIRED, "GPUShareToken: GPU is already retired"
+    assert status != empty(GPUStatus), reasons.TOKEN_UNKNOWN_GPU_ID
+    assert status != GPUStatus.RETIRED, reasons.TOKEN_GPU_ALREADY_RETIRED
     remaining: uint256 = self.active_gpus + self.impaired_gpus - 1
     assert (
         erc20.totalSupply <= remaining * shares_per_gpu
-    ), "GPUShareToken: burn shares first: supply would exceed the remaining GPUs' backing"
+    ), reasons.TOKEN_BURN_SHARES_FIRST_SUPPLY
     if status == GPUStatus.ACTIVE:
         self.active_gpus -= 1
     else:
@@ -502,16 +503,16 @@ def distribute(amount: uint256):
     @param amount Income token units to deposit.
     """
     access_control._check_role(OPERATOR_ROLE, msg.sender)
-    assert amount != 0, "GPUShareToken: distribute amount is zero"
+    assert amount != 0, reasons.TOKEN_DISTRIBUTE_AMOUNT_ZERO
     supply: uint256 = erc20.totalSupply
-    assert supply != 0, "GPUShareToken: no shares outstanding to receive income"
+    assert supply != 0, reasons.TOKEN_NO_SHARES_OUTSTANDING_RECEIVE
 
     before: uint256 = staticcall IERC20(income_token).balanceOf(self)
     assert extcall IERC20(income_token).transferFrom(
         msg.sender, self, amount, default_return_value=True
-    ), "GPUShareToken: income token transferFrom failed"
+    ), reasons.TOKEN_INCOME_TOKEN_TRANSFERFROM_FAILED
     received: uint256 = staticcall IERC20(income_token).balanceOf(self) - before
-    assert received != 0, "GPUShareToken: no income received"
+    assert received != 0, reasons.TOKEN_NO_INCOME_RECEIVED
 
     magnified: uint256 = received * MAGNITUDE + self.income_carry
     increment: uint256 = magnified // supply
@@ -519,7 +520,7 @@ def distribute(amount: uint256):
     new_income_per_share: uint256 = (hot & MAX_INCOME_PER_SHARE) + increment
     assert (
         new_income_per_share <= MAX_INCOME_PER_SHARE
-    ), "GPUShareToken: income per share would overflow; distribute over more shares"
+    ), reasons.TOKEN_INCOME_PER_SHARE_OVERFLOW
     self._hot = (hot & PAUSED_BIT) | new_income_per_share
     # `increment * supply <= magnified` by the floor division above.
     self.income_carry = unsafe_sub(magnified, unsafe_mul(increment, supply))
@@ -542,19 +543,19 @@ def claim() -> uint256:
             not stop a claim: the income was earned.
     @return uint256 The amount paid, in income token units.
     """
-    assert self._hot & PAUSED_BIT == 0, "GPUShareToken: paused"
+    assert self._hot & PAUSED_BIT == 0, reasons.TOKEN_PAUSED
     assert not staticcall IComplianceRegistry(compliance_registry).is_frozen(
         msg.sender
-    ), "GPUShareToken: wallet frozen by a compliance agent; income keeps accruing until it is unfrozen or recovered"
+    ), reasons.TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT
     amount: uint256 = self._claimable(msg.sender)
-    assert amount != 0, "GPUShareToken: nothing to claim"
+    assert amount != 0, reasons.TOKEN_NOTHING_CLAIM
     # `amount * MAGNITUDE <= income_per_share * balance + correction < 2**255`.
     self.income_correction[msg.sender] -= convert(unsafe_mul(amount, MAGNITUDE), int256)
     self.total_claimed += amount
     log IncomeClaimed(holder=msg.sender, amount=amount)
     assert extcall IERC20(income_token).transfer(
         msg.sender, amount, default_return_value=True
-    ), "GPUShareToken: income token transfer failed"
+    ), reasons.TOKEN_INCOME_TOKEN_TRANSFER_FAILED
     return amount
 
 
@@ -673,8 +674,8 @@ def setFrozenTokens(account: address, amount: uint256) -> bool:
     @return bool True (reverts on failure).
     """
     access_control._check_role(FREEZER_ROLE, msg.sender)
-    assert account != empty(address), "GPUShareToken: cannot freeze the zero address"
-    assert self._frozen_tokens[account] != amount, "GPUShareToken: frozen amount unchanged"
+    assert account != empty(address), reasons.TOKEN_CANNOT_FREEZE_ZERO_ADDRESS
+    assert self._frozen_tokens[account] != amount, reasons.TOKEN_FROZEN_AMOUNT_UNCHANGED
     self._frozen_tokens[account] = amount
     log Frozen(user=account, amount=amount)
     return True
@@ -696,11 +697,11 @@ def forcedTransfer(sender: address, receiver: address, amount: uint256) -> bool:
     @return bool True (reverts on failure).
     """
     access_control._check_role(FORCED_TRANSFER_ROLE, msg.sender)
-    assert sender != receiver, "GPUShareToken: forced transfer from an account to itself"
-    assert amount != 0, "GPUShareToken: forced transfer amount is zero"
+    assert sender != receiver, reasons.TOKEN_FORCED_TRANSFER_ACCOUNT_ITSELF
+    assert amount != 0, reasons.TOKEN_FORCED_TRANSFER_AMOUNT_ZERO
     self._require_receiver_eligible(receiver)
     balance: uint256 = erc20.balanceOf[sender]
-    assert amount <= balance, "GPUShareToken: forced transfer exceeds the sender's balance"
+    assert amount <= balance, reasons.TOKEN_FORCED_TRANSFER_EXCEEDS_SENDER
     frozen: uint256 = self._frozen_tokens[sender]
     if frozen > balance - amount:
         self._frozen_tokens[sender] = balance - amount
@@ -723,12 +724,12 @@ def recover_wallet(lost_wallet: address, new_wallet: address):
     @param new_wallet The holder's new, eligible wallet.
     """
     access_control._check_role(RECOVERY_ROLE, msg.sender)
-    assert lost_wallet != new_wallet, "GPUShareToken: recovery to the same wallet"
+    assert lost_wallet != new_wallet, reasons.TOKEN_RECOVERY_SAME_WALLET
     self._require_receiver_eligible(new_wallet)
     shares: uint256 = erc20.balanceOf[lost_wallet]
     income: uint256 = self._claimable(lost_wallet)
     frozen: uint256 = self._frozen_tokens[lost_wallet]
-    assert shares != 0 or income != 0, "GPUShareToken: the lost wallet holds no shares and no income"
+    assert shares != 0 or income != 0, reasons.TOKEN_LOST_WALLET_HOLDS_NO
     if shares != 0:
         erc20._transfer(lost_wallet, new_wallet, shares)
     # Move the whole correction: the new wallet's accrued income becomes exactly the
@@ -765,7 +766,7 @@ def pause():
     """
     access_control._check_role(PAUSER_ROLE, msg.sender)
     hot: uint256 = self._hot
-    assert hot & PAUSED_BIT == 0, "GPUShareToken: already paused"
+    assert hot & PAUSED_BIT == 0, reasons.TOKEN_ALREADY_PAUSED
     self._hot = hot | PAUSED_BIT
     log Paused(account=msg.sender)
 
@@ -778,7 +779,7 @@ def unpause():
     """
     access_control._check_role(PAUSER_ROLE, msg.sender)
     hot: uint256 = self._hot
-    assert hot & PAUSED_BIT != 0, "GPUShareToken: not paused"
+    assert hot & PAUSED_BIT != 0, reasons.TOKEN_NOT_PAUSED
     self._hot = hot & MAX_INCOME_PER_SHARE
     log Unpaused(account=msg.sender)
 
@@ -853,7 +854,7 @@ def _require_receiver_eligible(receiver: address):
          (registered, not expired, not frozen, residence policy).
     @param receiver The account that would receive shares.
     """
-    assert receiver != empty(address), "GPUShareToken: receiver is the zero address"
+    assert receiver != empty(address), reasons.TOKEN_RECEIVER_ZERO_ADDRESS
     code: uint8 = staticcall IComplianceRegistry(compliance_registry).check_receiver(receiver)
     if code != 0:
         raise staticcall IComplianceRegistry(compliance_registry).messageForTransferRestriction(code)

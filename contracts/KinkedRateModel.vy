@@ -20,6 +20,7 @@
 
 
 from .interfaces import IRateModel
+from .modules import reasons
 implements: IRateModel
 
 
@@ -50,10 +51,10 @@ def __init__(base_rate_per_year_: uint256, slope1_per_year_: uint256, slope2_per
     @param slope2_per_year_ Rate added from the kink to full utilisation.
     @param kink_ Utilisation of the kink (exclusive bounds 0 and 1e18).
     """
-    assert kink_ != 0 and kink_ < WAD, "KinkedRateModel: kink must be strictly between 0 and 100 %"
+    assert kink_ != 0 and kink_ < WAD, reasons.RATE_MODEL_KINK_STRICTLY_BETWEEN_0
     assert (
         base_rate_per_year_ + slope1_per_year_ + slope2_per_year_ <= MAX_RATE_PER_YEAR
-    ), "KinkedRateModel: maximum rate above 1,000 % a year"
+    ), reasons.RATE_MODEL_MAXIMUM_RATE_ABOVE_1
     base_rate_per_year = base_rate_per_year_
     slope1_per_year = slope1_per_year_
     slope2_per_year = slope2_per_year_

@@ -48,6 +48,7 @@
 
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC4626
+from .modules import reasons
 
 implements: IERC20
 implements: IERC4626
@@ -414,7 +415,7 @@ def deposit(assets: uint256, receiver: address) -> uint256:
     """
     supplied: uint256 = self._accrue()
     shares: uint256 = self._to_shares(assets, supplied, False)
-    assert shares != 0, "LendingPool: deposit mints zero vault shares"
+    assert shares != 0, reasons.POOL_DEPOSIT_MINTS_ZERO_VAULT
     # Credit after the pull and the mint: a view read from inside the asset's transfer
     # (a token with hooks) sees the state before the deposit, not half of it.
     erc4626._deposit(msg.sender, receiver, assets, shares)
@@ -455,7 +456,7 @@ def mint(shares: uint256, receiver: address) -> uint256:
     @param receiver Receiver of the vault shares.
     @return uint256 Assets pulled from the caller.
     """
-    assert shares != 0, "LendingPool: mint of zero shares"
+    assert shares != 0, reasons.POOL_MINT_ZERO_SHARES
     supplied: uint256 = self._accrue()
     assets: uint256 = self._to_assets(shares, supplied, True)
     # Credit after the pull and the mint: a view read from inside the asset's transfer
@@ -506,7 +507,7 @@ def withdraw(assets: uint256, receiver: address, owner: address) -> uint256:
     @param owner Holder of the vault shares (the caller, or one who approved it).
     @return uint256 Vault shares burnt.
     """
-    assert assets != 0, "LendingPool: withdrawal of zero"
+    assert assets != 0, reasons.POOL_WITHDRAWAL_ZERO
     supplied: uint256 = self._accrue()
     shares: uint256 = self._to_shares(assets, supplied, True)
     self._remove_supplied(assets)
@@ -555,7 +556,7 @@ def redeem(shares: uint256, receiver: address, owner: address) -> uint256:
     """
     supplied: uint256 = self._accrue()
     assets: uint256 = self._to_assets(shares, supplied, False)
-    assert assets != 0, "LendingPool: redemption worth zero assets"
+    assert assets != 0, reasons.POOL_REDEMPTION_WORTH_ZERO_ASSETS
     self._remove_supplied(assets)
     erc4626._withdraw(msg.sender, receiver, owner, assets, shares)
     return assets
@@ -576,11 +577,11 @@ def supply_collateral(amount: uint256, on_behalf: address):
     @param amount Share base units.
     @param on_behalf The borrower credited (and entitled to the shares' income).
     """
-    assert amount != 0, "LendingPool: zero collateral"
-    assert on_behalf != empty(address), "LendingPool: borrower is the zero address"
+    assert amount != 0, reasons.POOL_ZERO_COLLATERAL
+    assert on_behalf != empty(address), reasons.POOL_BORROWER_ZERO_ADDRESS
     # Pull first, like ERC-4626's `deposit`: the share token is the market's own
     # (no hooks) and the lock is held; nothing is credited unless the shares arrived.
-    assert extcall _TOKEN.transferFrom(msg.sender, self, amount), "LendingPool: collateral transferFrom failed"
+    assert extcall _TOKEN.transferFrom(msg.sender, self, amount), reasons.POOL_COLLATERAL_TRANSFERFROM_FAILED
     position: uint256 = self._positions[on_behalf]
     # The transfer succeeded, so `amount` is below the token's supply cap (2**96).
     self._positions[on_behalf] = unsafe_add(position, amount << 128)
@@ -602,18 +603,18 @@ def withdraw_collateral(amount: uint256, receiver: address):
     @param receiver Receiver of the shares.
     """
     self._check_move(msg.sender, receiver)
-    assert amount != 0, "LendingPool: zero collateral"
+    assert amount != 0, reasons.POOL_ZERO_COLLATERAL
     self._check_not_paused(self._params)
     position: uint256 = self._positions[msg.sender]
     collateral: uint256 = position >> 128
-    assert amount <= collateral, "LendingPool: withdrawal exceeds the collateral"
+    assert amount <= collateral, reasons.POOL_WITHDRAWAL_EXCEEDS_COLLATERAL
     collateral = unsafe_sub(collateral, amount)
     scaled: uint256 = position & MASK128
     if scaled != 0:
         index: uint256 = self._accrue_index()
         assert self._within(
             self._debt_of(scaled, index), collateral, self._price(), self._params & MASK64
-        ), "LendingPool: withdrawal would put the loan above the max LTV"
+        ), reasons.POOL_WITHDRAWAL_PUT_LOAN_ABOVE
     self._positions[msg.sender] = scaled | (collateral << 128)
     self.total_collateral = unsafe_sub(self.total_collateral, amount)
     self._move_income(msg.sender, amount, False)
@@ -633,7 +634,7 @@ def borrow(assets: uint256, receiver: address) -> uint256:
     @param receiver Receiver of the assets.
     @return uint256 Scaled debt added (rounded up).
     """
-    assert assets != 0, "LendingPool: borrow of zero"
+    assert assets != 0, reasons.POOL_BORROW_ZERO
     params: uint256 = self._params
     self._check_not_paused(params)
     self._check_not_frozen(msg.sender)
@@ -641,15 +642,15 @@ def borrow(assets: uint256, receiver: address) -> uint256:
     added: uint256 = math._mul_div(assets, DEBT_SCALE, index, True)
     position: uint256 = self._positions[msg.sender]
     scaled: uint256 = (position & MASK128) + added
-    assert scaled <= MASK128, "LendingPool: debt above 2**128"
+    assert scaled <= MASK128, reasons.POOL_DEBT_ABOVE_2_128
     assert self._within(
         self._debt_of(scaled, index), position >> 128, self._price(), params & MASK64
-    ), "LendingPool: borrow would put the loan above the max LTV"
+    ), reasons.POOL_BORROW_PUT_LOAN_ABOVE
     total_scaled: uint256 = self.total_scaled_debt + added
     supply: uint256 = self._supply
     assert (
         self._debt_of(total_scaled, index) <= (supply & MASK128) + (supply >> 128)
-    ), "LendingPool: not enough liquidity in the pool"
+    ), reasons.POOL_NOT_ENOUGH_LIQUIDITY_POOL
     self._positions[msg.sender] = (position & ~MASK128) | scaled
     self.total_scaled_debt = total_scaled
     log Borrowed(borrower=msg.sender, receiver=receiver, assets=assets, scaled_debt=added)
@@ -668,11 +669,11 @@ def repay(assets: uint256, borrower: address) -> uint256:
     @param borrower The borrower whose debt shrinks.
     @return uint256 Assets pulled from the caller.
     """
-    assert assets != 0, "LendingPool: repay of zero"
+    assert assets != 0, reasons.POOL_REPAY_ZERO
     index: uint256 = self._accrue_index()
     position: uint256 = self._positions[borrower]
     scaled: uint256 = position & MASK128
-    assert scaled != 0, "LendingPool: no debt to repay"
+    assert scaled != 0, reasons.POOL_NO_DEBT_REPAY
     debt: uint256 = self._debt_of(scaled, index)
     repaid: uint256 = assets
     removed: uint256 = scaled
@@ -680,7 +681,7 @@ def repay(assets: uint256, borrower: address) -> uint256:
         repaid = debt
     else:
         removed = math._mul_div(assets, DEBT_SCALE, index, False)
-        assert removed != 0, "LendingPool: repay amount rounds to zero debt"
+        assert removed != 0, reasons.POOL_REPAY_AMOUNT_ROUNDS_ZERO
     # `removed <= scaled <= total_scaled_debt`.
     self._positions[borrower] = unsafe_sub(position, removed)
     self.total_scaled_debt = unsafe_sub(self.total_scaled_debt, removed)
@@ -706,15 +707,15 @@ def liquidate(borrower: address, max_repay: uint256) -> (uint256, uint256, uint2
     @return uint256 Debt written off.
     """
     self._check_move(self, msg.sender)
-    assert max_repay != 0, "LendingPool: repay of zero"
+    assert max_repay != 0, reasons.POOL_REPAY_ZERO
     index: uint256 = self._accrue_index()
     position: uint256 = self._positions[borrower]
     scaled: uint256 = position & MASK128
     collateral: uint256 = position >> 128
-    assert scaled != 0, "LendingPool: no debt to repay"
+    assert scaled != 0, reasons.POOL_NO_DEBT_REPAY
     price: uint256 = self._price()
     debt: uint256 = self._debt_of(scaled, index)
-    assert not self._within(debt, collateral, price, lltv), "LendingPool: loan is healthy (at or under the liquidation LTV)"
+    assert not self._within(debt, collateral, price, lltv), reasons.POOL_LOAN_HEALTHY_UNDER_LIQUIDATION
 
     repaid: uint256 = min(max_repay, debt)
     # incentive * den < 2**61 * 10**36 and WAD * price * num < 2**60 * 2**128 * 10**18:
@@ -728,7 +729,7 @@ def liquidate(borrower: address, max_repay: uint256) -> (uint256, uint256, uint2
     removed: uint256 = scaled
     if repaid < debt:
         removed = math._mul_div(repaid, DEBT_SCALE, index, False)
-    assert removed != 0 or seized != 0 or collateral == 0, "LendingPool: liquidation rounds to nothing"
+    assert removed != 0 or seized != 0 or collateral == 0, reasons.POOL_LIQUIDATION_ROUNDS_NOTHING
     # `removed <= scaled` (repaid < debt rounds down below it) and `seized <= collateral`.
     scaled = unsafe_sub(scaled, removed)
     collateral = unsafe_sub(collateral, seized)
@@ -779,7 +780,7 @@ def claim_income() -> uint256:
     """
     self._check_not_frozen(msg.sender)
     owed: uint256 = self._income_owed(msg.sender, self._income_per_share())
-    assert owed != 0, "LendingPool: no collateral income to claim"
+    assert owed != 0, reasons.POOL_NO_COLLATERAL_INCOME_CLAIM
     held: uint256 = self.income_held
     if held < owed:
         # The share token pays exactly what it returns (income tokens with a transfer
@@ -791,7 +792,7 @@ def claim_income() -> uint256:
     log CollateralIncomeClaimed(borrower=msg.sender, amount=owed)
     assert extcall IERC20(income_token).transfer(
         msg.sender, owed, default_return_value=True
-    ), "LendingPool: income token transfer failed"
+    ), reasons.POOL_INCOME_TOKEN_TRANSFER_FAILED
     return owed
 
 
@@ -814,7 +815,7 @@ def collect_reserves(amount: uint256) -> uint256:
     supplied: uint256 = supply & MASK128
     reserves: uint256 = supply >> 128
     paid: uint256 = min(amount, min(reserves, self._idle(supplied, reserves, self._total_debt())))
-    assert paid != 0, "LendingPool: no reserves available to collect"
+    assert paid != 0, reasons.POOL_NO_RESERVES_AVAILABLE_COLLECT
     self._supply = supplied | ((reserves - paid) << 128)
     treasury: address = self.treasury
     log ReservesCollected(treasury=treasury, amount=paid)
@@ -839,9 +840,9 @@ def set_risk_parameters(new_max_ltv: uint256, new_reserve_factor_bps: uint256, n
     @param new_treasury Receiver of the reserves (not the zero address).
     """
     access_control._check_role(RISK_ADMIN_ROLE, msg.sender)
-    assert new_max_ltv != 0 and new_max_ltv < lltv, "LendingPool: max LTV must be above 0 and below the liquidation LTV"
-    assert new_reserve_factor_bps <= MAX_RESERVE_FACTOR_BPS, "LendingPool: reserve factor above 50 %"
-    assert new_treasury != empty(address), "LendingPool: treasury is the zero address"
+    assert new_max_ltv != 0 and new_max_ltv < lltv, reasons.POOL_MAX_LTV_ABOVE_0
+    assert new_reserve_factor_bps <= MAX_RESERVE_FACTOR_BPS, reasons.POOL_RESERVE_FACTOR_ABOVE_50
+    assert new_treasury != empty(address), reasons.POOL_TREASURY_ZERO_ADDRESS
     self._accrue()
     self._params = (self._params & PAUSED_BIT) | new_max_ltv | (new_reserve_factor_bps << 64)
     self.treasury = new_treasury
@@ -863,7 +864,7 @@ def set_paused(paused_: bool):
     """
     access_control._check_role(GUARDIAN_ROLE, msg.sender)
     params: uint256 = self._params
-    assert (params & PAUSED_BIT != 0) != paused_, "LendingPool: pause unchanged"
+    assert (params & PAUSED_BIT != 0) != paused_, reasons.POOL_PAUSE_UNCHANGED
     self._params = params ^ PAUSED_BIT
     log PauseChanged(paused=paused_, account=msg.sender)
 
@@ -1026,7 +1027,7 @@ def _accrue_index() -> uint256:
     to_reserves: uint256 = interest * ((self._params >> 64) & 65_535) // 10_000
     supplied: uint256 = (supply & MASK128) + interest - to_reserves
     reserves: uint256 = (supply >> 128) + to_reserves
-    assert supplied <= MASK128 and reserves <= MASK128, "LendingPool: above 2**128"
+    assert supplied <= MASK128 and reserves <= MASK128, reasons.POOL_ABOVE_2_128
     self._supply = supplied | (reserves << 128)
     log InterestAccrued(borrow_index=new_index, interest=interest, to_reserves=to_reserves)
     return new_index
@@ -1076,7 +1077,7 @@ def _grow(index: uint256, rate: uint256, elapsed: uint256) -> uint256:
     # rate <= MAX_RATE_PER_SECOND < 2**39 and elapsed < 2**64.
     growth: uint256 = convert(math._wad_exp(convert(unsafe_mul(rate, elapsed), int256)), uint256)
     new_index: uint256 = math._mul_div(index, growth, WAD, False)
-    assert new_index <= MASK192, "LendingPool: index above 2**192"
+    assert new_index <= MASK192, reasons.POOL_INDEX_ABOVE_2_192
     return max(new_index, index)
 
 
@@ -1136,10 +1137,10 @@ def _add_supplied(assets: uint256):
     """
     @dev Adds deposited assets to the lenders' total (after accruing).
     """
-    assert assets != 0, "LendingPool: deposit of zero"
+    assert assets != 0, reasons.POOL_DEPOSIT_ZERO
     supply: uint256 = self._supply
     supplied: uint256 = (supply & MASK128) + assets
-    assert supplied <= MASK128, "LendingPool: deposit above 2**128 assets"
+    assert supplied <= MASK128, reasons.POOL_DEPOSIT_ABOVE_2_128
     self._supply = (supply & ~MASK128) | supplied
 
 
@@ -1151,7 +1152,7 @@ def _remove_supplied(assets: uint256):
     """
     supply: uint256 = self._supply
     supplied: uint256 = supply & MASK128
-    assert assets <= self._idle(supplied, supply >> 128, self._total_debt()), "LendingPool: not enough idle liquidity (wait for repayments)"
+    assert assets <= self._idle(supplied, supply >> 128, self._total_debt()), reasons.POOL_NOT_ENOUGH_IDLE_LIQUIDITY
     self._supply = (supply & ~MASK128) | (supplied - assets)
 
 
@@ -1169,9 +1170,9 @@ def _price() -> uint256:
     __: uint256 = 0
     ___: uint80 = 0
     _, answer, __, updated_at, ___ = staticcall _FEED.latestRoundData()
-    assert answer > 0 and answer < 2**128, "LendingPool: collateral price is not positive"
+    assert answer > 0 and answer < 2**128, reasons.POOL_COLLATERAL_PRICE_NOT_POSITIVE
     heartbeat: uint256 = staticcall IHeartbeat(price_feed).heartbeat()
-    assert updated_at <= block.timestamp and block.timestamp - updated_at <= heartbeat, "LendingPool: collateral price is stale (older than the feed heartbeat)"
+    assert updated_at <= block.timestamp and block.timestamp - updated_at <= heartbeat, reasons.POOL_COLLATERAL_PRICE_STALE_OLDER
     return convert(answer, uint256)
 
 
@@ -1217,7 +1218,7 @@ def _check_not_paused(params: uint256):
     """
     @dev Reverts while the guardian has paused borrowing and collateral withdrawals.
     """
-    assert params & PAUSED_BIT == 0, "LendingPool: paused by the guardian (repay still works)"
+    assert params & PAUSED_BIT == 0, reasons.POOL_PAUSED_GUARDIAN_REPAY_STILL
 
 
 @internal
@@ -1227,7 +1228,7 @@ def _check_not_frozen(account: address):
     @dev Reverts for a wallet the compliance registry has frozen: it takes no loan and
          no collateral income out of the pool (it can still repay).
     """
-    assert not staticcall _REGISTRY.is_frozen(account), "LendingPool: wallet frozen (compliance)"
+    assert not staticcall _REGISTRY.is_frozen(account), reasons.POOL_WALLET_FROZEN_COMPLIANCE
 
 
 @internal
@@ -1259,7 +1260,7 @@ def _send_collateral(receiver: address, amount: uint256):
     """
     @dev Sends collateral shares; the share token enforces its transfer rules.
     """
-    assert extcall _TOKEN.transfer(receiver, amount), "LendingPool: collateral transfer failed"
+    assert extcall _TOKEN.transfer(receiver, amount), reasons.POOL_COLLATERAL_TRANSFER_FAILED
 
 
 @internal
@@ -1267,7 +1268,7 @@ def _send_asset(receiver: address, amount: uint256):
     """
     @dev Sends the loan asset.
     """
-    assert extcall _ASSET.transfer(receiver, amount, default_return_value=True), "LendingPool: loan asset transfer failed"
+    assert extcall _ASSET.transfer(receiver, amount, default_return_value=True), reasons.POOL_LOAN_ASSET_TRANSFER_FAILED
 
 
 @internal
@@ -1277,7 +1278,7 @@ def _pull_asset(amount: uint256):
     """
     assert extcall _ASSET.transferFrom(
         msg.sender, self, amount, default_return_value=True
-    ), "LendingPool: loan asset transferFrom failed"
+    ), reasons.POOL_LOAN_ASSET_TRANSFERFROM_FAILED
 
 
 @internal

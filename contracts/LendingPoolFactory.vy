@@ -22,6 +22,7 @@ from snekmate.auth import access_control
 initializes: access_control
 
 from .interfaces import AggregatorV3Interface
+from .modules import reasons
 
 exports: access_control.__interface__
 
@@ -71,7 +72,7 @@ def __init__(pool_blueprint_: address):
     @notice Deploys the factory; the deployer becomes its admin and may create markets.
     @param pool_blueprint_ Address of the LendingPool ERC-5202 blueprint.
     """
-    assert pool_blueprint_.is_contract, "LendingPoolFactory: blueprint is not a contract"
+    assert pool_blueprint_.is_contract, reasons.POOL_FACTORY_BLUEPRINT_NOT_CONTRACT
     access_control.__init__()
     access_control._grant_role(MARKET_CREATOR_ROLE, msg.sender)
     pool_blueprint = pool_blueprint_
@@ -109,19 +110,19 @@ def create_market(
     """
     access_control._check_role(MARKET_CREATOR_ROLE, msg.sender)
     market_id: bytes32 = keccak256(abi_encode(asset, collateral_token, price_feed, rate_model, lltv))
-    assert self.pool_of[market_id] == empty(address), "LendingPoolFactory: market already exists"
-    assert len(name) != 0 and len(symbol) != 0, "LendingPoolFactory: empty vault name or symbol"
-    assert asset.is_contract, "LendingPoolFactory: loan asset is not a contract"
-    assert collateral_token.is_contract, "LendingPoolFactory: collateral token is not a contract"
-    assert price_feed.is_contract, "LendingPoolFactory: price feed is not a contract"
-    assert rate_model.is_contract, "LendingPoolFactory: rate model is not a contract"
-    assert lltv != 0 and lltv <= MAX_LLTV, "LendingPoolFactory: liquidation LTV must be above 0 and at most 95 %"
-    assert max_ltv != 0 and max_ltv < lltv, "LendingPoolFactory: max LTV must be above 0 and below the liquidation LTV"
-    assert reserve_factor_bps <= MAX_RESERVE_FACTOR_BPS, "LendingPoolFactory: reserve factor above 50 %"
-    assert treasury != empty(address), "LendingPoolFactory: treasury is the zero address"
-    assert staticcall IERC20Detailed(asset).decimals() <= 18, "LendingPoolFactory: loan asset has more than 18 decimals"
-    assert staticcall IERC20Detailed(collateral_token).decimals() == 18, "LendingPoolFactory: collateral is not an 18-decimal share token"
-    assert staticcall AggregatorV3Interface(price_feed).decimals() <= 18, "LendingPoolFactory: price feed has more than 18 decimals"
+    assert self.pool_of[market_id] == empty(address), reasons.POOL_FACTORY_MARKET_ALREADY_EXISTS
+    assert len(name) != 0 and len(symbol) != 0, reasons.POOL_FACTORY_EMPTY_VAULT_NAME_SYMBOL
+    assert asset.is_contract, reasons.POOL_FACTORY_LOAN_ASSET_NOT_CONTRACT
+    assert collateral_token.is_contract, reasons.POOL_FACTORY_COLLATERAL_TOKEN_NOT_CONTRACT
+    assert price_feed.is_contract, reasons.POOL_FACTORY_PRICE_FEED_NOT_CONTRACT
+    assert rate_model.is_contract, reasons.POOL_FACTORY_RATE_MODEL_NOT_CONTRACT
+    assert lltv != 0 and lltv <= MAX_LLTV, reasons.POOL_FACTORY_LIQUIDATION_LTV_ABOVE_0
+    assert max_ltv != 0 and max_ltv < lltv, reasons.POOL_FACTORY_MAX_LTV_ABOVE_0
+    assert reserve_factor_bps <= MAX_RESERVE_FACTOR_BPS, reasons.POOL_FACTORY_RESERVE_FACTOR_ABOVE_50
+    assert treasury != empty(address), reasons.POOL_FACTORY_TREASURY_ZERO_ADDRESS
+    assert staticcall IERC20Detailed(asset).decimals() <= 18, reasons.POOL_FACTORY_LOAN_ASSET_MORE_18
+    assert staticcall IERC20Detailed(collateral_token).decimals() == 18, reasons.POOL_FACTORY_COLLATERAL_NOT_18_DECIMAL
+    assert staticcall AggregatorV3Interface(price_feed).decimals() <= 18, reasons.POOL_FACTORY_PRICE_FEED_MORE_18
     pool: address = create_from_blueprint(
         pool_blueprint,
         name,

@@ -42,6 +42,7 @@ from snekmate.utils import eip712_domain_separator
 initializes: eip712_domain_separator
 
 from .interfaces import IOracleHub
+from .modules import reasons
 implements: IOracleHub
 
 
@@ -262,8 +263,8 @@ def __init__(admin: address, feed_adapter_blueprint: address):
     @param admin Receives `DEFAULT_ADMIN_ROLE` and `ORACLE_ADMIN_ROLE`.
     @param feed_adapter_blueprint The FeedAdapter ERC-5202 blueprint.
     """
-    assert admin != empty(address), "OracleHub: admin is the zero address"
-    assert feed_adapter_blueprint.is_contract, "OracleHub: feed adapter blueprint is not a contract"
+    assert admin != empty(address), reasons.HUB_ADMIN_ZERO_ADDRESS
+    assert feed_adapter_blueprint.is_contract, reasons.HUB_FEED_ADAPTER_BLUEPRINT_NOT
     access_control.__init__()
     eip712_domain_separator.__init__("GPU Oracle Hub", "1")
     if admin != msg.sender:
@@ -288,17 +289,17 @@ def set_signers(signers: DynArray[address, MAX_SIGNERS], threshold: uint8):
     """
     access_control._check_role(ORACLE_ADMIN_ROLE, msg.sender)
     count: uint256 = len(signers)
-    assert count != 0, "OracleHub: signer set is empty"
-    assert threshold != 0, "OracleHub: threshold is zero"
-    assert convert(threshold, uint256) <= count, "OracleHub: threshold exceeds the number of signers"
+    assert count != 0, reasons.HUB_SIGNER_SET_EMPTY
+    assert threshold != 0, reasons.HUB_THRESHOLD_ZERO
+    assert convert(threshold, uint256) <= count, reasons.HUB_THRESHOLD_EXCEEDS_NUMBER_SIGNERS
     config: uint256 = self._config
     version: uint256 = ((config >> 16) & MASK32) + 1
-    assert version <= MASK32, "OracleHub: config version overflow"
+    assert version <= MASK32, reasons.HUB_CONFIG_VERSION_OVERFLOW
     padded: address[MAX_SIGNERS] = empty(address[MAX_SIGNERS])
     previous: uint256 = 0
     i: uint256 = 0
     for signer: address in signers:
-        assert convert(signer, uint256) > previous, "OracleHub: signers must be sorted ascending, without duplicates or the zero address"
+        assert convert(signer, uint256) > previous, reasons.HUB_SIGNERS_SORTED_ASCENDING_WITHOUT
         previous = convert(signer, uint256)
         padded[i] = signer
         i += 1
@@ -339,9 +340,9 @@ def add_feed(
     @return address The feed's adapter.
     """
     access_control._check_role(ORACLE_ADMIN_ROLE, msg.sender)
-    assert feed_id != empty(bytes32), "OracleHub: feed id is zero"
-    assert self._feed_config[feed_id] == 0, "OracleHub: feed already exists"
-    assert len(description) != 0, "OracleHub: feed description is empty"
+    assert feed_id != empty(bytes32), reasons.HUB_FEED_ID_ZERO
+    assert self._feed_config[feed_id] == 0, reasons.HUB_FEED_ALREADY_EXISTS
+    assert len(description) != 0, reasons.HUB_FEED_DESCRIPTION_EMPTY
     self._write_feed_config(feed_id, min_answer, max_answer, max_move_bps, heartbeat, True)
     self._description[feed_id] = description
     self.feed_ids.append(feed_id)
@@ -374,7 +375,7 @@ def set_feed_config(
     @param enabled Whether reports are accepted.
     """
     access_control._check_role(ORACLE_ADMIN_ROLE, msg.sender)
-    assert self._feed_config[feed_id] != 0, "OracleHub: unknown feed"
+    assert self._feed_config[feed_id] != 0, reasons.HUB_UNKNOWN_FEED
     self._write_feed_config(feed_id, min_answer, max_answer, max_move_bps, heartbeat, enabled)
 
 
@@ -397,14 +398,14 @@ def submit_price(report: PriceReport, signatures: DynArray[Signature, MAX_SIGNER
     @return bool True when the value was stored, False when the move was refused.
     """
     config: uint256 = self._config
-    assert convert(report.config_version, uint256) == (config >> 16) & MASK32, "OracleHub: report names another config version (re-sign with the current signer set)"
+    assert convert(report.config_version, uint256) == (config >> 16) & MASK32, reasons.HUB_REPORT_NAMES_ANOTHER_CONFIG
     feed: uint256 = self._feed_config[report.feed_id]
-    assert (feed >> 240) & FEED_ENABLED != 0, "OracleHub: unknown or disabled feed"
-    assert convert(report.observed_at, uint256) <= block.timestamp, "OracleHub: report is observed in the future"
+    assert (feed >> 240) & FEED_ENABLED != 0, reasons.HUB_UNKNOWN_DISABLED_FEED
+    assert convert(report.observed_at, uint256) <= block.timestamp, reasons.HUB_REPORT_OBSERVED_FUTURE
     latest: uint256 = self._latest[report.feed_id]
-    assert convert(report.observed_at, uint256) > (latest >> 128) & MASK64, "OracleHub: report is not newer than the feed's latest value (stale or replayed)"
+    assert convert(report.observed_at, uint256) > (latest >> 128) & MASK64, reasons.HUB_REPORT_NOT_NEWER_FEED
     # The bounds are int112 fields: shift each to the top, then sign-extend back down.
-    assert report.value >= convert(convert(feed << 144, bytes32), int256) >> 144 and report.value <= convert(convert(feed << 32, bytes32), int256) >> 144, "OracleHub: value is outside the feed's bounds"
+    assert report.value >= convert(convert(feed << 144, bytes32), int256) >> 144 and report.value <= convert(convert(feed << 32, bytes32), int256) >> 144, reasons.HUB_VALUE_OUTSIDE_FEED_BOUNDS
 
     digest: bytes32 = eip712_domain_separator._hash_typed_data_v4(
         keccak256(
@@ -479,14 +480,14 @@ def submit_utilisation(report: UtilisationReport, signatures: DynArray[Signature
     @param signatures The signatures, ordered by signer address ascending.
     """
     config: uint256 = self._config
-    assert convert(report.config_version, uint256) == (config >> 16) & MASK32, "OracleHub: report names another config version (re-sign with the current signer set)"
-    assert report.spv_token != empty(address), "OracleHub: SPV token is the zero address"
-    assert report.period_start < report.period_end, "OracleHub: utilisation period is empty"
-    assert convert(report.period_end, uint256) <= block.timestamp, "OracleHub: utilisation period ends in the future"
+    assert convert(report.config_version, uint256) == (config >> 16) & MASK32, reasons.HUB_REPORT_NAMES_ANOTHER_CONFIG
+    assert report.spv_token != empty(address), reasons.HUB_SPV_TOKEN_ZERO_ADDRESS
+    assert report.period_start < report.period_end, reasons.HUB_UTILISATION_PERIOD_EMPTY
+    assert convert(report.period_end, uint256) <= block.timestamp, reasons.HUB_UTILISATION_PERIOD_ENDS_FUTURE
     latest: uint256 = self._utilisation[report.spv_token]
-    assert convert(report.period_start, uint256) >= (latest >> 64) & MASK64, "OracleHub: utilisation period overlaps the latest reported one (stale or replayed)"
-    assert report.gpu_count != 0, "OracleHub: no GPUs reporting"
-    assert convert(report.utilisation_bps, uint256) <= MAX_BPS, "OracleHub: utilisation above 10,000 bps"
+    assert convert(report.period_start, uint256) >= (latest >> 64) & MASK64, reasons.HUB_UTILISATION_PERIOD_OVERLAPS_LATEST
+    assert report.gpu_count != 0, reasons.HUB_NO_GPUS_REPORTING
+    assert convert(report.utilisation_bps, uint256) <= MAX_BPS, reasons.HUB_UTILISATION_ABOVE_10_000
 
     self._check_signers(
         eip712_domain_separator._hash_typed_data_v4(
@@ -548,7 +549,7 @@ def latest_round_data(feed_id: bytes32) -> (uint80, int256, uint256, uint256, ui
     @param feed_id The feed.
     """
     latest: uint256 = self._latest[feed_id]
-    assert latest != 0, "OracleHub: no data present for this feed"
+    assert latest != 0, reasons.HUB_NO_DATA_PRESENT_FEED
     return self._round_tuple(latest)
 
 
@@ -562,7 +563,7 @@ def get_round_data(feed_id: bytes32, round_id: uint80) -> (uint80, int256, uint2
     @param round_id The round (1 is the feed's first accepted report).
     """
     word: uint256 = self._rounds[feed_id][convert(round_id, uint256) % RING_SIZE]
-    assert round_id != 0 and word >> 192 == convert(round_id, uint256), "OracleHub: round not available (only the last 256 rounds are kept)"
+    assert round_id != 0 and word >> 192 == convert(round_id, uint256), reasons.HUB_ROUND_NOT_AVAILABLE_LAST
     return self._round_tuple(word)
 
 
@@ -798,8 +799,8 @@ def _check_signers(digest: bytes32, signatures: DynArray[Signature, MAX_SIGNERS]
     @param config The packed `_config` word.
     """
     threshold: uint256 = config & MASK8
-    assert threshold != 0, "OracleHub: no signer set installed yet"
-    assert len(signatures) >= threshold, "OracleHub: fewer signatures than the threshold"
+    assert threshold != 0, reasons.HUB_NO_SIGNER_SET_INSTALLED
+    assert len(signatures) >= threshold, reasons.HUB_FEWER_SIGNATURES_THRESHOLD
     count: uint256 = (config >> 8) & MASK8
     members: Bytes[992] = slice(convert(convert(config >> 96, uint160), address).code, 1, 992)
     cursor: uint256 = 0
@@ -807,10 +808,10 @@ def _check_signers(digest: bytes32, signatures: DynArray[Signature, MAX_SIGNERS]
     for sig: Signature in signatures:
         vs: uint256 = convert(sig.vs, uint256)
         s: uint256 = vs & MAX_S
-        assert s <= HALF_N, "OracleHub: signature s is in the upper half order (malleable)"
+        assert s <= HALF_N, reasons.HUB_SIGNATURE_UPPER_HALF_ORDER
         signer: uint256 = convert(ecrecover(digest, (vs >> 255) + 27, sig.r, s), uint256)
-        assert signer != 0, "OracleHub: invalid signature"
-        assert signer > previous, "OracleHub: signatures must be ordered by signer address, one per signer"
+        assert signer != 0, reasons.HUB_INVALID_SIGNATURE
+        assert signer > previous, reasons.HUB_SIGNATURES_ORDERED_SIGNER_ADDRESS
         previous = signer
         member: uint256 = 0
         for _: uint256 in range(MAX_SIGNERS):
@@ -818,7 +819,7 @@ def _check_signers(digest: bytes32, signatures: DynArray[Signature, MAX_SIGNERS]
                 break
             member = extract32(members, cursor * 32, output_type=uint256)
             cursor += 1
-        assert member == signer, "OracleHub: signature is not from an authorised signer (wrong key, chain, hub or config version)"
+        assert member == signer, reasons.HUB_SIGNATURE_NOT_AUTHORISED_SIGNER
 
 
 @internal
@@ -834,11 +835,11 @@ def _advance_checkpoint(config: uint256, size: uint64, root: bytes32):
     """
     stored: uint256 = (config >> 48) & MASK48
     if convert(size, uint256) > stored:
-        assert convert(size, uint256) <= MASK48, "OracleHub: log size above 2**48"
+        assert convert(size, uint256) <= MASK48, reasons.HUB_LOG_SIZE_ABOVE_2
         self._config = (config & ~(MASK48 << 48)) | (convert(size, uint256) << 48)
         self._log_root = root
     elif convert(size, uint256) == stored and stored != 0:
-        assert root == self._log_root, "OracleHub: log root differs from the checkpoint at the same size (forked log)"
+        assert root == self._log_root, reasons.HUB_LOG_ROOT_DIFFERS_CHECKPOINT
 
 
 @internal
@@ -853,9 +854,9 @@ def _write_feed_config(
     """
     @dev Validates and stores a feed's settings, then emits `FeedConfigChanged`.
     """
-    assert min_answer >= MIN_BOUND and max_answer <= MAX_BOUND, "OracleHub: bounds must fit in int112"
-    assert min_answer <= max_answer, "OracleHub: min value above max value"
-    assert heartbeat != 0, "OracleHub: heartbeat is zero"
+    assert min_answer >= MIN_BOUND and max_answer <= MAX_BOUND, reasons.HUB_BOUNDS_FIT_INT112
+    assert min_answer <= max_answer, reasons.HUB_MIN_VALUE_ABOVE_MAX
+    assert heartbeat != 0, reasons.HUB_HEARTBEAT_ZERO
     flags: uint256 = FEED_EXISTS
     if enabled:
         flags |= FEED_ENABLED

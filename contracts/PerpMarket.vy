@@ -48,6 +48,7 @@ from snekmate.auth import access_control
 initializes: access_control
 
 from .interfaces import AggregatorV3Interface
+from .modules import reasons
 
 exports: (
     access_control.DEFAULT_ADMIN_ROLE,
@@ -289,14 +290,14 @@ def __init__(
     @param fee_recipient_ Receiver of the trading fees.
     @param admin_ The market's admin.
     """
-    assert asset_.is_contract, "PerpMarket: margin asset is not a contract"
-    assert index_feed_.is_contract, "PerpMarket: index feed is not a contract"
-    assert admin_ != empty(address), "PerpMarket: admin is the zero address"
-    assert fee_recipient_ != empty(address), "PerpMarket: fee recipient is the zero address"
+    assert asset_.is_contract, reasons.PERP_MARGIN_ASSET_NOT_CONTRACT
+    assert index_feed_.is_contract, reasons.PERP_INDEX_FEED_NOT_CONTRACT
+    assert admin_ != empty(address), reasons.PERP_ADMIN_ZERO_ADDRESS
+    assert fee_recipient_ != empty(address), reasons.PERP_FEE_RECIPIENT_ZERO_ADDRESS
     asset_decimals: uint8 = staticcall IERC20Detailed(asset_).decimals()
     feed_decimals: uint8 = staticcall AggregatorV3Interface(index_feed_).decimals()
-    assert asset_decimals <= 18, "PerpMarket: margin asset has more than 18 decimals"
-    assert feed_decimals <= 18, "PerpMarket: index feed has more than 18 decimals"
+    assert asset_decimals <= 18, reasons.PERP_MARGIN_ASSET_MORE_18
+    assert feed_decimals <= 18, reasons.PERP_INDEX_FEED_MORE_18
 
     access_control.__init__()
     access_control._grant_role(RISK_ADMIN_ROLE, admin_)
@@ -345,7 +346,7 @@ def withdraw_margin(amount: uint256):
             index. Without a position the index is not read.
     @param amount Margin asset units.
     """
-    assert amount != 0, "PerpMarket: zero amount"
+    assert amount != 0, reasons.PERP_ZERO_AMOUNT
     a: uint256 = self._pos_a[msg.sender]
     size: int256 = self._size_of(a)
     margin: uint256 = a & MASK128
@@ -356,15 +357,15 @@ def withdraw_margin(amount: uint256):
         fidx: int256 = self._accrue(price, p, skew)
         b: uint256 = self._pos_b[msg.sender]
         equity: int256 = convert(margin, int256) + self._settlement(size, b, price, fidx)
-        assert equity >= convert(amount, int256), "PerpMarket: withdrawal exceeds the margin"
+        assert equity >= convert(amount, int256), reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN
         left: uint256 = convert(equity, uint256) - amount
-        assert left >= self._initial_margin(size, price, p), "PerpMarket: withdrawal would leave less than the initial margin"
+        assert left >= self._initial_margin(size, price, p), reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
         self._resettle(msg.sender, size, b, price, fidx)
         self._set_margin(msg.sender, a, left)
         self._move_book(margin, left, 0)
         margin = left
     else:
-        assert amount <= margin, "PerpMarket: withdrawal exceeds the margin"
+        assert amount <= margin, reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN
         margin -= amount
         self._pos_a[msg.sender] = a - amount
         self._book -= amount
@@ -407,7 +408,7 @@ def close_position(acceptable_price: uint256):
     @param acceptable_price Worst fill price accepted (WAD USD per GPU-hour).
     """
     size: int256 = self._size_of(self._pos_a[msg.sender])
-    assert size != 0, "PerpMarket: no open position"
+    assert size != 0, reasons.PERP_NO_OPEN_POSITION
     self._modify(msg.sender, -size, acceptable_price)
 
 
@@ -427,7 +428,7 @@ def liquidate(account: address) -> uint256:
     """
     a: uint256 = self._pos_a[account]
     size: int256 = self._size_of(a)
-    assert size != 0, "PerpMarket: no open position"
+    assert size != 0, reasons.PERP_NO_OPEN_POSITION
     price: uint256 = self._fresh_price()
     p: RiskParams = self._params()
     oi: uint256 = self._oi
@@ -436,10 +437,10 @@ def liquidate(account: address) -> uint256:
     b: uint256 = self._pos_b[account]
     margin: uint256 = a & MASK128
     equity: int256 = convert(margin, int256) + self._settlement(size, b, price, fidx)
-    assert equity < convert(self._maintenance_margin(size, price, p), int256), "PerpMarket: position is above the maintenance margin"
+    assert equity < convert(self._maintenance_margin(size, price, p), int256), reasons.PERP_POSITION_ABOVE_MAINTENANCE_MARGIN
 
     fee: uint256 = p.min_keeper_fee + self._notional(size, price, False) * p.liquidation_fee_bps // BPS
-    assert fee <= self.cash - (self._book >> 128), "PerpMarket: not enough cash for the keeper fee"
+    assert fee <= self.cash - (self._book >> 128), reasons.PERP_NOT_ENOUGH_CASH_KEEPER
     # Effects: the position disappears; its margin leaves the margin book and the
     # insurance keeps `equity - fee` (the fund is `cash - margins - fees - unrealised`).
     self._oi = self._oi_after(oi, size, 0)
@@ -493,7 +494,7 @@ def collect_fees() -> uint256:
     """
     book: uint256 = self._book
     fees: uint256 = book >> 128
-    assert fees != 0, "PerpMarket: no fees to collect"
+    assert fees != 0, reasons.PERP_NO_FEES_COLLECT
     self._book = book & MASK128
     self.cash -= fees
     recipient: address = self.fee_recipient
@@ -531,7 +532,7 @@ def set_fee_recipient(recipient: address):
     @param recipient The new fee recipient.
     """
     access_control._check_role(RISK_ADMIN_ROLE, msg.sender)
-    assert recipient != empty(address), "PerpMarket: fee recipient is the zero address"
+    assert recipient != empty(address), reasons.PERP_FEE_RECIPIENT_ZERO_ADDRESS
     self.fee_recipient = recipient
     log FeeRecipientChanged(recipient=recipient, admin=msg.sender)
 
@@ -844,10 +845,10 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     """
     @dev One trade: settle, price, charge, check, store.
     """
-    assert size_delta != 0, "PerpMarket: zero size"
+    assert size_delta != 0, reasons.PERP_ZERO_SIZE
     price: uint256 = self._fresh_price()
     p: RiskParams = self._params()
-    assert p.skew_scale != 0, "PerpMarket: risk parameters not set"
+    assert p.skew_scale != 0, reasons.PERP_RISK_PARAMETERS_NOT_SET
     oi: uint256 = self._oi
     skew: int256 = self._skew(oi)
     fidx: int256 = self._accrue(price, p, skew)
@@ -859,18 +860,18 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     settled: int256 = 0
     if size != 0:
         settled = self._settlement(size, b, price, fidx)
-        assert convert(margin, int256) + settled >= convert(self._maintenance_margin(size, price, p), int256), "PerpMarket: position is below the maintenance margin (add margin, or wait for a keeper)"
+        assert convert(margin, int256) + settled >= convert(self._maintenance_margin(size, price, p), int256), reasons.PERP_POSITION_BELOW_MAINTENANCE_MARGIN
     equity: int256 = convert(margin, int256) + settled
 
     new_size: int256 = size + size_delta
     increases: bool = abs(new_size) > abs(size) or (new_size != 0 and (new_size > 0) != (size > 0) and size != 0)
     if increases:
-        assert self._params_b & PAUSED_BIT == 0, "PerpMarket: new risk is paused by the guardian (closes still work)"
-        assert self.deficit == 0, "PerpMarket: insurance deficit recorded, new risk is paused until it is funded"
-        assert self._insurance(price, fidx) >= 0, "PerpMarket: insurance fund exhausted, new risk is paused until it is funded"
+        assert self._params_b & PAUSED_BIT == 0, reasons.PERP_NEW_RISK_PAUSED_GUARDIAN
+        assert self.deficit == 0, reasons.PERP_INSURANCE_DEFICIT_RECORDED_NEW
+        assert self._insurance(price, fidx) >= 0, reasons.PERP_INSURANCE_FUND_EXHAUSTED_NEW
 
     fill: uint256 = self._fill_price(price, skew, size_delta, p.skew_scale)
-    assert (fill <= acceptable_price) if size_delta > 0 else (fill >= acceptable_price), "PerpMarket: fill price worse than the acceptable price"
+    assert (fill <= acceptable_price) if size_delta > 0 else (fill >= acceptable_price), reasons.PERP_FILL_PRICE_WORSE_ACCEPTABLE
 
     # Premium: what the trade pays the insurance (the skew's counterparty) over the
     # index, rounded up; zero for skew-reducing trades (the fill is never better).
@@ -885,14 +886,14 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
 
     equity = equity - premium - convert(fee, int256)
     new_oi: uint256 = self._oi_after(oi, size, new_size)
-    assert equity >= 0, "PerpMarket: margin does not cover the fee and premium"
+    assert equity >= 0, reasons.PERP_MARGIN_DOES_NOT_COVER
     if new_size != 0:
         if increases:
-            assert convert(equity, uint256) >= self._initial_margin(new_size, price, p), "PerpMarket: margin below the initial margin (leverage cap) after the trade"
-            assert new_oi & MASK128 <= p.max_long_oi * WAD or new_oi & MASK128 <= oi & MASK128, "PerpMarket: long open interest cap reached"
-            assert new_oi >> 128 <= p.max_short_oi * WAD or new_oi >> 128 <= oi >> 128, "PerpMarket: short open interest cap reached"
+            assert convert(equity, uint256) >= self._initial_margin(new_size, price, p), reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN
+            assert new_oi & MASK128 <= p.max_long_oi * WAD or new_oi & MASK128 <= oi & MASK128, reasons.PERP_LONG_OPEN_INTEREST_CAP
+            assert new_oi >> 128 <= p.max_short_oi * WAD or new_oi >> 128 <= oi >> 128, reasons.PERP_SHORT_OPEN_INTEREST_CAP
         else:
-            assert equity >= convert(self._maintenance_margin(new_size, price, p), int256), "PerpMarket: reduction would leave the position below maintenance"
+            assert equity >= convert(self._maintenance_margin(new_size, price, p), int256), reasons.PERP_REDUCTION_LEAVE_POSITION_BELOW
 
     new_margin: uint256 = convert(equity, uint256)
     self._oi = new_oi
@@ -1027,7 +1028,7 @@ def _move_book(old_margin: uint256, new_margin: uint256, fee: uint256):
     book: uint256 = self._book
     margins: uint256 = (book & MASK128) + new_margin - old_margin
     # Every margin is at most the sum of margins, so this keeps each in its 128 bits too.
-    assert margins <= MASK128, "PerpMarket: amount too large"
+    assert margins <= MASK128, reasons.PERP_AMOUNT_TOO_LARGE
     self._book = (((book >> 128) + fee) << 128) | margins
 
 
@@ -1090,7 +1091,7 @@ def _fill_price(price: uint256, skew: int256, size_delta: int256, skew_scale: ui
     else:
         premium = min(self._floor_div(num, den), 0)
     fill: int256 = convert(price, int256) + premium
-    assert fill > 0, "PerpMarket: fill price is not positive (trade too large for the skew scale)"
+    assert fill > 0, reasons.PERP_FILL_PRICE_NOT_POSITIVE
     return convert(fill, uint256)
 
 
@@ -1125,8 +1126,8 @@ def _fresh_price() -> uint256:
     price: uint256 = 0
     fresh: bool = False
     price, fresh = self._price()
-    assert price != 0, "PerpMarket: index price is not positive or out of range"
-    assert fresh, "PerpMarket: index price is stale (older than the feed heartbeat)"
+    assert price != 0, reasons.PERP_INDEX_PRICE_NOT_POSITIVE
+    assert fresh, reasons.PERP_INDEX_PRICE_STALE_OLDER
     return price
 
 
@@ -1250,10 +1251,10 @@ def _set_params(p: RiskParams, paused: bool):
     """
     @dev Checks and stores the risk parameters.
     """
-    assert p.skew_scale != 0 and p.skew_scale <= MASK64 and p.max_long_oi != 0 and p.max_short_oi != 0 and max(p.max_long_oi, p.max_short_oi) <= MAX_OI, "PerpMarket: skew scale must be 1 to 2**64-1, OI caps 1 to 2**40 GPU-hours"
-    assert p.initial_margin_bps >= MIN_INITIAL_MARGIN_BPS and p.initial_margin_bps <= BPS and p.maintenance_margin_bps != 0 and p.maintenance_margin_bps + p.liquidation_fee_bps < p.initial_margin_bps, "PerpMarket: need 0 < maintenance + liquidation fee < initial margin <= 100 %, initial >= 2 %"
-    assert p.taker_fee_bps <= MAX_FEE_BPS and p.maker_fee_bps <= p.taker_fee_bps and p.liquidation_fee_bps <= MAX_LIQUIDATION_FEE_BPS, "PerpMarket: fees above their caps (taker 1 %, maker <= taker, liquidation 5 %)"
-    assert p.min_keeper_fee <= MASK96 and p.max_funding_velocity <= MAX_FUNDING_VELOCITY and p.max_funding_rate <= MAX_FUNDING_RATE, "PerpMarket: keeper fee or funding parameter above its cap"
+    assert p.skew_scale != 0 and p.skew_scale <= MASK64 and p.max_long_oi != 0 and p.max_short_oi != 0 and max(p.max_long_oi, p.max_short_oi) <= MAX_OI, reasons.PERP_SKEW_SCALE_1_2
+    assert p.initial_margin_bps >= MIN_INITIAL_MARGIN_BPS and p.initial_margin_bps <= BPS and p.maintenance_margin_bps != 0 and p.maintenance_margin_bps + p.liquidation_fee_bps < p.initial_margin_bps, reasons.PERP_NEED_0_MAINTENANCE_LIQUIDATION
+    assert p.taker_fee_bps <= MAX_FEE_BPS and p.maker_fee_bps <= p.taker_fee_bps and p.liquidation_fee_bps <= MAX_LIQUIDATION_FEE_BPS, reasons.PERP_FEES_ABOVE_THEIR_CAPS
+    assert p.min_keeper_fee <= MASK96 and p.max_funding_velocity <= MAX_FUNDING_VELOCITY and p.max_funding_rate <= MAX_FUNDING_RATE, reasons.PERP_KEEPER_FEE_FUNDING_PARAMETER
     self._params_a = p.skew_scale | (p.max_long_oi << 64) | (p.max_short_oi << 128) | (p.initial_margin_bps << 192) | (p.maintenance_margin_bps << 208) | (p.taker_fee_bps << 224) | (p.maker_fee_bps << 240)
     self._params_b = p.liquidation_fee_bps | (p.min_keeper_fee << 16) | (p.max_funding_velocity << 112) | (p.max_funding_rate << 176) | (PAUSED_BIT if paused else 0)
 
@@ -1263,8 +1264,8 @@ def _pull(amount: uint256):
     """
     @dev Pulls `amount` of the margin asset from the caller.
     """
-    assert amount != 0, "PerpMarket: zero amount"
-    assert extcall _ASSET.transferFrom(msg.sender, self, amount, default_return_value=True), "PerpMarket: margin asset transfer failed"
+    assert amount != 0, reasons.PERP_ZERO_AMOUNT
+    assert extcall _ASSET.transferFrom(msg.sender, self, amount, default_return_value=True), reasons.PERP_MARGIN_ASSET_TRANSFER_FAILED
 
 
 @internal
@@ -1272,4 +1273,4 @@ def _pay(to: address, amount: uint256):
     """
     @dev Pays `amount` of the margin asset to `to`.
     """
-    assert extcall _ASSET.transfer(to, amount, default_return_value=True), "PerpMarket: margin asset transfer failed"
+    assert extcall _ASSET.transfer(to, amount, default_return_value=True), reasons.PERP_MARGIN_ASSET_TRANSFER_FAILED

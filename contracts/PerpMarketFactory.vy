@@ -19,6 +19,7 @@ from snekmate.auth import access_control
 initializes: access_control
 
 from .interfaces import AggregatorV3Interface
+from .modules import reasons
 
 exports: access_control.__interface__
 
@@ -83,7 +84,7 @@ def __init__(market_blueprint_: address):
     @notice Deploys the factory; the deployer becomes its admin and may create markets.
     @param market_blueprint_ Address of the PerpMarket ERC-5202 blueprint.
     """
-    assert market_blueprint_.is_contract, "PerpMarketFactory: blueprint is not a contract"
+    assert market_blueprint_.is_contract, reasons.PERP_FACTORY_BLUEPRINT_NOT_CONTRACT
     access_control.__init__()
     access_control._grant_role(MARKET_CREATOR_ROLE, msg.sender)
     market_blueprint = market_blueprint_
@@ -107,13 +108,13 @@ def create_market(
     """
     access_control._check_role(MARKET_CREATOR_ROLE, msg.sender)
     market_id: bytes32 = keccak256(abi_encode(asset, index_feed))
-    assert self.market_of[market_id] == empty(address), "PerpMarketFactory: market already exists"
-    assert asset.is_contract, "PerpMarketFactory: margin asset is not a contract"
-    assert index_feed.is_contract, "PerpMarketFactory: index feed is not a contract"
-    assert admin != empty(address) and admin != self, "PerpMarketFactory: admin must be an account other than the factory"
-    assert fee_recipient != empty(address), "PerpMarketFactory: fee recipient is the zero address"
-    assert staticcall IERC20Detailed(asset).decimals() <= 18, "PerpMarketFactory: margin asset has more than 18 decimals"
-    assert staticcall AggregatorV3Interface(index_feed).decimals() <= 18, "PerpMarketFactory: index feed has more than 18 decimals"
+    assert self.market_of[market_id] == empty(address), reasons.PERP_FACTORY_MARKET_ALREADY_EXISTS
+    assert asset.is_contract, reasons.PERP_FACTORY_MARGIN_ASSET_NOT_CONTRACT
+    assert index_feed.is_contract, reasons.PERP_FACTORY_INDEX_FEED_NOT_CONTRACT
+    assert admin != empty(address) and admin != self, reasons.PERP_FACTORY_ADMIN_ACCOUNT_OTHER_FACTORY
+    assert fee_recipient != empty(address), reasons.PERP_FACTORY_FEE_RECIPIENT_ZERO_ADDRESS
+    assert staticcall IERC20Detailed(asset).decimals() <= 18, reasons.PERP_FACTORY_MARGIN_ASSET_MORE_18
+    assert staticcall AggregatorV3Interface(index_feed).decimals() <= 18, reasons.PERP_FACTORY_INDEX_FEED_MORE_18
     market: address = create_from_blueprint(
         market_blueprint, asset, index_feed, fee_recipient, admin, code_offset=BLUEPRINT_CODE_OFFSET
     )

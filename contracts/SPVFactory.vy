@@ -18,6 +18,7 @@
 
 from snekmate.auth import access_control
 initializes: access_control
+from .modules import reasons
 
 exports: access_control.__interface__
 
@@ -91,9 +92,9 @@ def __init__(share_token_blueprint_: address, compliance_registry_: address):
     @param share_token_blueprint_ Address of the GPUShareToken ERC-5202 blueprint.
     @param compliance_registry_ The ComplianceRegistry the deployed tokens consult.
     """
-    assert share_token_blueprint_.is_contract, "SPVFactory: blueprint is not a contract"
+    assert share_token_blueprint_.is_contract, reasons.SPV_FACTORY_BLUEPRINT_NOT_CONTRACT
     access_control.__init__()
-    assert compliance_registry_.is_contract, "SPVFactory: compliance registry is not a contract"
+    assert compliance_registry_.is_contract, reasons.SPV_FACTORY_COMPLIANCE_REGISTRY_NOT_CONTRACT
     share_token_blueprint = share_token_blueprint_
     compliance_registry = compliance_registry_
 
@@ -125,12 +126,12 @@ def create_spv(
     @return address Its share token.
     """
     access_control._check_role(OPERATOR_ROLE, msg.sender)
-    assert len(legal_name) != 0, "SPVFactory: legal name is empty"
-    assert jurisdiction != 0 and jurisdiction <= 999, "SPVFactory: jurisdiction is not an ISO 3166-1 numeric code"
-    assert documents_hash != empty(bytes32), "SPVFactory: documents hash is zero"
+    assert len(legal_name) != 0, reasons.SPV_FACTORY_LEGAL_NAME_EMPTY
+    assert jurisdiction != 0 and jurisdiction <= 999, reasons.SPV_FACTORY_JURISDICTION_NOT_ISO_3166
+    assert documents_hash != empty(bytes32), reasons.SPV_FACTORY_DOCUMENTS_HASH_ZERO
     self._check_lei(lei)
     lei_key: bytes32 = keccak256(lei)
-    assert self.spv_id_of_lei[lei_key] == 0, "SPVFactory: LEI already registered"
+    assert self.spv_id_of_lei[lei_key] == 0, reasons.SPV_FACTORY_LEI_ALREADY_REGISTERED
 
     spv_id: uint256 = self.spv_count + 1
     token: address = create_from_blueprint(
@@ -179,8 +180,8 @@ def update_documents(spv_id: uint256, documents_hash: bytes32):
     @param documents_hash The new documents hash.
     """
     previous: bytes32 = self._spv_of_operator(spv_id).documents_hash
-    assert documents_hash != empty(bytes32), "SPVFactory: documents hash is zero"
-    assert documents_hash != previous, "SPVFactory: documents hash unchanged"
+    assert documents_hash != empty(bytes32), reasons.SPV_FACTORY_DOCUMENTS_HASH_ZERO
+    assert documents_hash != previous, reasons.SPV_FACTORY_DOCUMENTS_HASH_UNCHANGED
     self.spvs[spv_id].documents_hash = documents_hash
     log SPVDocumentsUpdated(spv_id=spv_id, previous_hash=previous, new_hash=documents_hash)
 
@@ -195,8 +196,8 @@ def set_spv_operator(spv_id: uint256, new_operator: address):
     @param new_operator The new operator account.
     """
     previous: address = self._spv_of_operator(spv_id).operator
-    assert new_operator != empty(address), "SPVFactory: operator is the zero address"
-    assert new_operator != previous, "SPVFactory: operator unchanged"
+    assert new_operator != empty(address), reasons.SPV_FACTORY_OPERATOR_ZERO_ADDRESS
+    assert new_operator != previous, reasons.SPV_FACTORY_OPERATOR_UNCHANGED
     self.spvs[spv_id].operator = new_operator
     log SPVOperatorChanged(spv_id=spv_id, previous_operator=previous, new_operator=new_operator)
 
@@ -211,8 +212,8 @@ def list_spvs(start: uint256, count: uint256) -> DynArray[address, MAX_PAGE]:
     @param count How many.
     @return DynArray The share token addresses, in id order.
     """
-    assert start != 0, "SPVFactory: SPV ids start at 1"
-    assert count <= MAX_PAGE, "SPVFactory: at most 100 SPVs per page"
+    assert start != 0, reasons.SPV_FACTORY_SPV_IDS_START_1
+    assert count <= MAX_PAGE, reasons.SPV_FACTORY_MOST_100_SPVS_PER
     tokens: DynArray[address, MAX_PAGE] = []
     last: uint256 = self.spv_count
     for i: uint256 in range(count, bound=MAX_PAGE):
@@ -244,8 +245,8 @@ def _spv_of_operator(spv_id: uint256) -> SPV:
     @return SPV The record.
     """
     spv: SPV = self.spvs[spv_id]
-    assert spv.token != empty(address), "SPVFactory: unknown SPV id"
-    assert spv.operator == msg.sender, "SPVFactory: caller is not the SPV's operator"
+    assert spv.token != empty(address), reasons.SPV_FACTORY_UNKNOWN_SPV_ID
+    assert spv.operator == msg.sender, reasons.SPV_FACTORY_CALLER_NOT_SPV_OPERATOR
     return spv
 
 
@@ -256,7 +257,7 @@ def _check_lei(lei: String[20]):
     @dev Reverts unless `lei` is a well-formed ISO 17442 LEI.
     @param lei The candidate LEI.
     """
-    assert self._lei_checksum(lei) == 1, "SPVFactory: LEI is not 20 characters of 0-9/A-Z with valid check digits"
+    assert self._lei_checksum(lei) == 1, reasons.SPV_FACTORY_LEI_NOT_20_CHARACTERS
 
 
 @internal

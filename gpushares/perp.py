@@ -16,30 +16,32 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gpushares import reasons
+
 WAD = 10**18
 BPS = 10_000
 DAY = 86_400
 
 # The market's refusal strings (exact).
-STALE = "PerpMarket: index price is stale (older than the feed heartbeat)"
-NOT_POSITIVE = "PerpMarket: index price is not positive or out of range"
-ZERO_SIZE = "PerpMarket: zero size"
-NO_POSITION = "PerpMarket: no open position"
+STALE = reasons.PERP_INDEX_PRICE_STALE_OLDER
+NOT_POSITIVE = reasons.PERP_INDEX_PRICE_NOT_POSITIVE
+ZERO_SIZE = reasons.PERP_ZERO_SIZE
+NO_POSITION = reasons.PERP_NO_OPEN_POSITION
 LIQUIDATABLE = (
-    "PerpMarket: position is below the maintenance margin (add margin, or wait for a keeper)"
+    reasons.PERP_POSITION_BELOW_MAINTENANCE_MARGIN
 )
-GUARDIAN_PAUSED = "PerpMarket: new risk is paused by the guardian (closes still work)"
-DEFICIT_PAUSED = "PerpMarket: insurance deficit recorded, new risk is paused until it is funded"
-INSURANCE_EXHAUSTED = "PerpMarket: insurance fund exhausted, new risk is paused until it is funded"
-SLIPPAGE = "PerpMarket: fill price worse than the acceptable price"
-NO_MARGIN_FOR_FEE = "PerpMarket: margin does not cover the fee and premium"
-BELOW_INITIAL = "PerpMarket: margin below the initial margin (leverage cap) after the trade"
-LONG_CAP = "PerpMarket: long open interest cap reached"
-SHORT_CAP = "PerpMarket: short open interest cap reached"
-REDUCTION_BELOW_MAINTENANCE = "PerpMarket: reduction would leave the position below maintenance"
-EXCEEDS_MARGIN = "PerpMarket: withdrawal exceeds the margin"
-BELOW_INITIAL_WITHDRAW = "PerpMarket: withdrawal would leave less than the initial margin"
-ABOVE_MAINTENANCE = "PerpMarket: position is above the maintenance margin"
+GUARDIAN_PAUSED = reasons.PERP_NEW_RISK_PAUSED_GUARDIAN
+DEFICIT_PAUSED = reasons.PERP_INSURANCE_DEFICIT_RECORDED_NEW
+INSURANCE_EXHAUSTED = reasons.PERP_INSURANCE_FUND_EXHAUSTED_NEW
+SLIPPAGE = reasons.PERP_FILL_PRICE_WORSE_ACCEPTABLE
+NO_MARGIN_FOR_FEE = reasons.PERP_MARGIN_DOES_NOT_COVER
+BELOW_INITIAL = reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN
+LONG_CAP = reasons.PERP_LONG_OPEN_INTEREST_CAP
+SHORT_CAP = reasons.PERP_SHORT_OPEN_INTEREST_CAP
+REDUCTION_BELOW_MAINTENANCE = reasons.PERP_REDUCTION_LEAVE_POSITION_BELOW
+EXCEEDS_MARGIN = reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN
+BELOW_INITIAL_WITHDRAW = reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
+ABOVE_MAINTENANCE = reasons.PERP_POSITION_ABOVE_MAINTENANCE_MARGIN
 
 
 class RiskParams(BaseModel):

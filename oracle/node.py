@@ -41,7 +41,8 @@ import httpx
 from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field
 
-from oracle import abi, attest, methodology
+from gpushares import abi
+from oracle import attest, methodology
 from oracle.config import IndexFeedConfig, NavFeedConfig, NodeConfig, UtilisationConfig, read_key
 from oracle.entries import EntryFormatError, ReportEntry, SignerSetEntry, parse_leaf
 from oracle.log import AttestationLog, LogConflict

@@ -35,7 +35,8 @@ from web3.exceptions import (
 )
 from web3.logs import DISCARD
 
-from oracle import abi, attest
+from gpushares import abi
+from oracle import attest
 from oracle.entries import ReportEntry, parse_leaf
 from oracle.log import AttestationLog
 

@@ -258,7 +258,7 @@ def connect_hub(rpc_url: str, hub_address: str, *, provider_retries: bool = True
     switches off web3.py's own read retries, for a caller with its own retry policy."""
     from web3 import Web3
 
-    from oracle import abi
+    from gpushares import abi
 
     kwargs: dict[str, Any] = {} if provider_retries else {"exception_retry_configuration": None}
     web3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}, **kwargs))

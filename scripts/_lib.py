@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,58 @@ def checked_market_numbers(factory: Any, number: int | None, *, label: str,
         listing = f"markets 1..{count}" if count else f"no market yet: `ape run {create} create`"
         raise click.ClickException(f"unknown {label} {number}: the factory has {listing}")
     return [number]
+
+
+# ---------------------------------------------------------------------------------
+# The client layer (gpushares.client): scripts parse arguments, call it, print
+# ---------------------------------------------------------------------------------
+
+
+def connect(provider: Any) -> Any:
+    """The client for the chain ape is connected to, with its deployments file."""
+    from gpushares.client.ape_chain import ApeChain
+    from gpushares.client.context import Client
+
+    with handled():
+        return Client.load(ApeChain(provider), deployments_path(provider))
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Turn the client's errors into click's: bad input is a usage error (exit 2),
+    a refusal before sending or by the contract an error (exit 1), both one sentence."""
+    from gpushares.client.chain import ChainError
+    from gpushares.client.units import BadInput
+
+    try:
+        yield
+    except BadInput as exc:
+        raise click.BadParameter(str(exc)) from exc
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def execute(client: Any, plan: Any, sender: Any, *, skip_checks: bool = False) -> list[Any]:
+    """Send a plan's transactions in order, one printed line each. A plan the chain
+    would refuse is refused here, nothing sent; `skip_checks` sends it anyway (to see
+    the contract's own refusal)."""
+    with handled():
+        if plan.refusal is not None:
+            if not skip_checks:
+                raise plan.refusal
+            click.echo(f"  pre-check refuses the {plan.what}: {plan.refusal.reason}")
+            click.echo("  --skip-checks: sending anyway")
+        receipts = []
+        for tx in plan.txs:
+            receipt = client.chain.send(tx, sender)
+            echo_receipt(receipt)
+            receipts.append(receipt)
+    for note in plan.notes:
+        click.echo(f"  {note}")
+    return receipts
+
+
+def echo_receipt(receipt: Any) -> None:
+    """One line per transaction: what it did, its hash, block and gas."""
+    click.echo(f"  {receipt.what}: tx {receipt.tx_hash} "
+               f"(block {receipt.block_number}, gas {receipt.gas_used:,})")

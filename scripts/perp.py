@@ -42,7 +42,7 @@ from ape import chain, project
 from ape.cli import ConnectedProviderCommand
 from eth_utils import keccak, to_checksum_address
 
-from gpushares import perp
+from gpushares import perp, reasons
 from oracle.reports import feed_id, feed_name
 from scripts._lib import (
     ZERO_ADDRESS,
@@ -71,14 +71,13 @@ POSITION_MODIFIED_TOPIC = keccak(
 LOG_PAGE = 10_000
 FIELDS = tuple(perp.RiskParams.model_fields)
 # The market's parameter refusals (`PerpMarket._set_params`), the factory's own.
-PARAMS_RANGE = "PerpMarket: skew scale must be 1 to 2**64-1, OI caps 1 to 2**40 GPU-hours"
-PARAMS_MARGINS = ("PerpMarket: need 0 < maintenance + liquidation fee < initial margin <= "
-                  "100 %, initial >= 2 %")
-PARAMS_FEES = "PerpMarket: fees above their caps (taker 1 %, maker <= taker, liquidation 5 %)"
-PARAMS_CAPS = "PerpMarket: keeper fee or funding parameter above its cap"
-MARKET_EXISTS = "PerpMarketFactory: market already exists"
-NO_DATA = "OracleHub: no data present for this feed"
-NO_FEES = "PerpMarket: no fees to collect"
+PARAMS_RANGE = reasons.PERP_SKEW_SCALE_1_2
+PARAMS_MARGINS = (reasons.PERP_NEED_0_MAINTENANCE_LIQUIDATION)
+PARAMS_FEES = reasons.PERP_FEES_ABOVE_THEIR_CAPS
+PARAMS_CAPS = reasons.PERP_KEEPER_FEE_FUNDING_PARAMETER
+MARKET_EXISTS = reasons.PERP_FACTORY_MARKET_ALREADY_EXISTS
+NO_DATA = reasons.HUB_NO_DATA_PRESENT_FEED
+NO_FEES = reasons.PERP_NO_FEES_COLLECT
 STALE_NOTE = "STALE: trades, withdrawals with a position and liquidations wait for a fresh index"
 # Seconds of funding at the capped rate that `withdraw --all` leaves behind with an open
 # position: funding accrues until the transaction is mined.

@@ -37,7 +37,7 @@ from ape.exceptions import ApeException, ContractLogicError
 from eth_utils import keccak, to_checksum_address
 from web3.exceptions import Web3Exception
 
-from gpushares import lending
+from gpushares import lending, reasons
 from jurisdictions.rules import RulesError, load_rules
 from oracle.reports import feed_id, feed_name
 from scripts._lib import (
@@ -79,9 +79,9 @@ COLLATERAL_SUPPLIED_TOPIC = keccak(text="CollateralSupplied(address,address,uint
 BORROWED_TOPIC = keccak(text="Borrowed(address,address,uint256,uint256)")
 LOG_PAGE = 10_000
 # LendingPool._price's refusals.
-PRICE_NOT_POSITIVE = "LendingPool: collateral price is not positive"
-PRICE_STALE = "LendingPool: collateral price is stale (older than the feed heartbeat)"
-FROZEN = "LendingPool: wallet frozen (compliance)"
+PRICE_NOT_POSITIVE = reasons.POOL_COLLATERAL_PRICE_NOT_POSITIVE
+PRICE_STALE = reasons.POOL_COLLATERAL_PRICE_STALE_OLDER
+FROZEN = reasons.POOL_WALLET_FROZEN_COMPLIANCE
 STALE_NOTE = "STALE: borrowing, collateral withdrawals and liquidations paused"
 
 pool_option = click.option(
@@ -827,7 +827,7 @@ def borrow(provider, account, pool_number, amount, skip_checks):
     collateral, debt, scaled = (int(x) for x in pool.position(borrower.address))
     problems = []
     if pool.paused():
-        problems.append("LendingPool: paused by the guardian (repay still works)")
+        problems.append(reasons.POOL_PAUSED_GUARDIAN_REPAY_STILL)
     if _frozen(deployed, borrower.address):
         problems.append(f"{FROZEN} (the compliance registry froze {borrower.address})")
     price, refusal = checked_price(market)

@@ -12,6 +12,7 @@ from eth_account import Account
 from eth_keys import keys as eth_keys
 from eth_utils import keccak
 
+from gpushares import reasons
 from oracle import attest
 from tests.contracts import deployers
 
@@ -34,50 +35,49 @@ FEED_HEARTBEAT = 3_600
 
 # ------------------------------------------------------------------ refusal strings
 
-MISSING_ROLE = "access_control: account is missing role"
-ADMIN_ZERO = "OracleHub: admin is the zero address"
-BLUEPRINT_NOT_CONTRACT = "OracleHub: feed adapter blueprint is not a contract"
-SET_EMPTY = "OracleHub: signer set is empty"
-THRESHOLD_ZERO = "OracleHub: threshold is zero"
-THRESHOLD_ABOVE = "OracleHub: threshold exceeds the number of signers"
+MISSING_ROLE = reasons.ACCESS_CONTROL_MISSING_ROLE
+ADMIN_ZERO = reasons.HUB_ADMIN_ZERO_ADDRESS
+BLUEPRINT_NOT_CONTRACT = reasons.HUB_FEED_ADAPTER_BLUEPRINT_NOT
+SET_EMPTY = reasons.HUB_SIGNER_SET_EMPTY
+THRESHOLD_ZERO = reasons.HUB_THRESHOLD_ZERO
+THRESHOLD_ABOVE = reasons.HUB_THRESHOLD_EXCEEDS_NUMBER_SIGNERS
 SET_UNSORTED = (
-    "OracleHub: signers must be sorted ascending, without duplicates or the zero address"
+    reasons.HUB_SIGNERS_SORTED_ASCENDING_WITHOUT
 )
-FEED_ID_ZERO = "OracleHub: feed id is zero"
-FEED_EXISTS = "OracleHub: feed already exists"
-DESCRIPTION_EMPTY = "OracleHub: feed description is empty"
-UNKNOWN_FEED = "OracleHub: unknown feed"
-BOUNDS_INT112 = "OracleHub: bounds must fit in int112"
-MIN_ABOVE_MAX = "OracleHub: min value above max value"
-HEARTBEAT_ZERO = "OracleHub: heartbeat is zero"
+FEED_ID_ZERO = reasons.HUB_FEED_ID_ZERO
+FEED_EXISTS = reasons.HUB_FEED_ALREADY_EXISTS
+DESCRIPTION_EMPTY = reasons.HUB_FEED_DESCRIPTION_EMPTY
+UNKNOWN_FEED = reasons.HUB_UNKNOWN_FEED
+BOUNDS_INT112 = reasons.HUB_BOUNDS_FIT_INT112
+MIN_ABOVE_MAX = reasons.HUB_MIN_VALUE_ABOVE_MAX
+HEARTBEAT_ZERO = reasons.HUB_HEARTBEAT_ZERO
 CONFIG_VERSION = (
-    "OracleHub: report names another config version (re-sign with the current signer set)"
+    reasons.HUB_REPORT_NAMES_ANOTHER_CONFIG
 )
-DISABLED = "OracleHub: unknown or disabled feed"
-FUTURE = "OracleHub: report is observed in the future"
-STALE = "OracleHub: report is not newer than the feed's latest value (stale or replayed)"
-OUT_OF_BOUNDS = "OracleHub: value is outside the feed's bounds"
-NO_SIGNER_SET = "OracleHub: no signer set installed yet"
-TOO_FEW = "OracleHub: fewer signatures than the threshold"
-MALLEABLE = "OracleHub: signature s is in the upper half order (malleable)"
-INVALID_SIGNATURE = "OracleHub: invalid signature"
-UNORDERED = "OracleHub: signatures must be ordered by signer address, one per signer"
+DISABLED = reasons.HUB_UNKNOWN_DISABLED_FEED
+FUTURE = reasons.HUB_REPORT_OBSERVED_FUTURE
+STALE = reasons.HUB_REPORT_NOT_NEWER_FEED
+OUT_OF_BOUNDS = reasons.HUB_VALUE_OUTSIDE_FEED_BOUNDS
+NO_SIGNER_SET = reasons.HUB_NO_SIGNER_SET_INSTALLED
+TOO_FEW = reasons.HUB_FEWER_SIGNATURES_THRESHOLD
+MALLEABLE = reasons.HUB_SIGNATURE_UPPER_HALF_ORDER
+INVALID_SIGNATURE = reasons.HUB_INVALID_SIGNATURE
+UNORDERED = reasons.HUB_SIGNATURES_ORDERED_SIGNER_ADDRESS
 UNAUTHORISED = (
-    "OracleHub: signature is not from an authorised signer "
-    "(wrong key, chain, hub or config version)"
+    reasons.HUB_SIGNATURE_NOT_AUTHORISED_SIGNER
 )
-FORKED = "OracleHub: log root differs from the checkpoint at the same size (forked log)"
-LOG_SIZE = "OracleHub: log size above 2**48"
-SPV_ZERO = "OracleHub: SPV token is the zero address"
-PERIOD_EMPTY = "OracleHub: utilisation period is empty"
-PERIOD_FUTURE = "OracleHub: utilisation period ends in the future"
+FORKED = reasons.HUB_LOG_ROOT_DIFFERS_CHECKPOINT
+LOG_SIZE = reasons.HUB_LOG_SIZE_ABOVE_2
+SPV_ZERO = reasons.HUB_SPV_TOKEN_ZERO_ADDRESS
+PERIOD_EMPTY = reasons.HUB_UTILISATION_PERIOD_EMPTY
+PERIOD_FUTURE = reasons.HUB_UTILISATION_PERIOD_ENDS_FUTURE
 PERIOD_OVERLAP = (
-    "OracleHub: utilisation period overlaps the latest reported one (stale or replayed)"
+    reasons.HUB_UTILISATION_PERIOD_OVERLAPS_LATEST
 )
-NO_GPUS = "OracleHub: no GPUs reporting"
-BPS_ABOVE = "OracleHub: utilisation above 10,000 bps"
-NO_DATA = "OracleHub: no data present for this feed"
-ROUND_UNAVAILABLE = "OracleHub: round not available (only the last 256 rounds are kept)"
+NO_GPUS = reasons.HUB_NO_GPUS_REPORTING
+BPS_ABOVE = reasons.HUB_UTILISATION_ABOVE_10_000
+NO_DATA = reasons.HUB_NO_DATA_PRESENT_FEED
+ROUND_UNAVAILABLE = reasons.HUB_ROUND_NOT_AVAILABLE_LAST
 
 
 # ------------------------------------------------------------------ keys

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import boa
 from eth_utils import keccak
 
+from gpushares import reasons
 from gpushares.perp import (  # noqa: F401 - re-exported for the tests
     ABOVE_MAINTENANCE,
     BELOW_INITIAL,
@@ -56,9 +57,9 @@ DEFAULT_ADMIN_ROLE = b"\0" * 32
 
 # Refusal strings (exact, as a wallet shows them): the ones the pre-trade checks
 # predict live in gpushares.perp; these are the rest.
-ZERO_AMOUNT = "PerpMarket: zero amount"
-NO_FEES = "PerpMarket: no fees to collect"
-MISSING_ROLE = "access_control: account is missing role"
+ZERO_AMOUNT = reasons.PERP_ZERO_AMOUNT
+NO_FEES = reasons.PERP_NO_FEES_COLLECT
+MISSING_ROLE = reasons.ACCESS_CONTROL_MISSING_ROLE
 
 
 @dataclass

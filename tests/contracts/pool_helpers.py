@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import boa
 from eth_utils import keccak
 
+from gpushares import reasons
 from tests.contracts import deployers
 from tests.contracts.helpers import (
     FAR_FUTURE,
@@ -50,22 +51,22 @@ GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
 MARKET_CREATOR_ROLE = keccak(text="MARKET_CREATOR_ROLE")
 
 # Refusal strings (exact, as a wallet shows them).
-PAUSED = "LendingPool: paused by the guardian (repay still works)"
-STALE = "LendingPool: collateral price is stale (older than the feed heartbeat)"
-NOT_POSITIVE = "LendingPool: collateral price is not positive"
-ABOVE_MAX_LTV_BORROW = "LendingPool: borrow would put the loan above the max LTV"
-ABOVE_MAX_LTV_WITHDRAW = "LendingPool: withdrawal would put the loan above the max LTV"
-NO_LIQUIDITY = "LendingPool: not enough liquidity in the pool"
-NO_IDLE = "LendingPool: not enough idle liquidity (wait for repayments)"
-HEALTHY = "LendingPool: loan is healthy (at or under the liquidation LTV)"
-NO_DEBT = "LendingPool: no debt to repay"
-ZERO_SHARES = "LendingPool: deposit mints zero vault shares"
-ZERO_REDEEM = "LendingPool: redemption worth zero assets"
-EXCEEDS_COLLATERAL = "LendingPool: withdrawal exceeds the collateral"
-REPAY_ROUNDS = "LendingPool: repay amount rounds to zero debt"
-NO_INCOME = "LendingPool: no collateral income to claim"
-NO_RESERVES = "LendingPool: no reserves available to collect"
-MISSING_ROLE = "access_control: account is missing role"
+PAUSED = reasons.POOL_PAUSED_GUARDIAN_REPAY_STILL
+STALE = reasons.POOL_COLLATERAL_PRICE_STALE_OLDER
+NOT_POSITIVE = reasons.POOL_COLLATERAL_PRICE_NOT_POSITIVE
+ABOVE_MAX_LTV_BORROW = reasons.POOL_BORROW_PUT_LOAN_ABOVE
+ABOVE_MAX_LTV_WITHDRAW = reasons.POOL_WITHDRAWAL_PUT_LOAN_ABOVE
+NO_LIQUIDITY = reasons.POOL_NOT_ENOUGH_LIQUIDITY_POOL
+NO_IDLE = reasons.POOL_NOT_ENOUGH_IDLE_LIQUIDITY
+HEALTHY = reasons.POOL_LOAN_HEALTHY_UNDER_LIQUIDATION
+NO_DEBT = reasons.POOL_NO_DEBT_REPAY
+ZERO_SHARES = reasons.POOL_DEPOSIT_MINTS_ZERO_VAULT
+ZERO_REDEEM = reasons.POOL_REDEMPTION_WORTH_ZERO_ASSETS
+EXCEEDS_COLLATERAL = reasons.POOL_WITHDRAWAL_EXCEEDS_COLLATERAL
+REPAY_ROUNDS = reasons.POOL_REPAY_AMOUNT_ROUNDS_ZERO
+NO_INCOME = reasons.POOL_NO_COLLATERAL_INCOME_CLAIM
+NO_RESERVES = reasons.POOL_NO_RESERVES_AVAILABLE_COLLECT
+MISSING_ROLE = reasons.ACCESS_CONTROL_MISSING_ROLE
 
 
 @dataclass

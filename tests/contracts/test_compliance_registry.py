@@ -10,6 +10,7 @@ from eth_utils import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gpushares import reasons
 from jurisdictions.codes import Restriction, message
 from jurisdictions.eligibility import Eligibility, recover_signer, sign
 from tests.contracts import deployers
@@ -42,30 +43,25 @@ from tests.contracts.helpers import (
     table_rows,
 )
 
-MISSING_ROLE = "access_control: account is missing role"
-NOT_ISO = "ComplianceRegistry: jurisdiction is not an ISO 3166-1 numeric code"
-NOT_PROVIDER = "ComplianceRegistry: eligibility attestation is not signed by a trusted KYC provider"
+MISSING_ROLE = reasons.ACCESS_CONTROL_MISSING_ROLE
+NOT_ISO = reasons.REGISTRY_JURISDICTION_NOT_ISO_3166
+NOT_PROVIDER = reasons.REGISTRY_ELIGIBILITY_ATTESTATION_NOT_SIGNED
 BAD_NONCE = (
-    "ComplianceRegistry: eligibility attestation nonce is not the investor's next nonce "
-    "(already used?)"
+    reasons.REGISTRY_ELIGIBILITY_ATTESTATION_NONCE_NOT
 )
-LATE = "ComplianceRegistry: eligibility attestation deadline has passed"
-NOT_FUTURE = "ComplianceRegistry: eligibility expiry is not in the future"
+LATE = reasons.REGISTRY_ELIGIBILITY_ATTESTATION_DEADLINE_PASSED
+NOT_FUTURE = reasons.REGISTRY_ELIGIBILITY_EXPIRY_NOT_FUTURE
 NOT_UNCLEAR = (
-    "ComplianceRegistry: a title override applies only to a jurisdiction whose title status "
-    "is unclear"
+    reasons.REGISTRY_TITLE_OVERRIDE_APPLIES_JURISDICTION
 )
 LOCATION_UNLISTED = (
-    "ComplianceRegistry: GPU location is not in the jurisdiction table: tokenized title there "
-    "is not established"
+    reasons.REGISTRY_GPU_LOCATION_NOT_JURISDICTION
 )
 LOCATION_NOT_RECOGNISED = (
-    "ComplianceRegistry: GPU location does not recognise tokenized title to physical assets "
-    "(lex rei sitae); see its rules citations"
+    reasons.REGISTRY_GPU_LOCATION_DOES_NOT
 )
 LOCATION_UNCLEAR = (
-    "ComplianceRegistry: tokenized title in the GPU's location is unclear and the SPV has "
-    "recorded no legal-opinion override"
+    reasons.REGISTRY_TOKENIZED_TITLE_GPU_LOCATION
 )
 ZERO32 = b"\0" * 32
 OPINION = keccak(text="legal-opinion-fr-2025")
@@ -110,7 +106,7 @@ def test_constructor_grants_the_admin_every_role(compliance_admin, stranger):
 
 def test_constructor_refuses_the_zero_admin(compliance_admin):
     with boa.env.prank(compliance_admin):
-        with boa.reverts("ComplianceRegistry: admin is the zero address"):
+        with boa.reverts(reasons.REGISTRY_ADMIN_ZERO_ADDRESS):
             deployers.COMPLIANCE_REGISTRY.deploy(ZERO)
 
 
@@ -147,7 +143,7 @@ def test_privileged_functions_need_their_own_role(registry, compliance_admin, st
 @pytest.mark.parametrize(
     ("investor", "jurisdiction", "expires_in", "reason"),
     [
-        (ZERO, US, 100, "ComplianceRegistry: investor is the zero address"),
+        (ZERO, US, 100, reasons.REGISTRY_INVESTOR_ZERO_ADDRESS),
         (None, 0, 100, NOT_ISO),
         (None, 1000, 100, NOT_ISO),
         (None, 65_535, 100, NOT_ISO),
@@ -196,9 +192,9 @@ def test_remove_investor(registry, compliance_admin, alice, stranger):
     with boa.env.prank(compliance_admin):
         registry.remove_investor(alice)
         event = _event(registry, "InvestorRemoved")
-        with boa.reverts("ComplianceRegistry: investor is not registered"):
+        with boa.reverts(reasons.REGISTRY_INVESTOR_NOT_REGISTERED):
             registry.remove_investor(alice)
-        with boa.reverts("ComplianceRegistry: investor is not registered"):
+        with boa.reverts(reasons.REGISTRY_INVESTOR_NOT_REGISTERED):
             registry.remove_investor(stranger)
     assert (event.investor, event.provider) == (alice, compliance_admin)
     assert tuple(registry.investor(alice)) == (0, False, 0, False, False)
@@ -207,13 +203,13 @@ def test_remove_investor(registry, compliance_admin, alice, stranger):
 
 def test_set_wallet_frozen(registry, compliance_admin, alice):
     with boa.env.prank(compliance_admin):
-        with boa.reverts("ComplianceRegistry: wallet already in that frozen state"):
+        with boa.reverts(reasons.REGISTRY_WALLET_ALREADY_FROZEN_STATE):
             registry.set_wallet_frozen(alice, False)
         registry.set_wallet_frozen(alice, True)
         frozen = _event(registry, "WalletFrozen")
-        with boa.reverts("ComplianceRegistry: wallet already in that frozen state"):
+        with boa.reverts(reasons.REGISTRY_WALLET_ALREADY_FROZEN_STATE):
             registry.set_wallet_frozen(alice, True)
-        with boa.reverts("ComplianceRegistry: cannot freeze the zero address"):
+        with boa.reverts(reasons.REGISTRY_CANNOT_FREEZE_ZERO_ADDRESS):
             registry.set_wallet_frozen(ZERO, True)
     assert (frozen.investor, frozen.frozen, frozen.agent) == (alice, True, compliance_admin)
     assert registry.is_frozen(alice) and registry.investor(alice).frozen
@@ -444,7 +440,7 @@ def test_submit_eligibility_refuses_an_expiry_in_the_past(registry, provider, st
         with boa.reverts(NOT_FUTURE):
             registry.submit_eligibility(att.as_tuple(), _sign(att, provider.key, registry.address))
     zero = _attestation(ZERO)
-    with boa.reverts("ComplianceRegistry: investor is the zero address"):
+    with boa.reverts(reasons.REGISTRY_INVESTOR_ZERO_ADDRESS):
         registry.submit_eligibility(zero.as_tuple(), _sign(zero, provider.key, registry.address))
     assert registry.eligibility_nonce(stranger) == 0  # nothing was consumed
 
@@ -472,19 +468,19 @@ H = keccak(text="rules-file")
 @pytest.mark.parametrize(
     ("rows", "reason"),
     [
-        ([], "ComplianceRegistry: empty jurisdiction batch"),
+        ([], reasons.REGISTRY_EMPTY_JURISDICTION_BATCH),
         ([(0, RECOGNISED, ALLOWED, H)], NOT_ISO),
         ([(1000, RECOGNISED, ALLOWED, H)], NOT_ISO),
-        ([(1, 4, ALLOWED, H)], "ComplianceRegistry: unknown title status"),
-        ([(1, RECOGNISED, 4, H)], "ComplianceRegistry: unknown holder policy"),
+        ([(1, 4, ALLOWED, H)], reasons.REGISTRY_UNKNOWN_TITLE_STATUS),
+        ([(1, RECOGNISED, 4, H)], reasons.REGISTRY_UNKNOWN_HOLDER_POLICY),
         ([(1, RECOGNISED, 0, H)],
-         "ComplianceRegistry: title and policy must both be set, or both be 0 to remove"),
+         reasons.REGISTRY_TITLE_POLICY_BOTH_SET),
         ([(1, 0, ALLOWED, ZERO32)],
-         "ComplianceRegistry: title and policy must both be set, or both be 0 to remove"),
+         reasons.REGISTRY_TITLE_POLICY_BOTH_SET),
         ([(1, RECOGNISED, ALLOWED, ZERO32)],
-         "ComplianceRegistry: a listed jurisdiction needs its rules hash (and a removed one none)"),
+         reasons.REGISTRY_LISTED_JURISDICTION_NEEDS_RULES),
         ([(US, 0, 0, H)],
-         "ComplianceRegistry: a listed jurisdiction needs its rules hash (and a removed one none)"),
+         reasons.REGISTRY_LISTED_JURISDICTION_NEEDS_RULES),
         ([(1, RECOGNISED, ALLOWED, H), (2, RECOGNISED, ALLOWED, H), (0, RECOGNISED, ALLOWED, H)],
          NOT_ISO),
     ],
@@ -525,7 +521,7 @@ def test_set_jurisdictions_add_update_remove_and_events(registry, compliance_adm
     assert registry.jurisdiction(FR) == (0, 0, ZERO32) and registry.rules_hash(FR) == ZERO32
     assert sorted(registry.listed_jurisdictions()) == sorted((set(TEST_TABLE) - {FR}) | {999})
     with boa.env.prank(compliance_admin), boa.reverts(
-        "ComplianceRegistry: jurisdiction is not in the table; nothing to remove"
+        reasons.REGISTRY_JURISDICTION_NOT_TABLE_NOTHING
     ):
         registry.set_jurisdictions([(FR, 0, 0, ZERO32)])  # already removed: no silent no-op
 
@@ -578,7 +574,7 @@ def test_set_title_override(registry, token, operator):
     with boa.env.prank(operator):
         registry.set_title_override(token.address, FR, OPINION)
         event = _event(registry, "TitleOverrideSet")
-        with boa.reverts("ComplianceRegistry: title override unchanged"):
+        with boa.reverts(reasons.REGISTRY_TITLE_OVERRIDE_UNCHANGED):
             registry.set_title_override(token.address, FR, OPINION)
     assert (event.token, event.jurisdiction, event.legal_opinion_hash, event.operator) == (
         token.address, FR, OPINION, operator
@@ -589,7 +585,7 @@ def test_set_title_override(registry, token, operator):
         registry.set_title_override(token.address, FR, newer)  # replacing is allowed
         registry.set_title_override(token.address, FR, ZERO32)  # clearing
         cleared = _event(registry, "TitleOverrideSet")
-        with boa.reverts("ComplianceRegistry: title override unchanged"):
+        with boa.reverts(reasons.REGISTRY_TITLE_OVERRIDE_UNCHANGED):
             registry.set_title_override(token.address, FR, ZERO32)
     assert (cleared.jurisdiction, cleared.legal_opinion_hash) == (FR, ZERO32)
     assert registry.title_override(token.address, FR) == ZERO32
@@ -599,7 +595,7 @@ def test_set_title_override_only_by_the_tokens_operator(registry, token, operato
                                                         compliance_admin, stranger, alice):
     for caller in (stranger, alice, compliance_admin):
         with boa.env.prank(caller), boa.reverts(
-            "ComplianceRegistry: only the token's SPV operator can record a title override"
+            reasons.REGISTRY_TOKEN_SPV_OPERATOR_RECORD
         ):
             registry.set_title_override(token.address, FR, OPINION)
     with boa.env.prank(operator):
@@ -722,7 +718,7 @@ def test_at_most_16_distinct_locations(registry, compliance_admin, token, operat
         token.add_gpus([gpu(f"L-{c}", location=c) for c in codes[:15]])
         assert len(registry.asset_locations(token.address)) == 16
         token.add_gpus([gpu("US-extra")])  # another GPU in a known location is fine
-        with boa.reverts("ComplianceRegistry: an SPV's GPUs may sit in at most 16 jurisdictions"):
+        with boa.reverts(reasons.REGISTRY_SPV_GPUS_MAY_SIT):
             token.add_gpus([gpu("L-16", location=16)])
         token.retire_gpu(9)  # frees location 1
         token.add_gpus([gpu("L-16", location=16)])
@@ -732,11 +728,11 @@ def test_at_most_16_distinct_locations(registry, compliance_admin, token, operat
 
 def test_direct_location_calls_only_touch_the_callers_own_entries(registry, token, stranger):
     with boa.env.prank(stranger):
-        with boa.reverts("ComplianceRegistry: no GPU of this token is registered in that location"):
+        with boa.reverts(reasons.REGISTRY_NO_GPU_TOKEN_REGISTERED):
             registry.release_asset_location(US)  # not the token's 8 US GPUs
         registry.register_asset_location(US)
         registry.release_asset_location(US)
-        with boa.reverts("ComplianceRegistry: no GPU of this token is registered in that location"):
+        with boa.reverts(reasons.REGISTRY_NO_GPU_TOKEN_REGISTERED):
             registry.release_asset_location(US)
         with boa.reverts(LOCATION_NOT_RECOGNISED):
             registry.register_asset_location(DE)
@@ -863,13 +859,12 @@ def test_a_provider_write_voids_older_attestations(registry, provider, complianc
     assert registry.eligibility_nonce(stranger) == 2
     before = tuple(registry.investor(stranger))
     with boa.env.prank(stranger), boa.reverts(
-        "ComplianceRegistry: eligibility attestation nonce is not the investor's next nonce "
-        "(already used?)"
+        reasons.REGISTRY_ELIGIBILITY_ATTESTATION_NONCE_NOT
     ):
         registry.submit_eligibility(old.as_tuple(), signature)
     assert tuple(registry.investor(stranger)) == before
 
 
 def test_cancel_eligibility_attestations_needs_the_kyc_role(registry, stranger, alice):
-    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+    with boa.env.prank(stranger), boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         registry.cancel_eligibility_attestations(alice)

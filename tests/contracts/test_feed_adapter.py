@@ -10,6 +10,7 @@ from decimal import Decimal
 import boa
 import pytest
 
+from gpushares import reasons
 from tests.contracts import deployers
 from tests.contracts import oracle_helpers as oh
 from tests.contracts.oracle_helpers import USD
@@ -61,9 +62,9 @@ def test_metadata(adapter, hub, oracle_admin):
 
 
 def test_adapter_constructor_refusals(hub):
-    with boa.reverts("FeedAdapter: hub is the zero address"):
+    with boa.reverts(reasons.FEED_HUB_ZERO_ADDRESS):
         deployers.FEED_ADAPTER.deploy(oh.ZERO, oh.FEED_ID)
-    with boa.reverts("FeedAdapter: feed id is zero"):
+    with boa.reverts(reasons.FEED_FEED_ID_ZERO):
         deployers.FEED_ADAPTER.deploy(hub.address, oh.ZERO32)
 
 

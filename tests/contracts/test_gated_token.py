@@ -12,6 +12,7 @@ from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gpushares import reasons
 from jurisdictions.codes import Restriction, message
 from tests.budgets import budget
 from tests.contracts.helpers import (
@@ -35,7 +36,7 @@ from tests.contracts.helpers import (
 from tests.contracts.test_shares import _permit_signature
 
 S = Restriction
-MISSING_ROLE = "access_control: account is missing role"
+MISSING_ROLE = reasons.ACCESS_CONTROL_MISSING_ROLE
 ZERO32 = b"\0" * 32
 OPINION = keccak(text="legal-opinion-fr")
 
@@ -398,17 +399,17 @@ def test_forced_transfer_refusals(agents, registry, compliance_admin, agent, ali
             token.forcedTransfer(alice, stranger, SHARE)
         with refused(S.RECEIVER_JURISDICTION_BLOCKED):
             token.forcedTransfer(alice, kp, SHARE)
-        with boa.reverts("GPUShareToken: receiver is the zero address"):
+        with boa.reverts(reasons.TOKEN_RECEIVER_ZERO_ADDRESS):
             token.forcedTransfer(alice, ZERO, SHARE)
-        with boa.reverts("GPUShareToken: forced transfer from an account to itself"):
+        with boa.reverts(reasons.TOKEN_FORCED_TRANSFER_ACCOUNT_ITSELF):
             token.forcedTransfer(alice, alice, SHARE)
-        with boa.reverts("GPUShareToken: forced transfer amount is zero"):
+        with boa.reverts(reasons.TOKEN_FORCED_TRANSFER_AMOUNT_ZERO):
             token.forcedTransfer(alice, bob, 0)
     _freeze_wallet(registry, compliance_admin, bob, False)
     with boa.env.prank(agent):
-        with boa.reverts("GPUShareToken: forced transfer exceeds the sender's balance"):
+        with boa.reverts(reasons.TOKEN_FORCED_TRANSFER_EXCEEDS_SENDER):
             token.forcedTransfer(alice, bob, 100 * SHARE + 1)
-        with boa.reverts("GPUShareToken: forced transfer exceeds the sender's balance"):
+        with boa.reverts(reasons.TOKEN_FORCED_TRANSFER_EXCEEDS_SENDER):
             token.forcedTransfer(stranger, bob, 1)
     assert _state(token, alice, bob, stranger) == before
 
@@ -432,9 +433,9 @@ def test_recovery_to_an_ineligible_wallet_is_refused(agents, registry, complianc
             token.recover_wallet(alice, kp)
         with refused(S.RECEIVER_ELIGIBILITY_EXPIRED):
             token.recover_wallet(alice, expiring)
-        with boa.reverts("GPUShareToken: receiver is the zero address"):
+        with boa.reverts(reasons.TOKEN_RECEIVER_ZERO_ADDRESS):
             token.recover_wallet(alice, ZERO)
-        with boa.reverts("GPUShareToken: recovery to the same wallet"):
+        with boa.reverts(reasons.TOKEN_RECOVERY_SAME_WALLET):
             token.recover_wallet(alice, alice)
     assert _state(token, alice, bob, stranger) == before
 
@@ -444,7 +445,7 @@ def test_recovery_of_an_empty_wallet_is_refused(agents, registry, compliance_adm
     register(registry, compliance_admin, stranger)
     with boa.env.prank(agent):
         agents.setFrozenTokens(stranger, SHARE)  # a freeze alone is nothing to recover
-        with boa.reverts("GPUShareToken: the lost wallet holds no shares and no income"):
+        with boa.reverts(reasons.TOKEN_LOST_WALLET_HOLDS_NO):
             agents.recover_wallet(stranger, bob)
 
 
@@ -459,9 +460,9 @@ def test_set_frozen_tokens(agents, agent, alice):
     with boa.env.prank(agent):
         assert token.setFrozenTokens(alice, 30 * SHARE)
         event = _event(token, "Frozen")
-        with boa.reverts("GPUShareToken: frozen amount unchanged"):
+        with boa.reverts(reasons.TOKEN_FROZEN_AMOUNT_UNCHANGED):
             token.setFrozenTokens(alice, 30 * SHARE)
-        with boa.reverts("GPUShareToken: cannot freeze the zero address"):
+        with boa.reverts(reasons.TOKEN_CANNOT_FREEZE_ZERO_ADDRESS):
             token.setFrozenTokens(ZERO, SHARE)
     assert (event.user, event.amount) == (alice, 30 * SHARE)
     assert token.getFrozenTokens(alice) == 30 * SHARE
@@ -599,7 +600,7 @@ def test_recover_wallet_moves_shares_income_and_freeze(agents, funded, registry,
     with boa.env.prank(new_wallet):
         assert token.claim() == 2_600 * USDC
     with boa.env.prank(agent), boa.reverts(
-            "GPUShareToken: the lost wallet holds no shares and no income"):
+            reasons.TOKEN_LOST_WALLET_HOLDS_NO):
         token.recover_wallet(alice, new_wallet)
 
 
@@ -810,8 +811,7 @@ def test_a_frozen_wallet_cannot_claim_but_keeps_accruing(holders, funded, regist
         holders.distribute(170 * USDC)  # alice 100 of 170 shares
     _freeze_wallet(registry, compliance_admin, alice)
     with boa.env.prank(alice), boa.reverts(
-        "GPUShareToken: wallet frozen by a compliance agent; income keeps accruing until it is "
-        "unfrozen or recovered"
+        reasons.TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT
     ):
         holders.claim()
     with boa.env.prank(operator):

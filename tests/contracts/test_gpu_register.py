@@ -6,6 +6,7 @@ import boa
 import pytest
 from eth_utils import keccak
 
+from gpushares import reasons
 from tests.contracts.helpers import (
     ACTIVE,
     IMPAIRED,
@@ -44,7 +45,7 @@ def test_add_gpus_returns_first_id_and_logs_each(token, operator):
 
 
 def test_add_gpus_requires_operator(token, stranger):
-    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+    with boa.env.prank(stranger), boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         token.add_gpus([gpu("SN-X")])
 
 
@@ -52,17 +53,17 @@ def test_add_gpus_requires_operator(token, stranger):
     ("entry", "reason"),
     [
         ((b"\0" * 32, bytes32("H100"), 840, bytes32("DC"), 1, 1),
-         "GPUShareToken: GPU serial hash is zero"),
-        (gpu("SN-0"), "GPUShareToken: GPU serial already registered"),
-        (gpu("SN-N", model=""), "GPUShareToken: GPU model is empty"),
-        (gpu("SN-N", location=0), "GPUShareToken: GPU location is not an ISO 3166-1 numeric code"),
+         reasons.TOKEN_GPU_SERIAL_HASH_ZERO),
+        (gpu("SN-0"), reasons.TOKEN_GPU_SERIAL_ALREADY_REGISTERED),
+        (gpu("SN-N", model=""), reasons.TOKEN_GPU_MODEL_EMPTY),
+        (gpu("SN-N", location=0), reasons.TOKEN_GPU_LOCATION_NOT_ISO),
         (gpu("SN-N", location=1000),
-         "GPUShareToken: GPU location is not an ISO 3166-1 numeric code"),
-        (gpu("SN-N", datacenter=""), "GPUShareToken: GPU datacenter is empty"),
-        (gpu("SN-N", cost=0), "GPUShareToken: GPU acquisition cost is zero"),
-        (gpu("SN-N", commissioned_at=0), "GPUShareToken: GPU commissioning time is zero"),
+         reasons.TOKEN_GPU_LOCATION_NOT_ISO),
+        (gpu("SN-N", datacenter=""), reasons.TOKEN_GPU_DATACENTER_EMPTY),
+        (gpu("SN-N", cost=0), reasons.TOKEN_GPU_ACQUISITION_COST_ZERO),
+        (gpu("SN-N", commissioned_at=0), reasons.TOKEN_GPU_COMMISSIONING_TIME_ZERO),
         (gpu("SN-N", commissioned_at=2**40),
-         "GPUShareToken: GPU commissioning time is in the future"),
+         reasons.TOKEN_GPU_COMMISSIONING_TIME_FUTURE),
     ],
 )
 def test_add_gpus_rejects_bad_entries_and_changes_nothing(token, operator, entry, reason):
@@ -73,12 +74,12 @@ def test_add_gpus_rejects_bad_entries_and_changes_nothing(token, operator, entry
 
 
 def test_add_gpus_rejects_duplicates_inside_a_batch(token, operator):
-    with boa.env.prank(operator), boa.reverts("GPUShareToken: GPU serial already registered"):
+    with boa.env.prank(operator), boa.reverts(reasons.TOKEN_GPU_SERIAL_ALREADY_REGISTERED):
         token.add_gpus([gpu("SN-D"), gpu("SN-D")])
 
 
 def test_add_gpus_rejects_empty_batch(token, operator):
-    with boa.env.prank(operator), boa.reverts("GPUShareToken: empty GPU batch"):
+    with boa.env.prank(operator), boa.reverts(reasons.TOKEN_EMPTY_GPU_BATCH):
         token.add_gpus([])
 
 
@@ -89,14 +90,14 @@ def test_add_gpus_accepts_a_full_batch(token, operator):
 
 
 def test_impair_gpu(token, operator, stranger):
-    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+    with boa.env.prank(stranger), boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         token.impair_gpu(1)
     with boa.env.prank(operator):
-        with boa.reverts("GPUShareToken: unknown GPU id"):
+        with boa.reverts(reasons.TOKEN_UNKNOWN_GPU_ID):
             token.impair_gpu(99)
         token.impair_gpu(1)
         event = token.get_logs()[-1]
-        with boa.reverts("GPUShareToken: only an active GPU can be impaired"):
+        with boa.reverts(reasons.TOKEN_ACTIVE_GPU_IMPAIRED):
             token.impair_gpu(1)
     assert (event.gpu_id, event.previous_status, event.new_status) == (1, ACTIVE, IMPAIRED)
     assert event.operator == operator
@@ -109,22 +110,22 @@ def test_impaired_gpu_keeps_backing_issued_shares_but_not_new_mints(token, opera
     with boa.env.prank(operator):
         token.mint(alice, 8 * SHARES_PER_GPU)
         token.impair_gpu(3)  # always allowed: it records a fact about the hardware
-        with boa.reverts("GPUShareToken: mint exceeds the active GPUs' backing"):
+        with boa.reverts(reasons.TOKEN_MINT_EXCEEDS_ACTIVE_GPUS):
             token.mint(alice, 1)
     assert token.totalSupply() <= token.backing()[1]
 
 
 def test_retire_gpu(token, operator, stranger):
-    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+    with boa.env.prank(stranger), boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         token.retire_gpu(1)
     with boa.env.prank(operator):
-        with boa.reverts("GPUShareToken: unknown GPU id"):
+        with boa.reverts(reasons.TOKEN_UNKNOWN_GPU_ID):
             token.retire_gpu(0)
         token.retire_gpu(1)
         event = token.get_logs()[-1]
-        with boa.reverts("GPUShareToken: GPU is already retired"):
+        with boa.reverts(reasons.TOKEN_GPU_ALREADY_RETIRED):
             token.retire_gpu(1)
-        with boa.reverts("GPUShareToken: only an active GPU can be impaired"):
+        with boa.reverts(reasons.TOKEN_ACTIVE_GPU_IMPAIRED):
             token.impair_gpu(1)
         token.impair_gpu(2)
         token.retire_gpu(2)
@@ -137,12 +138,12 @@ def test_retire_needs_burn_first_when_fully_minted(token, operator):
     with boa.env.prank(operator):
         token.mint(operator, 8 * SHARES_PER_GPU)
         with boa.reverts(
-            "GPUShareToken: burn shares first: supply would exceed the remaining GPUs' backing"
+            reasons.TOKEN_BURN_SHARES_FIRST_SUPPLY
         ):
             token.retire_gpu(4)
         token.burn(SHARES_PER_GPU - SHARE)
         with boa.reverts(
-            "GPUShareToken: burn shares first: supply would exceed the remaining GPUs' backing"
+            reasons.TOKEN_BURN_SHARES_FIRST_SUPPLY
         ):
             token.retire_gpu(4)
         token.burn(SHARE)
@@ -156,7 +157,7 @@ def test_retiring_the_last_gpu_needs_zero_supply(token, operator):
             token.retire_gpu(gpu_id)
         token.mint(operator, 1)
         with boa.reverts(
-            "GPUShareToken: burn shares first: supply would exceed the remaining GPUs' backing"
+            reasons.TOKEN_BURN_SHARES_FIRST_SUPPLY
         ):
             token.retire_gpu(8)
         token.burn(1)

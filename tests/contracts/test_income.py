@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gpushares import reasons
 from tests.budgets import budget
 from tests.contracts import deployers
 from tests.contracts.conftest import create_token
@@ -37,7 +38,7 @@ def test_distribute_and_claim_pro_rata(token, funded, operator, alice, bob):
     with boa.env.prank(alice):
         assert token.claim() == 3_855_600_000
         claimed = _event(token, "IncomeClaimed")
-        with boa.reverts("GPUShareToken: nothing to claim"):
+        with boa.reverts(reasons.TOKEN_NOTHING_CLAIM):
             token.claim()
     assert (claimed.holder, claimed.amount) == (alice, 3_855_600_000)
     assert funded.balanceOf(alice) == 3_855_600_000
@@ -71,14 +72,14 @@ def test_minted_and_burnt_shares_keep_income_history(token, funded, operator, al
 
 def test_distribute_guards(token, funded, operator, stranger, alice):
     with boa.env.prank(operator):
-        with boa.reverts("GPUShareToken: distribute amount is zero"):
+        with boa.reverts(reasons.TOKEN_DISTRIBUTE_AMOUNT_ZERO):
             token.distribute(0)
-        with boa.reverts("GPUShareToken: no shares outstanding to receive income"):
+        with boa.reverts(reasons.TOKEN_NO_SHARES_OUTSTANDING_RECEIVE):
             token.distribute(USDC)
     _with_holders(token, operator, [(alice, SHARE)])
-    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+    with boa.env.prank(stranger), boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         token.distribute(USDC)
-    with boa.env.prank(operator), boa.reverts("erc20: insufficient allowance"):
+    with boa.env.prank(operator), boa.reverts(reasons.ERC20_INSUFFICIENT_ALLOWANCE):
         funded.approve(token.address, 0)
         token.distribute(USDC)
     assert token.total_distributed() == 0
@@ -89,7 +90,7 @@ def test_distribute_rejects_an_income_per_share_overflow(token, funded, operator
     too_much = MAX_INCOME_PER_SHARE // 10**36 + 1
     with boa.env.prank(operator):
         with boa.reverts(
-            "GPUShareToken: income per share would overflow; distribute over more shares"
+            reasons.TOKEN_INCOME_PER_SHARE_OVERFLOW
         ):
             token.distribute(too_much)
         token.distribute(too_much - 2)
@@ -178,9 +179,9 @@ def test_income_token_answering_false_is_refused(factory, operator, alice):
     with boa.env.prank(operator):
         token.distribute(50 * USDC)
     liar.set_failing(True)
-    with boa.env.prank(operator), boa.reverts("GPUShareToken: income token transferFrom failed"):
+    with boa.env.prank(operator), boa.reverts(reasons.TOKEN_INCOME_TOKEN_TRANSFERFROM_FAILED):
         token.distribute(50 * USDC)
-    with boa.env.prank(alice), boa.reverts("GPUShareToken: income token transfer failed"):
+    with boa.env.prank(alice), boa.reverts(reasons.TOKEN_INCOME_TOKEN_TRANSFER_FAILED):
         token.claim()
     assert token.claimable(alice) == 50 * USDC and token.total_claimed() == 0
     assert token.total_distributed() == 50 * USDC

@@ -12,7 +12,7 @@ import boa
 import pytest
 from boa.contracts.base_evm_contract import BoaError
 
-from gpushares import lending
+from gpushares import lending, reasons
 from jurisdictions.codes import Restriction, message
 from tests.contracts import deployers
 from tests.contracts.helpers import DEFAULT_ADMIN_ROLE, MAGNITUDE, SHARE, ZERO
@@ -54,18 +54,18 @@ MAX_LTV = 70 * WAD // 100
 INCENTIVE = 1_063_829_787_234_042_553  # 1 / (1 - 0.3 * 0.2)
 PRICE_DEN = 10 ** (8 + 18)  # feed decimals + share decimals
 
-ZERO_COLLATERAL = "LendingPool: zero collateral"
-ZERO_BORROWER = "LendingPool: borrower is the zero address"
-ZERO_BORROW = "LendingPool: borrow of zero"
-ZERO_REPAY = "LendingPool: repay of zero"
-ZERO_MINT = "LendingPool: mint of zero shares"
-ZERO_WITHDRAW = "LendingPool: withdrawal of zero"
-DEPOSIT_CAP = "LendingPool: deposit above 2**128 assets"
-PAUSE_UNCHANGED = "LendingPool: pause unchanged"
-BAD_MAX_LTV = "LendingPool: max LTV must be above 0 and below the liquidation LTV"
-BAD_RESERVE = "LendingPool: reserve factor above 50 %"
-ZERO_TREASURY = "LendingPool: treasury is the zero address"
-INSUFFICIENT_ALLOWANCE = "erc20: insufficient allowance"
+ZERO_COLLATERAL = reasons.POOL_ZERO_COLLATERAL
+ZERO_BORROWER = reasons.POOL_BORROWER_ZERO_ADDRESS
+ZERO_BORROW = reasons.POOL_BORROW_ZERO
+ZERO_REPAY = reasons.POOL_REPAY_ZERO
+ZERO_MINT = reasons.POOL_MINT_ZERO_SHARES
+ZERO_WITHDRAW = reasons.POOL_WITHDRAWAL_ZERO
+DEPOSIT_CAP = reasons.POOL_DEPOSIT_ABOVE_2_128
+PAUSE_UNCHANGED = reasons.POOL_PAUSE_UNCHANGED
+BAD_MAX_LTV = reasons.POOL_MAX_LTV_ABOVE_0
+BAD_RESERVE = reasons.POOL_RESERVE_FACTOR_ABOVE_50
+ZERO_TREASURY = reasons.POOL_TREASURY_ZERO_ADDRESS
+INSUFFICIENT_ALLOWANCE = reasons.ERC20_INSUFFICIENT_ALLOWANCE
 BURN_EXCEEDS = "erc20: burn amount exceeds balance"
 
 
@@ -1409,7 +1409,7 @@ def test_frozen_borrower_cannot_claim_collateral_income(world):
     _supply(world, borrower, 1_000 * SHARE)
     _distribute(world, 1_000 * world.unit)
     _freeze(world, borrower)
-    with boa.env.prank(borrower), boa.reverts("LendingPool: wallet frozen (compliance)"):
+    with boa.env.prank(borrower), boa.reverts(reasons.POOL_WALLET_FROZEN_COMPLIANCE):
         pool.claim_income()
     assert world.asset.balanceOf(borrower) == 0
     with boa.env.prank(world.kyc):
@@ -1427,7 +1427,7 @@ def test_frozen_borrower_cannot_borrow_but_can_repay(world):
     _borrow(world, borrower, 100 * world.unit)
     _freeze(world, borrower)
     before = pool.position(borrower)
-    with boa.env.prank(borrower), boa.reverts("LendingPool: wallet frozen (compliance)"):
+    with boa.env.prank(borrower), boa.reverts(reasons.POOL_WALLET_FROZEN_COMPLIANCE):
         pool.borrow(1 * world.unit, borrower)
     assert pool.position(borrower) == before
     _repay(world, borrower, 2**256 - 1)

@@ -13,7 +13,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from gpushares import lending
+from gpushares import lending, reasons
 from tests.contracts import deployers
 from tests.contracts.helpers import DEFAULT_ADMIN_ROLE, ZERO
 from tests.contracts.pool_helpers import (
@@ -106,7 +106,7 @@ def _market_id(asset, collateral, feed, model, lltv) -> bytes:
 
 
 def test_factory_constructor_refuses_a_blueprint_that_is_not_a_contract():
-    with boa.reverts("LendingPoolFactory: blueprint is not a contract"):
+    with boa.reverts(reasons.POOL_FACTORY_BLUEPRINT_NOT_CONTRACT):
         deployers.LENDING_POOL_FACTORY.deploy(boa.env.generate_address("eoa"))
 
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 import boa
 import pytest
 
-from gpushares import perp
+from gpushares import perp, reasons
 from tests.contracts.perp_helpers import (
     ABOVE_MAINTENANCE,
     BELOW_INITIAL,
@@ -1450,7 +1450,7 @@ def test_a_settled_gain_never_overflows_the_margin_fields(world18):
     assert w.set_price(22 * FEED_UNIT // 10)
     assert m.equity(alice) > MASK128
     # The settlement would take the sum of margins past its 128 bits: refused.
-    with boa.env.prank(alice), boa.reverts("PerpMarket: amount too large"):
+    with boa.env.prank(alice), boa.reverts(reasons.PERP_AMOUNT_TOO_LARGE):
         m.withdraw_margin(1)
     assert w.size_of(alice) == size
     assert m.market()[4] == fees

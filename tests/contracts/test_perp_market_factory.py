@@ -14,6 +14,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
+from gpushares import reasons
 from tests.contracts import deployers
 from tests.contracts.perp_helpers import (
     DEFAULT_ADMIN_ROLE,
@@ -96,7 +97,7 @@ def _create(world: PerpWorld, inputs: dict, sender=None):
 
 
 def test_factory_constructor_refuses_a_blueprint_that_is_not_a_contract():
-    with boa.reverts("PerpMarketFactory: blueprint is not a contract"):
+    with boa.reverts(reasons.PERP_FACTORY_BLUEPRINT_NOT_CONTRACT):
         deployers.PERP_MARKET_FACTORY.deploy(boa.env.generate_address("eoa"))
 
 

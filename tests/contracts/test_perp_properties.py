@@ -51,7 +51,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from gpushares import perp
+from gpushares import perp, reasons
 from tests.budgets import budget
 from tests.contracts.perp_helpers import (
     ABOVE_MAINTENANCE,
@@ -70,7 +70,7 @@ MASK64 = 2**64 - 1
 TICK = WAD // FEED_UNIT  # one unit of the 8-decimal feed, in WAD
 FEED_MAX = 10**12  # the hub's largest accepted answer in build_perp_world
 TRADER_FUNDS = 10**9  # whole units per trader: enough margin for any size tried here
-NO_CASH_FOR_KEEPER = "PerpMarket: not enough cash for the keeper fee"
+NO_CASH_FOR_KEEPER = reasons.PERP_NOT_ENOUGH_CASH_KEEPER
 # Examples per test, capped below the CI profile's 200 (an on-chain example costs
 # 50-300 ms of py-evm): the whole file stays around half a minute under CI.
 

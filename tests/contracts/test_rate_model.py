@@ -9,14 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gpushares import reasons
 from tests.budgets import budget
 from tests.contracts import deployers
 
 WAD = 10**18
 YEAR = 31_536_000
 MAX_RATE_PER_YEAR = 10 * WAD
-KINK_REFUSED = "KinkedRateModel: kink must be strictly between 0 and 100 %"
-MAX_REFUSED = "KinkedRateModel: maximum rate above 1,000 % a year"
+KINK_REFUSED = reasons.RATE_MODEL_KINK_STRICTLY_BETWEEN_0
+MAX_REFUSED = reasons.RATE_MODEL_MAXIMUM_RATE_ABOVE_1
 
 # 2 % base, +10 % up to an 80 % kink, +300 % from the kink to full utilisation.
 BASE, SLOPE1, SLOPE2, KINK = 2 * WAD // 100, 10 * WAD // 100, 300 * WAD // 100, 80 * WAD // 100

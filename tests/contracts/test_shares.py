@@ -7,6 +7,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
+from gpushares import reasons
 from tests.contracts.helpers import (
     MAX_SUPPLY,
     PAUSER_ROLE,
@@ -28,15 +29,15 @@ def test_mint_within_active_backing(token, operator, alice):
     assert (transfer.sender, transfer.receiver, transfer.value) == (ZERO, alice, 3 * SHARES_PER_GPU)
     with boa.env.prank(operator):
         token.mint(alice, 5 * SHARES_PER_GPU)
-        with boa.reverts("GPUShareToken: mint exceeds the active GPUs' backing"):
+        with boa.reverts(reasons.TOKEN_MINT_EXCEEDS_ACTIVE_GPUS):
             token.mint(alice, 1)
 
 
 def test_mint_guards(token, operator, alice, stranger):
-    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+    with boa.env.prank(stranger), boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         token.mint(alice, 1)
     with boa.env.prank(operator):
-        with boa.reverts("GPUShareToken: mint amount is zero"):
+        with boa.reverts(reasons.TOKEN_MINT_AMOUNT_ZERO):
             token.mint(alice, 0)
         with boa.reverts("erc20: mint to the zero address"):
             token.mint(ZERO, 1)
@@ -52,7 +53,7 @@ def test_mint_never_exceeds_max_supply(factory, operator, stablecoin, alice):
     with boa.env.prank(operator):
         big.add_gpus([gpu("BIG-1"), gpu("BIG-2")])
         big.mint(alice, MAX_SUPPLY)
-        with boa.reverts("GPUShareToken: mint exceeds MAX_SUPPLY"):
+        with boa.reverts(reasons.TOKEN_MINT_EXCEEDS_MAX_SUPPLY):
             big.mint(alice, 1)
 
 
@@ -62,13 +63,13 @@ def test_burn(token, operator, alice):
         token.mint(alice, 2 * SHARE)
         token.burn(SHARE)
         event = token.get_logs()[-1]
-        with boa.reverts("GPUShareToken: burn amount is zero"):
+        with boa.reverts(reasons.TOKEN_BURN_AMOUNT_ZERO):
             token.burn(0)
         with boa.reverts(INSUFFICIENT):
             token.burn(2 * SHARE)
     assert (event.sender, event.receiver, event.value) == (operator, ZERO, SHARE)
     assert token.totalSupply() == 3 * SHARE and token.balanceOf(operator) == SHARE
-    with boa.env.prank(alice), boa.reverts("access_control: account is missing role"):
+    with boa.env.prank(alice), boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         token.burn(SHARE)
 
 
@@ -92,7 +93,7 @@ def test_transfer_from_uses_allowance(token, operator, alice, bob, stranger):
     with boa.env.prank(alice):
         token.approve(stranger, 3 * SHARE)
     with boa.env.prank(stranger):
-        with boa.reverts("erc20: insufficient allowance"):
+        with boa.reverts(reasons.ERC20_INSUFFICIENT_ALLOWANCE):
             token.transferFrom(alice, bob, 4 * SHARE)
         assert token.transferFrom(alice, bob, 3 * SHARE)
     assert token.allowance(alice, stranger) == 0
@@ -176,7 +177,7 @@ def test_pause_stops_movements_and_claims_but_not_income(token, funded, operator
         token.pause()
         paused = token.get_logs()[-1]
         assert token.paused()
-        with boa.reverts("GPUShareToken: already paused"):
+        with boa.reverts(reasons.TOKEN_ALREADY_PAUSED):
             token.pause()
         with boa.reverts(PAUSED):
             token.mint(alice, SHARE)
@@ -188,14 +189,14 @@ def test_pause_stops_movements_and_claims_but_not_income(token, funded, operator
         with boa.reverts(PAUSED):
             token.transfer(bob, SHARE)
         token.approve(bob, SHARE)
-        with boa.reverts("GPUShareToken: paused"):
+        with boa.reverts(reasons.TOKEN_PAUSED):
             token.claim()
     with boa.env.prank(bob), boa.reverts(PAUSED):
         token.transferFrom(alice, bob, SHARE)
     with boa.env.prank(operator):
         token.unpause()
         unpaused = token.get_logs()[-1]
-        with boa.reverts("GPUShareToken: not paused"):
+        with boa.reverts(reasons.TOKEN_NOT_PAUSED):
             token.unpause()
     assert type(unpaused).__name__ == "Unpaused"
     assert not token.paused()
@@ -207,7 +208,7 @@ def test_pause_stops_movements_and_claims_but_not_income(token, funded, operator
 
 @pytest.mark.parametrize("fn", ["pause", "unpause"])
 def test_pause_requires_pauser(token, stranger, fn):
-    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+    with boa.env.prank(stranger), boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         getattr(token, fn)()
 
 

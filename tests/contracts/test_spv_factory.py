@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gpushares import reasons
 from tests.contracts import deployers
 from tests.contracts.conftest import create_token
 from tests.contracts.helpers import (
@@ -18,7 +19,7 @@ from tests.contracts.helpers import (
     make_lei,
 )
 
-LEI_REASON = "SPVFactory: LEI is not 20 characters of 0-9/A-Z with valid check digits"
+LEI_REASON = reasons.SPV_FACTORY_LEI_NOT_20_CHARACTERS
 
 ARGS = dict(
     legal_name="Lone Star GPU Fleet I LLC",
@@ -42,9 +43,9 @@ def create(factory, sender, income_token, **overrides):
 
 def test_constructor_requires_contracts(admin, blueprint, registry):
     nobody = boa.env.generate_address("not-a-contract")
-    with boa.env.prank(admin), boa.reverts("SPVFactory: blueprint is not a contract"):
+    with boa.env.prank(admin), boa.reverts(reasons.SPV_FACTORY_BLUEPRINT_NOT_CONTRACT):
         deployers.SPV_FACTORY.deploy(nobody, registry.address)
-    with boa.env.prank(admin), boa.reverts("SPVFactory: compliance registry is not a contract"):
+    with boa.env.prank(admin), boa.reverts(reasons.SPV_FACTORY_COMPLIANCE_REGISTRY_NOT_CONTRACT):
         deployers.SPV_FACTORY.deploy(blueprint.address, nobody)
 
 
@@ -52,7 +53,7 @@ def test_deployer_is_admin_and_can_grant_operator(factory, admin, operator, stra
     assert factory.hasRole(DEFAULT_ADMIN_ROLE, admin)
     assert factory.hasRole(OPERATOR_ROLE, operator)
     assert not factory.hasRole(OPERATOR_ROLE, stranger)
-    with boa.env.prank(stranger), boa.reverts("access_control: account is missing role"):
+    with boa.env.prank(stranger), boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         factory.grantRole(OPERATOR_ROLE, stranger)
 
 
@@ -86,7 +87,7 @@ def test_create_spv_deploys_token_and_records_spv(factory, operator, stablecoin,
 
 
 def test_create_spv_requires_operator_role(factory, stranger, stablecoin):
-    with boa.reverts("access_control: account is missing role"):
+    with boa.reverts(reasons.ACCESS_CONTROL_MISSING_ROLE):
         create(factory, stranger, stablecoin.address)
     assert factory.spv_count() == 0
 
@@ -94,18 +95,18 @@ def test_create_spv_requires_operator_role(factory, stranger, stablecoin):
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"legal_name": ""}, "SPVFactory: legal name is empty"),
-        ({"jurisdiction": 0}, "SPVFactory: jurisdiction is not an ISO 3166-1 numeric code"),
-        ({"jurisdiction": 1000}, "SPVFactory: jurisdiction is not an ISO 3166-1 numeric code"),
-        ({"documents_hash": b"\0" * 32}, "SPVFactory: documents hash is zero"),
+        ({"legal_name": ""}, reasons.SPV_FACTORY_LEGAL_NAME_EMPTY),
+        ({"jurisdiction": 0}, reasons.SPV_FACTORY_JURISDICTION_NOT_ISO_3166),
+        ({"jurisdiction": 1000}, reasons.SPV_FACTORY_JURISDICTION_NOT_ISO_3166),
+        ({"documents_hash": b"\0" * 32}, reasons.SPV_FACTORY_DOCUMENTS_HASH_ZERO),
         ({"lei": "5493001KJTIIGC8Y1R13"}, LEI_REASON),
         ({"lei": "5493001KJTIIGC8Y1R1"}, LEI_REASON),
         ({"lei": "5493001kjtiigc8y1r12"}, LEI_REASON),
         ({"lei": "5493001KJTIIGC8Y1R-2"}, LEI_REASON),
-        ({"shares_per_gpu": 0}, "GPUShareToken: shares per GPU is zero"),
-        ({"shares_per_gpu": 2**96}, "GPUShareToken: shares per GPU above MAX_SUPPLY"),
-        ({"token_name": ""}, "GPUShareToken: empty name"),
-        ({"token_symbol": ""}, "GPUShareToken: empty symbol"),
+        ({"shares_per_gpu": 0}, reasons.TOKEN_SHARES_PER_GPU_ZERO),
+        ({"shares_per_gpu": 2**96}, reasons.TOKEN_SHARES_PER_GPU_ABOVE),
+        ({"token_name": ""}, reasons.TOKEN_EMPTY_NAME),
+        ({"token_symbol": ""}, reasons.TOKEN_EMPTY_SYMBOL),
     ],
 )
 def test_create_spv_rejects_bad_input(factory, operator, stablecoin, overrides, reason):
@@ -115,13 +116,13 @@ def test_create_spv_rejects_bad_input(factory, operator, stablecoin, overrides, 
 
 
 def test_create_spv_rejects_income_token_that_is_not_a_contract(factory, operator):
-    with boa.reverts("GPUShareToken: income token is not a contract"):
+    with boa.reverts(reasons.TOKEN_INCOME_TOKEN_NOT_CONTRACT):
         create(factory, operator, boa.env.generate_address("eoa"))
 
 
 def test_lei_is_unique(factory, operator, stablecoin):
     create(factory, operator, stablecoin.address)
-    with boa.reverts("SPVFactory: LEI already registered"):
+    with boa.reverts(reasons.SPV_FACTORY_LEI_ALREADY_REGISTERED):
         create(factory, operator, stablecoin.address)
     spv_id, _ = create(factory, operator, stablecoin.address, lei=make_lei("5299000J2N45DDNE4Y"))
     assert spv_id == 2
@@ -138,14 +139,14 @@ def test_lei_checksum_matches_iso_7064(factory, base):
 def test_update_documents(factory, operator, stranger, stablecoin):
     create(factory, operator, stablecoin.address)
     new_hash = b"\x02" * 32
-    with boa.env.prank(stranger), boa.reverts("SPVFactory: caller is not the SPV's operator"):
+    with boa.env.prank(stranger), boa.reverts(reasons.SPV_FACTORY_CALLER_NOT_SPV_OPERATOR):
         factory.update_documents(1, new_hash)
     with boa.env.prank(operator):
-        with boa.reverts("SPVFactory: unknown SPV id"):
+        with boa.reverts(reasons.SPV_FACTORY_UNKNOWN_SPV_ID):
             factory.update_documents(2, new_hash)
-        with boa.reverts("SPVFactory: documents hash is zero"):
+        with boa.reverts(reasons.SPV_FACTORY_DOCUMENTS_HASH_ZERO):
             factory.update_documents(1, b"\0" * 32)
-        with boa.reverts("SPVFactory: documents hash unchanged"):
+        with boa.reverts(reasons.SPV_FACTORY_DOCUMENTS_HASH_UNCHANGED):
             factory.update_documents(1, ARGS["documents_hash"])
         factory.update_documents(1, new_hash)
         event = factory.get_logs()[-1]
@@ -155,18 +156,18 @@ def test_update_documents(factory, operator, stranger, stablecoin):
 
 def test_set_spv_operator(factory, operator, stranger, stablecoin):
     create(factory, operator, stablecoin.address)
-    with boa.env.prank(stranger), boa.reverts("SPVFactory: caller is not the SPV's operator"):
+    with boa.env.prank(stranger), boa.reverts(reasons.SPV_FACTORY_CALLER_NOT_SPV_OPERATOR):
         factory.set_spv_operator(1, stranger)
     with boa.env.prank(operator):
-        with boa.reverts("SPVFactory: operator is the zero address"):
+        with boa.reverts(reasons.SPV_FACTORY_OPERATOR_ZERO_ADDRESS):
             factory.set_spv_operator(1, "0x0000000000000000000000000000000000000000")
-        with boa.reverts("SPVFactory: operator unchanged"):
+        with boa.reverts(reasons.SPV_FACTORY_OPERATOR_UNCHANGED):
             factory.set_spv_operator(1, operator)
         factory.set_spv_operator(1, stranger)
         event = factory.get_logs()[-1]
     assert factory.spvs(1).operator == stranger
     assert event.previous_operator == operator and event.new_operator == stranger
-    with boa.env.prank(operator), boa.reverts("SPVFactory: caller is not the SPV's operator"):
+    with boa.env.prank(operator), boa.reverts(reasons.SPV_FACTORY_CALLER_NOT_SPV_OPERATOR):
         factory.update_documents(1, b"\x03" * 32)
 
 
@@ -178,9 +179,9 @@ def test_list_spvs_pages(factory, operator, stablecoin):
     assert factory.list_spvs(1, 10) == tokens
     assert factory.list_spvs(2, 1) == tokens[1:2]
     assert factory.list_spvs(4, 10) == []
-    with boa.reverts("SPVFactory: SPV ids start at 1"):
+    with boa.reverts(reasons.SPV_FACTORY_SPV_IDS_START_1):
         factory.list_spvs(0, 1)
-    with boa.reverts("SPVFactory: at most 100 SPVs per page"):
+    with boa.reverts(reasons.SPV_FACTORY_MOST_100_SPVS_PER):
         factory.list_spvs(1, 101)
 
 

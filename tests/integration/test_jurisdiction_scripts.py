@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from web3.contract import Contract
 
+from gpushares import reasons
 from gpushares.demo import LEGAL_OPINION, SPV_LEI, rules_with_demo_override
 from gpushares.demo import test_account as account_address
 from gpushares.devnode import PROJECT_ROOT
@@ -651,13 +652,15 @@ def test_kyc_submit_registers_bob(bob_submitted: Step, chain: Chain, registry: C
 
 
 def test_kyc_submit_again_is_refused_before_sending(bob_resubmitted: Step) -> None:
-    assert_refused(bob_resubmitted, "nonce 0 is used already (next is 1)")
+    assert_refused(bob_resubmitted, "(this one is 0, the next is 1)")
 
 
 def test_kyc_register_without_the_provider_role_is_refused(
     outsider_register: Step, registry: Contract
 ) -> None:
-    assert_refused(outsider_register, f"{OUTSIDER} lacks KYC_PROVIDER_ROLE, nothing sent")
+    assert_refused(outsider_register,
+                   "refused, nothing sent: " + reasons.ACCESS_CONTROL_MISSING_ROLE,
+                   f"({OUTSIDER} lacks KYC_PROVIDER_ROLE)")
     assert registry.functions.investor(STRANGER).call()[4] is False
 
 

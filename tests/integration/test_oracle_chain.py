@@ -22,9 +22,9 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from gpushares import processes, timeline
+from gpushares import abi, processes, timeline
 from gpushares.devnode import PROJECT_ROOT, dev_key, free_port
-from oracle import abi, attest, reports
+from oracle import attest, reports
 from oracle.log import AttestationLog
 from oracle.publisher import Publisher
 from tests.integration.conftest import ApeRunner, child_env

@@ -19,10 +19,10 @@ import httpx
 import pytest
 from eth_account import Account
 
-from gpushares import processes, timeline
+from gpushares import abi, processes, timeline
 from gpushares.devnode import PROJECT_ROOT, dev_key
 from gpushares.oracle_cluster import GPU_ORACLE, OracleCluster
-from oracle import abi, index, reports
+from oracle import index, reports
 from oracle.log import AttestationLog
 from tests.integration.conftest import ApeRunner, child_env
 

@@ -35,10 +35,10 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from gpushares import perp
+from gpushares import abi, perp, reasons
 from gpushares.demo import test_account as account_address
 from gpushares.devnode import PROJECT_ROOT, dev_key
-from oracle import abi, attest, reports
+from oracle import attest, reports
 from oracle.log import AttestationLog
 from oracle.publisher import Publisher
 
@@ -957,7 +957,7 @@ BAD_INPUT = {
     "not a market creator": (("perp", "create", "--account", "TEST::5", "--feed", INDEX_FEED),
                              "lacks the perp factory's MARKET_CREATOR_ROLE"),
     "market exists": (("perp", "create", "--account", "TEST::0", "--feed", INDEX_FEED),
-                      "PerpMarketFactory: market already exists"),
+                      reasons.PERP_FACTORY_MARKET_ALREADY_EXISTS),
     "bad parameters": (("perp", "set", "--account", "TEST::0", "--market", "1",
                         "--maintenance-margin", "12"),
                        "PerpMarket: need 0 < maintenance + liquidation fee < initial margin"),

@@ -29,10 +29,10 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from gpushares import lending
+from gpushares import abi, lending, reasons
 from gpushares.demo import test_account as account_address
 from gpushares.devnode import PROJECT_ROOT, dev_key
-from oracle import abi, attest, reports, valuation
+from oracle import attest, reports, valuation
 from oracle.log import AttestationLog
 from oracle.publisher import Publisher
 
@@ -74,10 +74,10 @@ BORROW_LTV = 0.69
 TOO_MUCH_LTV = 0.71
 INCOME = "10000.00"
 
-ABOVE_MAX_LTV = "LendingPool: borrow would put the loan above the max LTV"
-STALE = "LendingPool: collateral price is stale (older than the feed heartbeat)"
-PAUSED = "LendingPool: paused by the guardian (repay still works)"
-FROZEN = "LendingPool: wallet frozen (compliance)"
+ABOVE_MAX_LTV = reasons.POOL_BORROW_PUT_LOAN_ABOVE
+STALE = reasons.POOL_COLLATERAL_PRICE_STALE_OLDER
+PAUSED = reasons.POOL_PAUSED_GUARDIAN_REPAY_STILL
+FROZEN = reasons.POOL_WALLET_FROZEN_COMPLIANCE
 NOT_REGISTERED = ("The receiver has no eligibility record in the compliance registry; "
                   "they must complete KYC first.")
 MARKET_CREATOR_ROLE = keccak(text="MARKET_CREATOR_ROLE")

@@ -19,6 +19,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from gpushares import reasons
 from jurisdictions.codes import Restriction, message
 from jurisdictions.engine import InvestorRecord, Party, ShareAsset, decide
 from jurisdictions.rules import Citation, JurisdictionRules, RuleBook
@@ -169,7 +170,7 @@ class ShareIncomeMachine(RuleBasedStateMachine):
                 with boa.reverts(message(code)):
                     self.token.mint(self.holders[to], amount)
             elif self._supply() + amount > cap:
-                with boa.reverts("GPUShareToken: mint exceeds the active GPUs' backing"):
+                with boa.reverts(reasons.TOKEN_MINT_EXCEEDS_ACTIVE_GPUS):
                     self.token.mint(self.holders[to], amount)
             else:
                 self.token.mint(self.holders[to], amount)
@@ -213,7 +214,7 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         supply = self._supply()
         with boa.env.prank(self.operator):
             if supply == 0:
-                with boa.reverts("GPUShareToken: no shares outstanding to receive income"):
+                with boa.reverts(reasons.TOKEN_NO_SHARES_OUTSTANDING_RECEIVE):
                     self.token.distribute(amount)
                 return
             # A dust supply with large income would push the accumulator past its bound:
@@ -221,7 +222,7 @@ class ShareIncomeMachine(RuleBasedStateMachine):
             magnified = amount * MAGNITUDE + self.token.income_carry()
             if self.token.income_per_share() + magnified // supply > MAX_INCOME_PER_SHARE:
                 with boa.reverts(
-                    "GPUShareToken: income per share would overflow; distribute over more shares"
+                    reasons.TOKEN_INCOME_PER_SHARE_OVERFLOW
                 ):
                     self.token.distribute(amount)
                 return
@@ -236,16 +237,15 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         owed = self.token.claimable(self.holders[who])
         with boa.env.prank(self.holders[who]):
             if self.paused:
-                with boa.reverts("GPUShareToken: paused"):
+                with boa.reverts(reasons.TOKEN_PAUSED):
                     self.token.claim()
             elif self.wallet_frozen[who]:
                 with boa.reverts(
-                    "GPUShareToken: wallet frozen by a compliance agent; income keeps accruing "
-                    "until it is unfrozen or recovered"
+                    reasons.TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT
                 ):
                     self.token.claim()
             elif owed == 0:
-                with boa.reverts("GPUShareToken: nothing to claim"):
+                with boa.reverts(reasons.TOKEN_NOTHING_CLAIM):
                     self.token.claim()
             else:
                 assert self.token.claim() == owed
@@ -265,7 +265,7 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         gpu_id = data.draw(st.sampled_from(sorted(self.status)))
         with boa.env.prank(self.operator):
             if self.status[gpu_id] != 1:
-                with boa.reverts("GPUShareToken: only an active GPU can be impaired"):
+                with boa.reverts(reasons.TOKEN_ACTIVE_GPU_IMPAIRED):
                     self.token.impair_gpu(gpu_id)
             else:
                 self.token.impair_gpu(gpu_id)
@@ -277,12 +277,11 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         remaining = self._count(1) + self._count(2) - 1
         with boa.env.prank(self.operator):
             if self.status[gpu_id] == 4:
-                with boa.reverts("GPUShareToken: GPU is already retired"):
+                with boa.reverts(reasons.TOKEN_GPU_ALREADY_RETIRED):
                     self.token.retire_gpu(gpu_id)
             elif self._supply() > remaining * SHARES_PER_GPU:
                 with boa.reverts(
-                    "GPUShareToken: burn shares first: supply would exceed the remaining "
-                    "GPUs' backing"
+                    reasons.TOKEN_BURN_SHARES_FIRST_SUPPLY
                 ):
                     self.token.retire_gpu(gpu_id)
             else:
@@ -314,7 +313,7 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         who = data.draw(self._wallet_index())
         with boa.env.prank(self.agent):
             if amount == self.frozen_tokens[who]:
-                with boa.reverts("GPUShareToken: frozen amount unchanged"):
+                with boa.reverts(reasons.TOKEN_FROZEN_AMOUNT_UNCHANGED):
                     self.token.setFrozenTokens(self.holders[who], amount)
                 return
             self.token.setFrozenTokens(self.holders[who], amount)
@@ -329,16 +328,16 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         call = lambda: self.token.forcedTransfer(self.holders[src], self.holders[dst], amount)  # noqa: E731
         with boa.env.prank(self.agent):
             if src == dst:
-                with boa.reverts("GPUShareToken: forced transfer from an account to itself"):
+                with boa.reverts(reasons.TOKEN_FORCED_TRANSFER_ACCOUNT_ITSELF):
                     call()
             elif amount == 0:
-                with boa.reverts("GPUShareToken: forced transfer amount is zero"):
+                with boa.reverts(reasons.TOKEN_FORCED_TRANSFER_AMOUNT_ZERO):
                     call()
             elif self.wallet_frozen[dst]:
                 with boa.reverts(message(Restriction.RECEIVER_FROZEN)):
                     call()
             elif amount > self.balances[src]:
-                with boa.reverts("GPUShareToken: forced transfer exceeds the sender's balance"):
+                with boa.reverts(reasons.TOKEN_FORCED_TRANSFER_EXCEEDS_SENDER):
                     call()
             else:
                 call()  # works while paused and from frozen wallets and frozen shares
@@ -368,7 +367,7 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         income_before = self.token.claimable(new)
         with boa.env.prank(self.agent):
             if src == dst:
-                with boa.reverts("GPUShareToken: recovery to the same wallet"):
+                with boa.reverts(reasons.TOKEN_RECOVERY_SAME_WALLET):
                     self.token.recover_wallet(lost, new)
                 return
             if self.wallet_frozen[dst]:
@@ -376,7 +375,7 @@ class ShareIncomeMachine(RuleBasedStateMachine):
                     self.token.recover_wallet(lost, new)
                 return
             if self.balances[src] == 0 and income == 0:
-                with boa.reverts("GPUShareToken: the lost wallet holds no shares and no income"):
+                with boa.reverts(reasons.TOKEN_LOST_WALLET_HOLDS_NO):
                     self.token.recover_wallet(lost, new)
                 return
             self.token.recover_wallet(lost, new)

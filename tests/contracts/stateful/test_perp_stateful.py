@@ -75,7 +75,7 @@ from eth_utils import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from gpushares import perp
+from gpushares import perp, reasons
 from tests.budgets import budget
 from tests.contracts.perp_helpers import (
     ABOVE_MAINTENANCE,
@@ -101,7 +101,7 @@ TRADER_FUNDS = 10**7  # whole asset units minted to each trader up front
 MASK64 = 2**64 - 1
 MASK96 = 2**96 - 1
 MASK128 = 2**128 - 1
-NO_CASH_FOR_KEEPER = "PerpMarket: not enough cash for the keeper fee"
+NO_CASH_FOR_KEEPER = reasons.PERP_NOT_ENOUGH_CASH_KEEPER
 # A bare Vyper underflow (`cash -= amount` when the market holds less than a winner's
 # margin, say): the reverts carry no reason string.
 UNDERFLOW = "safesub"

@@ -36,7 +36,7 @@ import hypothesis
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from gpushares import lending
+from gpushares import lending, reasons
 from tests.budgets import budget
 from tests.contracts.helpers import SHARE
 from tests.contracts.pool_helpers import (
@@ -73,14 +73,14 @@ COLLATERAL_EACH = 2_000 * SHARE  # of the token's 8,000-share cap
 OPERATOR_SHARES = 1_000 * SHARE  # so income is shared with a holder outside the pool
 PRICE_MIN, PRICE_MAX = PRICE // 100, 1_000 * PRICE
 
-MINT_ZERO = "LendingPool: mint of zero shares"
-WITHDRAW_ZERO = "LendingPool: withdrawal of zero"
-COLLATERAL_ZERO = "LendingPool: zero collateral"
-BORROW_ZERO = "LendingPool: borrow of zero"
-REPAY_ZERO = "LendingPool: repay of zero"
-ROUNDS_TO_NOTHING = "LendingPool: liquidation rounds to nothing"
+MINT_ZERO = reasons.POOL_MINT_ZERO_SHARES
+WITHDRAW_ZERO = reasons.POOL_WITHDRAWAL_ZERO
+COLLATERAL_ZERO = reasons.POOL_ZERO_COLLATERAL
+BORROW_ZERO = reasons.POOL_BORROW_ZERO
+REPAY_ZERO = reasons.POOL_REPAY_ZERO
+ROUNDS_TO_NOTHING = reasons.POOL_LIQUIDATION_ROUNDS_NOTHING
 BURN_EXCEEDS = "erc20: burn amount exceeds balance"
-PAUSE_UNCHANGED = "LendingPool: pause unchanged"
+PAUSE_UNCHANGED = reasons.POOL_PAUSE_UNCHANGED
 
 # (kind, value): a portion of some total the rule reads from the chain.
 portions = st.one_of(

@@ -1,7 +1,8 @@
-"""The hub's and adapter's ABIs, shipped so the oracle node needs no compiler.
+"""Every contract's ABI, shipped so the oracle node, the client layer and the web app
+need no compiler.
 
-`python -m oracle.abi` rewrites them from `contracts/` with the pinned vyper;
-`python -m oracle.abi --check` (run by the tests) fails if they drifted.
+`python -m gpushares.abi` rewrites them from `contracts/` with the pinned vyper;
+`python -m gpushares.abi --check` (run by the tests) fails if they drifted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CONTRACTS = HERE.parents[1] / "contracts"
-NAMES = ("OracleHub", "FeedAdapter", "GPUShareToken")
+NAMES = ("ComplianceRegistry", "FeedAdapter", "GPUShareToken", "KinkedRateModel",
+         "LendingPool", "LendingPoolFactory", "MockStablecoin", "OracleHub", "PerpMarket",
+         "PerpMarketFactory", "SPVFactory")
+#: Where each contract's source is, under contracts/.
+SOURCES = {name: f"{name}.vy" for name in NAMES} | {"MockStablecoin": "mocks/MockStablecoin.vy"}
 
 
 @cache
@@ -29,7 +34,7 @@ def load(name: str) -> list[dict[str, Any]]:
 def compile_abi(name: str) -> list[dict[str, Any]]:
     vyper = Path(sys.executable).with_name("vyper")
     out = subprocess.run(  # noqa: S603 - fixed argv
-        [str(vyper), "-f", "abi", str(CONTRACTS / f"{name}.vy")],
+        [str(vyper), "-f", "abi", str(CONTRACTS / SOURCES[name])],
         cwd=CONTRACTS.parent, capture_output=True, text=True, check=True,
     ).stdout
     return json.loads(out)
@@ -47,6 +52,6 @@ def main(argv: list[str]) -> int:
         else:
             path.write_text(json.dumps(fresh, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     if stale:
-        print(f"stale ABI for {', '.join(stale)}: run `python -m oracle.abi`", file=sys.stderr)
+        print(f"stale ABI for {', '.join(stale)}: run `python -m gpushares.abi`", file=sys.stderr)
         return 1
     return 0

@@ -1,5 +1,5 @@
 import sys
 
-from oracle.abi import main
+from gpushares.abi import main
 
 raise SystemExit(main(sys.argv[1:]))
