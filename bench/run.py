@@ -23,7 +23,9 @@ from eth_account import Account
 from web3 import Web3
 from web3.contract import Contract
 
-from gpushares import processes, timeline
+from gpushares import abi, processes, timeline
+from gpushares.client import suite
+from gpushares.client.web3_chain import Web3Chain
 from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
 from jurisdictions import eligibility, onchain
 from jurisdictions.rules import load_rules
@@ -32,7 +34,6 @@ from oracle.log import AttestationLog
 from oracle.verify import verify_log
 
 BUILD = PROJECT_ROOT / "build"
-ERC5202_PREAMBLE = bytes.fromhex("fe7100")
 SHARE = 10**18
 USDC = 10**6
 
@@ -68,29 +69,30 @@ class Bench:
     def measure(self, key: str, fn: Any, sender: str) -> None:
         self.gas[key] = int(self.send(fn, sender)["gasUsed"])
 
+    @functools.cached_property
+    def chain(self) -> Web3Chain:
+        """The same node as the client layer sees it: the suite is deployed by
+        `gpushares.client.suite`, the one builder the scripts and the tests use."""
+        return Web3Chain(self.web3)
+
+    def contract(self, name: str, address: str) -> Contract:
+        """A web3 contract of the suite (shipped ABI) at `address`."""
+        return self.web3.eth.contract(address, abi=abi.load(name))
+
     def deploy(self, art: Artifact, sender: str, *args: Any) -> Contract:
         factory = self.web3.eth.contract(abi=art.abi, bytecode=art.bytecode)
         receipt = self.send(factory.constructor(*args), sender)
         return self.web3.eth.contract(receipt["contractAddress"], abi=art.abi)
 
-    def deploy_blueprint(self, art: Artifact, sender: str) -> str:
-        body = ERC5202_PREAMBLE + art.bytecode
-        # initcode: PUSH2 len, RETURNDATASIZE, DUP2, PUSH1 0x0a, RETURNDATASIZE, CODECOPY, RETURN
-        initcode = b"\x61" + len(body).to_bytes(2, "big") + bytes.fromhex("3d81600a3d39f3") + body
-        tx_hash = self.web3.eth.send_transaction({"from": sender, "data": initcode})
-        return self.web3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"]
 
 
 def run_share_token(b: Bench, accounts: list[str]) -> dict[str, Contract]:
     admin, operator, alice, bob, carol, dave = accounts[:6]
-    stable = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/mocks/MockStablecoin.vy"), admin)
-    registry = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/ComplianceRegistry.vy"), admin,
-                        admin)
-    token_art = compile_vyper(PROJECT_ROOT / "contracts/GPUShareToken.vy")
-    blueprint = b.deploy_blueprint(token_art, admin)
-    factory = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/SPVFactory.vy"), admin, blueprint,
-                       registry.address)
-    token_abi = token_art.abi
+    stable = b.contract("MockStablecoin", suite.deploy_mock_stablecoin(b.chain, admin))
+    registry = b.contract("ComplianceRegistry", suite.deploy_registry(b.chain, admin))
+    _blueprint, factory_address = suite.deploy_spv_factory(b.chain, admin, registry.address,
+                                                           operators=[operator])
+    factory = b.contract("SPVFactory", factory_address)
 
     # The shipped rules; the US (title `unclear`) counts as recognised for this SPV
     # through a legal-opinion override; every holder is an accredited US resident.
@@ -101,7 +103,6 @@ def run_share_token(b: Bench, accounts: list[str]) -> dict[str, Contract]:
     for account in (operator, alice, bob, carol):
         b.send(registry.functions.set_investor(account, 840, True, expiry), admin)
 
-    b.send(factory.functions.grantRole(factory.functions.OPERATOR_ROLE().call(), operator), admin)
     b.send(
         factory.functions.create_spv(
             "Bench GPU SPV I LLC", 840, "5493001KJTIIGC8Y1R12", b"\x11" * 32,
@@ -109,7 +110,7 @@ def run_share_token(b: Bench, accounts: list[str]) -> dict[str, Contract]:
         ),
         operator,
     )
-    token = b.web3.eth.contract(factory.functions.spvs(1).call()[4], abi=token_abi)
+    token = b.contract("GPUShareToken", factory.functions.spvs(1).call()[4])
     b.send(registry.functions.set_title_override(token.address, 840, b"\x0b" * 32), operator)
     now = b.web3.eth.get_block("latest")["timestamp"]
     gpus = [
@@ -156,8 +157,7 @@ def signed_feed(b: Bench, admin: str, name: str, description: str, high: int,
     (bounds 1..`high`, no move limit, 30-day heartbeat); returns the feed's adapter and
     `publish(usd_8dec)`, which submits a co-signed report observed at the latest block."""
     w3 = b.web3
-    blueprint = b.deploy_blueprint(compile_vyper(PROJECT_ROOT / "contracts/FeedAdapter.vy"), admin)
-    hub = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/OracleHub.vy"), admin, admin, blueprint)
+    hub = b.contract("OracleHub", suite.deploy_oracle(b.chain, admin)[1])
     keys = [dev_key(key_index + i) for i in range(3)]
     signer_set = sorted((Account.from_key(k).address for k in keys), key=lambda a: int(a, 16))
     b.send(hub.functions.set_signers(signer_set, 2), admin)
@@ -183,13 +183,13 @@ def signed_feed(b: Bench, admin: str, name: str, description: str, high: int,
     return hub.functions.feed_adapter(feed_id).call(), publish
 
 
-def run_lending(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> None:
+def run_lending(b: Bench, accounts: list[str], world: dict[str, Contract]) -> None:
     """A LendingPool on the share token of `run_share_token`, priced by a NAV feed of an
     OracleHub (2-of-3). Every measured call is the second of its kind by the same warm
     account, one hour after the previous operation (so interest accrues in each)."""
     admin, operator, alice, bob, carol = accounts[:5]
     keeper, lender = accounts[8], accounts[9]
-    stable, registry, token = suite["stable"], suite["registry"], suite["token"]
+    stable, registry, token = world["stable"], world["registry"], world["token"]
     w3 = b.web3
 
     def hour_later() -> None:
@@ -199,16 +199,14 @@ def run_lending(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> No
     adapter, publish = signed_feed(b, admin, "NAV/BH1/USD",
                                    "Bench H100 Shares: NAV per share, USD", 10**13, 40)
     publish(15 * 10**8)
-    model = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/KinkedRateModel.vy"), admin,
-                     2 * 10**16, 10 * 10**16, 300 * 10**16, 80 * 10**16)
-    pool_art = compile_vyper(PROJECT_ROOT / "contracts/LendingPool.vy")
-    pool_blueprint = b.deploy_blueprint(pool_art, admin)
-    factory = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/LendingPoolFactory.vy"), admin,
-                       pool_blueprint)
+    model = b.contract("KinkedRateModel", b.chain.deploy(
+        "KinkedRateModel", [2 * 10**16, 10 * 10**16, 300 * 10**16, 80 * 10**16],
+        admin).contract_address)
+    factory = b.contract("LendingPoolFactory", suite.deploy_lending(b.chain, admin)[1])
     b.send(factory.functions.create_market(
         stable.address, token.address, adapter, model.address, 80 * 10**16, 70 * 10**16, 1_000,
         admin, "Bench Pool mUSDC/BH1", "bpBH1"), admin)
-    pool = w3.eth.contract(factory.functions.market_at(1).call(), abi=pool_art.abi)
+    pool = b.contract("LendingPool", factory.functions.market_at(1).call())
     expiry = w3.eth.get_block("latest")["timestamp"] + 365 * 86_400
     for account in (pool.address, keeper, lender):
         b.send(registry.functions.set_investor(account, 840, True, expiry), admin)
@@ -261,7 +259,7 @@ PERP_PARAMS = (1_000_000, 500_000, 500_000, 1_000, 500, 10, 5, 50, 5 * USDC,
 PERP_CROWD = 1_000
 
 
-def run_perps(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> None:
+def run_perps(b: Bench, accounts: list[str], world: dict[str, Contract]) -> None:
     """A PerpMarket on an H100 index feed of its own OracleHub (2-of-3). The measured open
     and close are by a trader who already holds margin, each an hour after the previous
     operation (so funding accrues in each), with one other position in the market; the
@@ -270,7 +268,7 @@ def run_perps(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> None
     one index, not a loop over positions. The measured liquidation is a keeper's second."""
     admin, keeper = accounts[0], accounts[8]
     counterparty, trader, risky_a, risky_b = accounts[5], accounts[6], accounts[7], accounts[2]
-    stable = suite["stable"]
+    stable = world["stable"]
     w3 = b.web3
 
     def hour_later() -> None:
@@ -280,12 +278,10 @@ def run_perps(b: Bench, accounts: list[str], suite: dict[str, Contract]) -> None
     adapter, publish = signed_feed(b, admin, "H100-SXM-80GB/USD/GPUh",
                                    "H100 SXM 80GB / USD per GPU-hour", 10**11, 43)
     publish(2 * 10**8)
-    market_art = compile_vyper(PROJECT_ROOT / "contracts/PerpMarket.vy")
-    factory = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/PerpMarketFactory.vy"), admin,
-                       b.deploy_blueprint(market_art, admin))
+    factory = b.contract("PerpMarketFactory", suite.deploy_perps(b.chain, admin)[1])
     b.send(factory.functions.create_market(stable.address, adapter, PERP_PARAMS, admin, admin),
            admin)
-    market = w3.eth.contract(factory.functions.market_at(1).call(), abi=market_art.abi)
+    market = b.contract("PerpMarket", factory.functions.market_at(1).call())
     for account in (admin, counterparty, trader, risky_a, risky_b):
         b.send(stable.functions.mint(account, 10**6 * USDC), admin)
         b.send(stable.functions.approve(market.address, 2**256 - 1), account)
@@ -334,8 +330,7 @@ def run_oracle(b: Bench, accounts: list[str]) -> None:
     """OracleHub with a 3-of-5 signer set: a steady-state price update (the feed's ring of
     rounds already full, so every write overwrites a slot) and a utilisation update."""
     admin, relayer = accounts[0], accounts[6]
-    blueprint = b.deploy_blueprint(compile_vyper(PROJECT_ROOT / "contracts/FeedAdapter.vy"), admin)
-    hub = b.deploy(compile_vyper(PROJECT_ROOT / "contracts/OracleHub.vy"), admin, admin, blueprint)
+    hub = b.contract("OracleHub", suite.deploy_oracle(b.chain, admin)[1])
     keys = [dev_key(20 + i) for i in range(5)]
     signer_set = sorted((Account.from_key(k).address for k in keys), key=lambda a: int(a, 16))
     b.send(hub.functions.set_signers(signer_set, 3), admin)
@@ -431,10 +426,10 @@ def measure_gas() -> dict[str, int]:
         accounts = web3.eth.accounts
         bench = Bench(web3)
         run_baseline(bench, accounts)
-        suite = run_share_token(bench, accounts)
+        world = run_share_token(bench, accounts)
         run_oracle(bench, accounts)
-        run_lending(bench, accounts, suite)
-        run_perps(bench, accounts, suite)
+        run_lending(bench, accounts, world)
+        run_perps(bench, accounts, world)
     return bench.gas
 
 
@@ -581,10 +576,7 @@ def measure_quorum(rounds: int = 3) -> dict[str, float]:
         web3 = Web3(Web3.HTTPProvider(node.url))
         bench = Bench(web3)
         admin = web3.eth.accounts[0]
-        blueprint = bench.deploy_blueprint(
-            compile_vyper(PROJECT_ROOT / "contracts/FeedAdapter.vy"), admin)
-        hub = bench.deploy(compile_vyper(PROJECT_ROOT / "contracts/OracleHub.vy"), admin, admin,
-                           blueprint)
+        hub = bench.contract("OracleHub", suite.deploy_oracle(bench.chain, admin)[1])
         signers = sorted((Account.from_key(k).address for k in node_keys),
                          key=lambda a: int(a, 16))
         bench.send(hub.functions.set_signers(signers, 2), admin)

@@ -558,12 +558,15 @@ def latest_round_data(feed_id: bytes32) -> (uint80, int256, uint256, uint256, ui
 def get_round_data(feed_id: bytes32, round_id: uint80) -> (uint80, int256, uint256, uint256, uint80):
     """
     @notice One past round, AggregatorV3 style. Only the last `RING_SIZE` (256)
-            rounds stay readable; an older or future round reverts.
+            rounds stay readable: an older round reverts with "no longer available", a
+            round after the latest (or round 0) with "no such round yet".
     @param feed_id The feed.
     @param round_id The round (1 is the feed's first accepted report).
     """
-    word: uint256 = self._rounds[feed_id][convert(round_id, uint256) % RING_SIZE]
-    assert round_id != 0 and word >> 192 == convert(round_id, uint256), reasons.HUB_ROUND_NOT_AVAILABLE_LAST
+    wanted: uint256 = convert(round_id, uint256)
+    assert wanted != 0 and wanted <= self._latest[feed_id] >> 192, reasons.HUB_ROUND_NOT_YET
+    word: uint256 = self._rounds[feed_id][wanted % RING_SIZE]
+    assert word >> 192 == wanted, reasons.HUB_ROUND_NO_LONGER_KEPT
     return self._round_tuple(word)
 
 

@@ -183,7 +183,10 @@ HUB_REPORT_NOT_NEWER_FEED = (
     "OracleHub: report is not newer than the feed's latest value (stale or replayed)"
 )
 HUB_REPORT_OBSERVED_FUTURE = "OracleHub: report is observed in the future"
-HUB_ROUND_NOT_AVAILABLE_LAST = "OracleHub: round not available (only the last 256 rounds are kept)"
+HUB_ROUND_NO_LONGER_KEPT = (
+    "OracleHub: round no longer available (only the last 256 rounds are kept)"
+)
+HUB_ROUND_NOT_YET = "OracleHub: no such round yet (rounds run from 1 to the feed's latest)"
 HUB_SIGNATURES_ORDERED_SIGNER_ADDRESS = (
     "OracleHub: signatures must be ordered by signer address, one per signer"
 )

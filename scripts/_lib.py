@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
@@ -18,6 +19,10 @@ from eth_utils import is_address, to_checksum_address
 from gpushares import deployments as deployments_file
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+# ape-vyper's settings model trips a pydantic-settings warning the first time a script
+# touches the compiled project: noise to an operator (it changes nothing), so hidden.
+warnings.filterwarnings("ignore", message=r"Field '\w+' has an incomplete definition")
 
 
 def account_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -1,9 +1,11 @@
 """`Chain` over titanoboa, in-process: the client's tests run against the real contracts
 at py-evm speed, through exactly the code the scripts and the web app run.
 
-A sender is an address (titanoboa pranks it). titanoboa keeps no log index, so this
-backend records the logs of every call and deployment made in its environment (by the
-client or by a test through titanoboa's own contract objects) for `Chain.logs`.
+A sender is an address (titanoboa pranks it). titanoboa keeps no log index, so a chain
+made with `record_logs=True` (the default) records the logs of every call and deployment
+made in its environment from then on (by the client or by a test through titanoboa's own
+contract objects) for `Chain.logs`; a state rolled back by `boa.env.anchor()` keeps its
+recorded logs, which the client's event scans tolerate (they re-read state).
 """
 
 from __future__ import annotations
@@ -54,11 +56,13 @@ def _entries(computation: Any) -> list[tuple[Any, Any, Any]]:
 class BoaChain(Chain):
     """The titanoboa environment `env` (default: the global one)."""
 
-    def __init__(self, env: Any = None) -> None:
+    def __init__(self, env: Any = None, *, record_logs: bool = True) -> None:
         self.env = env or boa.env
         self.chain_id = int(self.env.evm.patch.chain_id)
         self.book = LogBook()
-        self._install_recorder()
+        self.recording = record_logs
+        if record_logs:
+            self._install_recorder()
 
     def _install_recorder(self) -> None:
         env = self.env
@@ -125,9 +129,10 @@ class BoaChain(Chain):
                                             data=tx.data, value=tx.value, is_modifying=True)
         if computation.is_error:
             raise Reverted(revert_reason(bytes(computation.output or b"")), what=tx.what)
+        logs = (tuple(self.book.entries[before:]) if self.recording
+                else tuple(_logs(computation, self._block())))
         return Receipt(tx_hash=synthetic_hash(tx.what), block_number=self._block(),
-                       gas_used=int(computation.get_gas_used()),
-                       logs=tuple(self.book.entries[before:]), what=tx.what)
+                       gas_used=int(computation.get_gas_used()), logs=logs, what=tx.what)
 
     def deploy(self, name: str, args: Sequence[Any], sender: Any) -> Receipt:
         before = len(self.book.entries)

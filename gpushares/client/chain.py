@@ -194,14 +194,21 @@ class Contract:
     def __repr__(self) -> str:
         return f"<{self.name} {self.address}>"
 
+    def _event(self, event: str) -> dict[str, Any]:
+        try:
+            return self._events[event]
+        except KeyError:
+            raise ValueError(f"{self.name} has no event {event!r} (events: "
+                             f"{', '.join(sorted(self._events))})") from None
+
     def event_topic(self, event: str) -> bytes:
-        item = self._events[event]
+        item = self._event(event)
         types = ",".join(_abi_type(i) for i in item["inputs"])
         return keccak(text=f"{event}({types})")
 
     def decode_event(self, event: str, log: Log) -> dict[str, Any] | None:
         """The arguments of `event` if `log` is one emitted by this contract, else None."""
-        item = self._events[event]
+        item = self._event(event)
         if log.address.lower() != self.address.lower() or not log.topics or \
                 log.topics[0] != self.event_topic(event):
             return None

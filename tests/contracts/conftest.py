@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import boa
 import pytest
 
+from gpushares.client import suite
 from tests.contracts import deployers
 from tests.contracts.helpers import (
     FAR_FUTURE,
-    OPERATOR_ROLE,
     SHARES_PER_GPU,
     TEST_TABLE,
     US,
@@ -51,13 +53,20 @@ def stranger():
 
 @pytest.fixture(scope="module")
 def stablecoin(admin):
-    with boa.env.prank(admin):
-        return deployers.MOCK_STABLECOIN.deploy()
+    return deployers.MOCK_STABLECOIN.at(suite.deploy_mock_stablecoin(deployers.CHAIN, admin))
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """An ERC-5202 blueprint: only its address is of use (it has no runtime code)."""
+
+    address: str
 
 
 @pytest.fixture(scope="module")
-def blueprint():
-    return deployers.SHARE_TOKEN.deploy_as_blueprint()
+def blueprint(factory):
+    """The share-token blueprint the SPV factory deploys tokens from."""
+    return Blueprint(factory.share_token_blueprint())
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +78,9 @@ def compliance_admin():
 def registry(compliance_admin, operator, alice, bob):
     """A ComplianceRegistry with the TEST table; operator, alice and bob are eligible
     US residents (the stranger has no record)."""
+    r = deployers.COMPLIANCE_REGISTRY.at(suite.deploy_registry(deployers.CHAIN,
+                                                               compliance_admin))
     with boa.env.prank(compliance_admin):
-        r = deployers.COMPLIANCE_REGISTRY.deploy(compliance_admin)
         r.set_jurisdictions(table_rows(TEST_TABLE))
         for account in (operator, alice, bob):
             r.set_investor(account, US, False, FAR_FUTURE)
@@ -78,11 +88,12 @@ def registry(compliance_admin, operator, alice, bob):
 
 
 @pytest.fixture(scope="module")
-def factory(admin, operator, blueprint, registry):
-    with boa.env.prank(admin):
-        f = deployers.SPV_FACTORY.deploy(blueprint.address, registry.address)
-        f.grantRole(OPERATOR_ROLE, operator)
-    return f
+def factory(admin, operator, registry):
+    """The SPVFactory (and its share-token blueprint) as the suite builder deploys it,
+    `operator` holding OPERATOR_ROLE."""
+    _blueprint, address = suite.deploy_spv_factory(deployers.CHAIN, admin, registry.address,
+                                                   operators=[operator])
+    return deployers.SPV_FACTORY.at(address)
 
 
 def create_token(factory, operator, income_token, *, lei=VALID_LEI, shares_per_gpu=SHARES_PER_GPU,

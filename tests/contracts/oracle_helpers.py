@@ -13,6 +13,7 @@ from eth_keys import keys as eth_keys
 from eth_utils import keccak
 
 from gpushares import reasons
+from gpushares.client.suite import deploy_oracle
 from oracle import attest
 from tests.contracts import deployers
 
@@ -77,7 +78,14 @@ PERIOD_OVERLAP = (
 NO_GPUS = reasons.HUB_NO_GPUS_REPORTING
 BPS_ABOVE = reasons.HUB_UTILISATION_ABOVE_10_000
 NO_DATA = reasons.HUB_NO_DATA_PRESENT_FEED
-ROUND_UNAVAILABLE = reasons.HUB_ROUND_NOT_AVAILABLE_LAST
+ROUND_GONE = reasons.HUB_ROUND_NO_LONGER_KEPT
+ROUND_NOT_YET = reasons.HUB_ROUND_NOT_YET
+
+
+def missing_round(n: int, latest: int) -> str:
+    """The hub's refusal of round `n` when its latest round is `latest`: not yet for 0 and
+    for a round after the latest, no longer kept for one the ring overwrote."""
+    return ROUND_NOT_YET if n == 0 or n > latest else ROUND_GONE
 
 
 # ------------------------------------------------------------------ keys
@@ -243,9 +251,11 @@ def events(contract, name: str) -> list:
 
 
 def deploy_hub(admin: str, blueprint=None):
-    """A fresh hub (no signer set, no feeds); `blueprint` defaults to a new one."""
+    """A fresh hub (no signer set, no feeds), deployed by the suite builder; with a given
+    adapter `blueprint`, deployed directly on it."""
     if blueprint is None:
-        blueprint = deployers.FEED_ADAPTER.deploy_as_blueprint()
+        _adapter_blueprint, hub = deploy_oracle(deployers.CHAIN, admin)
+        return deployers.ORACLE_HUB.at(hub)
     with boa.env.prank(admin):
         return deployers.ORACLE_HUB.deploy(admin, blueprint.address)
 

@@ -17,6 +17,7 @@ import boa
 from eth_utils import keccak
 
 from gpushares import reasons
+from gpushares.client import suite
 from gpushares.perp import (  # noqa: F401 - re-exported for the tests
     ABOVE_MAINTENANCE,
     BELOW_INITIAL,
@@ -193,17 +194,15 @@ def build_perp_world(
         asset = deployers.TEST_STABLE.deploy(asset_decimals)
 
     signers = make_signers(3, f"{label}-signer")
+    hub = deployers.ORACLE_HUB.at(suite.deploy_oracle(deployers.CHAIN, oracle_admin)[1])
     with boa.env.prank(oracle_admin):
-        adapter_blueprint = deployers.FEED_ADAPTER.deploy_as_blueprint()
-        hub = deployers.ORACLE_HUB.deploy(oracle_admin, adapter_blueprint.address)
         hub.set_signers(addresses(signers), 2)
         feed = deployers.FEED_ADAPTER.at(
             hub.add_feed(INDEX_FEED_ID, "H100 SXM 80GB / USD per GPU-hour", 1, 10**12,
                          max_move_bps, heartbeat)
         )
+    factory = deployers.PERP_MARKET_FACTORY.at(suite.deploy_perps(deployers.CHAIN, admin)[1])
     with boa.env.prank(admin):
-        blueprint = deployers.PERP_MARKET.deploy_as_blueprint()
-        factory = deployers.PERP_MARKET_FACTORY.deploy(blueprint.address)
         market_address = factory.create_market(
             asset.address, feed.address, params.as_tuple(), fee_recipient, admin
         )

@@ -18,10 +18,10 @@ import boa
 from eth_utils import keccak
 
 from gpushares import reasons
+from gpushares.client import suite
 from tests.contracts import deployers
 from tests.contracts.helpers import (
     FAR_FUTURE,
-    OPERATOR_ROLE,
     SHARE,
     SHARES_PER_GPU,
     TEST_TABLE,
@@ -173,16 +173,15 @@ def build_world(
     liquidator = boa.env.generate_address(f"{label}-liquidator")
     stranger = boa.env.generate_address(f"{label}-stranger")
 
+    chain = deployers.CHAIN
+    registry = deployers.COMPLIANCE_REGISTRY.at(suite.deploy_registry(chain, kyc))
     with boa.env.prank(kyc):
-        registry = deployers.COMPLIANCE_REGISTRY.deploy(kyc)
         registry.set_jurisdictions(table_rows(TEST_TABLE))
     if asset is None:
         asset = deployers.TEST_STABLE.deploy(asset_decimals)
-    with boa.env.prank(admin):
-        spv_factory = deployers.SPV_FACTORY.deploy(
-            deployers.SHARE_TOKEN.deploy_as_blueprint().address, registry.address
-        )
-        spv_factory.grantRole(OPERATOR_ROLE, operator)
+    _blueprint, factory_address = suite.deploy_spv_factory(chain, admin, registry.address,
+                                                           operators=[operator])
+    spv_factory = deployers.SPV_FACTORY.at(factory_address)
     world_registry_accounts = [operator, treasury, liquidator, *lenders, *borrowers]
     with boa.env.prank(kyc):
         for account in world_registry_accounts:
@@ -198,17 +197,15 @@ def build_world(
         token.add_gpus([gpu(f"{label}-SN-{i}") for i in range(8)])
 
     signers = make_signers(3, f"{label}-signer")
+    hub = deployers.ORACLE_HUB.at(suite.deploy_oracle(chain, oracle_admin)[1])
     with boa.env.prank(oracle_admin):
-        adapter_blueprint = deployers.FEED_ADAPTER.deploy_as_blueprint()
-        hub = deployers.ORACLE_HUB.deploy(oracle_admin, adapter_blueprint.address)
         hub.set_signers(addresses(signers), 2)
         feed = deployers.FEED_ADAPTER.at(
             hub.add_feed(NAV_FEED_ID, "NAV/LSH1/USD", 1, 10**15, max_move_bps, heartbeat)
         )
     model = deployers.KINKED_RATE_MODEL.deploy(*rates)
+    factory = deployers.LENDING_POOL_FACTORY.at(suite.deploy_lending(chain, admin)[1])
     with boa.env.prank(admin):
-        pool_blueprint = deployers.LENDING_POOL.deploy_as_blueprint()
-        factory = deployers.LENDING_POOL_FACTORY.deploy(pool_blueprint.address)
         pool_address = factory.create_market(
             asset.address, token.address, feed.address, model.address, lltv, max_ltv,
             reserve_factor_bps, treasury, "GPU Pool tUSD/LSH1", "gpLSH",

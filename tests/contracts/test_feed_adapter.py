@@ -79,7 +79,7 @@ def test_no_data_before_the_first_report(adapter):
     with boa.reverts(oh.NO_DATA):
         adapter.latestRoundData()
     for round_id in (0, 1, 2, 256):
-        with boa.reverts(oh.ROUND_UNAVAILABLE):
+        with boa.reverts(oh.ROUND_NOT_YET):
             adapter.getRoundData(round_id)
 
 
@@ -94,9 +94,9 @@ def test_rounds_follow_the_reports(adapter, hub, dom, signer):
         assert adapter.getRoundData(round_id) == (round_id, value, observed, observed, round_id)
         assert hub.get_round_data(oh.FEED_ID, round_id) == adapter.getRoundData(round_id)
     for future in (5, 6, 2**80 - 1):
-        with boa.reverts(oh.ROUND_UNAVAILABLE):
+        with boa.reverts(oh.ROUND_NOT_YET):
             adapter.getRoundData(future)
-    with boa.reverts(oh.ROUND_UNAVAILABLE):
+    with boa.reverts(oh.ROUND_NOT_YET):
         adapter.getRoundData(0)
 
 
@@ -123,11 +123,11 @@ def test_ring_keeps_the_last_256_rounds(adapter, hub, dom, signer, oracle_admin)
     for n in range(1, oh.RING_SIZE + 1):
         assert adapter.getRoundData(n) == (n, *history[n], history[n][1], n)
     for missing in (0, 257, 512):
-        with boa.reverts(oh.ROUND_UNAVAILABLE):
+        with boa.reverts(oh.ROUND_NOT_YET):
             adapter.getRoundData(missing)
     # One more: round 1 is overwritten by round 257.
     history[257] = (value_of(257), push(hub, dom, signer, value_of(257)))
-    with boa.reverts(oh.ROUND_UNAVAILABLE):
+    with boa.reverts(oh.ROUND_GONE):
         adapter.getRoundData(1)
     assert adapter.getRoundData(2)[0] == 2 and adapter.getRoundData(257)[0] == 257
     for n in range(258, 301):
@@ -135,12 +135,12 @@ def test_ring_keeps_the_last_256_rounds(adapter, hub, dom, signer, oracle_admin)
     latest = 300
     assert adapter.latestRoundData() == (latest, *history[latest], history[latest][1], latest)
     for n in range(1, latest - oh.RING_SIZE + 1):
-        with boa.reverts(oh.ROUND_UNAVAILABLE):
+        with boa.reverts(oh.ROUND_GONE):
             adapter.getRoundData(n)
     for n in range(latest - oh.RING_SIZE + 1, latest + 1):
         assert adapter.getRoundData(n) == (n, *history[n], history[n][1], n)
     for future in (latest + 1, latest + oh.RING_SIZE, 0):
-        with boa.reverts(oh.ROUND_UNAVAILABLE):
+        with boa.reverts(oh.ROUND_NOT_YET):
             adapter.getRoundData(future)
     assert hub.feed(oh.FEED_ID).latest_round == latest
 

@@ -596,7 +596,7 @@ def test_move_too_large_is_refused_without_a_revert(hub, dom, members):
     # log size is not anchored).
     assert hub.latest_value(oh.FEED_ID) == (2 * USD, first.observed_at, 1)
     assert hub.checkpoint() == (4, oh.log_root(4))
-    with boa.reverts(oh.ROUND_UNAVAILABLE):
+    with boa.reverts(oh.ROUND_NOT_YET):
         hub.get_round_data(oh.FEED_ID, 2)
     # Exactly the limit (+20 %) is accepted, with the refused report's observation time.
     at_limit = oh.price_report(2 * USD + 40_000_000, too_far.observed_at,

@@ -160,7 +160,7 @@ def _build(prefill: int) -> World:
             for n, (value, at) in enumerate(model.history, start=1):
                 assert adapter.getRoundData(n) == (n, value, at, at, n)
             for n in (0, prefill + 1):
-                with boa.reverts(oh.ROUND_UNAVAILABLE):
+                with boa.reverts(oh.ROUND_NOT_YET):
                     adapter.getRoundData(n)
     return World(env, admin, stranger, spv, hub, adapter, dom, model)
 
@@ -596,10 +596,11 @@ class OracleFeedMachine(RuleBasedStateMachine):
         outside = [n for n in (0, rounds + 1, rounds + oh.RING_SIZE, first - 1, first - 2)
                    if n >= 0 and not first <= n <= rounds]
         turn = self.sweep_cursor // SLICE
-        with boa.reverts(oh.ROUND_UNAVAILABLE):
-            self.adapter.getRoundData(outside[turn % len(outside)])
-        with boa.reverts(oh.ROUND_UNAVAILABLE):
-            self.hub.get_round_data(FEED, outside[(turn + 1) % len(outside)])
+        one, other = outside[turn % len(outside)], outside[(turn + 1) % len(outside)]
+        with boa.reverts(oh.missing_round(one, rounds)):
+            self.adapter.getRoundData(one)
+        with boa.reverts(oh.missing_round(other, rounds)):
+            self.hub.get_round_data(FEED, other)
 
 
 class RingWrapMachine(OracleFeedMachine):
