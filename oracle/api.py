@@ -280,7 +280,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.log = node.log
     elif settings.log is not None:
         app.state.node = None
-        app.state.log = AttestationLog(settings.log, create=False)
+        app.state.log = AttestationLog(settings.log, create=False, read_only=True)
     else:
         raise ValueError("give a node config (GPU_ORACLE_CONFIG) or a log (GPU_ORACLE_LOG)")
     feeds = FeedIndex(app.state.log)

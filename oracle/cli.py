@@ -1,5 +1,8 @@
 """`gpu-oracle`: the oracle node's command line.
 
+    gpu-oracle init --name NODE --rpc URL --hub 0x.. --dir DIR [--peer NAME=URL ...]
+                    [--offers PATH [--replay]] [--feed MODEL ...]
+                    [--password-env NAME | --password-file FILE]
     gpu-oracle attest --log LOG --rpc URL --hub 0x.. --keys KEYFILE \\
         (--listings-csv FILE --feed NAME | --snapshot FILE.json --kind price|utilisation)
     gpu-oracle publish --log LOG --rpc URL --hub 0x.. --key PUBLISHER_KEYFILE
@@ -9,14 +12,21 @@
     gpu-oracle agent --key KEYFILE --spv 0x.. --node URL ... (--dcgm FILE | --nvidia-smi FILE
                      | --nvml)
 
-A key file holds hex private keys, one per line (`#` comments allowed); keep it out of
-version control. `verify` needs no key: it is the auditor's command and exits non-zero
-at the first discrepancy, naming the entry and what differs.
+`init` writes a new node's config and its signer and publisher keys, encrypted (Ethereum
+V3 keystores), with the passphrase from an environment variable (`GPU_ORACLE_PASSPHRASE`
+unless `--password-env` names another) or a password file; never from the command line.
+Any other key file is either such a keystore (decrypted with `GPU_ORACLE_PASSPHRASE`, or
+the source a node's `[keystore]` config names) or hex private keys, one per line (`#`
+comments allowed); keep key files out of version control. `verify` needs no key: it is
+the auditor's command, opens the log read-only (a running node's log included) and exits
+non-zero at the first discrepancy, naming the entry and what differs.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 import tempfile
 import time
@@ -25,11 +35,25 @@ from pathlib import Path
 import click
 
 from oracle import attest, reports
-from oracle.config import ConfigError, read_keys
+from oracle import keys as keyfiles
+from oracle.config import (
+    ConfigError,
+    load_config,
+    parse_config,
+    read_keys,
+    render_new_config,
+)
 from oracle.log import AttestationLog, AttestationLogError
 from oracle.methodology import MethodologyError
 from oracle.publisher import Publisher, PublishError
-from oracle.verify import ChainView, Discrepancy, connect_hub, fetch_log, verify_log
+from oracle.verify import (
+    ChainView,
+    Discrepancy,
+    connect_hub,
+    fetch_log,
+    open_log_read_only,
+    verify_log,
+)
 
 
 def _keys(path: Path) -> list[bytes]:
@@ -58,7 +82,200 @@ def _hub(rpc: str, hub: str):  # noqa: ANN202 - web3 contract
 
 @click.group()
 def main() -> None:
-    """GPU oracle node: attest, publish, verify."""
+    """GPU oracle node: init, serve, round, attest, publish, verify."""
+
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _peer(value: str) -> tuple[str, str]:
+    name, sep, url = value.partition("=")
+    if not sep or not name or not url:
+        raise click.BadParameter(f"{value!r}: give NAME=URL, e.g. node-2=http://10.0.0.2:8700",
+                                 param_hint="--peer")
+    if not re.match(r"^https?://", url):
+        raise click.BadParameter(f"{value!r}: the URL must start with http:// or https://",
+                                 param_hint="--peer")
+    return name, url
+
+
+def _for_config(path: Path, folder: Path) -> str:
+    """`path` as the config at `folder` should name it: relative paths stay relative
+    (to the config's folder now), absolute ones stay absolute."""
+    if path.is_absolute():
+        return str(path)
+    return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
+
+
+@main.command("init")
+@click.option("--name", required=True,
+              help="This node's name, as its peers know it (letters, digits, . _ -).")
+@click.option("--rpc", required=True, help="JSON-RPC URL of the chain the hub is on.")
+@click.option("--hub", required=True,
+              help="OracleHub address (the deployments file's oracle_hub).")
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              required=True,
+              help="Writes DIR/NAME.toml and DIR/NAME/ (keystores; later the log and state).")
+@click.option("--peer", "peers", multiple=True, metavar="NAME=URL",
+              help="Another node of the quorum and its URL (repeat for each).")
+@click.option("--offers", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Marketplace offer snapshots the node builds index feeds from (a file "
+                   "or a folder).")
+@click.option("--replay", is_flag=True,
+              help="With --offers: publish the folder's days in order (demos, tests).")
+@click.option("--feed", "feeds", multiple=True, metavar="MODEL",
+              help="Publish the GPU-hour index of this GPU model (repeat), e.g. "
+                   "H100-SXM-80GB.")
+@click.option("--password-env", default=keyfiles.DEFAULT_PASSPHRASE_ENV, show_default=True,
+              metavar="NAME",
+              help="Environment variable holding the keystores' passphrase; the node reads "
+                   "it from there too.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Or a file whose first line is the passphrase.")
+@click.option("--scrypt-n", type=click.IntRange(min=2), default=keyfiles.DEFAULT_SCRYPT_N,
+              show_default=True,
+              help="scrypt work factor of the keystores (a power of 2); lower it only for "
+                   "throwaway test keys.")
+@click.pass_context
+def init(ctx, name, rpc, hub, folder, peers, offers, replay, feeds, password_env,
+         password_file, scrypt_n):
+    """Create a node: its config, signer key and publisher key (encrypted keystores)."""
+    from eth_account import Account
+
+    from oracle import index
+
+    if not _NODE_NAME.match(name):
+        raise click.BadParameter(f"{name!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
+                                 "starting with a letter or digit (it names the node's "
+                                 "folder)", param_hint="--name")
+    try:
+        hub = attest.checksum_address(hub)
+    except ValueError as exc:
+        why = ("its mixed-case checksum is wrong (a mistyped character?): copy it again"
+               if "checksum" in str(exc) else
+               "give 0x followed by the 40 hex digits of the OracleHub's address")
+        raise click.BadParameter(f"{hub!r} is not an address: {why}; the deployments file "
+                                 "(deployments/<chain>.json, oracle_hub) has it",
+                                 param_hint="--hub") from exc
+    if int(hub, 16) == 0:
+        click.echo("warning: --hub is the zero address, a placeholder: put the OracleHub's "
+                   "address in the config before starting the node", err=True)
+    if not re.match(r"^https?://", rpc):
+        raise click.BadParameter(f"{rpc!r}: give the chain's JSON-RPC URL "
+                                 "(http:// or https://)", param_hint="--rpc")
+    peer_list = [_peer(p) for p in peers]
+    names = [p for p, _ in peer_list]
+    if name in names or len(set(names)) != len(names):
+        raise click.BadParameter("each peer needs its own name, other than --name",
+                                 param_hint="--peer")
+    for model in feeds:
+        if model not in index.MODELS:
+            raise click.BadParameter(f"{model!r} is not a GPU model the index knows; use one "
+                                     f"of {', '.join(index.MODELS)}", param_hint="--feed")
+    if replay and offers is None:
+        raise click.UsageError("--replay needs --offers")
+    explicit_env = ctx.get_parameter_source("password_env") != click.core.ParameterSource.DEFAULT
+    if password_file is not None and explicit_env:
+        raise click.UsageError("give --password-env or --password-file, not both")
+    if scrypt_n & (scrypt_n - 1):
+        raise click.BadParameter(f"{scrypt_n} is not a power of 2", param_hint="--scrypt-n")
+    if not keyfiles.ENV_NAME.match(password_env):
+        raise click.BadParameter(f"{password_env!r} is not an environment variable name",
+                                 param_hint="--password-env")
+
+    config_path = folder / f"{name}.toml"
+    node_dir = folder / name
+    files = {"signer": node_dir / "signer.json", "publisher": node_dir / "publisher.json"}
+    taken = [p for p in (config_path, *files.values(), node_dir / "attestations.sqlite",
+                         node_dir / "state.sqlite") if p.exists()]
+    if taken:
+        raise click.ClickException(
+            f"{folder} already holds the node {name!r} ({', '.join(map(str, taken))}); "
+            "nothing was written. A node's keys cannot be replaced silently: the hub knows "
+            "its signer address. To keep that node, use its config as it is; to start a new "
+            "one, give another --dir or --name, or move the old files away yourself first.")
+    source = keyfiles.Passphrase(env=password_env, file=password_file)
+    try:
+        secret = source.read("that encrypts the new node's keys (the node reads it from the "
+                             "same place when it starts)")
+    except keyfiles.KeyFileError as exc:
+        raise click.ClickException(f"{exc}; nothing was written") from exc
+    text = render_new_config(
+        name=name, rpc=rpc, hub=hub, peers=peer_list, feeds=list(feeds),
+        offers=None if offers is None else _for_config(offers, folder), replay=replay,
+        password_env=None if password_file is not None else password_env,
+        password_file=None if password_file is None else _for_config(password_file, folder))
+    try:
+        parse_config(text, config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc}; nothing was written") from exc
+
+    created: list[Path] = []
+    try:
+        for path in (*reversed(folder.parents), folder, node_dir):
+            if not path.exists():
+                path.mkdir(mode=0o700 if path == node_dir else 0o777)
+                created.append(path)
+        addresses = {}
+        for role, path in files.items():
+            addresses[role] = keyfiles.write_keystore(path, Account.create().key, secret,
+                                                      scrypt_n=scrypt_n)
+            created.append(path)
+        keyfiles.write_new(config_path, text.encode(), mode=0o644)
+        created.append(config_path)
+        load_config(config_path)
+    except BaseException as exc:
+        _remove(created)
+        if isinstance(exc, OSError | ConfigError):
+            raise click.ClickException(f"cannot create the node in {folder}: {exc}; "
+                                       "nothing was left behind") from exc
+        raise
+    _next_steps(name, config_path, files, addresses, rpc=rpc, peers=names, feeds=feeds,
+                passphrase=(f"the password file {password_file}" if password_file is not None
+                            else f"${password_env}"))
+
+
+def _remove(created: list[Path]) -> None:
+    """Undo a failed `init`: what it created, newest first."""
+    for path in reversed(created):
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _next_steps(name: str, config_path: Path, files: dict[str, Path],
+                addresses: dict[str, str], *, rpc: str, peers: list[str],
+                feeds: tuple[str, ...], passphrase: str) -> None:
+    from oracle import index
+
+    signer, publisher = addresses["signer"], addresses["publisher"]
+    others = "".join(f" \\\n           --signer 0x<{p}'s signer>" for p in peers)
+    threshold = (len(peers) + 1) // 2 + 1  # a majority: k > n/2 keeps the logs from forking
+    add_feeds = "".join(f"\n       ape run oracle add-feed --account ADMIN --name "
+                        f"{index.feed_name_for(m)} ..." for m in feeds)
+    click.echo(f"""Created the oracle node {name}:
+  config      {config_path}
+  signer      {signer}  ({files['signer']})
+  publisher   {publisher}  ({files['publisher']})
+Both keys are encrypted (V3 keystores) with the passphrase in {passphrase}.
+Back them up, and keep the passphrase apart from them: neither can be recovered.
+
+Next steps:
+  1. Give the hub admin the signer address {signer}.
+     The admin installs the signers of every node of the quorum at once, with a
+     majority threshold{", and adds the feeds" if feeds else ""}:
+       ape run oracle set-signers --account ADMIN --signer {signer}{others} \\
+           --threshold {threshold}{add_feeds}
+  2. Fund the publisher address {publisher} with gas on the hub's
+     chain ({rpc}): it pays for the reports this node publishes.
+  3. Start the node with the passphrase in {passphrase}, on the port its peers
+     know it by:
+       gpu-oracle serve --config {config_path} --port 8700
+     and lead rounds with: gpu-oracle round --config {config_path}""")
+    if not feeds:
+        click.echo("  The config has no feeds yet: add [[feeds]] to it (see oracle/config.py), "
+                   "or create the node with --feed MODEL.")
 
 
 @main.command("attest")
@@ -149,9 +366,9 @@ def verify(log_path, node, rpc, hub, from_block):
     with tempfile.TemporaryDirectory(prefix="gpu-oracle-verify-") as tmp:
         try:
             chain = ChainView(rpc, hub, from_block=from_block) if rpc else None
-            log = (_open_log(log_path, create=False) if node is None
+            log = (open_log_read_only(log_path) if node is None
                    else fetch_log(node, Path(tmp) / "fetched.sqlite"))
-        except ConnectionError as exc:
+        except (ConnectionError, AttestationLogError) as exc:
             raise click.ClickException(str(exc)) from exc
         except Discrepancy as exc:
             click.echo(f"FAIL {exc.where}: {exc.what}", err=True)
@@ -216,7 +433,7 @@ def round_cmd(config_path, feeds):
         raise click.ClickException(str(exc)) from exc
     try:
         outcomes = node.run_round(list(feeds) or None)
-    except (Refusal, ConnectionError, PublishError) as exc:
+    except (Refusal, ConnectionError, PublishError, ConfigError) as exc:
         raise click.ClickException(str(getattr(exc, "message", exc))) from exc
     finally:
         node.close()

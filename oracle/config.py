@@ -1,8 +1,8 @@
 """An oracle node's configuration: one TOML file per node.
 
     name = "node-1"                     # this node's name, as its peers know it
-    key_file = "node-1.key"             # the node's signer key (one of the hub's signers)
-    publisher_key_file = "gas-1.key"    # the account that pays for publishing (optional)
+    key_file = "node-1/signer.json"     # the node's signer key (one of the hub's signers)
+    publisher_key_file = "node-1/publisher.json"  # pays for publishing (optional)
     log = "node-1/attestations.sqlite"  # the node's own attestation log
     state = "node-1/state.sqlite"       # votes, rounds, telemetry
     rpc = "http://127.0.0.1:8545"
@@ -39,19 +39,26 @@
     [rounds]
     sign_timeout_s = 5
 
-Relative paths are relative to the config file's folder. Keys live in their own files
-(hex, one per file) so the config can be shared and reviewed without secrets.
+    [keystore]                          # the keystores' passphrase: one of
+    password_env = "GPU_ORACLE_PASSPHRASE"          # an environment variable (default)
+    # password_file = "/run/secrets/node-1-passphrase"  # or a file (first line)
+
+Relative paths are relative to the config file's folder. Keys live in their own files so
+the config can be shared and reviewed without secrets: an encrypted Ethereum V3 keystore
+(what `gpu-oracle init` writes; decrypted with the `[keystore]` passphrase) or a file of
+hex (tests and the demo; see `oracle/keys.py`).
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from oracle import attest
+from oracle import attest, keys
 
 
 class ConfigError(ValueError):
@@ -142,6 +149,25 @@ class RoundsConfig(BaseModel):
         return v
 
 
+class KeystoreConfig(BaseModel):
+    """Where the node's keystore passphrase comes from (plain hex key files need none)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    password_env: Annotated[str, Field(pattern=keys.ENV_NAME.pattern)] = (
+        keys.DEFAULT_PASSPHRASE_ENV)
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KeystoreConfig:
+        if self.password_file is not None and "password_env" in self.model_fields_set:
+            raise ValueError("give password_env or password_file, not both")
+        return self
+
+    def passphrase(self) -> keys.Passphrase:
+        return keys.Passphrase(env=self.password_env, file=self.password_file)
+
+
 FeedConfig = Annotated[IndexFeedConfig | NavFeedConfig, Field(discriminator="kind")]
 
 
@@ -161,6 +187,7 @@ class NodeConfig(BaseModel):
     utilisation: list[UtilisationConfig] = []
     telemetry: TelemetryConfig = TelemetryConfig()
     rounds: RoundsConfig = RoundsConfig()
+    keystore: KeystoreConfig = KeystoreConfig()
 
     @field_validator("peers")
     @classmethod
@@ -172,6 +199,16 @@ class NodeConfig(BaseModel):
     def peer_url(self, name: str) -> str | None:
         return next((p.url for p in self.peers if p.name == name), None)
 
+    def signer_key(self) -> bytes:
+        """The node's signer key (a keystore is decrypted with the configured passphrase)."""
+        return read_key(self.key_file, self.keystore.passphrase())
+
+    def publisher_key(self) -> bytes | None:
+        """The publishing account's key, or None without a `publisher_key_file`."""
+        if self.publisher_key_file is None:
+            return None
+        return read_key(self.publisher_key_file, self.keystore.passphrase())
+
 
 def _resolve(base: Path, value: Path | None) -> Path | None:
     if value is None:
@@ -179,12 +216,10 @@ def _resolve(base: Path, value: Path | None) -> Path | None:
     return value if value.is_absolute() else (base / value).resolve()
 
 
-def load_config(path: Path) -> NodeConfig:
-    """Read and validate a node's TOML config; relative paths resolve against its folder."""
+def parse_config(text: str, path: Path | str) -> NodeConfig:
+    """Validate a node's TOML config (`path` names it in errors); paths stay as written."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such config file") from exc
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
@@ -193,10 +228,20 @@ def load_config(path: Path) -> NodeConfig:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{path}: {where}: {err['msg']}") from exc
-    base = path.resolve().parent
     if any(p.name == config.name for p in config.peers):
         raise ConfigError(f"{path}: the node {config.name!r} lists itself as a peer")
-    return config.model_copy(update={
+    return config
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate a node's TOML config; relative paths resolve against its folder."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such config file") from exc
+    config = parse_config(text, path)
+    base = path.resolve().parent
+    config = config.model_copy(update={
         "key_file": _resolve(base, config.key_file),
         "publisher_key_file": _resolve(base, config.publisher_key_file),
         "log": _resolve(base, config.log),
@@ -205,32 +250,74 @@ def load_config(path: Path) -> NodeConfig:
             update={"offers": _resolve(base, config.sources.offers)}),
         "telemetry": config.telemetry.model_copy(
             update={"agents": _resolve(base, config.telemetry.agents)}),
+        "keystore": config.keystore.model_copy(
+            update={"password_file": _resolve(base, config.keystore.password_file)}),
     })
+    return config
 
 
-def read_keys(path: Path) -> list[bytes]:
-    """The 32-byte private keys in a file of hex, one per line (`#` comments allowed)."""
+def read_keys(path: Path, passphrase: keys.Passphrase | None = None) -> list[bytes]:
+    """The private keys of a key file: lines of hex (`#` comments allowed) or one V3
+    keystore, decrypted with `passphrase` (default: the `GPU_ORACLE_PASSPHRASE`
+    environment variable; a node's config names its own source, see
+    `NodeConfig.signer_key`)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"key file {path} does not exist") from exc
-    keys = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        value = line.split("#", 1)[0].strip()
-        if not value:
-            continue
-        try:
-            raw = bytes.fromhex(value.removeprefix("0x"))
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise ConfigError(f"{path}:{number} is not a 32-byte hex private key")
-        keys.append(raw)
-    if not keys:
-        raise ConfigError(f"{path} holds no keys")
-    return keys
+        return keys.read_keys(path, passphrase)
+    except keys.KeyFileError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
-def read_key(path: Path) -> bytes:
+def read_key(path: Path, passphrase: keys.Passphrase | None = None) -> bytes:
     """The first private key of a key file (see `read_keys`)."""
-    return read_keys(path)[0]
+    return read_keys(path, passphrase)[0]
+
+
+# ------------------------------------------------------------------ a new node's config
+
+
+def _toml_str(value: str) -> str:
+    # A JSON string (escapes: \" \\ \n \t \uXXXX ...) is a valid TOML basic string.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_new_config(*, name: str, rpc: str, hub: str, peers: list[tuple[str, str]],
+                      feeds: list[str], offers: str | None = None, replay: bool = False,
+                      password_env: str | None = None,
+                      password_file: str | None = None) -> str:
+    """The TOML `gpu-oracle init` writes: the node's files in the folder `name/` beside
+    the config, keystore keys, the given peers, sources and index feeds. Paths are
+    written as given (relative ones are relative to the config's folder)."""
+    def line(key: str, value: str | int | bool, comment: str = "") -> str:
+        shown = (("true" if value else "false") if isinstance(value, bool)
+                 else str(value) if isinstance(value, int) else _toml_str(value))
+        text = f"{key} = {shown}"
+        return (text.ljust(44) + f"  # {comment}" if comment else text) + "\n"
+
+    def table(header: str, comment: str = "", **values: str | int | bool) -> str:
+        head = header.ljust(44) + f"  # {comment}" if comment else header
+        return f"\n{head}\n" + "".join(line(k, v) for k, v in values.items())
+
+    passphrase = (line("password_file", password_file, "a file (its first line)")
+                  if password_file is not None
+                  else line("password_env", password_env or keys.DEFAULT_PASSPHRASE_ENV,
+                            "an environment variable (or password_file)"))
+    return "".join([
+        f"# The oracle node {name}, written by `gpu-oracle init`. Every field is described "
+        "in\n# oracle/config.py; relative paths are relative to this file's folder.\n\n",
+        line("name", name, "this node's name, as its peers know it"),
+        line("key_file", f"{name}/signer.json", "signer key (V3 keystore): a hub signer"),
+        line("publisher_key_file", f"{name}/publisher.json", "pays the gas (V3 keystore)"),
+        line("log", f"{name}/attestations.sqlite", "this node's attestation log"),
+        line("state", f"{name}/state.sqlite", "votes, rounds, telemetry"),
+        line("rpc", rpc, "JSON-RPC of the hub's chain"),
+        line("hub", hub, "OracleHub (deployments file: oracle_hub)"),
+        table("[keystore]", "the passphrase of both keystores:"),
+        passphrase,
+        *(table("[[peers]]", name=peer, url=url) for peer, url in peers),
+        table("[sources]", "marketplace offer snapshots", offers=offers, replay=replay)
+        if offers is not None else "",
+        *(table("[[feeds]]", "the GPU-hour index of one model", kind="index", model=model,
+                deviation_bps=50, heartbeat_s=86_400) for model in feeds),
+        "\n# NAV-per-share feeds ([[feeds]] kind = \"nav\"), [[utilisation]], [telemetry] "
+        "and\n# [rounds]: see oracle/config.py.\n",
+    ])

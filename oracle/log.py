@@ -27,6 +27,13 @@ outcome) is mutable and therefore lives outside the tree, in the ``publications`
 An :class:`AttestationLog` may be used from several threads (calls are serialised by a
 lock) and the same file may be open in several processes: readers see other processes'
 appends as soon as they are committed.
+
+``AttestationLog(path, read_only=True)`` is the auditor's view: it opens the file with
+SQLite's ``mode=ro``, so it reads a running node's newest entries from the ``-wal`` file
+beside it and never writes the database, checkpoints the WAL or changes the journal mode
+(a read-write connection that closes last checkpoints the WAL into the file and deletes
+it). A read-only folder without a ``-wal`` file (a stopped node's log on a read-only
+mount) is read as immutable: no ``-wal`` means no connection has the log open.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ __all__ = [
     "LogClosed",
     "LogConflict",
     "LogCorrupted",
+    "LogUnreadable",
     "LogEntry",
     "MetaConflict",
     "Publication",
@@ -108,6 +116,11 @@ class EntryNotFound(AttestationLogError, IndexError):
 
 class LogBusy(AttestationLogError):
     """Another connection held the write lock for longer than the busy timeout."""
+
+
+class LogUnreadable(AttestationLogError):
+    """A log opened read-only cannot be read where it is, or shows no log at all (for
+    example a copy made without its ``-wal`` file); nothing was changed."""
 
 
 class LogClosed(AttestationLogError):
@@ -317,17 +330,22 @@ class AttestationLog:
         *,
         create: bool = True,
         clock: Callable[[], int] = _now,
+        read_only: bool = False,
     ) -> None:
         """Open the log at ``path``, creating it if it does not exist and ``create`` is true.
 
         Opening checks integrity (see :meth:`verify_integrity`) and raises
         :class:`LogCorrupted` if the file fails it. ``clock`` returns the unix time in
-        seconds stamped on new rows (tests pass a fake clock).
+        seconds stamped on new rows (tests pass a fake clock). ``read_only`` opens an
+        existing log without ever writing to it (see the module docstring); every write
+        then raises :class:`AttestationLogError`.
         """
         self._path = Path(path)
         self._clock = clock
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._read_only = read_only
+        create = create and not read_only
         if not self._path.exists() and not create:
             raise FileNotFoundError(
                 f"attestation log {str(self._path)!r} does not exist; check the path, or "
@@ -338,21 +356,22 @@ class AttestationLog:
                 f"attestation log path {str(self._path)!r} is a directory; give a file path "
                 "such as attestations.sqlite3"
             )
-        try:
-            conn = sqlite3.connect(
-                self._path,
-                timeout=_BUSY_TIMEOUT_S,
-                isolation_level=None,  # autocommit; transactions are explicit below
-                check_same_thread=False,  # guarded by self._lock
-            )
-        except sqlite3.Error as exc:
-            raise AttestationLogError(
-                f"cannot open attestation log {str(self._path)!r}: {exc}"
-            ) from exc
+        if read_only:
+            conn = self._connect_read_only()
+        else:
+            try:
+                conn = self._connect(self._path)
+            except sqlite3.Error as exc:
+                raise AttestationLogError(
+                    f"cannot open attestation log {str(self._path)!r}: {exc}"
+                ) from exc
         self._conn = conn
         try:
-            self._configure(conn)
-            self._ensure_schema(conn, create=create)
+            if read_only:
+                self._check_schema_read_only(conn)
+            else:
+                self._configure(conn)
+                self._ensure_schema(conn, create=create)
             self._range = merkle.CompactRange()
             self._verify_locked()
         except BaseException:
@@ -361,6 +380,73 @@ class AttestationLog:
             raise
 
     # -- connection set-up -----------------------------------------------------------
+
+    @staticmethod
+    def _connect(target: str | Path, *, uri: bool = False) -> sqlite3.Connection:
+        return sqlite3.connect(
+            target,
+            uri=uri,
+            timeout=_BUSY_TIMEOUT_S,
+            isolation_level=None,  # autocommit; transactions are explicit below
+            check_same_thread=False,  # guarded by self._lock
+        )
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A ``mode=ro`` connection that has read the schema (so SQLite has found the
+        WAL), or, in a read-only folder without a ``-wal`` file, an immutable one."""
+        uri = self._path.resolve().as_uri()
+        failure: sqlite3.Error | None = None
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                conn = self._connect(uri + query, uri=True)
+            except sqlite3.Error as exc:
+                failure = exc
+                break
+            try:
+                conn.execute("PRAGMA query_only=ON")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.Error as exc:
+                conn.close()
+                failure = exc
+            # SQLite cannot open a WAL database read-only where it may not create the
+            # -shm file. With no -wal file either, nobody has the log open (a connection
+            # in WAL mode keeps its -wal file) and the file alone is the whole log.
+            if (getattr(failure, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN
+                    or self._sidecar("-wal").exists()):
+                break
+        raise LogUnreadable(
+            f"cannot read the attestation log {str(self._path)!r} read-only ({failure}); "
+            f"a log in WAL mode needs its {self._sidecar('-wal').name} and "
+            f"{self._sidecar('-shm').name} files beside it, readable, on a local filesystem"
+        ) from failure
+
+    def _sidecar(self, suffix: str) -> Path:
+        return self._path.with_name(self._path.name + suffix)
+
+    def _check_schema_read_only(self, conn: sqlite3.Connection) -> None:
+        try:
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise LogCorrupted(
+                f"{str(self._path)!r} is not a readable SQLite database ({exc}); "
+                "check the path, or restore the log from a backup"
+            ) from exc
+        if not tables:
+            raise LogUnreadable(
+                f"{str(self._path)!r} holds no attestation log: the database is empty. A "
+                "running node keeps its newest entries in the write-ahead file "
+                f"{self._sidecar('-wal').name} beside its log, so this is a copy or a file "
+                "mounted or linked without that file (or not a log at all)"
+            )
+        if not {"meta", "entries", "publications"} <= tables:
+            raise LogCorrupted(
+                f"{str(self._path)!r} is a SQLite database but not an attestation log "
+                f"(tables: {', '.join(sorted(tables))}); check the path"
+            )
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         try:
@@ -416,6 +502,11 @@ class AttestationLog:
     def _write_txn(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception)."""
         conn = conn if conn is not None else self._connection()
+        if self._read_only:
+            raise AttestationLogError(
+                f"attestation log {str(self._path)!r} was opened read-only; open it without "
+                "read_only=True to write"
+            )
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

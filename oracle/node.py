@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gpushares import abi
 from oracle import attest, methodology
-from oracle.config import IndexFeedConfig, NavFeedConfig, NodeConfig, UtilisationConfig, read_key
+from oracle.config import IndexFeedConfig, NavFeedConfig, NodeConfig, UtilisationConfig
 from oracle.entries import EntryFormatError, ReportEntry, SignerSetEntry, parse_leaf
 from oracle.log import AttestationLog, LogConflict
 from oracle.reports import feed_id as make_feed_id
@@ -296,7 +296,10 @@ class Node:
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
-        self.key = read_key(self.config.key_file)
+        # Both keys decrypted once, at start: a wrong passphrase fails here, not at the
+        # first publication, and a keystore's scrypt is paid once.
+        self.key = self.config.signer_key()
+        self.publisher_key = self.config.publisher_key()
         self.address = Account.from_key(self.key).address
         self.log = AttestationLog(self.config.log, create=True)
         self.state = NodeState(self.config.state)
@@ -840,11 +843,10 @@ class Node:
     def _publish(self, index: int) -> Any:
         from oracle.publisher import Publisher, PublishOutcome
 
-        if self.config.publisher_key_file is None:
+        if self.publisher_key is None:
             return PublishOutcome(index=index, status="refused",
                                   detail="no publisher_key_file: logged, not published")
-        publisher = Publisher(self.hub.w3, self.hub.address, self.log,
-                              read_key(self.config.publisher_key_file))
+        publisher = Publisher(self.hub.w3, self.hub.address, self.log, self.publisher_key)
         return publisher.publish(index)
 
     def publish_led(self) -> list[Any]:

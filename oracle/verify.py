@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict
 
 from oracle import attest, merkle, methodology
 from oracle.entries import EntryFormatError, ReportEntry, SignerSetEntry, parse_leaf
-from oracle.log import AttestationLog
+from oracle.log import AttestationLog, LogUnreadable
 
 
 class Discrepancy(Exception):
@@ -186,6 +186,25 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         out[key] = value
     return out
+
+
+# ------------------------------------------------------------------- a log file
+
+
+def open_log_read_only(path: Path) -> AttestationLog:
+    """Open a log file for auditing without changing it, a running node's log included:
+    SQLite's read-only mode reads the entries still in its `-wal` file (see
+    `oracle.log`). Where the file cannot be read like that, the error says what to do."""
+    try:
+        return AttestationLog(path, read_only=True)
+    except LogUnreadable as exc:
+        raise LogUnreadable(
+            f"{exc}. Nothing was changed. Verify the log where its node writes it (on "
+            "that machine, or a mount of its whole folder); or, there, take a consistent "
+            "copy that includes the WAL, `sqlite3 -readonly LOG \".backup copy.sqlite\"` "
+            "(LOG: the node's log file), and verify the copy; or verify the running node "
+            "over HTTP: `gpu-oracle verify --node http://NODE:PORT`"
+        ) from exc
 
 
 # ------------------------------------------------------------------- node
