@@ -187,6 +187,27 @@ def handled() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
+def _checked_address(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """An address option, checked as it is parsed: a usage error naming the option."""
+    from gpushares.client.units import BadInput, address
+
+    try:
+        if isinstance(value, tuple):
+            return tuple(address(v, param.opts[0]) for v in value)
+        return None if value is None else address(value, param.opts[0])
+    except BadInput as exc:
+        raise click.UsageError(str(exc), ctx) from exc
+
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def address_option(*names: str, **kwargs: Any) -> Decorator:
+    """`click.option` for an address: a malformed one (`0x7099...79C8` copied from a
+    document) is refused before the command connects or sends anything."""
+    return click.option(*names, callback=_checked_address, **kwargs)
+
+
 def execute(client: Any, plan: Any, sender: Any, *, skip_checks: bool = False) -> list[Any]:
     """Send a plan's transactions in order, one printed line each. A plan the chain
     would refuse is refused here, nothing sent; `skip_checks` sends it anyway (to see
@@ -196,6 +217,8 @@ def execute(client: Any, plan: Any, sender: Any, *, skip_checks: bool = False) -
             if not skip_checks:
                 raise plan.refusal
             click.echo(f"  pre-check refuses the {plan.what}: {plan.refusal.reason}")
+            for line in getattr(plan.refusal, "lines", lambda: [])():
+                click.echo(f"  {line}")
             click.echo("  --skip-checks: sending anyway")
         receipts = []
         for tx in plan.txs:

@@ -8,7 +8,8 @@
 legal-opinion overrides the data records for SPVs on this chain), and a second run
 sends nothing and says so. Table rows need the registry's RULES_ADMIN_ROLE; an override
 needs the SPV operator's key (the token's OPERATOR_ROLE), so overrides another key must
-record are listed and left pending.
+record are listed and left pending. The logic lives in `gpushares.client.jurisdictions`
+(over `jurisdictions.onchain`); this file parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -16,36 +17,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from ape import project
 from ape.cli import ConnectedProviderCommand
 
+from gpushares.client import jurisdictions
 from jurisdictions import onchain
-from jurisdictions.codes import HolderPolicyCode, TitleStatus
-from jurisdictions.rules import RULES_DIR, RuleBook, RulesError, load_rules
-from scripts._lib import (
-    account_option,
-    factory,
-    load_deployments,
-    registry,
-    require_account,
-    transact,
-)
+from jurisdictions.rules import RULES_DIR
+from scripts._lib import account_option, connect, execute, handled, require_account
 
 rules_option = click.option(
-    "--rules",
-    "rules_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=RULES_DIR,
-    show_default=True,
-    help="Folder of XX.toml rules files.",
+    "--rules", "rules_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=RULES_DIR, show_default=True, help="Folder of XX.toml rules files.",
 )
-
-
-def _load(rules_dir: Path) -> RuleBook:
-    try:
-        return load_rules(rules_dir)
-    except RulesError as exc:
-        raise click.ClickException(f"rules data rejected, nothing sent: {exc}") from exc
 
 
 @click.group()
@@ -57,11 +39,12 @@ def cli():
 @rules_option
 def diff(provider, rules_dir):
     """Show what differs between the rules data and the registry."""
-    deployed = load_deployments(provider)
-    rules = _load(rules_dir)
-    plan = onchain.plan(rules, registry(deployed), onchain.tokens_by_lei(factory(deployed)))
-    for line in onchain.describe(plan, len(rules)):
-        click.echo(line)
+    with handled():
+        rules = jurisdictions.load(rules_dir)
+    client = connect(provider)
+    with handled():
+        for line in onchain.describe(jurisdictions.pending(client, rules), len(rules)):
+            click.echo(line)
 
 
 @cli.command(cls=ConnectedProviderCommand)
@@ -70,53 +53,28 @@ def diff(provider, rules_dir):
 def apply(provider, account, rules_dir):
     """Send the changes `diff` shows (nothing when the registry already matches)."""
     sender = require_account(account)
-    deployed = load_deployments(provider)
-    rules = _load(rules_dir)
-    reg = registry(deployed)
-    plan = onchain.plan(rules, reg, onchain.tokens_by_lei(factory(deployed)))
-    if plan.empty:
-        click.echo(next(iter(onchain.describe(plan, len(rules)))))
-        return
-    if plan.rows and not reg.hasRole(reg.RULES_ADMIN_ROLE(), sender.address):
-        raise click.ClickException(
-            f"{sender.address} lacks the registry's RULES_ADMIN_ROLE, nothing sent; "
-            "use the rules admin's account (the deployer, unless it granted the role)"
-        )
-    for change in plan.rows:
+    with handled():
+        rules = jurisdictions.load(rules_dir)
+    client = connect(provider)
+    with handled():
+        changes = jurisdictions.pending(client, rules)
+        if changes.empty:
+            for line in onchain.describe(changes, len(rules)):
+                click.echo(line)
+            return
+        plan = jurisdictions.plan_apply(client, sender.address, rules)
+    for change in changes.rows:
         click.echo(change.describe())
-    for batch in plan.row_batches():
-        transact(f"set {len(batch)} jurisdiction row(s)", reg.set_jurisdictions, batch,
-                 sender=sender)
-    pending = 0
-    for change in plan.overrides:
-        setting = change.setting
-        if change.token is None:
-            click.echo(f"  skipped: {change.describe()}")
-            continue
-        token = change.token
-        share = project.GPUShareToken.at(token)
-        if not share.hasRole(share.OPERATOR_ROLE(), sender.address):
-            click.echo(f"  pending (needs the SPV operator's key): {change.describe()}")
-            pending += 1
-            continue
-        clearing = setting.legal_opinion_hash == onchain.ZERO32
-        click.echo(change.describe())
-        transact(
-            f"{'clear withdrawn' if clearing else 'record'} title override for jurisdiction "
-            f"{setting.jurisdiction} on {token}",
-            reg.set_title_override,
-            token,
-            setting.jurisdiction,
-            setting.legal_opinion_hash,
-            sender=sender,
-        )
-    after = onchain.plan(rules, reg, onchain.tokens_by_lei(factory(deployed)))
-    remaining = len(after.rows) + len(after.overrides)
-    click.echo(
-        f"registry now matches the rules data ({len(rules)} jurisdictions)"
-        if after.empty
-        else f"{remaining} change(s) still pending ({pending} need another key)"
-    )
+    for change in changes.overrides:
+        if change.token is not None:
+            click.echo(change.describe())
+    execute(client, plan, sender)
+    with handled():
+        after = jurisdictions.pending(client, rules)
+    keyed = sum(o.token is not None for o in after.overrides)  # the SPV operator's key
+    click.echo(f"registry now matches the rules data ({len(rules)} jurisdictions)"
+               if after.empty else
+               f"{len(after.rows) + keyed} change(s) still pending ({keyed} need another key)")
 
 
 @cli.command(cls=ConnectedProviderCommand)
@@ -124,23 +82,9 @@ def apply(provider, account, rules_dir):
 @click.argument("jurisdiction")
 def show(provider, rules_dir, jurisdiction):
     """Print one jurisdiction's rules (alpha-2 or numeric) and its on-chain row."""
-    rules = _load(rules_dir)
-    try:
-        rule = rules.resolve(jurisdiction)
-    except RulesError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    deployed = load_deployments(provider)
-    row = onchain.read_row(registry(deployed), rule.numeric)
-    in_sync = row == next(s for s in onchain.compile_rules(rules) if s.jurisdiction == rule.numeric)
-    click.echo(f"{rule.name} ({rule.alpha2}, {rule.numeric}) as of {rule.as_of}, "
-               f"reviewed by {rule.reviewed_by}")
-    click.echo(f"  title_recognition: {rule.title_recognition}    holder_policy: "
-               f"{rule.holder_policy}    sanctioned: {rule.sanctioned}")
-    click.echo(f"  on-chain: title={TitleStatus(row.title).name.lower()} "
-               f"policy={HolderPolicyCode(row.policy).name.lower()} "
-               f"({'in sync' if in_sync else 'OUT OF SYNC: run apply'})")
-    click.echo(f"  basis: {rule.basis}")
-    if rule.unknowns:
-        click.echo(f"  unknowns: {rule.unknowns}")
-    for citation in rule.citations:
-        click.echo(f"  - {citation}")
+    with handled():
+        rules = jurisdictions.load(rules_dir)
+    client = connect(provider)
+    with handled():
+        for line in jurisdictions.view(client, rules, jurisdiction).describe():
+            click.echo(line)

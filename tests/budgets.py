@@ -85,6 +85,9 @@ BUDGETS: dict[str, Budget] = {
     "perp_round_trip": Budget(dev=20, ci=30, deep=1_000),
     "perp_liquidation": Budget(dev=20, ci=40, deep=1_000),
     "perp_solvency": Budget(dev=8, ci=8, deep=1_000),
+    # the client layer against the contracts
+    "client_transfer_plans": Budget(dev=25, ci=60, deep=1_000),
+    "client_rules_apply": Budget(dev=15, ci=25, deep=1_000),
 }
 
 

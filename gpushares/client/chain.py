@@ -174,13 +174,17 @@ class Function:
 
 
 class Contract:
-    """A deployed contract of a known kind: functions by attribute, events by name."""
+    """A deployed contract of a known kind: functions by attribute, events by name.
 
-    def __init__(self, chain: Chain, name: str, address: str) -> None:
+    The handle's own attributes are `chain`, `kind` (the ABI's name), `address` and
+    `abi`; every other attribute is an ABI function (an ERC-20's `name()` included).
+    `function(name)` reaches any function, shadowed or not."""
+
+    def __init__(self, chain: Chain, kind: str, address: str) -> None:
         self.chain = chain
-        self.name = name
+        self.kind = kind
         self.address = checksum(address)
-        self.abi = abis.load(name)
+        self.abi = abis.load(kind)
         self._functions = {str(i["name"]): i for i in self.abi if i.get("type") == "function"}
         self._events = {str(i["name"]): i for i in self.abi if i.get("type") == "event"}
 
@@ -188,17 +192,21 @@ class Contract:
         try:
             item = self.__dict__["_functions"][name]
         except KeyError:
-            raise AttributeError(f"{self.__dict__.get('name')} has no function {name!r}") from None
-        return Function(self.chain, self.name, self.address, item)
+            raise AttributeError(f"{self.__dict__.get('kind')} has no function {name!r}") from None
+        return Function(self.chain, self.kind, self.address, item)
+
+    def function(self, name: str) -> Function:
+        """ABI function `name` (also one an attribute of the handle shadows)."""
+        return self.__getattr__(name)
 
     def __repr__(self) -> str:
-        return f"<{self.name} {self.address}>"
+        return f"<{self.kind} {self.address}>"
 
     def _event(self, event: str) -> dict[str, Any]:
         try:
             return self._events[event]
         except KeyError:
-            raise ValueError(f"{self.name} has no event {event!r} (events: "
+            raise ValueError(f"{self.kind} has no event {event!r} (events: "
                              f"{', '.join(sorted(self._events))})") from None
 
     def event_topic(self, event: str) -> bytes:
