@@ -28,7 +28,7 @@ import httpx
 from eth_account import Account
 from web3 import Web3
 
-from gpushares import processes, timeline
+from gpushares import abi, processes, timeline
 from gpushares.aperun import run_ape
 from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
 from gpushares.oracle_cluster import OracleCluster
@@ -38,6 +38,9 @@ NETWORK = "ethereum:local:foundry"
 FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
 FLEET_DE_CSV = PROJECT_ROOT / "examples" / "fleet-de.csv"
 LEGAL_OPINION = PROJECT_ROOT / "examples" / "legal-opinion-us-demo.txt"
+# The demo SPV's title override of the US `unclear` status (the shipped rules data stays
+# untouched): `ape run jurisdictions apply --overrides` records it.
+TITLE_OVERRIDE = PROJECT_ROOT / "examples" / "lone-star-title-override.toml"
 SPV_LEI = "5493001KJTIIGC8Y1R12"
 OFFERS = PROJECT_ROOT / "oracle" / "data" / "offers"
 TELEMETRY_SAMPLES = PROJECT_ROOT / "oracle" / "telemetry" / "samples"
@@ -143,8 +146,7 @@ class Story:
 
 
 def _abi(name: str) -> list[dict[str, object]]:
-    manifest = json.loads((PROJECT_ROOT / ".build" / "__local__.json").read_text())
-    return manifest["contractTypes"][name]["abi"]
+    return abi.load(name)
 
 
 def rules_with_demo_override(workdir: Path) -> Path:
@@ -184,10 +186,24 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
     print(f"Summary: {token.functions.name().call()} ({token.functions.symbol().call()})")
     print("=" * 78)
     rules = load_rules()
+    # Every wallet that ever received shares (the token's Transfer events), so the table
+    # accounts for the whole supply: the people, the pool's collateral, the keeper's.
+    holders = dict(investors)
+    if deployed.get("lending_pool_factory"):
+        pools = web3.eth.contract(deployed["lending_pool_factory"],
+                                  abi=_abi("LendingPoolFactory"))
+        for n in range(1, pools.functions.market_count().call() + 1):
+            holders.setdefault(f"lending pool {n}", pools.functions.market_at(n).call())
+    for event in token.events.Transfer().get_logs(from_block=0):
+        receiver = event["args"]["receiver"]
+        if receiver not in holders.values() and int(receiver, 16) != 0:
+            holders[f"{receiver[:10]}..."] = receiver
     print(f"{'holder':<16}{'residence':<22}{'shares':>10}{'mUSDC':>12}{'owed':>10}")
     owed_total = 0
-    for label, address in investors.items():
+    held = 0
+    for label, address in holders.items():
         balance = token.functions.balanceOf(address).call()
+        held += balance
         owed = token.functions.claimable(address).call()
         owed_total += owed
         paid = stable.functions.balanceOf(address).call()
@@ -203,11 +219,15 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
             f"{label:<16}{residence:<22}{Decimal(balance) / share:>10,.0f}"
             f"{Decimal(paid) / usd:>12,.2f}{Decimal(owed) / usd:>10,.2f}"
         )
+    if held != supply:
+        raise SystemExit(f"the holders listed hold {held} of {supply} share units: a holder is "
+                         "missing from the summary")
     dust = distributed - claimed - owed_total
     print("-" * 78)
     print(f"GPUs backing the shares : {token.functions.active_gpus().call()} active")
     print(f"share supply            : {Decimal(supply) / share:,.0f} of "
-          f"{Decimal(token.functions.backing().call()[0]) / share:,.0f} the fleet backs")
+          f"{Decimal(token.functions.backing().call()[0]) / share:,.0f} the fleet backs, "
+          f"all {Decimal(held) / share:,.0f} held by the wallets above")
     print(f"income distributed      : {Decimal(distributed) / usd:,.2f} mUSDC")
     print(f"income claimed          : {Decimal(claimed) / usd:,.2f} mUSDC")
     print(f"rounding dust kept      : {dust} base unit(s) (never more than one per holder)")
@@ -617,11 +637,11 @@ def main() -> None:
                 "--token-name", "Lone Star H100 Shares", "--symbol", "LSH1",
                 "--shares-per-gpu", "1000",
             )
-            rules = rules_with_demo_override(workdir)
             story.ape(
                 "US title is 'unclear' in the rules data: the operator records the SHA-256 of "
-                "its legal opinion as an override (in the rules data and on-chain)",
-                "run", "jurisdictions", "apply", "--account", "TEST::1", "--rules", str(rules),
+                "its legal opinion as an override (in its own overrides file, and on-chain)",
+                "run", "jurisdictions", "apply", "--account", "TEST::1",
+                "--overrides", str(TITLE_OVERRIDE.relative_to(PROJECT_ROOT)),
             )
             story.ape(
                 f"The operator registers the fleet from {FLEET_CSV.relative_to(PROJECT_ROOT)}",
@@ -688,7 +708,8 @@ def main() -> None:
             story.ape("The SPV's state on-chain", "run", "spv", "status", "--spv", "1")
             oracle_story(story, node, workdir)
             summary(node, workdir, {"Alice (TEST::2)": alice, "Bob (TEST::3)": bob,
-                                    "Carol (TEST::4)": carol})
+                                    "Carol (TEST::4)": carol, "Erin (TEST::6)": test_account(6),
+                                    "Operator (TEST::1)": operator})
         print("\nanvil stopped. Run `make demo` again for a fresh chain.")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

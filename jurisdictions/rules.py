@@ -222,6 +222,55 @@ def load_file(path: Path) -> JurisdictionRules:
     return rule
 
 
+class OverrideEntry(TitleOverride):
+    """A title override kept outside the rules folder (an SPV's own file): the override
+    plus the jurisdiction it applies to."""
+
+    jurisdiction: Annotated[str, StringConstraints(pattern=r"^([A-Z]{2}|[0-9]{1,3})$")]
+
+
+def with_overrides(rules: RuleBook, path: Path) -> RuleBook:
+    """`rules` plus the `[[title_overrides]]` of the file at `path` (each names its
+    `jurisdiction`): an SPV records its legal opinion in its own file instead of editing
+    the shipped rules data. Each override is validated as if it were in the jurisdiction's
+    own file (only an `unclear` status takes one, one per SPV LEI)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RulesError(f"{path}: cannot read overrides: {exc}") from exc
+    entries = data.get("title_overrides")
+    if set(data) != {"title_overrides"} or not isinstance(entries, list) or not entries:
+        raise RulesError(f"{path}: expected only [[title_overrides]] tables, each with a "
+                         "`jurisdiction` (alpha-2 or numeric) and the override's fields")
+    added: dict[int, list[TitleOverride]] = {}
+    for n, raw in enumerate(entries, start=1):
+        try:
+            entry = OverrideEntry.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                                 for err in exc.errors())
+            raise RulesError(f"{path}: override {n}: {problems}") from exc
+        try:
+            rule = rules.resolve(entry.jurisdiction)
+        except RulesError as exc:
+            raise RulesError(f"{path}: override {n}: {exc}") from exc
+        added.setdefault(rule.numeric, []).append(
+            TitleOverride.model_validate(entry.model_dump(exclude={"jurisdiction"})))
+    merged = []
+    for numeric, rule in rules.items():
+        extra = added.get(numeric)
+        if not extra:
+            merged.append(rule)
+            continue
+        try:
+            merged.append(JurisdictionRules.model_validate(
+                rule.model_dump() | {"title_overrides": [*rule.title_overrides, *extra]}))
+        except ValidationError as exc:
+            problems = "; ".join(err["msg"] for err in exc.errors())
+            raise RulesError(f"{path}: an override for {rule.alpha2}: {problems}") from exc
+    return RuleBook(merged)
+
+
 def load_rules(directory: Path = RULES_DIR) -> RuleBook:
     """Load every `XX.toml` in `directory` into a RuleBook."""
     if not directory.is_dir():

@@ -1,8 +1,13 @@
 """Jurisdiction rules on-chain: show, diff and apply the rules data to the registry.
 
-    ape run jurisdictions diff   --network ethereum:local:foundry [--rules DIR]
+    ape run jurisdictions diff   --network ethereum:local:foundry [--rules DIR] [--overrides F]
     ape run jurisdictions apply  --network ethereum:local:foundry --account TEST::0 [--rules DIR]
+                                 [--overrides FILE ...]
     ape run jurisdictions show   --network ethereum:local:foundry DE
+
+`--overrides FILE` adds an SPV's own title overrides (a TOML file of
+`[[title_overrides]]`, each naming its `jurisdiction`; see
+examples/lone-star-title-override.toml) to the rules data, which stays untouched.
 
 `apply` is idempotent: it sends only the rows that differ from the rules data (and the
 legal-opinion overrides the data records for SPVs on this chain), and a second run
@@ -24,10 +29,19 @@ from jurisdictions import onchain
 from jurisdictions.rules import RULES_DIR
 from scripts._lib import account_option, connect, execute, handled, require_account
 
-rules_option = click.option(
+_rules_dir = click.option(
     "--rules", "rules_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=RULES_DIR, show_default=True, help="Folder of XX.toml rules files.",
 )
+_overrides = click.option(
+    "--overrides", "overrides", multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An SPV's file of [[title_overrides]] to add to the rules data (repeatable).",
+)
+
+
+def rules_option(command):
+    return _rules_dir(_overrides(command))
 
 
 @click.group()
@@ -37,10 +51,10 @@ def cli():
 
 @cli.command(cls=ConnectedProviderCommand)
 @rules_option
-def diff(provider, rules_dir):
+def diff(provider, rules_dir, overrides):
     """Show what differs between the rules data and the registry."""
     with handled():
-        rules = jurisdictions.load(rules_dir)
+        rules = jurisdictions.load(rules_dir, overrides)
     client = connect(provider)
     with handled():
         for line in onchain.describe(jurisdictions.pending(client, rules), len(rules)):
@@ -50,11 +64,11 @@ def diff(provider, rules_dir):
 @cli.command(cls=ConnectedProviderCommand)
 @account_option()
 @rules_option
-def apply(provider, account, rules_dir):
+def apply(provider, account, rules_dir, overrides):
     """Send the changes `diff` shows (nothing when the registry already matches)."""
     sender = require_account(account)
     with handled():
-        rules = jurisdictions.load(rules_dir)
+        rules = jurisdictions.load(rules_dir, overrides)
     client = connect(provider)
     with handled():
         changes = jurisdictions.pending(client, rules)
@@ -80,10 +94,10 @@ def apply(provider, account, rules_dir):
 @cli.command(cls=ConnectedProviderCommand)
 @rules_option
 @click.argument("jurisdiction")
-def show(provider, rules_dir, jurisdiction):
+def show(provider, rules_dir, overrides, jurisdiction):
     """Print one jurisdiction's rules (alpha-2 or numeric) and its on-chain row."""
     with handled():
-        rules = jurisdictions.load(rules_dir)
+        rules = jurisdictions.load(rules_dir, overrides)
     client = connect(provider)
     with handled():
         for line in jurisdictions.view(client, rules, jurisdiction).describe():

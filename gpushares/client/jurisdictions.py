@@ -36,7 +36,14 @@ from jurisdictions import onchain
 from jurisdictions.codes import HolderPolicyCode, Restriction, TitleStatus
 from jurisdictions.engine import check_gpu_location, default_rules
 from jurisdictions.onchain import JurisdictionSetting, OverrideChange, RowChange
-from jurisdictions.rules import RULES_DIR, JurisdictionRules, RuleBook, RulesError, load_rules
+from jurisdictions.rules import (
+    RULES_DIR,
+    JurisdictionRules,
+    RuleBook,
+    RulesError,
+    load_rules,
+    with_overrides,
+)
 
 RULES_ADMIN_ROLE_NAME = "RULES_ADMIN_ROLE"
 RECEIVER_POLICY_CODES = (Restriction.RECEIVER_JURISDICTION_BLOCKED,
@@ -48,12 +55,16 @@ RECEIVER_POLICY_CODES = (Restriction.RECEIVER_JURISDICTION_BLOCKED,
 # ---------------------------------------------------------------------------------
 
 
-def load(directory: Path | None = None) -> RuleBook:
-    """The rules data in `directory` (default: the shipped `jurisdictions/rules/`)."""
+def load(directory: Path | None = None, overrides: Sequence[Path] = ()) -> RuleBook:
+    """The rules data in `directory` (default: the shipped `jurisdictions/rules/`), plus
+    the title overrides of each file in `overrides` (an SPV's own legal opinions)."""
     try:
-        return load_rules(directory or RULES_DIR)
+        rules = load_rules(directory or RULES_DIR)
+        for path in overrides:
+            rules = with_overrides(rules, path)
     except RulesError as exc:
         raise BadInput(f"rules data rejected, nothing sent: {exc}") from exc
+    return rules
 
 
 def shipped() -> RuleBook | None:

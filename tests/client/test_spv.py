@@ -6,7 +6,6 @@ same plan with the same message when it is sent anyway."""
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +21,7 @@ from gpushares.client.chain import Plan, Receipt, Refused, Reverted
 from gpushares.client.context import Client
 from gpushares.client.jurisdictions import Restricted
 from gpushares.client.units import BadInput
-from gpushares.demo import SPV_LEI, rules_with_demo_override
+from gpushares.demo import SPV_LEI, TITLE_OVERRIDE
 from gpushares.devnode import PROJECT_ROOT
 from gpushares.fleet import GPURow
 from jurisdictions.codes import MESSAGES, Restriction
@@ -101,9 +100,8 @@ def gpu_row(serial: str, location: int = 840, commissioned: str = "2025-03-17") 
 
 
 def demo_override_rules() -> RuleBook:
-    """The shipped rules plus the demo SPV's US title override (read from a copy)."""
-    with tempfile.TemporaryDirectory() as folder:
-        return jurisdictions.load(rules_with_demo_override(Path(folder)))
+    """The shipped rules plus the demo SPV's US title override (its own file)."""
+    return jurisdictions.load(overrides=[TITLE_OVERRIDE])
 
 
 SHIPPED = jurisdictions.load()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from web3.contract import Contract
 
-from gpushares.demo import SPV_LEI, rules_with_demo_override
+from gpushares.demo import SPV_LEI, TITLE_OVERRIDE
 from gpushares.demo import test_account as account_address
 from gpushares.devnode import CHAIN_ID, PROJECT_ROOT, AnvilNode
 from jurisdictions.codes import MESSAGES, Restriction
@@ -123,7 +123,6 @@ def story(ape: ApeRunner, chain: Chain, deployment: Deployment,
     shares; Alice sends 100 to an unregistered wallet with --skip-checks; the SPV's
     status as a real `ape` process."""
     people = {"operator": OPERATOR, "alice": ALICE}
-    override = rules_with_demo_override(tmp_path_factory.mktemp("override"))
     spv1 = ("--account", "TEST::1", "--spv", "1")
     commands = {
         "rules": ("jurisdictions", "apply", "--account", "TEST::0"),
@@ -133,7 +132,8 @@ def story(ape: ApeRunner, chain: Chain, deployment: Deployment,
                    "--jurisdiction", "840", "--lei", SPV_LEI, "--documents", str(DOCUMENTS),
                    "--token-name", "Lone Star H100 Shares", "--symbol", "LSH1",
                    "--shares-per-gpu", "1000"),
-        "override": ("jurisdictions", "apply", "--account", "TEST::1", "--rules", str(override)),
+        "override": ("jurisdictions", "apply", "--account", "TEST::1",
+                     "--overrides", str(TITLE_OVERRIDE)),
         "add-gpus": ("spv", "add-gpus", *spv1, "--csv", str(FLEET_CSV)),
         "mint": ("spv", "mint", *spv1, "--to", ALICE, "--shares", "3000"),
         "skip-checks": ("spv", "transfer", "--account", "TEST::2", "--spv", "1",
