@@ -88,6 +88,9 @@ BUDGETS: dict[str, Budget] = {
     # the client layer against the contracts
     "client_transfer_plans": Budget(dev=25, ci=60, deep=1_000),
     "client_rules_apply": Budget(dev=15, ci=25, deep=1_000),
+    "client_pool_max_borrow": Budget(dev=6, ci=6, deep=1_000),
+    "client_perp_quote": Budget(dev=8, ci=8, deep=1_000),
+    "client_hedge_scenarios": Budget(dev=10, ci=10, deep=1_000),
 }
 
 

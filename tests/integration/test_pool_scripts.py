@@ -1,4 +1,6 @@
-"""The lending scripts (`ape run pool ...`, `ape run keeper`) against a real anvil.
+"""Smoke tests of the lending scripts (`ape run pool ...`, `ape run keeper`) against a
+real anvil; the logic they call is tested in-process in tests/client/test_pool.py and
+tests/client/test_keeper.py.
 
 One anvil and one deployment for the module: the platform deploys, the SPV operator
 registers its fleet and mints shares, the KYC provider registers the people, the hub
@@ -7,14 +9,12 @@ the hub as real reports: a `nav-per-share` snapshot of the fleet read from the c
 signed by two of the three oracle keys, logged and published by the oracle's
 publisher (no mock oracle anywhere).
 
-Then the lending story, one module-scoped fixture per step (create -> supply ->
-collateral + borrow -> NAV drop -> keeper dry run and a refused keeper -> liquidation ->
-pause -> stale price -> collateral income -> risk parameters -> exits -> a second
-market created without KYC rights). Each step records the chain state, read with web3
-independently of the scripts, before and after its commands, so the tests that check a
-step do not depend on the order they run in. Refusals are checked to send nothing: no
-new block, no nonce used. The commands run inside the test process
-(tests/integration/conftest.py), one after another.
+Then one story, as an operator's shell runs it: create a market, supply, post
+collateral, a refused borrow (before sending, then by the contract with
+--skip-checks), a borrow, `pool status` as a real `ape` process; the NAV falls, a keeper
+without a KYC record is refused before any transaction, the keeper liquidates (a real
+`ape` process) and a second pass finds nothing. The chain state is read with web3,
+independently of the scripts, around each step.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from eth_utils import keccak
 
 from gpushares import abi, lending, reasons
 from gpushares.demo import test_account as account_address
 from gpushares.devnode import PROJECT_ROOT, dev_key
+from jurisdictions import codes
 from oracle import attest, reports, valuation
 from oracle.log import AttestationLog
 from oracle.publisher import Publisher
@@ -72,15 +72,9 @@ SUPPLY = 50_000
 # the refused request is above the max LTV.
 BORROW_LTV = 0.69
 TOO_MUCH_LTV = 0.71
-INCOME = "10000.00"
 
 ABOVE_MAX_LTV = reasons.POOL_BORROW_PUT_LOAN_ABOVE
-STALE = reasons.POOL_COLLATERAL_PRICE_STALE_OLDER
-PAUSED = reasons.POOL_PAUSED_GUARDIAN_REPAY_STILL
-FROZEN = reasons.POOL_WALLET_FROZEN_COMPLIANCE
-NOT_REGISTERED = ("The receiver has no eligibility record in the compliance registry; "
-                  "they must complete KYC first.")
-MARKET_CREATOR_ROLE = keccak(text="MARKET_CREATOR_ROLE")
+NOT_REGISTERED = codes.message(codes.Restriction.RECEIVER_NOT_REGISTERED)
 
 # The line `scripts/_lib.py:report` prints for every transaction.
 TX_LINE = re.compile(r"tx (0x[0-9a-fA-F]{64}) \(block (\d+), gas ([\d,]+)\)")
@@ -152,6 +146,7 @@ class World:
     oracle: NavOracle
     adapter: str
     navs: list[int] = field(default_factory=list)
+    results: dict[str, ApeResult] = field(default_factory=dict)
 
 
 def run_each(ape: ApeRunner, *commands: tuple[str, ...]) -> list[ApeResult]:
@@ -357,207 +352,48 @@ def checked_price(chain: Chain, pool: str) -> int:
     return chain.contract("LendingPool", pool).functions.price().call()
 
 
-def time_travel(chain: Chain, seconds: int) -> None:
-    chain.web3.provider.make_request("evm_increaseTime", [seconds])
-    chain.web3.provider.make_request("evm_mine", [])
-
-
 # ---------------------------------------------------------------------------------
-# The lending story, one fixture per step
+# The lending story
 # ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Created:
-    result: ApeResult
-    pool: str
-    model: str
 
 
 @pytest.fixture(scope="module")
-def created(ape: ApeRunner, chain: Chain, world: World) -> Created:
+def pool(ape: ApeRunner, chain: Chain, world: World) -> str:
     """The platform (market creator and KYC provider) creates market 1 with defaults."""
-    result = ok(ape("pool", "create", "--account", "TEST::0", "--spv", "1"))
+    world.results["create"] = ok(ape("pool", "create", "--account", "TEST::0", "--spv", "1"))
     factory = chain.contract("LendingPoolFactory", world.deployed["lending_pool_factory"])
-    pool = factory.functions.market_at(1).call()
-    model = chain.contract("LendingPool", pool).functions.rate_model().call()
-    return Created(result, pool, model)
+    return factory.functions.market_at(1).call()
 
 
 @pytest.fixture(scope="module")
-def pool(created: Created) -> str:
-    return created.pool
-
-
-@pytest.fixture(scope="module")
-def supplied(ape: ApeRunner, chain: Chain, world: World, pool: str) -> Step:
-    """The deployer mints mock mUSDC to the lender, then to the keeper while the lender
-    supplies 50,000."""
+def story(ape: ApeRunner, chain: Chain, world: World, pool: str) -> Step:
     r = Recorder(ape, chain, world, pool)
-    r.together({
-        "status new": ("pool", "status", "--pool", "1"),  # minting changes no pool state
-        "mint lender": ("pool", "mint-mock", "--account", "TEST::0", "--to", LENDER,
-                        "--amount", "100000"),
-    })
-    r.together({
-        "mint keeper": ("pool", "mint-mock", "--account", "TEST::0", "--to", KEEPER,
-                        "--amount", "50000"),
-        "supply": ("pool", "supply", "--account", "TEST::2", "--pool", "1",
-                   "--amount", str(SUPPLY)),
-    })
-    return r.step()
-
-
-@pytest.fixture(scope="module")
-def borrowed(ape: ApeRunner, chain: Chain, world: World, pool: str, supplied: Step) -> Step:
-    """The borrower posts 250 shares, asks for 71 % of their value (refused before
-    sending, then by the contract with --skip-checks) and borrows 69 % (whole mUSDC, at
-    the NAV the chain holds: it follows the fleet's depreciation to the chain's date)."""
-    r = Recorder(ape, chain, world, pool)
+    r.run("mint lender", "pool", "mint-mock", "--account", "TEST::0", "--to", LENDER,
+          "--amount", "100000")
+    r.run("mint keeper", "pool", "mint-mock", "--account", "TEST::0", "--to", KEEPER,
+          "--amount", "50000")
+    r.run("supply", "pool", "supply", "--account", "TEST::2", "--pool", "1",
+          "--amount", str(SUPPLY))
     r.run("deposit", "pool", "deposit-collateral", "--account", "TEST::3", "--pool", "1",
           "--shares", str(COLLATERAL))
-    after_deposit = r.read()
-    value = COLLATERAL * checked_price(chain, pool) / 10**8  # USD
+    # 69 % and 71 % of the collateral's value at the NAV on the chain (it ages with the
+    # chain's date), in whole mUSDC.
+    value = COLLATERAL * checked_price(chain, pool) / 10**8
     amount, too_much = int(value * BORROW_LTV), int(value * TOO_MUCH_LTV) + 1
     borrow = ("pool", "borrow", "--account", "TEST::3", "--pool", "1")
     r.refused("too much", *borrow, "--amount", str(too_much))
     r.refused("too much, skip checks", *borrow, "--amount", str(too_much), "--skip-checks")
     r.run("borrow", *borrow, "--amount", str(amount))
-    r.run("status near", "pool", "status", "--pool", "1", "--near", "15")
-    return r.step(after_deposit=after_deposit, price=checked_price(chain, pool), amount=amount)
-
-
-@pytest.fixture(scope="module")
-def crashed(ape: ApeRunner, chain: Chain, world: World, pool: str, borrowed: Step) -> Step:
-    """The H100 index falls from 2.40 to 2.00: the oracle publishes a lower NAV and the
-    loan is above the liquidation LTV; `pool status` says so."""
-    r = Recorder(ape, chain, world, pool)
-    world.navs.append(world.oracle.publish(INDEX_CRASH))
-    r.run("status", "pool", "status", "--pool", "1", subprocess=True)
-    return r.step(price=checked_price(chain, pool))
-
-
-@pytest.fixture(scope="module")
-def keepers_that_send_nothing(
-    ape: ApeRunner, chain: Chain, world: World, pool: str, crashed: Step
-) -> Step:
-    """The keeper's dry run, and a keeper with no KYC record, who may not receive the
-    collateral and is refused up front (both send nothing, so they run together)."""
-    r = Recorder(ape, chain, world, pool)
-    r.together({"dry run": ("keeper", "--account", "TEST::4", "--dry-run")},
-               {"outsider": ("keeper", "--account", "TEST::5")})
-    return r.step()
-
-
-@pytest.fixture(scope="module")
-def liquidated(
-    ape: ApeRunner, chain: Chain, world: World, pool: str, keepers_that_send_nothing: Step
-) -> Step:
-    """The registered keeper liquidates the loan; a second pass finds nothing."""
-    r = Recorder(ape, chain, world, pool)
+    r.run("status near", "pool", "status", "--pool", "1", "--near", "15", subprocess=True)
     price = checked_price(chain, pool)
+    world.navs.append(world.oracle.publish(INDEX_CRASH))
+    r.refused("outsider", "keeper", "--account", "TEST::5")
+    before_keeper = r.read()
     r.run("keeper", "keeper", "--account", "TEST::4", subprocess=True)
-    after_first = r.read()
+    after_keeper = r.read()
     r.run("second pass", "keeper", "--account", "TEST::4", "--pool", "1")
-    return r.step(price=price, after_first=after_first)
-
-
-@pytest.fixture(scope="module")
-def paused(ape: ApeRunner, chain: Chain, world: World, pool: str, liquidated: Step) -> Step:
-    """The borrower borrows again on what collateral is left; the guardian pauses:
-    borrowing stops, repay goes on; the guardian unpauses."""
-    r = Recorder(ape, chain, world, pool)
-    borrow = ("pool", "borrow", "--account", "TEST::3", "--pool", "1")
-    r.run("borrow", *borrow, "--amount", "500")
-    r.run("pause", "pool", "set", "--account", "TEST::0", "--pool", "1", "--pause")
-    after_pause = r.read()
-    r.refused("borrow paused", *borrow, "--amount", "100")
-    before_repay = r.read()
-    r.run("repay", "pool", "repay", "--account", "TEST::3", "--pool", "1", "--amount", "100")
-    after_repay = r.read()
-    r.run("unpause", "pool", "set", "--account", "TEST::0", "--pool", "1", "--unpause")
-    # A wallet the compliance registry freezes borrows nothing until it is unfrozen.
-    freeze = ("kyc", "freeze", "--account", "TEST::0", "--investor", BORROWER)
-    r.run("freeze", *freeze)
-    r.refused("borrow frozen", *borrow, "--amount", "100")
-    r.refused("borrow frozen, skip checks", *borrow, "--amount", "100", "--skip-checks")
-    r.run("unfreeze", *freeze, "--unfreeze")
-    return r.step(after_pause=after_pause, before_repay=before_repay, after_repay=after_repay)
-
-
-@pytest.fixture(scope="module")
-def stale(ape: ApeRunner, chain: Chain, world: World, pool: str, paused: Step) -> Step:
-    """No NAV arrives for longer than the feed's heartbeat: no borrowing, no
-    liquidations, but repay works."""
-    time_travel(chain, HEARTBEAT + 3_600)
-    r = Recorder(ape, chain, world, pool)
-    borrow = ("pool", "borrow", "--account", "TEST::3", "--pool", "1")
-    r.together({"keeper": ("keeper", "--account", "TEST::4"),
-                "status": ("pool", "status", "--pool", "1")},
-               {"borrow stale": (*borrow, "--amount", "100")})
-    r.refused("borrow stale, skip checks", *borrow, "--amount", "100", "--skip-checks")
-    before_repay = r.read()
-    r.run("repay all", "pool", "repay", "--account", "TEST::3", "--pool", "1", "--all")
-    return r.step(before_repay=before_repay)
-
-
-@pytest.fixture(scope="module")
-def income(ape: ApeRunner, chain: Chain, world: World, pool: str, stale: Step) -> Step:
-    """The SPV distributes rental income; the borrower claims what the collateral in the
-    pool earned."""
-    r = Recorder(ape, chain, world, pool)
-    r.run("distribute", "spv", "distribute", "--account", "TEST::1", "--spv", "1",
-          "--amount", INCOME)
-    after_distribute = r.read()
-    r.run("claim", "pool", "claim-income", "--account", "TEST::3", "--pool", "1")
-    return r.step(after_distribute=after_distribute)
-
-
-@pytest.fixture(scope="module")
-def risk_set(ape: ApeRunner, chain: Chain, world: World, pool: str, income: Step) -> Step:
-    r = Recorder(ape, chain, world, pool)
-    r.run("max ltv", "pool", "set", "--account", "TEST::0", "--pool", "1", "--max-ltv", "65")
-    return r.step()
-
-
-@pytest.fixture(scope="module")
-def exits(ape: ApeRunner, chain: Chain, world: World, pool: str, risk_set: Step) -> Step:
-    """Everyone leaves, price still stale: the borrower (no debt) takes the collateral
-    back while the lender redeems every vault share."""
-    r = Recorder(ape, chain, world, pool)
-    r.together({
-        "collateral back": ("pool", "withdraw-collateral", "--account", "TEST::3", "--pool",
-                            "1", "--all"),
-        "withdraw all": ("pool", "withdraw", "--account", "TEST::2", "--pool", "1", "--all"),
-    })
-    return r.step()
-
-
-@pytest.fixture(scope="module")
-def second_market(ape: ApeRunner, chain: Chain, world: World, pool: str, exits: Step) -> Step:
-    """The operator, made a market creator but not a KYC provider, creates market 2: the
-    pool is not registered, the script prints the KYC command, and collateral is refused
-    until the KYC provider runs it."""
-    factory = chain.contract("LendingPoolFactory", world.deployed["lending_pool_factory"])
-    tx = factory.functions.grantRole(MARKET_CREATOR_ROLE, OPERATOR).transact({"from": DEPLOYER})
-    assert chain.web3.eth.wait_for_transaction_receipt(tx)["status"] == 1
-    r = Recorder(ape, chain, world, pool)
-    r.run("create", "pool", "create", "--account", "TEST::1", "--spv", "1", "--lltv", "75",
-          "--max-ltv", "60.5", "--reserve-factor", "12.5", "--base-rate", "1", "--kink", "90",
-          "--name", "Lone Star conservative", "--symbol", "lLSC")
-    pool2 = factory.functions.market_at(2).call()
-    registry = chain.contract("ComplianceRegistry", world.deployed["compliance_registry"])
-    registered_before = registry.functions.investor(pool2).call()
-    r.refused("deposit unregistered", "pool", "deposit-collateral", "--account", "TEST::3",
-              "--pool", "2", "--shares", "10")
-    command = re.search(r"ape run kyc register (.+)", r.results["create"].output)
-    assert command is not None, str(r.results["create"])
-    args = command.group(1).replace("--network ethereum:local:foundry", "").split()
-    args[args.index("KYC_PROVIDER")] = "TEST::0"
-    r.run("kyc", "kyc", "register", *args)
-    r.together({"status all": ("pool", "status"),
-                "keeper all": ("keeper", "--account", "TEST::4")})
-    return r.step(pool2=pool2, registered_before=registered_before)
+    return r.step(amount=amount, price=price, crashed=checked_price(chain, pool),
+                  before_keeper=before_keeper, after_keeper=after_keeper)
 
 
 # ---------------------------------------------------------------------------------
@@ -565,311 +401,67 @@ def second_market(ape: ApeRunner, chain: Chain, world: World, pool: str, exits: 
 # ---------------------------------------------------------------------------------
 
 
-def test_nav_reports_reach_the_pool_through_the_hub(world: World, created: Created,
-                                                    chain: Chain) -> None:
-    adapter = chain.contract("FeedAdapter", world.adapter).functions
-    assert adapter.decimals().call() == 8 and adapter.heartbeat().call() == HEARTBEAT
-    _, answer, _, updated, _ = adapter.latestRoundData().call()
-    assert answer == world.navs[0] > 0
-    assert updated <= chain.web3.eth.get_block("latest")["timestamp"]
-    p = chain.contract("LendingPool", created.pool).functions
-    assert p.price_feed().call() == world.adapter
-
-
-def test_create_deploys_a_rate_model_and_registers_the_pool(
-    created: Created, world: World, chain: Chain
-) -> None:
-    p = chain.contract("LendingPool", created.pool).functions
-    assert p.asset().call() == world.deployed["income_token"]
-    assert p.collateral_token().call() == world.token
-    assert p.lltv().call() == 80 * WAD // 100
-    assert p.max_ltv().call() == 70 * WAD // 100
-    assert p.reserve_factor_bps().call() == 1_000
-    assert p.treasury().call() == DEPLOYER
-    assert p.name().call() == "GPU Lend LSH1/mUSDC" and p.symbol().call() == "lLSH1"
-    assert p.hasRole(keccak(text="GUARDIAN_ROLE"), DEPLOYER).call()
-    model = chain.contract("KinkedRateModel", created.model).functions
-    assert (model.base_rate_per_year().call(), model.slope1_per_year().call(),
-            model.slope2_per_year().call(), model.kink().call()) == (
-        2 * WAD // 100, 10 * WAD // 100, 300 * WAD // 100, 80 * WAD // 100)
+def test_pool_commands_create_supply_and_borrow(story: Step, world: World, chain: Chain,
+                                                pool: str) -> None:
+    p = chain.contract("LendingPool", pool).functions
+    assert p.price_feed().call() == world.adapter and p.lltv().call() == 80 * WAD // 100
     registry = chain.contract("ComplianceRegistry", world.deployed["compliance_registry"])
-    jurisdiction, accredited, expires, frozen, registered = (
-        registry.functions.investor(created.pool).call())
-    assert (jurisdiction, accredited, frozen, registered) == (840, True, False, True)
-    assert expires > chain.web3.eth.get_block("latest")["timestamp"] + 50 * 365 * 86_400
-    out = created.result.output
-    assert f"market 1: pool {created.pool}" in out
-    assert "market 1 can hold LSH1 collateral now" in out
-    assert len(TX_LINE.findall(out)) == 3  # rate model, create_market, set_investor
-    token = chain.contract("GPUShareToken", world.token).functions
-    assert token.detectTransferRestriction(BORROWER, created.pool, SHARE).call() == 0
+    assert registry.functions.investor(pool).call()[4] is True
+    created = world.results["create"].output
+    assert f"market 1: pool {pool}" in created and "market 1 can hold LSH1 collateral now" in \
+        created
+    assert len(TX_LINE.findall(created)) == 3  # rate model, create_market, set_investor
+    state = story.state()
+    assert state["total_assets"] >= SUPPLY * USDC
+    assert "supply 50,000 mUSDC to market 1" in story["supply"].output
+    assert "vault shares, now worth" in story["supply"].output
+    collateral, debt, _ = story.extra["before_keeper"]["contracts"]["position"]
+    amount = story.extra["amount"] * USDC
+    assert collateral == COLLATERAL * SHARE and amount <= debt <= amount + amount // 10_000
+    health = lending.health(lending_market(chain, pool), collateral, debt, story.extra["price"])
+    assert health.within_max_ltv
+    assert f"LTV {health.ltv_percent()} (max 70.00%, liquidation above 80.00%)" in \
+        story["borrow"].output
 
 
-def test_status_of_a_new_market(supplied: Step, created: Created) -> None:
-    out = supplied["status new"].output
-    for fragment in (
-        f"market 1: GPU Lend LSH1/mUSDC (lLSH1) at {created.pool}",
-        "price feed    NAV/LSH1/USD",
-        "LLTV 80.00%, max LTV 70.00%, liquidation incentive 1.0638, reserve factor 10.00%",
-        "paused: no",
-        f"(heartbeat {HEARTBEAT}s)",
-        "utilisation 0.00%, borrow APR 2.00%, supply APR 0.00%",
-        "total supplied 0 mUSDC",
-        "loans: none",
-    ):
-        assert fragment in out, f"{fragment!r} missing from\n{out}"
-
-
-def test_supply_deposits_into_the_vault(supplied: Step) -> None:
-    before, after = supplied.state("before"), supplied.state()
-    assert after["stablecoin"]["keeper"] == 50_000 * USDC
-    assert after["stablecoin"]["lender"] == 100_000 * USDC - SUPPLY * USDC
-    assert after["total_assets"] == SUPPLY * USDC
-    assert SUPPLY * USDC - 1 <= after["lender_value"] <= SUPPLY * USDC
-    assert after["lender_shares"] > before["lender_shares"] == 0
-    out = supplied["supply"].output
-    assert "supply 50,000 mUSDC to market 1" in out and len(TX_LINE.findall(out)) == 2
-
-
-def test_deposit_collateral_and_borrow_within_max_ltv(borrowed: Step, chain: Chain,
-                                                      pool: str) -> None:
-    deposited = borrowed.extra["after_deposit"]["contracts"]
-    assert deposited["position"][0] == COLLATERAL * SHARE
-    assert deposited["shares"]["borrower"] == (BORROWER_SHARES - COLLATERAL) * SHARE
-    collateral, debt, _scaled = borrowed.state()["position"]
-    assert collateral == COLLATERAL * SHARE
-    amount = borrowed.extra["amount"] * USDC
-    assert amount <= debt <= amount + 1
-    assert borrowed.state()["stablecoin"]["borrower"] == amount
-    health = lending.health(lending_market(chain, pool), collateral, debt, borrowed.extra["price"])
-    assert health.within_max_ltv and not health.liquidatable
-    assert "borrow up to" in borrowed["deposit"].output
-    assert f"LTV {health.ltv_percent()}" in borrowed["borrow"].output
-
-
-def test_borrow_above_max_ltv_is_refused_before_sending(borrowed: Step) -> None:
-    assert_nothing_sent(borrowed, "too much", "borrow refused, nothing sent",
+def test_a_borrow_above_the_max_ltv_is_refused_before_sending_and_by_the_pool(
+        story: Step) -> None:
+    assert_nothing_sent(story, "too much", "borrow refused, nothing sent",
                         "above the max LTV 70.00%", "borrow at most")
+    assert_contract_refused(story, "too much, skip checks", ABOVE_MAX_LTV)
 
 
-def test_borrow_above_max_ltv_with_skip_checks_shows_the_contracts_refusal(
-    borrowed: Step,
-) -> None:
-    assert_contract_refused(borrowed, "too much, skip checks", ABOVE_MAX_LTV)
-
-
-def test_lower_nav_makes_the_loan_liquidatable_and_status_flags_it(
-    crashed: Step, world: World, chain: Chain, pool: str
-) -> None:
-    assert world.navs[1] < world.navs[0]
-    assert crashed.extra["price"] == world.navs[1]
-    collateral, debt, _ = crashed.state()["position"]
-    health = lending.health(lending_market(chain, pool), collateral, debt, world.navs[1])
-    assert health.liquidatable
-    out = crashed["status"].output
-    assert re.search(rf"{BORROWER}: collateral 250 LSH1, debt [\d,.]+ mUSDC, LTV "
-                     rf"{re.escape(health.ltv_percent())}\s+LIQUIDATABLE", out), out
-
-
-def test_status_flags_loans_near_liquidation(borrowed: Step) -> None:
-    """At ~69 % LTV the loan is 11 points under the 80 % LLTV: `--near 15` flags it."""
-    out = borrowed["status near"].output
-    amount = borrowed.extra["amount"]
+def test_pool_status_as_a_real_ape_process(story: Step) -> None:
+    out = story["status near"].output
+    amount = story.extra["amount"]
     assert re.search(rf"{BORROWER}: collateral 250 LSH1, debt {amount:,}(\.\d+)? mUSDC, LTV "
                      r"6[89]\.\d\d%\s+near liquidation", out), out
-    assert "LIQUIDATABLE" not in out
-    assert f"utilisation {100 * amount / SUPPLY:.2f}%" in out
-    assert f"total borrowed {amount:,}" in out
+    assert "LLTV 80.00%, max LTV 70.00%, liquidation incentive 1.0638" in out
+    assert f"(heartbeat {HEARTBEAT}s)" in out and "reverted" not in out
 
 
-def test_keeper_dry_run_changes_nothing(keepers_that_send_nothing: Step) -> None:
-    step = keepers_that_send_nothing
-    out = step["dry run"].output
-    assert "1 liquidatable" in out and "would repay" in out
-    assert "dry run: 1 loan(s) would be liquidated; nothing sent" in out
-    assert not TX_LINE.search(out)
-    assert step.before == step.after
-
-
-def test_unregistered_keeper_is_refused_before_any_transaction(
-    keepers_that_send_nothing: Step,
-) -> None:
-    assert_nothing_sent(keepers_that_send_nothing, "outsider", "keeper refused, nothing sent",
+def test_a_keeper_without_a_kyc_record_is_refused_before_any_transaction(story: Step) -> None:
+    assert_nothing_sent(story, "outsider", "keeper refused, nothing sent",
                         f"{OUTSIDER} may not hold LSH1 collateral (ERC-1404 code 6)",
                         NOT_REGISTERED)
 
 
-def test_keeper_liquidates_the_loan(liquidated: Step, chain: Chain, pool: str) -> None:
-    before, after = liquidated.state("before"), liquidated.extra["after_first"]["contracts"]
+def test_the_keeper_liquidates_and_a_second_pass_finds_nothing(story: Step, chain: Chain,
+                                                              pool: str) -> None:
+    before = story.extra["before_keeper"]["contracts"]
+    after = story.extra["after_keeper"]["contracts"]
     collateral_before, debt_before, _ = before["position"]
     collateral, debt, _ = after["position"]
-    price = liquidated.extra["price"]
-    health = lending.health(lending_market(chain, pool), collateral, debt, price)
-    assert debt == 0 or not health.liquidatable
+    assert lending.health(lending_market(chain, pool), collateral_before, debt_before,
+                          story.extra["crashed"]).liquidatable
     seized = after["shares"]["keeper"] - before["shares"]["keeper"]
     assert seized > 0 and collateral == collateral_before - seized
-    assert after["total_collateral"] == collateral
     repaid = before["stablecoin"]["keeper"] - after["stablecoin"]["keeper"]
     assert debt_before <= repaid <= debt_before + debt_before // 10_000 + 1
-    # Collateral worth the repayment times the incentive, at the NAV (no bad debt).
-    incentive = chain.contract("LendingPool", pool).functions.liquidation_incentive().call()
-    expected = repaid * incentive * 10**(8 + 18) // (WAD * price * USDC)
-    assert seized == expected
-    # The lenders lost nothing: their claim is the supply plus interest.
-    assert after["lender_value"] >= SUPPLY * USDC
-    assert after["total_assets"] >= SUPPLY * USDC
-    out = liquidated["keeper"].output
-    assert f"liquidate {BORROWER}: tx" in out
-    assert "bad debt written off 0 mUSDC" in out
-    assert "liquidated 1 loan(s)" in out and len(TX_LINE.findall(out)) == 2  # approve + liquidate
-
-
-def test_second_keeper_pass_finds_nothing(liquidated: Step) -> None:
-    result = liquidated["second pass"]
-    assert result.returncode == 0
-    assert "no unhealthy loans" in result.output and not TX_LINE.search(result.output)
-    assert liquidated.state() == liquidated.extra["after_first"]["contracts"]
-
-
-def test_pause_blocks_borrowing(paused: Step) -> None:
-    assert paused.extra["after_pause"]["contracts"]["paused"] is True
-    assert_nothing_sent(paused, "borrow paused", "borrow refused, nothing sent", PAUSED)
-
-
-def test_pause_does_not_block_repay(paused: Step) -> None:
-    before = paused.extra["before_repay"]["contracts"]
-    after = paused.extra["after_repay"]["contracts"]
-    assert after["paused"] is True
-    # 100 off the debt, less the interest of the blocks in between (the debt is ~400).
-    assert 100 * USDC - 100 <= before["position"][1] - after["position"][1] <= 100 * USDC
-    assert before["stablecoin"]["borrower"] - after["stablecoin"]["borrower"] == 100 * USDC
-    assert paused.state()["paused"] is False
-
-
-def test_frozen_wallet_cannot_borrow(paused: Step) -> None:
-    assert_nothing_sent(paused, "borrow frozen", "borrow refused, nothing sent", FROZEN)
-    assert_contract_refused(paused, "borrow frozen, skip checks", FROZEN)
-
-
-def test_stale_price_refuses_borrowing_before_sending(stale: Step) -> None:
-    assert_nothing_sent(stale, "borrow stale", "borrow refused, nothing sent", STALE)
-
-
-def test_stale_price_refuses_borrowing_in_the_contract_too(stale: Step) -> None:
-    assert_contract_refused(stale, "borrow stale, skip checks", STALE)
-
-
-def test_stale_price_pauses_the_keeper(stale: Step) -> None:
-    out = stale["keeper"].output
-    assert f"market 1: {STALE}: liquidations are paused until a fresh price, skipped" in out
-    assert "no unhealthy loans (1 market(s) skipped: stale price)" in out
-    assert not TX_LINE.search(out)
-
-
-def test_stale_price_in_status(stale: Step) -> None:
-    out = stale["status"].output
-    assert "STALE: borrowing, collateral withdrawals and liquidations paused" in out
-    assert "at the stale price" in out
-    # Staleness is read from the feed first: no reverted call, so no ape trace.
-    assert "reverted" not in out
-
-
-def test_repay_all_works_while_stale(stale: Step) -> None:
-    before = stale.extra["before_repay"]["contracts"]
-    after = stale.state()
-    assert before["position"][1] > 0
-    assert after["position"][1] == 0 and after["position"][2] == 0
-    paid = before["stablecoin"]["borrower"] - after["stablecoin"]["borrower"]
-    assert paid >= before["position"][1]  # the debt plus the interest of the stale days
-    assert "debt now 0 mUSDC" in stale["repay all"].output
-
-
-def test_claim_income_pays_the_collaterals_share(income: Step, chain: Chain, world: World) -> None:
-    distributed = income.extra["after_distribute"]["contracts"]
-    claimed = income.state()
-    owed = distributed["income_owed"]
-    collateral = distributed["position"][0]
-    token = chain.contract("GPUShareToken", world.token).functions
-    supply = token.totalSupply().call()
-    assert owed > 0
-    assert abs(owed - 10_000 * USDC * collateral // supply) <= 1
-    assert claimed["stablecoin"]["borrower"] - distributed["stablecoin"]["borrower"] == owed
-    assert claimed["income_owed"] == 0
-    assert "claim " in income["claim"].output and len(TX_LINE.findall(income["claim"].output)) == 1
-
-
-def test_set_changes_only_the_max_ltv(risk_set: Step) -> None:
-    before, after = risk_set.state("before"), risk_set.state()
-    assert after["max_ltv"] == 65 * WAD // 100 != before["max_ltv"]
-    assert after["reserve_factor_bps"] == before["reserve_factor_bps"] == 1_000
-    assert after["treasury"] == before["treasury"] == DEPLOYER
-    assert "max LTV 65.00%, reserve factor 10.00%" in risk_set["max ltv"].output
-
-
-def test_everyone_exits(exits: Step) -> None:
-    before, after = exits.state("before"), exits.state()
-    assert after["position"] == (0, 0, 0)
-    assert after["shares"]["borrower"] == before["shares"]["borrower"] + before["position"][0]
-    assert after["lender_shares"] == 0
-    received = after["stablecoin"]["lender"] - before["stablecoin"]["lender"]
-    assert received >= before["lender_value"] > SUPPLY * USDC  # interest earned
-    assert after["total_collateral"] == 0
-
-
-def test_second_market_without_kyc_rights_prints_the_kyc_command(
-    second_market: Step, chain: Chain, world: World
-) -> None:
-    pool2 = second_market.extra["pool2"]
-    out = second_market["create"].output
-    assert "is not a KYC provider" in out
-    assert (f"ape run kyc register --network ethereum:local:foundry --account KYC_PROVIDER "
-            f"--investor {pool2} --jurisdiction 840 --accredited --valid-days 3650") in out
-    assert second_market.extra["registered_before"][4] is False
-    assert_nothing_sent(second_market, "deposit unregistered", NOT_REGISTERED)
-    p = chain.contract("LendingPool", pool2).functions
-    assert p.lltv().call() == 75 * WAD // 100 and p.max_ltv().call() == 605 * WAD // 1000
-    assert p.reserve_factor_bps().call() == 1_250 and p.treasury().call() == OPERATOR
-    token = chain.contract("GPUShareToken", world.token).functions
-    assert token.detectTransferRestriction(BORROWER, pool2, SHARE).call() == 0
-    registry = chain.contract("ComplianceRegistry", world.deployed["compliance_registry"])
-    assert registry.functions.investor(pool2).call()[4] is True
-
-
-def test_status_and_keeper_cover_every_market(second_market: Step) -> None:
-    out = second_market["status all"].output
-    assert "2 market(s)" in out and "market 1:" in out and "market 2:" in out
-    assert "Lone Star conservative (lLSC)" in out
-    assert "LLTV 75.00%, max LTV 60.50%" in out and "reserve factor 12.50%" in out
-    assert out.count("STALE: borrowing, collateral withdrawals and liquidations paused") == 2
-    keeper = second_market["keeper all"].output
-    for number in (1, 2):
-        assert f"market {number}: {STALE}: liquidations are paused" in keeper
-    assert "no unhealthy loans (2 market(s) skipped: stale price)" in keeper
-
-
-BAD_INPUT = {
-    "unknown market": (("pool", "status", "--pool", "9"), "unknown market 9"),
-    "missing feed": (("pool", "create", "--account", "TEST::0", "--spv", "1", "--feed",
-                      "NAV/NOPE/USD"), "the oracle hub has no feed NAV/NOPE/USD"),
-    "not a market creator": (("pool", "create", "--account", "TEST::5", "--spv", "1"),
-                             "lacks the lending factory's MARKET_CREATOR_ROLE"),
-    "not the risk admin": (("pool", "set", "--account", "TEST::3", "--pool", "1",
-                            "--max-ltv", "60"), "lacks RISK_ADMIN_ROLE on market 1"),
-    "not the mock's owner": (("pool", "mint-mock", "--account", "TEST::1", "--to", LENDER,
-                              "--amount", "1"), "may not mint the mock"),
-    "no debt": (("pool", "repay", "--account", "TEST::5", "--pool", "1", "--all"),
-                "has no debt in market 1"),
-}
-
-
-@pytest.fixture(scope="module")
-def bad_input(ape: ApeRunner, chain: Chain, world: World, pool: str) -> Step:
-    """Commands the scripts refuse before sending: all at once (none sends anything)."""
-    r = Recorder(ape, chain, world, pool)
-    r.together({}, {label: args for label, (args, _) in BAD_INPUT.items()})
-    return r.step()
-
-
-@pytest.mark.parametrize("label", list(BAD_INPUT))
-def test_bad_input_is_refused_before_sending(bad_input: Step, label: str) -> None:
-    assert_nothing_sent(bad_input, label, BAD_INPUT[label][1])
+    out = story["keeper"].output
+    assert f"liquidate {BORROWER}: tx" in out and "bad debt written off 0 mUSDC" in out
+    assert "liquidated 1 loan(s) (market 1: repaid" in out
+    assert len(TX_LINE.findall(out)) == 2  # approve + liquidate
+    second = story["second pass"].output
+    assert "no unhealthy loans" in second and not TX_LINE.search(second)
+    assert story.state() == after
