@@ -10,7 +10,6 @@ deployments folder, so running it twice in a row works.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import shlex
@@ -32,7 +31,7 @@ from gpushares import abi, processes, timeline
 from gpushares.aperun import run_ape
 from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
 from gpushares.oracle_cluster import OracleCluster
-from jurisdictions.rules import RULES_DIR, load_rules
+from jurisdictions.rules import load_rules
 
 NETWORK = "ethereum:local:foundry"
 FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
@@ -147,24 +146,6 @@ class Story:
 
 def _abi(name: str) -> list[dict[str, object]]:
     return abi.load(name)
-
-
-def rules_with_demo_override(workdir: Path) -> Path:
-    """A copy of the shipped rules where the demo SPV records its US title override (the
-    shipped data stays untouched: the demo SPV is fictional)."""
-    rules = workdir / "rules"
-    shutil.copytree(RULES_DIR, rules)
-    digest = hashlib.sha256(LEGAL_OPINION.read_bytes()).hexdigest()
-    with (rules / "US.toml").open("a", encoding="utf-8") as handle:
-        handle.write(
-            "\n[[title_overrides]]\n"
-            f'spv_lei = "{SPV_LEI}"\n'
-            f'legal_opinion_sha256 = "0x{digest}"\n'
-            f'opinion_reference = "{LEGAL_OPINION.name} (demo placeholder, not an opinion)"\n'
-            'recorded_by = "Lone Star GPU Fleet I LLC (fictional demo SPV)"\n'
-            "as_of = 2026-11-21\n"
-        )
-    return rules
 
 
 def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -> None:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 WAD = 10**18
 SHARE_DECIMALS = 18
 MAX_INCENTIVE = 115 * 10**16
+# `debt = ceil(scaled * index / DEBT_SCALE)` in LendingPool.
+DEBT_SCALE = 10**24
 
 
 class Market(BaseModel):
@@ -85,6 +87,40 @@ def health(market: Market, collateral: int, debt: int, price: int) -> Health:
 def liquidation_incentive(lltv: int) -> int:
     """`min(1.15, 1 / (1 - 0.3 * (1 - lltv)))` in WAD, rounded down, as the pool."""
     return min(MAX_INCENTIVE, WAD * WAD // (WAD - 3 * (WAD - lltv) // 10))
+
+
+def debt_after_borrow(scaled: int, index: int, amount: int) -> int:
+    """The debt after borrowing `amount` at borrow `index`, rounded as the pool rounds
+    (the added scaled debt up, the debt up)."""
+    added = -(-amount * DEBT_SCALE // index)
+    return -(-(scaled + added) * index // DEBT_SCALE)
+
+
+def max_borrow(market: Market, collateral: int, debt: int, scaled: int, price: int,
+               index: int) -> int:
+    """The most a borrower can still borrow at `price` and borrow `index` within the max
+    LTV, with the pool's rounding (the new debt is rounded up)."""
+    room = max(collateral_value(market, collateral, price) * market.max_ltv // WAD - debt, 0)
+    while room > 0 and not within(market, debt_after_borrow(scaled, index, room), collateral,
+                                  price, market.max_ltv):
+        room -= 1
+    return room
+
+
+def liquidation(market: Market, incentive: int, price: int, collateral: int, debt: int,
+                max_repay: int) -> tuple[int, int, int]:
+    """`LendingPool.liquidate`'s arithmetic: collateral for `repaid * incentive`; all of it
+    (for a smaller repayment) when that is more than the loan holds, the rest of the debt
+    then written off. Returns (repaid, seized, bad debt)."""
+    per_repaid = incentive * 10 ** (market.feed_decimals + SHARE_DECIMALS)
+    per_seized = WAD * price * 10**market.asset_decimals
+    repaid = min(max_repay, debt)
+    seized = repaid * per_repaid // per_seized
+    if seized >= collateral:
+        seized = collateral
+        repaid = min(debt, -(-collateral * per_seized // per_repaid))
+    bad_debt = debt - repaid if seized == collateral and repaid < debt else 0
+    return repaid, seized, bad_debt
 
 
 def price_for_ltv(market: Market, collateral: int, debt: int, ltv: int) -> int:

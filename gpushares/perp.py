@@ -12,7 +12,7 @@ rates WAD per day; funding index WAD USD per GPU-hour; margins asset units.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,26 +22,6 @@ WAD = 10**18
 BPS = 10_000
 DAY = 86_400
 
-# The market's refusal strings (exact).
-STALE = reasons.PERP_INDEX_PRICE_STALE_OLDER
-NOT_POSITIVE = reasons.PERP_INDEX_PRICE_NOT_POSITIVE
-ZERO_SIZE = reasons.PERP_ZERO_SIZE
-NO_POSITION = reasons.PERP_NO_OPEN_POSITION
-LIQUIDATABLE = (
-    reasons.PERP_POSITION_BELOW_MAINTENANCE_MARGIN
-)
-GUARDIAN_PAUSED = reasons.PERP_NEW_RISK_PAUSED_GUARDIAN
-DEFICIT_PAUSED = reasons.PERP_INSURANCE_DEFICIT_RECORDED_NEW
-INSURANCE_EXHAUSTED = reasons.PERP_INSURANCE_FUND_EXHAUSTED_NEW
-SLIPPAGE = reasons.PERP_FILL_PRICE_WORSE_ACCEPTABLE
-NO_MARGIN_FOR_FEE = reasons.PERP_MARGIN_DOES_NOT_COVER
-BELOW_INITIAL = reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN
-LONG_CAP = reasons.PERP_LONG_OPEN_INTEREST_CAP
-SHORT_CAP = reasons.PERP_SHORT_OPEN_INTEREST_CAP
-REDUCTION_BELOW_MAINTENANCE = reasons.PERP_REDUCTION_LEAVE_POSITION_BELOW
-EXCEEDS_MARGIN = reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN
-BELOW_INITIAL_WITHDRAW = reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
-ABOVE_MAINTENANCE = reasons.PERP_POSITION_ABOVE_MAINTENANCE_MARGIN
 
 
 class RiskParams(BaseModel):
@@ -227,48 +207,48 @@ def quote_trade(state: MarketState, size: int, equity: int, size_delta: int,
     market's order of checks."""
     p, scale = state.params, state.scale
     if size_delta == 0:
-        return TradeQuote(refusal=ZERO_SIZE)
+        return TradeQuote(refusal=reasons.PERP_ZERO_SIZE)
     if state.price == 0:
-        return TradeQuote(refusal=NOT_POSITIVE)
+        return TradeQuote(refusal=reasons.PERP_INDEX_PRICE_NOT_POSITIVE)
     if not state.fresh:
-        return TradeQuote(refusal=STALE)
+        return TradeQuote(refusal=reasons.PERP_INDEX_PRICE_STALE_OLDER)
     if size != 0 and equity < maintenance_margin(size, state.price, p, scale):
-        return TradeQuote(refusal=LIQUIDATABLE)
+        return TradeQuote(refusal=reasons.PERP_POSITION_BELOW_MAINTENANCE_MARGIN)
     new_size = size + size_delta
     increases = abs(new_size) > abs(size) or (
         size != 0 and new_size != 0 and (new_size > 0) != (size > 0))
     if increases:
         if state.paused:
-            return TradeQuote(refusal=GUARDIAN_PAUSED)
+            return TradeQuote(refusal=reasons.PERP_NEW_RISK_PAUSED_GUARDIAN)
         if state.deficit != 0:
-            return TradeQuote(refusal=DEFICIT_PAUSED)
+            return TradeQuote(refusal=reasons.PERP_INSURANCE_DEFICIT_RECORDED_NEW)
         if state.insurance < 0:
-            return TradeQuote(refusal=INSURANCE_EXHAUSTED)
+            return TradeQuote(refusal=reasons.PERP_INSURANCE_FUND_EXHAUSTED_NEW)
     try:
         fill = fill_price(state.price, state.skew, size_delta, p.skew_scale)
     except ValueError as exc:
         return TradeQuote(refusal=f"PerpMarket: {exc}")
     if (fill > acceptable_price) if size_delta > 0 else (fill < acceptable_price):
-        return TradeQuote(refusal=SLIPPAGE, fill_price=fill)
+        return TradeQuote(refusal=reasons.PERP_FILL_PRICE_WORSE_ACCEPTABLE, fill_price=fill)
     premium = premium_cost(size_delta, fill, state.price, scale)
     fee = trade_fee(state.skew, size_delta, fill, p, scale)
     after = equity - premium - fee
     quote = {"fill_price": fill, "fee": fee, "premium": premium, "size_after": new_size,
              "margin_after": max(after, 0)}
     if after < 0:
-        return TradeQuote(refusal=NO_MARGIN_FOR_FEE, **quote)
+        return TradeQuote(refusal=reasons.PERP_MARGIN_DOES_NOT_COVER, **quote)
     if new_size != 0:
         if increases:
             if after < initial_margin(new_size, state.price, p, scale):
-                return TradeQuote(refusal=BELOW_INITIAL, **quote)
+                return TradeQuote(refusal=reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN, **quote)
             longs = state.long_oi + max(new_size, 0) - max(size, 0)
             shorts = state.short_oi + max(-new_size, 0) - max(-size, 0)
             if longs > p.max_long_oi * WAD and longs > state.long_oi:
-                return TradeQuote(refusal=LONG_CAP, **quote)
+                return TradeQuote(refusal=reasons.PERP_LONG_OPEN_INTEREST_CAP, **quote)
             if shorts > p.max_short_oi * WAD and shorts > state.short_oi:
-                return TradeQuote(refusal=SHORT_CAP, **quote)
+                return TradeQuote(refusal=reasons.PERP_SHORT_OPEN_INTEREST_CAP, **quote)
         elif after < maintenance_margin(new_size, state.price, p, scale):
-            return TradeQuote(refusal=REDUCTION_BELOW_MAINTENANCE, **quote)
+            return TradeQuote(refusal=reasons.PERP_REDUCTION_LEAVE_POSITION_BELOW, **quote)
     return TradeQuote(refusal=None, **quote)
 
 
@@ -291,3 +271,30 @@ def max_size_for_margin(state: MarketState, equity: int, short: bool) -> int:
 def percent(wad: int) -> str:
     """A WAD ratio as a percentage string."""
     return f"{Decimal(wad) / Decimal(WAD) * 100:.4f}%"
+
+
+def acceptable_price(fill: int, size_delta: int, slippage: Decimal) -> int:
+    """The worst fill accepted: `slippage` percent above a buy's fill, below a sell's."""
+    factor = slippage / 100
+    if size_delta > 0:
+        return int((Decimal(fill) * (1 + factor)).to_integral_value(rounding=ROUND_CEILING))
+    return max(int(Decimal(fill) * (1 - factor)), 0)
+
+
+def liquidation_price_after(size: int, margin: int, price: int, skew: int,
+                            params: RiskParams, scale: int) -> int:
+    """`PerpMarket.liquidation_price` of a position just settled at `price` (no funding
+    owed yet) in a market of `skew` (the position included): what a trade leaves."""
+    if size == 0:
+        return 0
+    margin_v, keeper = margin * scale, params.min_keeper_fee * scale
+    c = params.maintenance_margin_bps + params.liquidation_fee_bps
+    t = size * (size - 2 * skew)
+    close = t * BPS // (2 * params.skew_scale * WAD) if t > 0 else 0
+    if size > 0:
+        num, den = (keeper - margin_v + size * price) * BPS, size * (BPS - c) - close
+        if den <= 0:  # the close cost outgrows the PnL: no falling price reaches it
+            return 2**256 - 1 if num > 0 else 0
+    else:
+        num, den = (margin_v - size * price - keeper) * BPS, -size * (BPS + c) + close
+    return num // den if num > 0 else 0

@@ -1,40 +1,31 @@
-"""Helpers shared by the ape scripts (a leading underscore: not a script itself)."""
+"""What every ape script shares (a leading underscore: not a script itself): the
+`--account` and address options, the client for the chain ape is connected to, and
+sending a client `Plan` with one printed line per transaction. The logic of each
+command is in `gpushares.client`; a script parses arguments, calls it and prints."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import click
-from ape import project
-from ape.api import ReceiptAPI
 from ape.cli import account_option as ape_account_option
-from ape.exceptions import ContractLogicError
-from eth_utils import is_address, to_checksum_address
 
 from gpushares import deployments as deployments_file
-
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 # ape-vyper's settings model trips a pydantic-settings warning the first time a script
 # touches the compiled project: noise to an operator (it changes nothing), so hidden.
 warnings.filterwarnings("ignore", message=r"Field '\w+' has an incomplete definition")
 
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
-def account_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+
+def account_option() -> Decorator:
     """`--account ALIAS` (TEST::N on local chains); never prompts, so scripts run in CI."""
     return ape_account_option(prompt=False)
-
-
-def checksum_address(value: str, what: str) -> str:
-    """`value` as a checksummed address, or a clear error naming the option `what`."""
-    if not is_address(value):
-        raise click.BadParameter(f"{what}: {value!r} is not an address")
-    return to_checksum_address(value)
 
 
 def require_account(account: Any) -> Any:
@@ -46,121 +37,30 @@ def require_account(account: Any) -> Any:
     return account
 
 
+def _checked_address(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """An address option, checked as it is parsed: a usage error naming the option."""
+    from gpushares.client.units import BadInput, address
+
+    try:
+        if isinstance(value, tuple):
+            return tuple(address(v, param.opts[0]) for v in value)
+        return None if value is None else address(value, param.opts[0])
+    except BadInput as exc:
+        raise click.UsageError(str(exc), ctx) from exc
+
+
+def address_option(*names: str, **kwargs: Any) -> Decorator:
+    """`click.option` for an address: a malformed one (`0x7099...79C8` copied from a
+    document) is refused before the command connects or sends anything."""
+    return click.option(*names, callback=_checked_address, **kwargs)
+
+
 def deployments_path(provider: Any) -> Path:
     """Deployments file of the chain `provider` is connected to."""
     network = provider.network
     return deployments_file.deployments_path(
         network.ecosystem.name, network.name, provider.chain_id
     )
-
-
-def load_deployments(provider: Any) -> deployments_file.Deployments:
-    """Load this chain's deployments and check that its contracts exist on the chain."""
-    path = deployments_path(provider)
-    try:
-        deployed = deployments_file.load(path)
-    except deployments_file.DeploymentsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if deployed.chain_id != provider.chain_id:
-        raise click.ClickException(
-            f"{path} is for chain {deployed.chain_id}, but the node is chain {provider.chain_id}"
-        )
-    if not provider.get_code(deployed.spv_factory):
-        raise click.ClickException(
-            f"{path} names SPVFactory {deployed.spv_factory}, but the chain has no contract "
-            "there (was the local node restarted?). Run `ape run deploy` again."
-        )
-    return deployed
-
-
-def factory(deployed: deployments_file.Deployments) -> Any:
-    """The SPVFactory contract."""
-    return project.SPVFactory.at(deployed.spv_factory)
-
-
-def share_token(deployed: deployments_file.Deployments, spv_id: int) -> Any:
-    """The GPUShareToken of SPV `spv_id`, or a clear error if there is no such SPV."""
-    spv_factory = factory(deployed)
-    count = spv_factory.spv_count()
-    if spv_id < 1 or spv_id > count:
-        listing = f"ids 1..{count}" if count else "none yet"
-        raise click.ClickException(
-            f"unknown SPV id {spv_id}: this factory has {count} SPV(s) ({listing}); "
-            "see `ape run spv status`"
-        )
-    return project.GPUShareToken.at(spv_factory.spvs(spv_id).token)
-
-
-def registry(deployed: deployments_file.Deployments) -> Any:
-    """The ComplianceRegistry contract."""
-    return project.ComplianceRegistry.at(deployed.compliance_registry)
-
-
-def restriction(token: Any, sender: str, receiver: str, amount: int) -> tuple[int, str]:
-    """The token's ERC-1404 code and message for a movement, as a wallet would show it."""
-    code = int(token.detectTransferRestriction(sender, receiver, amount))
-    return code, str(token.messageForTransferRestriction(code))
-
-
-def erc20(address: str) -> Any:
-    """An ERC-20 (the income stablecoin) through the mock's ABI, which is plain ERC-20."""
-    return project.MockStablecoin.at(address)
-
-
-def to_base_units(amount: str, decimals: int, what: str) -> int:
-    """Parse a decimal amount ('1234.5') into base units, refusing excess precision."""
-    try:
-        value = Decimal(amount)
-    except InvalidOperation as exc:
-        raise click.BadParameter(f"{what}: {amount!r} is not a number") from exc
-    if not value.is_finite() or value <= 0:
-        raise click.BadParameter(f"{what}: must be a positive amount, got {amount}")
-    scaled = value.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise click.BadParameter(f"{what}: {amount} has more than {decimals} decimals")
-    return int(scaled)
-
-
-def fmt_units(value: int, decimals: int) -> str:
-    """Base units as a decimal string with thousands separators."""
-    text = f"{Decimal(value).scaleb(-decimals):,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def report(what: str, receipt: ReceiptAPI) -> None:
-    """Print one line per transaction: what it did, its hash and gas."""
-    click.echo(
-        f"  {what}: tx {receipt.txn_hash} "
-        f"(block {receipt.block_number}, gas {receipt.gas_used:,})"
-    )
-
-
-def transact(what: str, call: Callable[..., ReceiptAPI], *args: Any, **kwargs: Any) -> ReceiptAPI:
-    """Send a transaction; turn a revert into a clear error carrying the contract's reason."""
-    try:
-        receipt = call(*args, **kwargs)
-    except ContractLogicError as exc:
-        raise click.ClickException(f"{what} refused by the contract: {exc.message}") from exc
-    report(what, receipt)
-    return receipt
-
-
-def checked_market_numbers(factory: Any, number: int | None, *, label: str,
-                           create: str) -> list[int]:
-    """`[number]` after checking the factory has it, or every market's number when None
-    (`label` names the market kind in the error, `create` the script that makes one)."""
-    count = int(factory.market_count())
-    if number is None:
-        return list(range(1, count + 1))
-    if number > count:
-        listing = f"markets 1..{count}" if count else f"no market yet: `ape run {create} create`"
-        raise click.ClickException(f"unknown {label} {number}: the factory has {listing}")
-    return [number]
-
-
-# ---------------------------------------------------------------------------------
-# The client layer (gpushares.client): scripts parse arguments, call it, print
-# ---------------------------------------------------------------------------------
 
 
 def connect(provider: Any) -> Any:
@@ -185,27 +85,6 @@ def handled() -> Iterator[None]:
         raise click.BadParameter(str(exc)) from exc
     except ChainError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _checked_address(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """An address option, checked as it is parsed: a usage error naming the option."""
-    from gpushares.client.units import BadInput, address
-
-    try:
-        if isinstance(value, tuple):
-            return tuple(address(v, param.opts[0]) for v in value)
-        return None if value is None else address(value, param.opts[0])
-    except BadInput as exc:
-        raise click.UsageError(str(exc), ctx) from exc
-
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-
-
-def address_option(*names: str, **kwargs: Any) -> Decorator:
-    """`click.option` for an address: a malformed one (`0x7099...79C8` copied from a
-    document) is refused before the command connects or sends anything."""
-    return click.option(*names, callback=_checked_address, **kwargs)
 
 
 def execute(client: Any, plan: Any, sender: Any, *, skip_checks: bool = False) -> list[Any]:

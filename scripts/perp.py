@@ -25,7 +25,7 @@ import click
 from ape.cli import ConnectedProviderCommand
 
 from gpushares.client import perp as perps
-from gpushares.client.pool import token
+from gpushares.client.markets import token
 from scripts._lib import (
     account_option,
     address_option,

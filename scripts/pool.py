@@ -25,8 +25,8 @@ from __future__ import annotations
 import click
 from ape.cli import ConnectedProviderCommand
 
+from gpushares.client import markets, units
 from gpushares.client import pool as lend
-from gpushares.client import units
 from scripts._lib import (
     account_option,
     address_option,
@@ -241,7 +241,7 @@ def mint_mock(provider, account, receiver, amount):
     minter = require_account(account)
     client = connect(provider)
     with handled():
-        stable = lend.token(client, client.deployed.income_token)
+        stable = markets.token(client, client.deployed.income_token)
         plan = lend.plan_mint_mock(client, minter.address, receiver,
                                    stable.parse(amount, "--amount"))
         execute(client, plan, minter)

@@ -39,6 +39,14 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     before = _untracked()
     out = run_demo()
     assert "Lone Star H100 Shares (LSH1)" in out
+    # Commands are printed as a shell takes them (copy-paste works).
+    assert "--name 'Lone Star GPU Fleet I LLC'" in out
+    # The summary accounts for every share: the pool's collateral and the keeper's too.
+    assert "share supply            : 8,000 of 8,000 the fleet backs, all 8,000 held" in out
+    assert re.search(r"lending pool 1\s+US accredited\s+\d", out), out
+    # Ages are the chain's: nothing published looks months old.
+    ages = [int(a.replace(",", "")) for a in re.findall(r"updated ([\d,]+)s ago", out)]
+    assert ages and all(age <= 8 * 86_400 for age in ages), ages
     assert "8 GPUs registered, 8 active" in out
     # Alice claimed 3,213.00 of income; her wallet also carries her perp trade (10,000
     # minted, 5,000 margin, what came back after funding), so only its shape is fixed.

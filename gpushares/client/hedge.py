@@ -30,7 +30,7 @@ from gpushares import perp, reasons
 from gpushares.client import perp as perps
 from gpushares.client.chain import Plan, Refused
 from gpushares.client.context import Client
-from gpushares.client.pool import Token
+from gpushares.client.markets import Token
 from gpushares.client.units import BadInput, address, parse_percent
 
 MOVES = (Decimal("-0.20"), Decimal("-0.10"), Decimal("0.10"), Decimal("0.20"))
@@ -214,14 +214,14 @@ def quote(client: Client, operator: str, market: int, spv_id: int, hours: int, *
         except ValueError:
             refusal = reasons.PERP_FILL_PRICE_NOT_POSITIVE
         else:
-            acceptable = perps.acceptable_price(fill, -size, slip)
+            acceptable = perp.acceptable_price(fill, -size, slip)
             costs = perp.quote_trade(state, position.size, 2**200, -size, acceptable)
             notional = -(-size * fill // state.scale)
             margin = int((Decimal(notional) / lev).to_integral_value(rounding=ROUND_CEILING))
             margin += costs.fee + max(costs.premium, 0)
             q = perp.quote_trade(state, position.size, position.equity + margin, -size,
                                  acceptable)
-            if q.refusal == perp.BELOW_INITIAL:
+            if q.refusal == reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN:
                 margin = (perp.initial_margin(q.size_after, state.price, view.params, state.scale)
                           + q.fee + q.premium - position.equity)
                 raised = True
@@ -229,7 +229,7 @@ def quote(client: Client, operator: str, market: int, spv_id: int, hours: int, *
                                      acceptable)
             refusal = q.refusal
     fill_price, fee, premium = (q.fill_price, q.fee, q.premium) if q else (0, 0, 0)
-    liq = perps.liquidation_price_after(position.size - size, q.margin_after if q else 0,
+    liq = perp.liquidation_price_after(position.size - size, q.margin_after if q else 0,
                                         state.price, state.skew - size, view.params,
                                         state.scale)
     scenarios = []

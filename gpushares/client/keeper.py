@@ -28,12 +28,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from gpushares import lending
 from gpushares import perp as mirror
+from gpushares.client import markets
 from gpushares.client import perp as perp_client
 from gpushares.client import pool as pool_client
 from gpushares.client.chain import Receipt, Refused, Reverted, Tx
 from gpushares.client.context import Client
-from gpushares.client.pool import SHARE_DECIMALS, WAD, Token
+from gpushares.client.markets import Token
 from gpushares.client.units import address
 
 MAX_UINT256 = 2**256 - 1
@@ -42,22 +44,11 @@ _MODEL = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
 def predict(book: pool_client.LoanBook, loan: pool_client.Loan,
             max_repay: int) -> tuple[int, int, int]:
-    """`LendingPool.liquidate`'s arithmetic at the current debt and price: collateral
-    for `repaid * incentive`, all of it (for a smaller repayment) when that is more
-    than the loan holds, the rest of the debt then written off. Returns (repaid,
-    seized, bad debt)."""
-    price = book.price.price
-    assert price is not None
-    params = book.params
-    per_repaid = book.liquidation_incentive * 10 ** (params.feed_decimals + SHARE_DECIMALS)
-    per_seized = WAD * price * 10**params.asset_decimals
-    repaid = min(max_repay, loan.debt)
-    seized = repaid * per_repaid // per_seized
-    if seized >= loan.collateral:
-        seized = loan.collateral
-        repaid = min(loan.debt, -(-loan.collateral * per_seized // per_repaid))
-    bad_debt = loan.debt - repaid if seized == loan.collateral and repaid < loan.debt else 0
-    return repaid, seized, bad_debt
+    """What liquidating `loan` (up to `max_repay`) would do at the book's price:
+    (repaid, seized, bad debt), with the pool's own arithmetic (`lending.liquidation`)."""
+    assert book.price.price is not None
+    return lending.liquidation(book.params, book.liquidation_incentive, book.price.price,
+                               loan.collateral, loan.debt, max_repay)
 
 
 class LoanLiquidation(BaseModel):
@@ -230,7 +221,7 @@ def _lending_pass(client: Client, keeper: str, number: int,
         pool = client.chain.contract("LendingPool", book.address)
         # Interest accrues until each transaction is mined: one basis point of room.
         allowance = sum(d.repaid + d.debt // 10_000 + 1 for d in due)
-        txs += pool_client.approval(client.erc20(book.asset.address), keeper, book.address,
+        txs += markets.approval(client.erc20(book.asset.address), keeper, book.address,
                                     allowance, f"approve {book.asset.fmt(allowance)}")
         txs += [pool.liquidate.tx(d.borrower, cap, what=f"liquidate {d.borrower}") for d in due]
     return LendingPass(number=number, address=book.address, asset=book.asset,
@@ -248,7 +239,7 @@ def _lending_problems(client: Client, keeper: str, passes: Sequence[LendingPass]
         if not p.due:
             continue
         share = client.chain.contract("GPUShareToken", p.collateral.address)
-        code, message = pool_client.restriction(share, p.address, keeper, 0)
+        code, message = markets.restriction(share, p.address, keeper, 0)
         if code:
             problems.append(f"market {p.number}: {keeper} may not hold {p.collateral.symbol} "
                             f"collateral (ERC-1404 code {code}): {message}")

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from gpushares import perp, reasons
 from gpushares.client.chain import ZERO_ADDRESS, Contract, Plan, Receipt, Refused
 from gpushares.client.context import Client
-from gpushares.client.pool import (
+from gpushares.client.markets import (
     Token,
     accounts_in_events,
     action,
@@ -159,9 +159,9 @@ class IndexView(BaseModel):
         if not self.has_data:
             return reasons.HUB_NO_DATA_PRESENT_FEED
         if self.price == 0:
-            return perp.NOT_POSITIVE
+            return reasons.PERP_INDEX_PRICE_NOT_POSITIVE
         if not self.fresh:
-            return perp.STALE
+            return reasons.PERP_INDEX_PRICE_STALE_OLDER
         return None
 
 
@@ -517,38 +517,11 @@ def outcome(client: Client, number: int, receipts: Sequence[Receipt]) -> Outcome
 # ---------------------------------------------------------------------------------
 
 
-def acceptable_price(fill: int, size_delta: int, slippage: Decimal) -> int:
-    """The worst fill accepted: `slippage` percent above a buy's fill, below a sell's."""
-    factor = slippage / 100
-    if size_delta > 0:
-        return int((Decimal(fill) * (1 + factor)).to_integral_value(rounding=ROUND_CEILING))
-    return max(int(Decimal(fill) * (1 - factor)), 0)
-
-
-def liquidation_price_after(size: int, margin: int, price: int, skew: int,
-                            params: perp.RiskParams, scale: int) -> int:
-    """`PerpMarket.liquidation_price` of a position just settled at `price` (no funding
-    owed yet) in a market of `skew` (the position included): what a trade leaves."""
-    if size == 0:
-        return 0
-    margin_v, keeper = margin * scale, params.min_keeper_fee * scale
-    c = params.maintenance_margin_bps + params.liquidation_fee_bps
-    t = size * (size - 2 * skew)
-    close = t * BPS // (2 * params.skew_scale * WAD) if t > 0 else 0
-    if size > 0:
-        num, den = (keeper - margin_v + size * price) * BPS, size * (BPS - c) - close
-        if den <= 0:  # the close cost outgrows the PnL: no falling price reaches it
-            return MAX_UINT256 if num > 0 else 0
-    else:
-        num, den = (margin_v - size * price - keeper) * BPS, -size * (BPS + c) + close
-    return num // den if num > 0 else 0
-
-
 def _hint(m: _Market, state: perp.MarketState, size: int, equity: int, delta: int,
           q: perp.TradeQuote) -> str:
     """What to do about a refused trade, where the arithmetic can say."""
     p, price, money = m.params, state.price, m.asset.fmt
-    if q.refusal == perp.BELOW_INITIAL:
+    if q.refusal == reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN:
         need = perp.initial_margin(q.size_after, price, p, state.scale) + q.fee + q.premium
         text = (f"; the trade needs {money(need)} of equity (initial margin, fee and premium), "
                 f"you would have {money(equity)}: add {money(need - equity)} (--margin)")
@@ -556,15 +529,16 @@ def _hint(m: _Market, state: perp.MarketState, size: int, equity: int, delta: in
             most = perp.max_size_for_margin(state, equity, delta < 0)
             text += f" or trade at most {gpuh(most)}"
         return text + f" (max leverage {Decimal(BPS) / p.initial_margin_bps:.2f}x)"
-    if q.refusal in (perp.LONG_CAP, perp.SHORT_CAP):
+    if q.refusal in (reasons.PERP_LONG_OPEN_INTEREST_CAP, reasons.PERP_SHORT_OPEN_INTEREST_CAP):
         return (f" (caps: long {gpuh(p.max_long_oi * WAD)}, short {gpuh(p.max_short_oi * WAD)}; "
                 f"open now: long {gpuh(state.long_oi)}, short {gpuh(state.short_oi)})")
-    if q.refusal == perp.SLIPPAGE:
+    if q.refusal == reasons.PERP_FILL_PRICE_WORSE_ACCEPTABLE:
         return f" (fill {fmt_price(q.fill_price)})"
-    if q.refusal in (perp.DEFICIT_PAUSED, perp.INSURANCE_EXHAUSTED):
+    if q.refusal in (reasons.PERP_INSURANCE_DEFICIT_RECORDED_NEW,
+                     reasons.PERP_INSURANCE_FUND_EXHAUSTED_NEW):
         return (f" (deficit {money(state.deficit)}, insurance fund {money(state.insurance)}: "
                 "`ape run perp fund-insurance`)")
-    if q.refusal == perp.LIQUIDATABLE:
+    if q.refusal == reasons.PERP_POSITION_BELOW_MAINTENANCE_MARGIN:
         return " (deposit margin first: `ape run perp deposit`)"
     return ""
 
@@ -588,7 +562,7 @@ def _quote(m: _Market, who: str, delta: int, extra: int, slippage: Decimal) -> Q
     base = {"market": m.number, "account": who, "asset": m.asset, "size": size,
             "size_delta": delta, "equity": equity, "index_price": index.price}
     if delta == 0:
-        return Quote(**base, acceptable_price=0, refusal=perp.ZERO_SIZE)
+        return Quote(**base, acceptable_price=0, refusal=reasons.PERP_ZERO_SIZE)
     worst = 0 if delta < 0 else MAX_UINT256
     if index.refusal is not None:
         return Quote(**base, acceptable_price=worst, refusal=index.refusal)
@@ -596,10 +570,10 @@ def _quote(m: _Market, who: str, delta: int, extra: int, slippage: Decimal) -> Q
         fill = perp.fill_price(state.price, state.skew, delta, m.params.skew_scale)
     except ValueError:
         return Quote(**base, acceptable_price=worst, refusal=reasons.PERP_FILL_PRICE_NOT_POSITIVE)
-    acceptable = acceptable_price(fill, delta, slippage)
+    acceptable = perp.acceptable_price(fill, delta, slippage)
     q = perp.quote_trade(state, size, equity, delta, acceptable)
     hint = _hint(m, state, size, equity, delta, q) if q.refusal is not None else ""
-    liquidation = liquidation_price_after(q.size_after, q.margin_after, state.price,
+    liquidation = perp.liquidation_price_after(q.size_after, q.margin_after, state.price,
                                           state.skew + delta, m.params, m.scale)
     return Quote(**base, acceptable_price=acceptable, refusal=q.refusal, hint=hint,
                  fill_price=q.fill_price, fee=q.fee, premium=q.premium, size_after=q.size_after,
@@ -670,7 +644,7 @@ def plan_withdraw(client: Client, trader: str, number: int, amount: int | None =
     if size == 0:
         units = margin if units is None else units
         if units > margin:
-            problems.append(f"{perp.EXCEEDS_MARGIN} (margin {money(margin)})")
+            problems.append(f"{reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN} (margin {money(margin)})")
     else:
         index = m.index()
         if index.refusal:
@@ -690,10 +664,11 @@ def plan_withdraw(client: Client, trader: str, number: int, amount: int | None =
             notes.append(f"left {money(buffer)} for the funding that accrues until the "
                          "transaction is mined")
         elif units > equity:
-            problems.append(f"{perp.EXCEEDS_MARGIN} (equity {money(equity)})")
+            problems.append(f"{reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN} (equity {money(equity)})")
         elif equity - units < need:
-            problems.append(f"{perp.BELOW_INITIAL_WITHDRAW} (equity {money(equity)}, initial "
-                            f"margin {money(need)}: at most {money(max(equity - need, 0))})")
+            problems.append(f"{reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL} (equity "
+                            f"{money(equity)}, initial margin {money(need)}: at most "
+                            f"{money(max(equity - need, 0))})")
     tx = m.market.withdraw_margin.tx(units, what=f"withdraw {money(units)} of margin from market "
                                                  f"{number}")
     return action("withdrawal", [tx], problems, notes)
@@ -728,7 +703,7 @@ def plan_close(client: Client, trader: str, number: int, *,
     m = _load(client, number)
     size, _ = m.position(who)
     if size == 0:
-        raise Refused("close", f"{perp.NO_POSITION} ({who} in market {number})")
+        raise Refused("close", f"{reasons.PERP_NO_OPEN_POSITION} ({who} in market {number})")
     q = _quote(m, who, -size, 0, _slippage(slippage))
     tx = m.market.close_position.tx(q.acceptable_price,
                                     what=f"close {sized(size)} in market {number}")

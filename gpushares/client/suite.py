@@ -96,24 +96,25 @@ def deploy_oracle(chain: Chain, admin: Any, on_receipt: OnReceipt = _quiet) -> t
     return blueprint, hub
 
 
+def _market_factory(chain: Chain, admin: Any, market: str, script: str,
+                    on_receipt: OnReceipt) -> tuple[str, str]:
+    blueprint = _declared(chain, market, admin, on_receipt)
+    factory = _deployed(chain, f"{market}Factory", [blueprint], admin,
+                        f"{market}Factory at {{address}} (markets: `ape run {script} create`)",
+                        on_receipt)
+    return blueprint, factory
+
+
 def deploy_lending(chain: Chain, admin: Any, on_receipt: OnReceipt = _quiet) -> tuple[str, str]:
     """The LendingPool blueprint and the LendingPoolFactory (`admin` creates markets).
     Returns (blueprint, factory)."""
-    blueprint = _declared(chain, "LendingPool", admin, on_receipt)
-    factory = _deployed(chain, "LendingPoolFactory", [blueprint], admin,
-                        "LendingPoolFactory at {address} (markets: `ape run pool create`)",
-                        on_receipt)
-    return blueprint, factory
+    return _market_factory(chain, admin, "LendingPool", "pool", on_receipt)
 
 
 def deploy_perps(chain: Chain, admin: Any, on_receipt: OnReceipt = _quiet) -> tuple[str, str]:
     """The PerpMarket blueprint and the PerpMarketFactory (`admin` creates markets).
     Returns (blueprint, factory)."""
-    blueprint = _declared(chain, "PerpMarket", admin, on_receipt)
-    factory = _deployed(chain, "PerpMarketFactory", [blueprint], admin,
-                        "PerpMarketFactory at {address} (markets: `ape run perp create`)",
-                        on_receipt)
-    return blueprint, factory
+    return _market_factory(chain, admin, "PerpMarket", "perp", on_receipt)
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,22 @@ class BadInput(ValueError):
     """An input the client cannot use as given; the message names the field and why."""
 
 
+def _number(value: str | Decimal | int, what: str, *, allow_zero: bool, kind: str) -> Decimal:
+    """A finite, non-negative (or positive) decimal; BadInput naming `what` otherwise."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise BadInput(f"{what}: {value!r} is not a number") from exc
+    if not number.is_finite() or number < 0 or (number == 0 and not allow_zero):
+        sign = "non-negative" if allow_zero else "positive"
+        raise BadInput(f"{what}: must be a {sign} {kind}, got {value}")
+    return number
+
+
 def to_base_units(amount: str | Decimal | int, decimals: int, what: str, *,
                   allow_zero: bool = False) -> int:
     """`'1234.5'` -> base units with `decimals`, refusing excess precision."""
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation as exc:
-        raise BadInput(f"{what}: {amount!r} is not a number") from exc
-    if not value.is_finite() or value < 0 or (value == 0 and not allow_zero):
-        kind = "non-negative" if allow_zero else "positive"
-        raise BadInput(f"{what}: must be a {kind} amount, got {amount}")
+    value = _number(amount, what, allow_zero=allow_zero, kind="amount")
     scaled = value.scaleb(decimals)
     if scaled != scaled.to_integral_value():
         raise BadInput(f"{what}: {amount} has more than {decimals} decimals")
@@ -42,13 +48,7 @@ def fmt_units(value: int, decimals: int) -> str:
 def parse_percent(value: str | Decimal, what: str, *, allow_zero: bool = False,
                   cap: Decimal | None = Decimal(100)) -> Decimal:
     """A percentage as a Decimal, refusing what is not a number in range."""
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise BadInput(f"{what}: {value!r} is not a number") from exc
-    if not number.is_finite() or number < 0 or (number == 0 and not allow_zero):
-        kind = "non-negative" if allow_zero else "positive"
-        raise BadInput(f"{what}: must be a {kind} percentage, got {value}")
+    number = _number(value, what, allow_zero=allow_zero, kind="percentage")
     if cap is not None and number > cap:
         raise BadInput(f"{what}: {value} is above {cap} %")
     return number

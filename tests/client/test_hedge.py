@@ -17,16 +17,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpushares import perp
+from gpushares import perp, reasons
 from gpushares.client import hedge as hedges
 from gpushares.client import perp as perps
 from gpushares.client.chain import Refused
 from gpushares.client.context import Client
 from gpushares.client.units import BadInput
 from tests.budgets import budget
-from tests.client.conftest import OPERATOR
+from tests.client.conftest import OPERATOR, refused_alike, sent
 from tests.client.test_perp import PARAMS, perp_market
-from tests.client.test_pool import HEARTBEAT, SpvWorld, refused_alike, sent, spv_world
+from tests.client.test_pool import HEARTBEAT, SpvWorld, spv_world
 from tests.contracts.helpers import SHARES_PER_GPU, make_lei
 
 WAD = perp.WAD
@@ -118,8 +118,9 @@ def test_a_hedge_is_refused_as_the_market_refuses_it(client: Client, world: SpvW
     boa.env.time_travel(seconds=HEARTBEAT + 3_600)
     h = hedges.quote(client, OPERATOR, 1, 1, HOURS, utilisation="0.85")
     plan = hedges.plan_hedge(client, OPERATOR, h)
-    assert h.refusal == perp.STALE and str(plan.refusal).startswith("hedge refused, nothing sent")
-    refused_alike(client, plan, OPERATOR, perp.STALE)
+    assert h.refusal == reasons.PERP_INDEX_PRICE_STALE_OLDER
+    assert str(plan.refusal).startswith("hedge refused, nothing sent")
+    refused_alike(client, plan, OPERATOR, reasons.PERP_INDEX_PRICE_STALE_OLDER)
 
 
 def test_an_spv_without_active_gpus_has_nothing_to_hedge(client: Client, world: SpvWorld):

@@ -25,8 +25,8 @@ from jurisdictions.codes import HolderPolicyCode, TitleStatus
 from jurisdictions.onchain import ChangeKind, compile_rules
 from jurisdictions.rules import RULES_DIR, HolderPolicy, RuleBook
 from tests.budgets import budget
-from tests.client.conftest import DEPLOYER, OPERATOR, STRANGER
-from tests.client.test_spv import OVERRIDE_RULES, SHIPPED, create, refused_alike, sent
+from tests.client.conftest import DEPLOYER, OPERATOR, STRANGER, refused_alike, sent
+from tests.client.test_spv import OVERRIDE_RULES, SHIPPED, create
 
 US, FR, DE, SY = 840, 250, 276, 760
 ZERO32 = b"\0" * 32

@@ -22,7 +22,7 @@ from gpushares.client import pool as pools
 from gpushares.client.context import Client
 from gpushares.client.units import BadInput
 from oracle.reports import feed_id
-from tests.client.conftest import ALICE, BOB, DEPLOYER, STRANGER
+from tests.client.conftest import ALICE, BOB, DEPLOYER, STRANGER, refused_alike, sent
 from tests.client.test_perp import PARAMS, open_, perp_market
 from tests.client.test_pool import (
     BLOCKED,
@@ -37,8 +37,6 @@ from tests.client.test_pool import (
     SpvWorld,
     borrow,
     lending_market,
-    refused_alike,
-    sent,
     spv_world,
 )
 
@@ -155,7 +153,8 @@ def test_a_stale_price_and_index_pause_the_keeper(client: Client, world: SpvWorl
     for fragment in (f"market 1: {reasons.POOL_COLLATERAL_PRICE_STALE_OLDER}: liquidations are "
                      "paused until a fresh price, skipped",
                      "no unhealthy loans (1 market(s) skipped: stale price)",
-                     f"perp market 1: {perp.STALE}: liquidations wait for a fresh index, skipped",
+                     f"perp market 1: {reasons.PERP_INDEX_PRICE_STALE_OLDER}: liquidations wait "
+                     "for a fresh index, skipped",
                      "no liquidatable positions (1 perp market(s) skipped: stale index)"):
         assert fragment in text, text
     assert keepers.run(client, KEEPER, plan).errors == []
@@ -209,7 +208,7 @@ def test_a_bad_debt_liquidation_records_a_deficit_that_pauses_new_risk(client: C
     assert "new risk paused by the recorded deficit" in "\n".join(view.lines())
     opening = perps.plan_open(client, ALICE, number, 100 * WAD, margin=100 * USDC)
     assert "`ape run perp fund-insurance`" in opening.refusal.reason
-    refused_alike(client, opening, ALICE, perp.DEFICIT_PAUSED)
+    refused_alike(client, opening, ALICE, reasons.PERP_INSURANCE_DEFICIT_RECORDED_NEW)
     funding = perps.plan_fund_insurance(client, DEPLOYER, number, 1_000 * USDC)
     assert "covers the deficit: new risk resumes" in funding.notes[0]
     sent(client, funding, DEPLOYER)

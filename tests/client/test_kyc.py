@@ -13,16 +13,11 @@ from gpushares.client.chain import Refused, Reverted
 from gpushares.client.context import Client
 from gpushares.client.units import BadInput
 from jurisdictions import eligibility
-from tests.client.conftest import ALICE, BOB, DEPLOYER, KYC, STRANGER
+from tests.client.conftest import ALICE, BOB, DEPLOYER, KYC, STRANGER, sent
 
 US = kyc.residence("US")
 KYC_KEY = "0x" + "42" * 32
 KYC_SIGNER = Account.from_key(KYC_KEY).address
-
-
-def sent(client: Client, plan, sender) -> None:
-    for tx in plan.checked().txs:
-        client.chain.send(tx, sender)
 
 
 def test_register_writes_the_record_valid_from_the_chains_now(client: Client):

@@ -10,21 +10,17 @@ from gpushares.client import oracle
 from gpushares.client.chain import Reverted
 from gpushares.client.context import Client
 from gpushares.client.units import BadInput
-from tests.client.conftest import DEPLOYER, STRANGER
+from tests.client.conftest import DEPLOYER, STRANGER, sent
 from tests.contracts.oracle_helpers import addresses, make_signers, publish_price
 
 FEED = "H100-SXM-80GB/USD/GPUh"
 
 
-def sent(client: Client, plan) -> None:
-    for tx in plan.checked().txs:
-        client.chain.send(tx, DEPLOYER)
-
-
 @pytest.fixture
 def signers(client: Client):
     keys = make_signers(3, "client-oracle")
-    sent(client, oracle.plan_set_signers(client, DEPLOYER, list(reversed(addresses(keys))), 2))
+    sent(client, oracle.plan_set_signers(client, DEPLOYER, list(reversed(addresses(keys))), 2),
+         DEPLOYER)
     return keys
 
 
@@ -56,7 +52,7 @@ def test_only_the_oracle_admin_may_set_signers(client: Client):
 
 def test_add_feed_then_its_value_ages_with_the_chain(client: Client, signers):
     sent(client, oracle.plan_add_feed(client, DEPLOYER, FEED, "H100 SXM 80GB / USD per GPU-hour",
-                                      "0.10", "50", 5_000, 2 * 86_400))
+                                      "0.10", "50", 5_000, 2 * 86_400), DEPLOYER)
     empty = oracle.feed(client, FEED)
     assert empty.round_id == 0 and empty.stale and "no value yet" in empty.describe()
     hub = client.chain.at("OracleHub", client.deployed.oracle_hub)
@@ -73,7 +69,7 @@ def test_add_feed_then_its_value_ages_with_the_chain(client: Client, signers):
 
 def test_a_feed_twice_is_refused_with_the_hubs_message(client: Client, signers):
     args = (FEED, "H100", "0.1", "50", 5_000, 86_400)
-    sent(client, oracle.plan_add_feed(client, DEPLOYER, *args))
+    sent(client, oracle.plan_add_feed(client, DEPLOYER, *args), DEPLOYER)
     again = oracle.plan_add_feed(client, DEPLOYER, *args)
     assert again.refusal is not None and again.refusal.reason == reasons.HUB_FEED_ALREADY_EXISTS
     with pytest.raises(Reverted) as caught:

@@ -24,14 +24,12 @@ from gpushares.client.chain import Refused
 from gpushares.client.context import Client
 from gpushares.client.units import BadInput
 from tests.budgets import budget
-from tests.client.conftest import ALICE, BOB, DEPLOYER, OPERATOR, STRANGER
+from tests.client.conftest import ALICE, BOB, DEPLOYER, OPERATOR, STRANGER, refused_alike, sent
 from tests.client.test_pool import (
     HEARTBEAT,
     INDEX_FEED,
     USDC,
     SpvWorld,
-    refused_alike,
-    sent,
     spv_world,
 )
 from tests.client.test_pool import lend as pools
@@ -128,9 +126,10 @@ def test_an_open_fills_as_quoted_and_the_position_reads_the_views(client: Client
 
 def test_over_leverage_is_refused_like_the_market_does(client: Client, world: SpvWorld):
     plan = perps.plan_open(client, BOB, 1, 20_000 * WAD, margin=1_000 * USDC)
-    assert str(plan.refusal).startswith(f"trade refused, nothing sent: {perp.BELOW_INITIAL}")
+    assert str(plan.refusal).startswith(
+        f"trade refused, nothing sent: {reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN}")
     assert "trade at most" in plan.refusal.reason and "max leverage 10.00x" in plan.refusal.reason
-    refused_alike(client, plan, BOB, perp.BELOW_INITIAL)
+    refused_alike(client, plan, BOB, reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN)
 
 
 @settings(budget("client_perp_quote"))
@@ -145,9 +144,10 @@ def test_the_quote_is_the_markets_answer(client: Client, world: SpvWorld, size: 
         plan = perps.plan_open(client, BOB, 1, size * WAD, margin=margin * USDC)
         if plan.refusal is not None:
             reason = plan.refusal.reason
-            expected = next(r for r in (perp.BELOW_INITIAL, perp.NO_MARGIN_FOR_FEE,
-                                        perp.LONG_CAP, perp.SHORT_CAP, perp.SLIPPAGE)
-                            if reason.startswith(r))
+            expected = next(r for r in (
+                reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN, reasons.PERP_MARGIN_DOES_NOT_COVER,
+                reasons.PERP_LONG_OPEN_INTEREST_CAP, reasons.PERP_SHORT_OPEN_INTEREST_CAP,
+                reasons.PERP_FILL_PRICE_WORSE_ACCEPTABLE) if reason.startswith(r))
             refused_alike(client, plan, BOB, expected)
             return
         q = perps.quote(client, 1, BOB, size * WAD, margin=margin * USDC)
@@ -199,7 +199,8 @@ def test_a_lower_index_makes_the_over_levered_long_liquidatable(client: Client,
     shown = {p.account: p for p in perps.positions(client, 1)}
     assert shown[BOB].liquidatable and not shown[ALICE].liquidatable
     assert "\n".join(perps.position_lines(list(shown.values()), True)).count("LIQUIDATABLE") == 1
-    refused_alike(client, perps.plan_open(client, BOB, 1, -100 * WAD), BOB, perp.LIQUIDATABLE)
+    refused_alike(client, perps.plan_open(client, BOB, 1, -100 * WAD), BOB,
+                  reasons.PERP_POSITION_BELOW_MAINTENANCE_MARGIN)
 
 
 def test_withdrawals_keep_the_initial_margin(client: Client, world: SpvWorld):
@@ -211,9 +212,9 @@ def test_withdrawals_keep_the_initial_margin(client: Client, world: SpvWorld):
     need = perp.initial_margin(mine.size, mine.index_price, PARAMS, perp.value_scale(6))
     assert done.withdrawn > 0 and need <= mine.equity <= need + 5 * USDC
     refused_alike(client, perps.plan_withdraw(client, ALICE, 1, 10 * USDC), ALICE,
-                  perp.BELOW_INITIAL_WITHDRAW)
+                  reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL)
     refused_alike(client, perps.plan_withdraw(client, ALICE, 1, 1_000_000 * USDC), ALICE,
-                  perp.EXCEEDS_MARGIN)
+                  reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN)
     with pytest.raises(Refused, match="has no margin in market 1"):
         perps.plan_withdraw(client, BOB, 1)
 
@@ -226,7 +227,7 @@ def test_pause_refuses_opens_but_not_closes(client: Client, world: SpvWorld):
     assert view.params == PARAMS.model_copy(update={"maintenance_margin_bps": 400})
     assert view.paused and "PAUSED (no opens or increases)" in "\n".join(view.risk_lines())
     refused_alike(client, perps.plan_open(client, BOB, 1, 100 * WAD, margin=100 * USDC), BOB,
-                  perp.GUARDIAN_PAUSED)
+                  reasons.PERP_NEW_RISK_PAUSED_GUARDIAN)
     (fill,) = perps.outcome(client, 1, sent(client, perps.plan_close(client, ALICE, 1),
                                             ALICE)).fills
     assert fill.size == 0 and fill.size_delta == -3_000 * WAD
@@ -242,13 +243,14 @@ def test_a_stale_index_refuses_trades(client: Client, world: SpvWorld):
     open_(client, ALICE, 3_000, 1_500)
     boa.env.time_travel(seconds=HEARTBEAT + 3_600)
     view = perps.market(client, 1)
-    assert not view.index.fresh and view.index.refusal == perp.STALE
+    assert not view.index.fresh and view.index.refusal == reasons.PERP_INDEX_PRICE_STALE_OLDER
     assert perps.STALE_NOTE in "\n".join(view.lines())
     assert "positions (1) at the stale index:" in perps.position_lines(
         perps.positions(client, 1), view.index.fresh)[0]
     refused_alike(client, perps.plan_open(client, BOB, 1, 10 * WAD, margin=100 * USDC), BOB,
-                  perp.STALE)
-    refused_alike(client, perps.plan_withdraw(client, ALICE, 1, USDC), ALICE, perp.STALE)
+                  reasons.PERP_INDEX_PRICE_STALE_OLDER)
+    refused_alike(client, perps.plan_withdraw(client, ALICE, 1, USDC), ALICE,
+                  reasons.PERP_INDEX_PRICE_STALE_OLDER)
 
 
 def test_risk_parameters_are_checked_as_the_market_checks_them(client: Client,
@@ -280,7 +282,7 @@ def test_the_open_interest_cap(client: Client, world: SpvWorld):
     plan = perps.plan_open(client, STRANGER, 1, -600_000 * WAD, margin=900_000 * USDC,
                            slippage="50")
     assert "caps: long 500,000 GPU-hours, short 500,000 GPU-hours" in plan.refusal.reason
-    refused_alike(client, plan, STRANGER, perp.SHORT_CAP)
+    refused_alike(client, plan, STRANGER, reasons.PERP_SHORT_OPEN_INTEREST_CAP)
 
 
 def test_fees_are_collected_for_the_recipient(client: Client, world: SpvWorld):
@@ -300,4 +302,4 @@ def test_sizes_and_amounts_are_parsed_or_refused(client: Client, world: SpvWorld
     assert perps.risk_params(6, max_leverage="3").initial_margin_bps == 3_334
     assert perps.risk_params(6) == PARAMS.model_copy(update={"max_funding_velocity":
                                                              3 * WAD // 100})
-    assert perps.acceptable_price(2 * WAD, 1, Decimal(1)) == 202 * WAD // 100
+    assert perp.acceptable_price(2 * WAD, 1, Decimal(1)) == 202 * WAD // 100

@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from gpushares import lending, reasons
 from gpushares.client import kyc
 from gpushares.client import pool as lend
-from gpushares.client.chain import Plan, Receipt, Refused, Reverted
+from gpushares.client.chain import Refused
 from gpushares.client.context import Client
 from gpushares.client.units import WAD, BadInput
 from jurisdictions import codes
 from oracle.reports import feed_id
 from tests.budgets import budget
-from tests.client.conftest import ALICE, BOB, DEPLOYER, KYC, OPERATOR, STRANGER
+from tests.client.conftest import ALICE, BOB, DEPLOYER, KYC, OPERATOR, STRANGER, refused_alike, sent
 from tests.contracts.helpers import (
     FAR_FUTURE,
     KP,
@@ -61,22 +61,6 @@ BLOCKED = codes.message(codes.Restriction.RECEIVER_JURISDICTION_BLOCKED)
 # ---------------------------------------------------------------------------------
 # World builders (the other client tests import these)
 # ---------------------------------------------------------------------------------
-
-
-def sent(client: Client, plan: Plan, sender: str) -> list[Receipt]:
-    """Send a plan the client does not refuse."""
-    return [client.chain.send(tx, sender) for tx in plan.checked().txs]
-
-
-def refused_alike(client: Client, plan: Plan, sender: str, reason: str) -> None:
-    """The plan is refused before sending with `reason`, and the contract refuses the
-    same transactions (sent anyway, in order) with exactly `reason`."""
-    assert plan.refusal is not None, plan
-    assert reason in plan.refusal.reason, plan.refusal.reason
-    with boa.env.anchor(), pytest.raises(Reverted) as caught:
-        for tx in plan.txs:
-            client.chain.send(tx, sender)
-    assert caught.value.reason == reason
 
 
 @dataclass

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from gpushares import reasons
 from gpushares.client import jurisdictions, kyc, spv
-from gpushares.client.chain import Plan, Receipt, Refused, Reverted
+from gpushares.client.chain import Plan, Reverted
 from gpushares.client.context import Client
 from gpushares.client.jurisdictions import Restricted
 from gpushares.client.units import BadInput
@@ -27,7 +27,7 @@ from gpushares.fleet import GPURow
 from jurisdictions.codes import MESSAGES, Restriction
 from jurisdictions.rules import RuleBook
 from tests.budgets import budget
-from tests.client.conftest import ALICE, BOB, DEPLOYER, KYC, OPERATOR, STRANGER
+from tests.client.conftest import ALICE, BOB, DEPLOYER, KYC, OPERATOR, STRANGER, refused_alike, sent
 
 FLEET_US = PROJECT_ROOT / "examples" / "fleet-h100.csv"
 FLEET_DE = PROJECT_ROOT / "examples" / "fleet-de.csv"
@@ -43,27 +43,6 @@ SECOND_LEI = "529900SECONDFLEET028"
 # ---------------------------------------------------------------------------------
 # Helpers and the world
 # ---------------------------------------------------------------------------------
-
-
-def sent(client: Client, plan: Plan, sender: str) -> list[Receipt]:
-    """Send a plan that must go through."""
-    return [client.chain.send(tx, sender) for tx in plan.checked().txs]
-
-
-def refused_alike(client: Client, plan: Plan, sender: str) -> Refused:
-    """The plan's refusal, after checking that the chain refuses the plan, sent anyway,
-    with the same message (the state is left as it was)."""
-    assert plan.refusal is not None, "the plan goes through"
-    with boa.env.anchor():
-        for tx in plan.txs:
-            try:
-                client.chain.send(tx, sender)
-            except Reverted as exc:
-                assert exc.reason, "the contract gave no reason"
-                assert plan.refusal.reason.startswith(exc.reason), (plan.refusal.reason,
-                                                                     exc.reason)
-                return plan.refusal
-    raise AssertionError(f"the chain accepted a plan the client refuses: {plan.refusal}")
 
 
 def restricted(client: Client, plan: Plan, sender: str, code: Restriction) -> Restricted:

@@ -169,6 +169,22 @@ def test_deploy_writes_the_deployments_file_for_this_chain(
         assert chain.has_code(data[key]), key
     assert f"Wrote {deployment.path}" in deployment.result.output
     assert len(TX_LINE.findall(deployment.result.output)) == 12
+    # An operator's first `ape run` prints no warnings (ape's runpy warnings came from
+    # scripts importing each other; pydantic-settings' from ape-vyper's settings).
+    assert "Warning" not in deployment.result.output, deployment.result.output
+
+
+def test_a_shortened_address_is_refused_before_anything_is_deployed(
+        ape: ApeRunner, chain: Chain, tmp_path: Path) -> None:
+    """`--operator 0x7099...79C8` as a document shortens it: a usage error naming the
+    option, nothing deployed, no deployments file, no traceback."""
+    before = chain.block_number
+    result = ApeRunner(ape.node, tmp_path)("deploy", "--account", "TEST::0",
+                                           "--operator", "0x7099...79C8")
+    assert result.returncode == 2, str(result)
+    assert "--operator: '0x7099...79C8' is not an address" in result.output
+    assert "Traceback" not in result.output
+    assert chain.block_number == before and not list(tmp_path.glob("*.json"))
 
 
 def test_spv_commands_send_what_they_print(story: dict[str, Run], chain: Chain,

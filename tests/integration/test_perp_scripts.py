@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from gpushares import abi, perp
+from gpushares import abi, perp, reasons
 from gpushares.demo import test_account as account_address
 from gpushares.devnode import PROJECT_ROOT, dev_key
 from oracle import attest, reports
@@ -69,7 +69,7 @@ PARAMS = perp.RiskParams(
 )
 
 
-# The line `scripts/_lib.py:report` prints for every transaction.
+# The line `scripts._lib.echo_receipt` prints for every transaction.
 TX_LINE = re.compile(r"tx (0x[0-9a-fA-F]{64}) \(block (\d+), gas ([\d,]+)\)")
 
 
@@ -209,9 +209,8 @@ def world(ape: ApeRunner, chain: Chain, tmp_path_factory: pytest.TempPathFactory
     US title override, then adds the H100 index feed while the operator registers the
     fleet. The A100 feed and the mock stablecoin of the traders come straight from the
     deployer (web3); the oracle publishes both indexes."""
-    from gpushares.demo import rules_with_demo_override
+    from gpushares.demo import TITLE_OVERRIDE
 
-    rules = rules_with_demo_override(tmp_path_factory.mktemp("override"))
     ok(ape("deploy", "--account", "TEST::0", "--operator", OPERATOR))
     run_together(
         ape,
@@ -224,7 +223,7 @@ def world(ape: ApeRunner, chain: Chain, tmp_path_factory: pytest.TempPathFactory
         ape,
         ("oracle", "set-signers", "--account", "TEST::0",
          *[arg for s in ORACLE_SIGNERS for arg in ("--signer", s)], "--threshold", "2"),
-        ("jurisdictions", "apply", "--account", "TEST::1", "--rules", str(rules)),
+        ("jurisdictions", "apply", "--account", "TEST::1", "--overrides", str(TITLE_OVERRIDE)),
     )
     run_together(
         ape,
@@ -475,7 +474,8 @@ def test_perp_create_seeds_the_insurance_and_status_matches_the_chain(story: Ste
 
 def test_an_over_levered_open_is_refused_before_sending(story: Step) -> None:
     assert_nothing_sent(story, "over leverage", "trade refused, nothing sent",
-                        perp.BELOW_INITIAL, "trade at most", "max leverage 10.00x")
+                        reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN, "trade at most",
+                        "max leverage 10.00x")
 
 
 def test_the_hedge_dry_run_as_a_real_process_then_the_hedge_on_the_attested_utilisation(

@@ -76,7 +76,7 @@ TOO_MUCH_LTV = 0.71
 ABOVE_MAX_LTV = reasons.POOL_BORROW_PUT_LOAN_ABOVE
 NOT_REGISTERED = codes.message(codes.Restriction.RECEIVER_NOT_REGISTERED)
 
-# The line `scripts/_lib.py:report` prints for every transaction.
+# The line `scripts._lib.echo_receipt` prints for every transaction.
 TX_LINE = re.compile(r"tx (0x[0-9a-fA-F]{64}) \(block (\d+), gas ([\d,]+)\)")
 
 
@@ -167,9 +167,8 @@ def world(ape: ApeRunner, chain: Chain, tmp_path_factory: pytest.TempPathFactory
     records its US title override and registers the fleet; the hub admin installs the
     2-of-3 signer set and the NAV feed while the operator mints the borrower's shares;
     the oracle publishes the first NAV."""
-    from gpushares.demo import rules_with_demo_override
+    from gpushares.demo import TITLE_OVERRIDE
 
-    rules = rules_with_demo_override(tmp_path_factory.mktemp("override"))
     kyc = ("kyc", "register", "--account", "TEST::0", "--jurisdiction", "US", "--accredited")
     ok(ape("deploy", "--account", "TEST::0", "--operator", OPERATOR))
     run_together(
@@ -182,7 +181,7 @@ def world(ape: ApeRunner, chain: Chain, tmp_path_factory: pytest.TempPathFactory
     run_together(
         ape,
         (*kyc, "--investor", BORROWER),
-        ("jurisdictions", "apply", "--account", "TEST::1", "--rules", str(rules)),
+        ("jurisdictions", "apply", "--account", "TEST::1", "--overrides", str(TITLE_OVERRIDE)),
     )
     run_together(
         ape,
