@@ -16,6 +16,12 @@ Written by the node's counterparts (only when the node runs with a config):
 
     POST /v1/telemetry                    an agent-signed telemetry batch
     POST /v1/sign                         a peer asks this node to co-sign a report
+    GET  /v1/votes/{position}             a peer asks which report this node signed there
+
+The last two are peer endpoints: a request must be signed by a key of the hub's current
+signer set (`oracle.peerauth`); anything else is refused with 401 before its body is
+parsed, and leaves no state and no log line. Every request body is limited to `[api]
+max_body_bytes` (413 beyond, refused before it is read further).
 
 Bytes travel as 0x-hex. Errors are JSON `{"detail": {"code": ..., "message": ...}}`
 (or FastAPI's validation list for a malformed body, 422); a refused request changes
@@ -25,6 +31,7 @@ verifies it like a local file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -36,16 +43,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from oracle import attest
+from oracle import attest, peerauth
+from oracle.config import ApiConfig
 from oracle.entries import EntryFormatError, ReportEntry, parse_leaf
 from oracle.log import AttestationLog, EntryNotFound, LogEntry
-from oracle.node import Refusal, SignRequest, SignResponse
+from oracle.node import Refusal, SignRequest, SignResponse, VoteOut
 from oracle.reports import feed_id as make_feed_id
 from oracle.reports import feed_name
 
@@ -156,6 +167,51 @@ class FeedHistory(BaseModel):
     values: list[FeedValue]
 
 
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: a code (stable, for programs) and a message (what to do next)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    detail: ErrorDetail
+
+
+class ValidationItem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ValidationOut(BaseModel):
+    """A body or parameter that does not fit the schema (FastAPI's list, no input echo)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    detail: list[ValidationItem]
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route answers."""
+    described = {
+        400: "a malformed parameter, or a body that is not JSON text",
+        401: "not signed by a key of the hub's signer set",
+        403: "not allowed", 404: "no such thing", 409: "refused: conflicts with this "
+        "node's state or view", 413: "the body is larger than [api] max_body_bytes",
+        422: "the body or a parameter is malformed", 429: "over the peer's rate limit",
+        503: "this node cannot do that now (no chain, read-only, chain unreachable)"}
+    return {code: {"description": described[code],
+                   "model": ErrorOut | ValidationOut if code == 422 else ErrorOut}
+            for code in codes}
+
+
 class TelemetryAccepted(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -168,8 +224,62 @@ def _hex(data: bytes | None) -> str | None:
     return None if data is None else "0x" + data.hex()
 
 
-def _error(code: str, message: str, status: int) -> HTTPException:
-    return HTTPException(status, {"code": code, "message": message})
+def _error(code: str, message: str, status: int,
+           headers: dict[str, str] | None = None) -> HTTPException:
+    return HTTPException(status, {"code": code, "message": message}, headers=headers)
+
+
+class BodyLimit:
+    """Refuses (413) a request body larger than `limit` bytes: at once by its
+    Content-Length, or as soon as a streamed body passes the limit; a body within it is
+    buffered and handed on, so nothing downstream reads more than `limit` bytes."""
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self.inner = inner
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.inner(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.inner(scope, replay, send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = json.dumps({"detail": {
+            "code": "body_too_large", "message": f"the request body is larger than "
+            f"{self.limit} bytes ([api] max_body_bytes): send less"}}).encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 # ------------------------------------------------------------------ feed index
@@ -322,6 +432,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             await self.inner(scope, receive, counting_send)
 
+    api_limits = app.state.node.config.api if app.state.node is not None else ApiConfig()
+    app.add_middleware(BodyLimit, limit=api_limits.max_body_bytes)
     app.add_middleware(CountRequests)
 
     def entry_out(log: AttestationLog, entry: LogEntry) -> EntryOut:
@@ -395,8 +507,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/feeds/{feed_ref:path}/history", response_model=FeedHistory,
              summary="A feed's logged values, newest first",
-             responses={400: {"description": "bad feed id"},
-                        404: {"description": "unknown feed"}})
+             responses=_responses(400, 404, 422))
     async def feed_history(
         feed_ref: str,
         limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100,
@@ -407,8 +518,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/feeds/{feed_ref:path}", response_model=FeedOut,
              summary="One feed and its latest logged value",
-             responses={400: {"description": "bad feed id"},
-                        404: {"description": "unknown feed"}})
+             responses=_responses(400, 404, 422))
     async def get_feed(feed_ref: str) -> FeedOut:
         fid, values = feed_values(feed_ref)
         return FeedOut(id=fid, name=feed_name(fid), configured=fid in configured_feeds(),
@@ -419,7 +529,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cp = log.checkpoint()
         return CheckpointOut(size=cp.size, root=_hex(cp.root) or "")
 
-    @app.get("/v1/attestations", response_model=EntriesPage)
+    @app.get("/v1/attestations", response_model=EntriesPage, responses=_responses(422))
     def attestations(
         log: LogDep,
         after: Annotated[int, Query(ge=-1, description="last index already held")] = -1,
@@ -431,7 +541,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return EntriesPage(entries=[entry_out(log, e) for e in log.entries(start, stop)],
                            size=size)
 
-    @app.get("/v1/attestations/{index}", response_model=EntryWithProof)
+    @app.get("/v1/attestations/{index}", response_model=EntryWithProof,
+             responses=_responses(404, 422))
     def attestation(log: LogDep, index: int) -> EntryWithProof:
         size = log.size
         if not 0 <= index < size:
@@ -459,7 +570,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               root=_hex(cp.root) or "",
                               inclusion_proof=[_hex(p) or "" for p in proof])
 
-    @app.get("/v1/consistency", response_model=ConsistencyOut)
+    @app.get("/v1/consistency", response_model=ConsistencyOut,
+             responses=_responses(400, 422))
     def consistency(
         log: LogDep, old: Annotated[int, Query(ge=1)], new: Annotated[int, Query(ge=1)]
     ) -> ConsistencyOut:
@@ -470,7 +582,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/telemetry", response_model=TelemetryAccepted,
               summary="Accept an agent-signed telemetry batch",
-              responses={401: {}, 403: {}, 409: {}, 422: {}, 503: {}})
+              responses=_responses(400, 401, 403, 409, 413, 422, 503))
     def telemetry(body: dict[str, Any], node: NodeDep) -> TelemetryAccepted:
         from oracle.telemetry.store import TelemetryRejected
 
@@ -489,27 +601,103 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return TelemetryAccepted(accepted=True, batchHash=accepted.batch_hash,
                                  samples=accepted.samples)
 
-    @app.post("/v1/sign", response_model=SignResponse,
-              summary="Co-sign a peer's report after recomputing it",
-              responses={403: {}, 409: {}, 422: {}, 503: {}})
-    def sign(body: SignRequest, node: NodeDep) -> SignResponse:
-        if FAULT_SIGN_DELAY_S > 0:  # fault injection for the quorum tests (see above)
-            time.sleep(FAULT_SIGN_DELAY_S)
+    async def authenticated(request: Request, node: Any) -> tuple[str, bytes]:
+        """(signer, raw body) of a peer request: the headers are checked first, then the
+        body (already size-limited) is read and the signature verified; nothing is
+        parsed, stored or logged before that."""
         try:
-            response = node.cosign(body)
+            node.verifier.check_headers(request.headers)
+            body = await request.body()
+            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            signer = await run_in_threadpool(node.verifier.verify, method=request.method,
+                                             path=path, headers=request.headers, body=body)
+        except peerauth.PeerAuthError as exc:
+            sign_total.labels(exc.code).inc()
+            headers = ({"Retry-After": str(max(1, round(exc.retry_after_s)))}
+                       if exc.retry_after_s is not None else None)
+            raise _error(exc.code, exc.message, exc.status, headers) from exc
+        except Refusal as exc:  # no chain: signers cannot be checked
+            sign_total.labels(exc.code).inc()
+            raise _error(exc.code, exc.message, exc.status) from exc
+        return signer, body
+
+    @app.post("/v1/sign", response_model=SignResponse,
+              summary="Co-sign a peer's report if this node would have built it",
+              description="A peer endpoint: the request must carry the X-GPU-Oracle-Time, "
+                          "-Nonce and -Signature headers of a key in the hub's signer set "
+                          "(docs/oracle.md, 'Peer authentication').",
+              responses=_responses(401, 403, 409, 413, 422, 429, 503),
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": {"$ref": "#/components/schemas/SignRequest"}}
+              }}})
+    async def sign(request: Request, node: NodeDep) -> SignResponse:
+        signer, body = await authenticated(request, node)
+        try:
+            req = SignRequest.model_validate_json(body)
+        except ValidationError as exc:
+            return invalid(exc.errors())  # type: ignore[return-value]
+        if FAULT_SIGN_DELAY_S > 0:  # fault injection for the quorum tests (see above)
+            await run_in_threadpool(time.sleep, FAULT_SIGN_DELAY_S)
+        try:
+            response = await run_in_threadpool(node.cosign, req, signer)
         except Refusal as exc:
             sign_total.labels(exc.code).inc()
             raise _error(exc.code, exc.message, exc.status) from exc
         sign_total.labels("signed").inc()
         return response
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    @app.get("/v1/votes/{position}", response_model=VoteOut,
+             summary="The report this node signed for a log position (peers only)",
+             description="A peer endpoint (authenticated like POST /v1/sign): a leader asks "
+                         "before proposing, so it can finish a report already voted for "
+                         "instead of splitting the votes. `vote` is null when this node "
+                         "signed nothing there, or its log has grown past the position.",
+             responses=_responses(401, 413, 422, 429, 503))
+    async def votes(request: Request, node: NodeDep,
+                    position: Annotated[int, PathParam(ge=0, lt=2**63)]) -> VoteOut:
+        await authenticated(request, node)
+        return await run_in_threadpool(node.vote_out, position)
+
+    def invalid(errors: Any) -> JSONResponse:
         # FastAPI's default echoes the input back, which cannot be encoded when it holds a
         # lone surrogate; the location and message say what to fix.
-        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-                   "type": str(e.get("type", ""))} for e in exc.errors()]
-        return JSONResponse({"detail": errors}, status_code=422)
+        items = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+                  "type": str(e.get("type", ""))} for e in errors]
+        return JSONResponse({"detail": items}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return invalid(exc.errors())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Every error in the one shape (Starlette's own, e.g. a body that is not JSON
+        text or an unknown route, carry a bare string)."""
+        detail = exc.detail
+        if not isinstance(detail, dict):
+            code = {400: "bad_body", 404: "no_route", 405: "bad_method"}.get(
+                exc.status_code, f"http_{exc.status_code}")
+            message = {400: "the body is not JSON text: send UTF-8 JSON"}.get(
+                exc.status_code, str(detail))
+            detail = {"code": code, "message": message}
+        return JSONResponse({"detail": detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, plus the schema of the body /v1/sign parses itself (after
+        authenticating the raw bytes)."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            schemas["SignRequest"] = SignRequest.model_json_schema(
+                ref_template="#/components/schemas/{model}")
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(ConnectionError)
     async def chain_down(request: Request, exc: ConnectionError) -> JSONResponse:

@@ -47,6 +47,7 @@ from oracle.log import AttestationLog, AttestationLogError
 from oracle.methodology import MethodologyError
 from oracle.publisher import Publisher, PublishError
 from oracle.verify import (
+    OFFLINE_LIMITS,
     ChainView,
     Discrepancy,
     connect_hub,
@@ -389,6 +390,14 @@ def verify(log_path, node, rpc, hub, from_block):
     if summary.chain_checked:
         click.echo(f"OK chain: {summary.chain_values} on-chain values equal their entries, "
                    f"{summary.chain_checkpoints} checkpoints reproduced and consistent")
+    else:
+        sets = ", ".join(f"entry {i} (config version {v})"
+                         for i, v in summary.signer_set_entries) or "none"
+        click.echo("NOT CHECKED offline (add --rpc URL --hub 0x... to check it against the "
+                   "chain):")
+        click.echo(f"  - the signer sets, taken on the log's word: {sets}. "
+                   + OFFLINE_LIMITS[0][0].upper() + OFFLINE_LIMITS[0][1:])
+        click.echo("  - " + OFFLINE_LIMITS[1][0].upper() + OFFLINE_LIMITS[1][1:])
     click.echo(f"({elapsed:.2f}s)")
 
 
@@ -450,7 +459,7 @@ def round_cmd(config_path, feeds):
                    + (f" ({o.detail})" if o.detail else ""))
         for peer, why in sorted(o.disagreements.items()):
             click.echo(f"    outvoted {peer}: {why}")
-        failed |= o.status in ("no_quorum", "failed")
+        failed |= o.status in ("no_quorum", "failed", "stuck")
     if failed:
         sys.exit(2)
 

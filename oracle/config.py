@@ -39,6 +39,13 @@
     [rounds]
     sign_timeout_s = 5
 
+    [api]                               # limits of the HTTP API (defaults shown)
+    max_body_bytes = 1048576            # any request body; larger is 413
+    max_input_items = 20000             # JSON objects and arrays in a peer's inputs
+    peer_rate_per_s = 20                # authenticated peer requests a second, per peer
+    peer_burst = 40
+    auth_window_s = 300                 # a peer request's time vs this node's chain time
+
     [keystore]                          # the keystores' passphrase: one of
     password_env = "GPU_ORACLE_PASSPHRASE"          # an environment variable (default)
     # password_file = "/run/secrets/node-1-passphrase"  # or a file (first line)
@@ -107,6 +114,9 @@ class NavFeedConfig(_FeedBase):
     economic_life_years: str = "4"
     model_map: dict[str, str]
     index_at_acquisition: dict[str, AcquisitionIndex]
+    # The fleet's latest utilisation report may be at most this old (its period's end
+    # against the chain's clock); older, the NAV is withheld until a newer one is logged.
+    max_utilisation_age_s: Annotated[int, Field(ge=3_600)] = 31 * 86_400
 
 
 class UtilisationConfig(BaseModel):
@@ -127,12 +137,8 @@ class TelemetryConfig(BaseModel):
 class RoundsConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # How long a leader waits for its peers' signatures.
     sign_timeout_s: Annotated[float, Field(gt=0)] = 5.0
-    # A leader appends only within this time of starting its round; a co-signer's vote
-    # for a log position binds it for `vote_ttl_s` (> deadline), so two different
-    # reports can never both gather a quorum for one position.
-    deadline_s: Annotated[float, Field(gt=0)] = 20.0
-    vote_ttl_s: Annotated[float, Field(gt=0)] = 60.0
     # `gpu-oracle serve` pulls its peers' new entries this often (0: only when asked to
     # co-sign or when leading a round).
     sync_interval_s: Annotated[float, Field(ge=0)] = 5.0
@@ -140,13 +146,33 @@ class RoundsConfig(BaseModel):
     # disagreeing node is named in the round's record.
     outvote_grace_s: Annotated[float, Field(ge=0)] = 1.0
 
-    @field_validator("vote_ttl_s")
+    @model_validator(mode="before")
     @classmethod
-    def _ttl(cls, v: float, info) -> float:  # noqa: ANN001 - pydantic's ValidationInfo
-        deadline = info.data.get("deadline_s", 20.0)
-        if v <= deadline:
-            raise ValueError(f"vote_ttl_s ({v}) must exceed deadline_s ({deadline})")
-        return v
+    def _retired(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for name in ("vote_ttl_s", "deadline_s"):
+                if name in data:
+                    raise ValueError(
+                        f"{name} is no longer a setting: a vote now binds until the log has "
+                        "grown past its position (docs/oracle.md, 'Rounds'); remove the line")
+        return data
+
+
+class ApiConfig(BaseModel):
+    """Limits of the node's HTTP API (docs/oracle.md, 'Peer authentication')."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Any request body larger than this is refused (413) before it is read further.
+    max_body_bytes: Annotated[int, Field(ge=1_024, le=256 * 1024 * 1024)] = 1024 * 1024
+    # A peer's input snapshot may hold at most this many JSON objects and arrays; more is
+    # refused (422) before it is parsed.
+    max_input_items: Annotated[int, Field(ge=10)] = 20_000
+    # Authenticated peer requests per second and burst, per peer (429 beyond).
+    peer_rate_per_s: Annotated[float, Field(gt=0)] = 20.0
+    peer_burst: Annotated[float, Field(ge=1)] = 40.0
+    # A peer request's time (the sender's chain time) must be this close to ours.
+    auth_window_s: Annotated[float, Field(ge=10)] = 300.0
 
 
 class KeystoreConfig(BaseModel):
@@ -187,6 +213,7 @@ class NodeConfig(BaseModel):
     utilisation: list[UtilisationConfig] = []
     telemetry: TelemetryConfig = TelemetryConfig()
     rounds: RoundsConfig = RoundsConfig()
+    api: ApiConfig = ApiConfig()
     keystore: KeystoreConfig = KeystoreConfig()
 
     @field_validator("peers")

@@ -46,7 +46,8 @@ class SignerSetEntry(BaseModel):
     kind: Literal["signer_set"] = "signer_set"
 
     def leaf(self) -> bytes:
-        return attest.canonical_json(
+        # typed fields only (ints and strings): no float can be in it
+        return attest.encode_canonical(
             {
                 "v": ENTRY_FORMAT_VERSION,
                 "index": self.index,
@@ -73,7 +74,8 @@ class ReportEntry(BaseModel):
         return self.signed.kind
 
     def leaf(self) -> bytes:
-        return attest.canonical_json(
+        # typed fields only (ints and strings): no float can be in it
+        return attest.encode_canonical(
             {
                 "v": ENTRY_FORMAT_VERSION,
                 "index": self.index,
@@ -93,9 +95,12 @@ Entry = ReportEntry | SignerSetEntry
 def parse_leaf(leaf: bytes) -> Entry:
     """Parse a leaf; raises EntryFormatError saying what is wrong."""
     try:
-        data: Any = json.loads(leaf.decode("utf-8"))
+        data: Any = attest.loads_no_floats(leaf.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EntryFormatError(f"not UTF-8 JSON: {exc}") from exc
+    except attest.AttestationError as exc:  # a float: never in a canonical leaf
+        raise EntryFormatError("the leaf is not in canonical form (re-encoding it "
+                               "differs)") from exc
     if not isinstance(data, dict):
         raise EntryFormatError("an entry is a JSON object")
     if data.get("v") != ENTRY_FORMAT_VERSION:

@@ -46,7 +46,8 @@ from oracle.reports import feed_id as make_feed_id
 from oracle.sources.quote import Quote, SourceResult, SourceTier
 
 METHODOLOGY = "gpu-hour-index"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
 
 # ------------------------------------------------------------ parameters of version 1
 
@@ -264,7 +265,8 @@ def _canonical_bytes(item: dict[str, Any]) -> bytes:
 
 
 def build_snapshot(feed_name: str, quotes: Sequence[Quote], observed_at: int,
-                   sources: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+                   sources: Sequence[dict[str, Any]] = (), *,
+                   version: int = VERSION) -> dict[str, Any]:
     """The canonical input snapshot of one feed: the quotes (canonical dicts, sorted by
     their canonical JSON bytes, so the snapshot is the same whatever the input order) and
     the source runs that produced them (sorted likewise). `attest.inputs_hash(
@@ -275,9 +277,11 @@ def build_snapshot(feed_name: str, quotes: Sequence[Quote], observed_at: int,
     for source in sources:
         if not isinstance(source, dict):
             raise ValueError(f"a source description is a JSON object, got {source!r}")
+    if version not in VERSIONS:
+        raise ValueError(f"gpu-hour-index has versions {VERSIONS}, not {version}")
     return {
         "methodology": METHODOLOGY,
-        "version": VERSION,
+        "version": version,
         "feedId": feed.feed_id,
         "model": feed.model,
         "observedAt": observed_at,
@@ -304,7 +308,8 @@ def describe_source(result: SourceResult) -> dict[str, Any]:
 
 
 def index_feed_snapshots(quotes: Iterable[Quote], observed_at: int,
-                         sources: Sequence[dict[str, Any]] = ()) -> dict[str, dict[str, Any]]:
+                         sources: Sequence[dict[str, Any]] = (), *,
+                         version: int = VERSION) -> dict[str, dict[str, Any]]:
     """One source run's quotes grouped into one snapshot per feed (every feed, so a
     model without quotes is evaluated and withheld, not silently skipped). A quote goes
     to the feed whose model its name names, whatever its memory size (the methodology
@@ -315,7 +320,8 @@ def index_feed_snapshots(quotes: Iterable[Quote], observed_at: int,
         model = model_for_name(quote.gpu_name)
         if model is not None:
             groups[model.feed].append(quote)
-    return {name: build_snapshot(name, qs, observed_at, sources) for name, qs in groups.items()}
+    return {name: build_snapshot(name, qs, observed_at, sources, version=version)
+            for name, qs in groups.items()}
 
 
 class IndexInputs(BaseModel):
@@ -324,7 +330,7 @@ class IndexInputs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     methodology: Literal["gpu-hour-index"]
-    version: Literal[1]
+    version: Literal[1, 2]
     feed_id: Annotated[attest.Hex32, Field(alias="feedId")]
     model: str
     observed_at: Annotated[int, Field(alias="observedAt", ge=0, lt=2**64)]
@@ -345,10 +351,11 @@ class ContributorValue(BaseModel):
     tier: SourceTier  # the strongest tier it quoted; only those quotes count
     quotes: int  # quotes used
     observations: int  # distinct machines (or offers without a machine)
+    gpus: int | None = None  # version 2: the GPUs of its machines (each machine once)
     value: Decimal  # USD per GPU-hour of the defined good
     log_deviation: Decimal | None  # (ln value - screen centre) / screen scale
     accepted: bool  # passed the outlier screen
-    weight: Decimal  # TIER_WEIGHTS[tier] * sqrt(observations), before the cap
+    weight: Decimal  # v1: TIER_WEIGHTS[tier] * sqrt(observations); v2: * GPUs; uncapped
     share: Decimal | None  # capped share of the total weight (accepted only)
 
     @property
@@ -471,7 +478,7 @@ def _inputs(snapshot: dict[str, Any]) -> tuple[IndexInputs, Feed]:
     feed = _FEEDS_BY_ID.get(inputs.feed_id)
     if feed is None:
         raise methodology.MethodologyError(
-            f"feedId {inputs.feed_id} is not an index feed of gpu-hour-index v1")
+            f"feedId {inputs.feed_id} is not an index feed of gpu-hour-index v{inputs.version}")
     if inputs.model != feed.model:
         raise methodology.MethodologyError(
             f"snapshot model {inputs.model!r} is not the model of feed {feed.name} "
@@ -515,6 +522,7 @@ def _evaluate(inputs: IndexInputs, feed: Feed) -> IndexResult:
             dropped["duplicate_offer"] += 1
 
     # 2. reduce each contributor
+    v2 = inputs.version >= 2
     by_contributor: dict[tuple[str, str], list[tuple[Quote, Decimal]]] = defaultdict(list)
     for quote, price in newest.values():
         by_contributor[(quote.provider, quote.host)].append((quote, price))
@@ -525,24 +533,40 @@ def _evaluate(inputs: IndexInputs, feed: Feed) -> IndexResult:
         used = [(q, p) for q, p in items if q.tier == tier]
         dropped["superseded_by_stronger_tier"] += len(items) - len(used)
         quotes_used += len(used)
-        machines: dict[str, list[Decimal]] = defaultdict(list)
+        machines: dict[str, list[tuple[Quote, Decimal]]] = defaultdict(list)
         for q, p in used:
             machines[f"machine:{q.machine}" if q.machine is not None
-                     else f"offer:{q.offer_id}"].append(p)
-        observations = [methodology.median(ps) for ps in machines.values()]
-        rows.append({
-            "provider": provider, "host": host, "tier": tier, "quotes": len(used),
-            "observations": len(observations),
-            "value": methodology.median(observations),
-            "weight": TIER_WEIGHTS[tier] * Decimal(len(observations)).sqrt(),
-        })
+                     else f"offer:{q.offer_id}"].append((q, p))
+        observations = [methodology.median([p for _, p in qs]) for qs in machines.values()]
+        row: dict[str, Any] = {"provider": provider, "host": host, "tier": tier,
+                               "quotes": len(used), "observations": len(observations)}
+        if v2:
+            # Voice by capacity: each machine's GPUs once (its largest slice's whole
+            # machine), so splitting a machine or a fleet into more hosts gains nothing.
+            sizes = [max(_machine_size(q) for q, _ in qs) for qs in machines.values()]
+            row["gpus"] = sum(sizes)
+            row["value"] = weighted_median([(price, Decimal(size)) for price, size
+                                            in zip(observations, sizes, strict=True)])
+            row["weight"] = TIER_WEIGHTS[tier] * row["gpus"]
+        else:
+            row["value"] = methodology.median(observations)
+            row["weight"] = TIER_WEIGHTS[tier] * Decimal(len(observations)).sqrt()
+        rows.append(row)
 
-    # 3. screen outliers in log space
+    # 3. screen outliers in log space (v2: centre and scale weighted by capped capacity
+    # shares, so a crowd of small made-up hosts cannot move the centre)
     centre = scale = None
     if rows:
         logs = [r["value"].ln() for r in rows]
-        centre = methodology.median(logs)
-        scale = max(MAD_CONSTANT * _mad(logs, centre), MIN_LOG_SCALE)
+        if v2:
+            # capped shares: no contributor holds more than MAX_SHARE of the screen either
+            pts = list(zip(logs, cap_shares([r["weight"] for r in rows]), strict=True))
+            centre = weighted_median(pts)
+            spread = weighted_median([(abs(x - centre), w) for x, w in pts])
+        else:
+            centre = methodology.median(logs)
+            spread = _mad(logs, centre)
+        scale = max(MAD_CONSTANT * spread, MIN_LOG_SCALE)
         for row, log_value in zip(rows, logs, strict=True):
             row["log_deviation"] = (log_value - centre) / scale
             row["accepted"] = abs(log_value - centre) <= SCREEN_K * scale
@@ -559,7 +583,12 @@ def _evaluate(inputs: IndexInputs, feed: Feed) -> IndexResult:
     dispersion = n_eff = None
     if accepted:
         accepted_logs = [r["value"].ln() for r in accepted]
-        dispersion = MAD_CONSTANT * _mad(accepted_logs, methodology.median(accepted_logs))
+        if v2:
+            pts = list(zip(accepted_logs, shares, strict=True))
+            mid = weighted_median(pts)
+            dispersion = MAD_CONSTANT * weighted_median([(abs(x - mid), w) for x, w in pts])
+        else:
+            dispersion = MAD_CONSTANT * _mad(accepted_logs, methodology.median(accepted_logs))
         total = sum(shares, Decimal(0))
         n_eff = total * total / sum((s * s for s in shares), Decimal(0))
 
@@ -590,13 +619,13 @@ def _evaluate(inputs: IndexInputs, feed: Feed) -> IndexResult:
     contributor_values = [
         ContributorValue(
             provider=r["provider"], host=r["host"], tier=r["tier"], quotes=r["quotes"],
-            observations=r["observations"], value=r["value"],
+            observations=r["observations"], gpus=r.get("gpus"), value=r["value"],
             log_deviation=r.get("log_deviation"), accepted=r["accepted"],
             weight=r["weight"], share=r["share"])
         for r in sorted(rows, key=lambda r: (r["value"], r["provider"], r["host"]))
     ]
     return IndexResult(
-        feed=feed.name, feed_id=feed.feed_id, model=feed.model,
+        version=inputs.version, feed=feed.name, feed_id=feed.feed_id, model=feed.model,
         observed_at=inputs.observed_at, value=value, band_lower=lower, band_upper=upper,
         confidence=confidence, withheld_reason=reason, quotes_in=len(quotes),
         quotes_used=quotes_used, dropped=dropped, contributors=len(rows),
@@ -648,7 +677,7 @@ def price_fields(data: dict[str, Any]) -> methodology.PriceFields:
             value=methodology.to_fixed(result.value, attest.PRICE_DECIMALS),
             confidence=methodology.to_fixed(result.confidence, attest.PRICE_DECIMALS),
             observed_at=result.observed_at,
-            methodology_version=VERSION,
+            methodology_version=result.version,
         )
 
 

@@ -239,6 +239,37 @@ def _lazy(module: str, name: str) -> Callable[[dict[str, Any]], Any]:
 
 PRICE_METHODS[("gpu-hour-index", 1)] = _lazy("oracle.index", "price_fields")
 PRICE_METHODS[("nav-per-share", 1)] = _lazy("oracle.valuation", "price_fields")
+PRICE_METHODS[("nav-per-share", 2)] = PRICE_METHODS[("nav-per-share", 1)]
+PRICE_METHODS[("gpu-hour-index", 2)] = PRICE_METHODS[("gpu-hour-index", 1)]
+
+#: Methodologies kept so that logged values keep verifying, but retired: no node builds,
+#: proposes or co-signs a report under them (`check_current`). `gpu-oracle verify` still
+#: recomputes them, and `gpu-oracle attest` (one process holding k keys: tests,
+#: migration) still computes them.
+RETIRED: dict[tuple[str, int], str] = {
+    ("offer-median", 1): "replaced by gpu-hour-index",
+    ("time-weighted-utilisation", 1): "samples taken on the node's word, unsigned; "
+                                      "replaced by version 2 (agent-signed telemetry)",
+    ("gpu-hour-index", 1): "a contributor's voice grew with its host count; replaced by "
+                           "version 2 (voice by GPU capacity)",
+    ("nav-per-share", 1): "stamped with the valuation time, not its inputs' observation "
+                          "time; replaced by version 2",
+}
+
+
+def check_current(snapshot: bytes | dict[str, Any]) -> tuple[str, int]:
+    """The (methodology, version) a snapshot names, if a node may sign under it; raises
+    MethodologyError for a retired one (or a snapshot naming none)."""
+    data = _load(snapshot) if isinstance(snapshot, bytes) else snapshot
+    if not isinstance(data, dict) or "methodology" not in data or "version" not in data:
+        raise MethodologyError('a snapshot is an object naming "methodology" and "version"')
+    key = (data["methodology"], data["version"])
+    if not isinstance(key[0], str) or not isinstance(key[1], int) or isinstance(key[1], bool):
+        raise MethodologyError('"methodology" must be a string and "version" an integer')
+    if key in RETIRED:
+        raise MethodologyError(f"{key[0]} v{key[1]} is retired ({RETIRED[key]}): nodes "
+                               "neither propose nor co-sign it")
+    return key
 UTILISATION_METHODS[("time-weighted-utilisation", 2)] = _lazy(
     "oracle.telemetry.methodology", "utilisation_fields")
 

@@ -8,20 +8,28 @@ A round, led by one node (`gpu-oracle round`, or `Node.run_round`):
 2. For every feed that is due (no value yet, a move beyond the feed's deviation
    threshold, or its heartbeat elapsed, and newer data than the hub holds), it builds
    the canonical input snapshot from its own sources and computes the report with the
-   methodology the snapshot names. A withheld index (too few contributors, too
-   dispersed) is recorded with its reason; nothing stale is carried forward.
-3. It signs, then asks every peer `POST /v1/sign` with the report and its inputs. A peer
-   syncs its log up to the report's checkpoint, recomputes the report from the same
-   inputs (and signs only if it gets the same fields), builds the same feed from its
-   *own* sources and refuses if its value differs by more than the feed's `agree_bps`,
-   and refuses a second, different report for a log position it already signed.
-4. With k signatures (its own included) before the round deadline, the leader appends
-   the report to its log and publishes it through the publisher. A peer that is down
-   or disagrees is outvoted and named in the round's record; with fewer than k, nothing
-   is appended or published and `/healthz` shows why.
+   methodology the snapshot names. A withheld feed (too few contributors, an input
+   older than its heartbeat allows) is recorded with its reason; nothing stale is
+   carried forward.
+3. Before proposing at log position P it asks its peers which report, if any, they
+   already signed for P (`GET /v1/votes/{P}`, authenticated). A report some node voted
+   for that the leader would sign is finished first (adopted), so votes are not split;
+   a position whose votes are split so that no report can reach k is reported stuck.
+4. It signs, then asks every peer `POST /v1/sign` (authenticated by its signer key, see
+   `oracle.peerauth`) with the report and its inputs. A peer syncs its log up to the
+   report's checkpoint, builds the same feed from its *own* sources and compares every
+   field (value and confidence within the feed's `agree_bps`, observation time never
+   later than its own newest data, period, methodology), checks that the leader's
+   inputs hash to `inputsHash` and recompute to the report (the log's auditability),
+   and refuses a second, different report for a log position it already signed, for
+   good.
+5. With k signatures (its own included), the leader appends the report to its log and
+   publishes it through the publisher. A peer that is down or disagrees is outvoted and
+   named in the round's record; with fewer than k, nothing is appended or published and
+   `/healthz` shows why.
 
-Safety needs k > n/2: every node signs at most one report per log position, so two
-different reports cannot both reach k signatures for one position.
+Safety needs k > n/2: every node signs at most one report per log position, ever, so
+two different reports cannot both reach k signatures for one position.
 """
 
 from __future__ import annotations
@@ -39,10 +47,10 @@ from typing import Any, Literal
 
 import httpx
 from eth_account import Account
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpushares import abi
-from oracle import attest, methodology
+from oracle import attest, methodology, peerauth
 from oracle.config import IndexFeedConfig, NavFeedConfig, NodeConfig, UtilisationConfig
 from oracle.entries import EntryFormatError, ReportEntry, SignerSetEntry, parse_leaf
 from oracle.log import AttestationLog, LogConflict
@@ -53,21 +61,27 @@ from oracle.state import NodeState, VoteConflict
 log_ = logging.getLogger("oracle.node")
 
 PAGE = 500
+NODE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: Two nodes' source runs are compared only if they were observed this close together
+#: (a co-signer compares a report with its own run observed at or before the report's).
+OBSERVATION_SKEW_S = 3_600
+#: A leader finishes at most this many reports other nodes voted for before its own.
+MAX_ADOPTIONS = 4
 
 
 # ------------------------------------------------------------------ wire models
 
 
 class SignRequest(BaseModel):
-    """A leader's request to co-sign one report (`POST /v1/sign`)."""
+    """A leader's request to co-sign one report (`POST /v1/sign`, authenticated)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    leader: str = Field(min_length=1, max_length=64, description="the leader's node name")
+    leader: str = Field(pattern=NODE_NAME, description="the leader's node name, as this "
+                        "node's config names its peer")
     kind: Literal["price", "utilisation"]
     report: dict[str, Any] = Field(description="the report's fields, camelCase as logged")
-    inputs: str = Field(min_length=2, max_length=8_000_000,
-                        description="the canonical input snapshot (JSON text)")
+    inputs: str = Field(min_length=2, description="the canonical input snapshot (JSON text)")
 
 
 class SignResponse(BaseModel):
@@ -75,6 +89,28 @@ class SignResponse(BaseModel):
 
     signer: str
     signature: str
+
+
+class VoteRecord(BaseModel):
+    """The report a node signed for a log position (its vote), with its inputs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    digest: str
+    feed: str
+    kind: Literal["price", "utilisation"]
+    report: dict[str, Any]
+    inputs: str
+
+
+class VoteOut(BaseModel):
+    """`GET /v1/votes/{position}`: this node's vote at a position of its log, if any."""
+
+    model_config = ConfigDict(frozen=True)
+
+    position: int
+    log_size: int
+    vote: VoteRecord | None
 
 
 class Refusal(Exception):
@@ -99,7 +135,8 @@ class RoundOutcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     feed: str
-    status: Literal["published", "refused", "withheld", "skipped", "no_quorum", "failed"]
+    status: Literal["published", "refused", "withheld", "skipped", "no_quorum", "failed",
+                    "stuck"]
     detail: str | None = None
     entry: int | None = None
     value: int | None = None
@@ -118,6 +155,7 @@ class Built:
     snapshot: dict[str, Any]
     inputs: bytes = b""
     fields: Any = None
+    newest: int | None = None  # the newest observation of this node's own data
 
     def __post_init__(self) -> None:
         self.inputs = attest.canonical_json(self.snapshot)
@@ -126,6 +164,28 @@ class Built:
             raise Withheld(f"no {self.kind} methodology {self.snapshot.get('methodology')!r} "
                            "in this build")
         self.fields = fields
+
+    @property
+    def methodology(self) -> tuple[Any, Any]:
+        return self.snapshot.get("methodology"), self.snapshot.get("version")
+
+
+def safe_text(text: str, limit: int = 80) -> str:
+    """`text` fit for a log line or a record: printable characters only (anything else
+    escaped), at most `limit` characters. Log lines are built from such fields."""
+    out = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode()
+                  for ch in text[:limit])
+    return out + ("..." if len(text) > limit else "")
+
+
+def report_label(report: attest.Report) -> str:
+    return (safe_text(feed_name(report.feed_id)) if isinstance(report, attest.PriceReport)
+            else f"utilisation:{report.spv_token}")
+
+
+def _move_bps(a: int, b: int) -> float:
+    """|a - b| in basis points of |b| (of 1 when b is 0)."""
+    return abs(a - b) * 10_000 / max(abs(b), 1)
 
 
 # ------------------------------------------------------------------ feed jobs
@@ -142,6 +202,11 @@ class _Job:
 
     def build(self) -> Built:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def build_like(self, report: attest.Report) -> Built:
+        """This node's own build of the feed to compare `report` with (a co-signer's
+        view): by default its current build."""
+        return self.build()
 
     def due(self, built: Built, now: int) -> str | None:
         """None if the report should be published; else why not."""
@@ -165,14 +230,55 @@ class _Job:
         return (f"moved less than {self.deviation_bps} bps and the heartbeat of "
                 f"{self.heartbeat_s}s has not elapsed")
 
+    def differences(self, ours: Built, report: attest.Report) -> list[str]:
+        """Every field in which `report` differs from what this node built (`ours`)
+        beyond the feed's tolerances; empty if it would sign it."""
+        diffs: list[str] = []
+        o = ours.fields
+        if isinstance(report, attest.PriceReport):
+            if report.feed_id != o.feed_id:
+                diffs.append(f"feedId {report.feed_id}, this node builds {o.feed_id}")
+            if report.methodology_version != o.methodology_version:
+                diffs.append(f"methodologyVersion {report.methodology_version}, this node "
+                             f"builds {o.methodology_version}")
+            newest = ours.newest if ours.newest is not None else o.observed_at
+            if report.observed_at > newest:
+                diffs.append(f"observedAt {report.observed_at} is later than this node's "
+                             f"newest data ({newest})")
+            elif report.observed_at < o.observed_at:
+                diffs.append(f"observedAt {report.observed_at} is earlier than this node's "
+                             f"data for it ({o.observed_at})")
+            elif report.observed_at - o.observed_at > OBSERVATION_SKEW_S:
+                diffs.append(f"observedAt {report.observed_at}: this node's nearest data "
+                             f"before it is of {o.observed_at}, more than "
+                             f"{OBSERVATION_SKEW_S} s earlier")
+            move = _move_bps(report.value, o.value)
+            if move > self.agree_bps:
+                diffs.append(f"value {report.value}, this node gets {o.value} ({move:.0f} bps "
+                             f"apart, the limit is {self.agree_bps})")
+            gap = abs(report.confidence - o.confidence) * 10_000
+            if gap > self.agree_bps * max(abs(o.value), 1):
+                diffs.append(f"confidence {report.confidence}, this node gets {o.confidence} "
+                             f"(more than {self.agree_bps} bps of the value apart)")
+        else:
+            for name in ("spv_token", "period_start", "period_end", "gpu_count"):
+                if getattr(report, name) != getattr(o, name):
+                    diffs.append(f"{name} {getattr(report, name)}, this node builds "
+                                 f"{getattr(o, name)}")
+            for name in ("utilisation_bps", "rental_revenue"):
+                move = _move_bps(getattr(report, name), getattr(o, name))
+                if move > self.agree_bps:
+                    diffs.append(f"{name} {getattr(report, name)}, this node gets "
+                                 f"{getattr(o, name)} ({move:.0f} bps apart, the limit is "
+                                 f"{self.agree_bps})")
+        return diffs
+
 
 @dataclass
 class IndexJob(_Job):
     model: str = ""
 
-    def build(self) -> Built:
-        from oracle import index
-
+    def _runs(self) -> list[Any]:
         offers = self.node.config.sources.offers
         if offers is None:
             raise Withheld("no [sources] offers configured for the index")
@@ -180,9 +286,26 @@ class IndexJob(_Job):
         if not files:
             raise Withheld(f"no marketplace snapshots in {offers}")
         results = [_parsed(f) for f in files]
-        results.sort(key=lambda r: r.observed_at)
+        now = self.node.chain_time()
+        results = sorted((r for r in results if r.observed_at <= now),
+                         key=lambda r: r.observed_at)
+        if not results:
+            raise Withheld(f"no marketplace snapshot in {offers} is observed before the "
+                           f"chain's clock ({now})")
+        return results
+
+    def build(self, *, at: int | None = None) -> Built:
+        """The index from this node's newest source run (with `replay`, the oldest run
+        newer than the hub's value); with `at`, from its newest run observed at or
+        before `at` (a co-signer's view of a report observed then)."""
+        from oracle import index
+
+        results = self._runs()
         chosen = results[-1]
-        if self.node.config.sources.replay:
+        if at is not None:
+            before = [r for r in results if r.observed_at <= at]
+            chosen = before[-1] if before else results[0]
+        elif self.node.config.sources.replay:
             published = self.node.onchain_price(make_feed_id(self.label))
             newer = [r for r in results if published is None or r.observed_at > published[1]]
             if newer:
@@ -192,7 +315,13 @@ class IndexJob(_Job):
         result = index.evaluate(snapshot)
         if result.value is None:
             raise Withheld(f"index withheld: {result.withheld_reason}")
-        return Built(self.label, "price", snapshot)
+        built = Built(self.label, "price", snapshot)
+        built.newest = results[-1].observed_at
+        return built
+
+    def build_like(self, report: attest.Report) -> Built:
+        assert isinstance(report, attest.PriceReport)
+        return self.build(at=report.observed_at)
 
 
 @dataclass
@@ -200,6 +329,11 @@ class NavJob(_Job):
     spec: NavFeedConfig | None = None
 
     def build(self) -> Built:
+        """The NAV per share (nav-per-share v2): the register and supply as the chain
+        holds them, each index model at its latest logged value, the fleet's latest
+        utilisation report. The report is observed at the oldest index observation, and
+        withheld if an index input is older than its feed's heartbeat allows (or the
+        utilisation report older than `max_utilisation_age_s`)."""
         from oracle import valuation
 
         assert self.spec is not None
@@ -212,12 +346,22 @@ class NavJob(_Job):
             raise Withheld(f"{self.spec.spv_token} has no shares outstanding")
         holdings = valuation.holdings_from_register(rows, self.spec.model_map)
         models = sorted({h.index_model for h in holdings if h.status != "retired"})
-        index_inputs: dict[str, dict[str, str]] = {}
+        now = node.chain_now()
+        index_inputs: dict[str, dict[str, Any]] = {}
         for model in models:
-            latest = node.latest_logged_price(_index_feed_name(model))
+            name = _index_feed_name(model)
+            latest = node.latest_logged_price(name)
             if latest is None:
                 raise Withheld(f"no logged {model} index value yet to value the fleet against")
             entry_index, report = latest
+            allowed = self._max_age(name)
+            age = now - report.observed_at
+            if age > allowed:
+                raise Withheld(
+                    f"stale input: the {model} index (log entry {entry_index}) was observed "
+                    f"at {report.observed_at}, {age} s before the chain's clock, older than "
+                    f"the {allowed} s its heartbeat allows; publish a newer {model} index "
+                    "first")
             acq = self.spec.index_at_acquisition.get(model)
             if acq is None:
                 raise Withheld(f"no index_at_acquisition configured for {model}")
@@ -226,36 +370,65 @@ class NavJob(_Job):
                 "atAcquisitionSource": acq.source,
                 "now": attest.fixed_str(report.value),
                 "nowConfidence": attest.fixed_str(report.confidence),
+                "observedAt": report.observed_at,
                 "source": f"{model} index, log entry {entry_index}",
             }
         util = node.latest_logged_utilisation(self.spec.spv_token)
+        if util is not None and now - util[1].period_end > self.spec.max_utilisation_age_s:
+            raise Withheld(
+                f"stale input: the fleet's latest utilisation report (log entry {util[0]}) "
+                f"ends at {util[1].period_end}, {now - util[1].period_end} s before the "
+                f"chain's clock, older than max_utilisation_age_s "
+                f"({self.spec.max_utilisation_age_s}); report a newer period first")
         utilisation = ({"bps": 0, "periodStart": 0, "periodEnd": 0,
                         "source": "no utilisation report logged yet"} if util is None else
                        {"bps": util[1].utilisation_bps, "periodStart": util[1].period_start,
                         "periodEnd": util[1].period_end, "source": f"log entry {util[0]}"})
+        observed = min((i["observedAt"] for i in index_inputs.values()), default=now)
         snapshot = valuation.nav_snapshot(
             feed_name=self.label, spv_token=self.spec.spv_token,
-            observed_at=node.chain_now(), total_supply=supply,
+            observed_at=observed, total_supply=supply,
             economic_life_years=self.spec.economic_life_years, gpus=holdings,
-            index=index_inputs, utilisation=utilisation)
+            index=index_inputs, utilisation=utilisation, version=valuation.VERSION)
         return Built(self.label, "price", snapshot)
+
+    def _max_age(self, index_feed: str) -> int:
+        """How old an index input may be: the smaller of the index feed's and this NAV
+        feed's on-chain heartbeats (what their consumers accept), or this feed's
+        configured heartbeat where the hub has neither."""
+        beats = [self.node.feed_heartbeat(name) for name in (index_feed, self.label)]
+        return min([b for b in beats if b > 0] or [self.heartbeat_s])
 
 
 @dataclass
 class UtilisationJob(_Job):
     spec: UtilisationConfig | None = None
 
-    def build(self) -> Built:
+    def build(self, *, period: tuple[int, int] | None = None) -> Built:
+        """The fleet's utilisation over the last full period before the chain's clock
+        (or over `period`, one of this feed's periods that has ended: a co-signer's view
+        of a report for it)."""
         assert self.spec is not None
         store = self.node.telemetry_store()
-        end = self.node.chain_now() // self.spec.period_s * self.spec.period_s
-        start = end - self.spec.period_s
-        onchain = self.node.onchain_utilisation(self.spec.spv_token)
-        if onchain is not None and onchain >= end:
-            raise Withheld(f"the period ending {end} is already on-chain")
+        now = self.node.chain_now()
+        if period is None:
+            end = now // self.spec.period_s * self.spec.period_s
+            start = end - self.spec.period_s
+            onchain = self.node.onchain_utilisation(self.spec.spv_token)
+            if onchain is not None and onchain >= end:
+                raise Withheld(f"the period ending {end} is already on-chain")
+        else:
+            start, end = period
+            if end - start != self.spec.period_s or end % self.spec.period_s or end > now:
+                raise Withheld(f"{start}..{end} is not one of this feed's periods that has "
+                               f"ended ({self.spec.period_s} s, aligned, before {now})")
         registry = self.node.agent_registry()
         snapshot = store.snapshot(self.spec.spv_token, start, end, registry=registry)
         return Built(self.label, "utilisation", snapshot)
+
+    def build_like(self, report: attest.Report) -> Built:
+        assert isinstance(report, attest.UtilisationReport)
+        return self.build(period=(report.period_start, report.period_end))
 
 
 def _parsed(path: Path) -> Any:
@@ -276,6 +449,32 @@ def _index_feed_name(model: str) -> str:
     from oracle import index
 
     return index.feed_name_for(model)
+
+
+def explain(ours: dict[str, Any], theirs: Any) -> str:
+    """What differs between this node's snapshot and the leader's inputs, in a few
+    words (the leader's inputs serve only this: explaining a disagreement)."""
+    if not isinstance(theirs, dict):
+        return "the leader's inputs are not an object"
+    notes = []
+    for key in sorted(set(ours) | set(theirs)):
+        a, b = ours.get(key), theirs.get(key)
+        if a == b:
+            continue
+        if isinstance(a, list) and isinstance(b, list):
+            note = f"{key}: the leader's {len(b)}, this node's {len(a)}"
+            if key == "quotes":
+                hosts_a = {(q.get("provider"), q.get("host")) for q in a if isinstance(q, dict)}
+                hosts_b = {(q.get("provider"), q.get("host")) for q in b if isinstance(q, dict)}
+                note += (f" ({len(hosts_b - hosts_a)} contributor(s) only in the leader's, "
+                         f"{len(hosts_a - hosts_b)} only in this node's)")
+            notes.append(note)
+        elif isinstance(a, dict | list) or isinstance(b, dict | list):
+            notes.append(f"{key} differs")
+        else:
+            notes.append(f"{key}: the leader's {safe_text(str(b), 40)}, this node's "
+                         f"{safe_text(str(a), 40)}")
+    return "; ".join(notes[:6]) or "the inputs are the same"
 
 
 # ------------------------------------------------------------------ the node
@@ -311,6 +510,13 @@ class Node:
         self._tokens: dict[str, Any] = {}
         self._store: Any = None
         self._registry: Any = None
+        self._chain_time: tuple[int, float] | None = None  # (chain time, monotonic when read)
+        api = self.config.api
+        self.verifier = peerauth.Verifier(
+            receiver=self.config.name, chain_id=self._chain_id_checked,
+            hub=lambda: self.hub.address, chain_time=self.chain_time,
+            signer_set=lambda: self.hub_view(peerauth.HUB_VIEW_MAX_AGE_S).signers,
+            window_s=api.auth_window_s, rate_per_s=api.peer_rate_per_s, burst=api.peer_burst)
         self.jobs: dict[str, _Job] = {}
         for feed in self.config.feeds:
             if isinstance(feed, IndexFeedConfig):
@@ -356,10 +562,29 @@ class Node:
             self._chain_id_value = int(self._web3.eth.chain_id)
         return self._chain_id_value
 
+    def _chain_id_checked(self) -> int:
+        self.hub  # noqa: B018 - raises Refusal(no_chain) on a node without a chain
+        return self._chain_id()
+
     def chain_now(self) -> int:
         """The latest block's time (observations are never later than the block)."""
         hub = self.hub
-        return int(hub.w3.eth.get_block("latest")["timestamp"])
+        now = int(hub.w3.eth.get_block("latest")["timestamp"])
+        self._chain_time = (now, time.monotonic())
+        return now
+
+    def chain_time(self, max_age_s: float = 1.0) -> int:
+        """The chain's time as last read, if read within `max_age_s` (this process's
+        monotonic clock), else read now: for checks that run on every request."""
+        cached = self._chain_time
+        if cached is not None and time.monotonic() - cached[1] <= max_age_s:
+            return cached[0]
+        return self.chain_now()
+
+    def feed_heartbeat(self, name: str) -> int:
+        """The hub's heartbeat of a feed (seconds; 0 if the hub has no such feed)."""
+        return int(self.hub.functions.feed_heartbeat(bytes.fromhex(make_feed_id(name)[2:]))
+                   .call())
 
     def now(self) -> int:
         """The time this node acts at: the chain's (its latest block), which is what every
@@ -371,10 +596,10 @@ class Node:
 
     def hub_view(self, max_age_s: float = 5.0) -> _HubView:
         view = self._hub_view
-        if view is None or self.clock() - view.at > max_age_s:
+        if view is None or time.monotonic() - view.at > max_age_s:
             fns = self.hub.functions
             view = _HubView(int(fns.config_version().call()), list(fns.signers().call()),
-                            int(fns.threshold().call()), self.clock())
+                            int(fns.threshold().call()), time.monotonic())
             self._hub_view = view
         return view
 
@@ -577,18 +802,26 @@ class Node:
 
             record_signer_set(self.log, self.domain, view.version, view.signers, view.threshold)
 
+    # ------------------------------------------------------------ peer requests
+
+    def peer_headers(self, peer: str, method: str, path: str, body: bytes = b"") -> dict[str, str]:
+        """The authentication headers of a request from this node to `peer` (its name)."""
+        return peerauth.sign_headers(
+            self.key, chain_id=self._chain_id_checked(), hub=self.hub.address, receiver=peer,
+            method=method, path=path, stamp=self.chain_time(), body=body)
+
     # ------------------------------------------------------------ co-signing
 
-    def cosign(self, req: SignRequest) -> SignResponse:
-        """Co-sign a leader's report if this node gets the same report (see module doc)."""
-        label = "?"
+    def cosign(self, req: SignRequest, signer: str = "?") -> SignResponse:
+        """Co-sign an authenticated peer's report if this node would have built it (see
+        the module doc). `signer` is the address that signed the request."""
+        label = _label_of(req)
         try:
             response, label = self._cosign(req)
         except Refusal as exc:
-            self.state.record_round(label if label != "?" else _label_of(req), "cosigner",
-                                    f"refused:{exc.code}", exc.message)
-            log_.warning("refused to co-sign %s for %s: %s", _label_of(req), req.leader,
-                         exc.message)
+            self.state.record_round(label, "cosigner", f"refused:{exc.code}", exc.message)
+            log_.warning("refused to co-sign %s for %s (%s): %s", label, req.leader, signer,
+                         exc.code)
             raise
         self.state.record_round(label, "cosigner", "signed", f"for {req.leader}")
         return response
@@ -598,35 +831,57 @@ class Node:
         if url is None:
             raise Refusal("unknown_leader", f"{req.leader!r} is not one of this node's peers",
                           403)
+        report = _parse_report(req.kind, req.report)
+        label = report_label(report)
         inputs = req.inputs.encode()
+        self._check_inputs(inputs, report)
+        with self._lock:
+            if self.log.size < report.log_size:
+                try:
+                    self.sync_from(req.leader, url, up_to=report.log_size)
+                except SyncError as exc:
+                    raise Refusal("sync", str(exc), 409) from exc
+            self._check_position(report)
+            digest = attest.digest(report, self.domain).hex()
+            existing = self.state.vote_at(report.log_size)
+            if existing is not None and existing.digest != digest:
+                raise Refusal("already_voted", f"this node already signed another report for "
+                              f"log position {report.log_size} (a {existing.feed} report, "
+                              f"digest {existing.digest}), and signs one per position, for "
+                              f"good: finish that one (GET /v1/votes/{report.log_size})")
+            self._judge(req.kind, report, inputs)
+            signed = attest.sign(report, self.domain, self.key)
+            try:
+                self.state.vote(report.log_size, digest, label, kind=req.kind,
+                                report=report.canonical(), inputs=inputs, at=self.chain_time())
+            except VoteConflict as exc:
+                raise Refusal("already_voted", str(exc)) from exc
+        return SignResponse(signer=self.address, signature=signed), label
+
+    def _check_inputs(self, inputs: bytes, report: attest.Report) -> None:
+        """The cheap checks of a peer's inputs, before anything is computed: the item
+        limit (before parsing), canonical JSON, the hash, a current methodology."""
+        limit = self.config.api.max_input_items
+        if inputs.count(b"{") + inputs.count(b"[") > limit:
+            raise Refusal("too_many_inputs", f"the inputs hold more than {limit} JSON objects "
+                          "and arrays ([api] max_input_items)", 422)
+        if attest.inputs_hash(inputs) != report.inputs_hash:
+            raise Refusal("bad_inputs", "the inputs do not hash to the report's inputsHash", 422)
         try:
-            canonical = attest.canonical_json(json.loads(inputs))
+            data = json.loads(inputs)
+            canonical = attest.canonical_json(data)
         except (ValueError, RecursionError, attest.AttestationError) as exc:
             raise Refusal("bad_inputs", f"the inputs are not canonical JSON: {exc}", 422) from exc
         if canonical != inputs:
             raise Refusal("bad_inputs", "the inputs are not in canonical form", 422)
         try:
-            report = attest.REPORT_TYPES[req.kind].from_canonical(req.report)
-        except (attest.AttestationError, ValueError) as exc:
-            raise Refusal("bad_report", f"the report is malformed: {exc}", 422) from exc
-        label = (feed_name(report.feed_id) if isinstance(report, attest.PriceReport)
-                 else f"utilisation:{report.spv_token}")
-        if attest.inputs_hash(inputs) != report.inputs_hash:
-            raise Refusal("bad_inputs", "the inputs do not hash to the report's inputsHash", 422)
-        try:
-            fields = methodology.compute(req.kind, inputs)
+            methodology.check_current(data)
         except methodology.MethodologyError as exc:
-            raise Refusal("disagree", f"recomputing from the inputs fails: {exc}") from exc
-        if fields is None:
-            raise Refusal("unknown_methodology", "this node does not know the snapshot's "
-                          "methodology; upgrade it", 422)
-        mine = fields.model_dump()
-        theirs = {k: getattr(report, k) for k in mine}
-        if mine != theirs:
-            diff = {k: (theirs[k], mine[k]) for k in mine if mine[k] != theirs[k]}
-            raise Refusal("disagree", f"recomputed from the same inputs, this node gets "
-                          f"{ {k: v[1] for k, v in diff.items()} } where the report says "
-                          f"{ {k: v[0] for k, v in diff.items()} }")
+            raise Refusal("retired_methodology", str(exc), 422) from exc
+
+    def _check_position(self, report: attest.Report) -> None:
+        """The report names the hub's config version, this node is a signer, and the
+        report's checkpoint is this node's log as it stands (called with the lock)."""
         view = self.hub_view()
         if report.config_version != view.version:
             raise Refusal("config_version", f"the report names config version "
@@ -634,52 +889,69 @@ class Node:
         if self.address not in view.signers:
             raise Refusal("not_signer", f"this node's key {self.address} is not in the hub's "
                           "signer set", 503)
-        with self._lock:
-            if self.log.size < report.log_size:
-                try:
-                    self.sync_from(req.leader, url, up_to=report.log_size)
-                except SyncError as exc:
-                    raise Refusal("sync", str(exc), 409) from exc
-            if self.log.size != report.log_size:
-                raise Refusal("checkpoint", f"the report commits to log size {report.log_size}"
-                              f", this node's log has {self.log.size} entries")
-            root = "0x" + self.log.checkpoint(report.log_size).root.hex()
-            if root != report.log_root:
-                raise Refusal("checkpoint", f"the report commits to root {report.log_root} at "
-                              f"size {report.log_size}, this node's log has {root}: a fork")
-            # With the log at the leader's checkpoint, the node's own view of the feed
-            # reads the same history (NAV values the fleet at the latest logged index).
-            self._independent_check(label, report)
-            signed = attest.sign(report, self.domain, self.key)
-            try:
-                self.state.vote(report.log_size, attest.digest(report, self.domain).hex(),
-                                label, ttl_s=self.config.rounds.vote_ttl_s)
-            except VoteConflict as exc:
-                raise Refusal("already_voted", str(exc)) from exc
-        return SignResponse(signer=self.address, signature=signed), label
+        if self.log.size != report.log_size:
+            raise Refusal("checkpoint", f"the report commits to log size {report.log_size}, "
+                          f"this node's log has {self.log.size} entries")
+        root = "0x" + self.log.checkpoint(report.log_size).root.hex()
+        if root != report.log_root:
+            raise Refusal("checkpoint", f"the report commits to root {report.log_root} at "
+                          f"size {report.log_size}, this node's log has {root}: a fork")
 
-    def _independent_check(self, label: str, report: attest.Report) -> None:
-        """Build the same feed from this node's own sources; refuse a value that differs
-        by more than the feed's agree_bps."""
+    def _judge(self, kind: str, report: attest.Report, inputs: bytes) -> None:
+        """Refuse unless this node would have built `report` itself: its own build of the
+        feed (from its own sources, its log at the report's checkpoint) agrees on every
+        field; and the leader's inputs recompute to the report (the log must let an
+        auditor recompute it). The leader's inputs explain a disagreement, nothing else."""
+        label = report_label(report)
         job = self.jobs.get(label)
-        if job is None:
+        if job is None or job.kind != kind:
             raise Refusal("unknown_feed", f"this node does not run {label}; add it to its "
                           "config to co-sign it")
+        observed = (report.observed_at if isinstance(report, attest.PriceReport)
+                    else report.period_end)
+        now = self.chain_time(0.0)
+        if observed > now:
+            raise Refusal("disagree", f"the report is observed at {observed}, after the "
+                          f"chain's clock ({now})")
         try:
-            built = job.build()
-        except Withheld as exc:
+            ours = job.build_like(report)
+        except (Withheld, methodology.MethodologyError) as exc:
             raise Refusal("disagree", f"this node's own sources give no value: {exc}") from exc
-        ours = built.fields
-        if isinstance(report, attest.PriceReport):
-            a, b = ours.value, report.value
-        else:
-            a, b = ours.utilisation_bps, report.utilisation_bps
-        if a == b:
-            return
-        move_bps = abs(a - b) * 10_000 / max(abs(b), 1)
-        if move_bps > job.agree_bps:
-            raise Refusal("disagree", f"this node's own sources give {a}, the report {b} "
-                          f"({move_bps:.0f} bps apart, the limit is {job.agree_bps})")
+        theirs = json.loads(inputs)
+        diffs = job.differences(ours, report)
+        if ours.methodology != (theirs.get("methodology"), theirs.get("version")):
+            diffs.insert(0, f"methodology {theirs.get('methodology')!r} "
+                            f"v{theirs.get('version')}, this node builds "
+                            f"{ours.methodology[0]!r} v{ours.methodology[1]}")
+        if diffs:
+            raise Refusal("disagree", "this node's own sources give another report: "
+                          + "; ".join(diffs) + f". Inputs: {explain(ours.snapshot, theirs)}")
+        try:
+            fields = methodology.compute(kind, inputs)
+        except methodology.MethodologyError as exc:
+            raise Refusal("disagree", f"recomputing the leader's inputs fails: {exc}") from exc
+        if fields is None:
+            raise Refusal("unknown_methodology", "this node does not know the snapshot's "
+                          "methodology; upgrade it", 422)
+        mine = fields.model_dump()
+        theirs_fields = {k: getattr(report, k) for k in mine}
+        if mine != theirs_fields:
+            diff = {k: (theirs_fields[k], mine[k]) for k in mine if mine[k] != theirs_fields[k]}
+            raise Refusal("disagree", f"recomputed from the leader's inputs, this node gets "
+                          f"{ {k: v[1] for k, v in diff.items()} } where the report says "
+                          f"{ {k: v[0] for k, v in diff.items()} }")
+
+    def vote_out(self, position: int) -> VoteOut:
+        """This node's vote at `position` while the log has not grown past it (for an
+        authenticated peer: `GET /v1/votes/{position}`)."""
+        size = self.log.size
+        vote = self.state.vote_at(position) if position >= size else None
+        record = None
+        if vote is not None and vote.report is not None and vote.kind in ("price",
+                                                                        "utilisation"):
+            record = VoteRecord(digest=vote.digest, feed=vote.feed, kind=vote.kind,
+                                report=vote.report, inputs=(vote.inputs or b"").decode())
+        return VoteOut(position=position, log_size=size, vote=record)
 
     # ------------------------------------------------------------ leading
 
@@ -689,90 +961,214 @@ class Node:
         for peer, why in problems.items():
             log_.warning("could not sync from %s: %s", peer, why)
         self._ensure_signer_set()
-        outcomes = []
+        outcomes: list[RoundOutcome] = []
         # Utilisation first, then index feeds, then NAV (which reads both from the log).
         order = sorted(self.jobs.values(), key=lambda j: (
             0 if isinstance(j, UtilisationJob) else 1 if isinstance(j, IndexJob) else 2))
         for job in order:
             if feeds is not None and job.label not in feeds:
                 continue
-            outcome = self._lead(job)
-            self.state.record_round(job.label, "leader", outcome.status, outcome.detail,
-                                    outcome.entry)
-            outcomes.append(outcome)
+            for outcome in self._lead(job):
+                self.state.record_round(outcome.feed, "leader", outcome.status,
+                                        outcome.detail, outcome.entry)
+                outcomes.append(outcome)
+        self.state.prune_votes(self.log.size)
         return outcomes
 
-    def _lead(self, job: _Job) -> RoundOutcome:
+    def _lead(self, job: _Job) -> list[RoundOutcome]:
         started = time.monotonic()
         try:
             built = job.build()
-        except Withheld as exc:
-            return RoundOutcome(feed=job.label, status="withheld", detail=str(exc))
-        except methodology.MethodologyError as exc:
-            return RoundOutcome(feed=job.label, status="withheld", detail=str(exc))
+            methodology.check_current(built.snapshot)
+        except (Withheld, methodology.MethodologyError) as exc:
+            return [RoundOutcome(feed=job.label, status="withheld", detail=str(exc))]
         not_due = job.due(built, self.chain_now())
         if not_due is not None:
-            return RoundOutcome(feed=job.label, status="skipped", detail=not_due)
+            return [RoundOutcome(feed=job.label, status="skipped", detail=not_due)]
         view = self.hub_view(max_age_s=0)
+        adopted, blocked = self._settle(view)
+        if blocked is not None:
+            status: Literal["stuck", "no_quorum"] = ("stuck" if blocked.startswith("stuck")
+                                                    else "no_quorum")
+            return [*adopted, RoundOutcome(feed=job.label, status=status, detail=blocked)]
+        if adopted:  # the log grew: the feed may be built on what was just appended
+            try:
+                built = job.build()
+            except (Withheld, methodology.MethodologyError) as exc:
+                return [*adopted, RoundOutcome(feed=job.label, status="withheld",
+                                               detail=str(exc))]
+            not_due = job.due(built, self.chain_now())
+            if not_due is not None:
+                return [*adopted, RoundOutcome(feed=job.label, status="skipped",
+                                               detail=not_due)]
         with self._lock:
             checkpoint = self.log.checkpoint()
             common = {"inputs_hash": attest.inputs_hash(built.inputs),
                       "log_size": checkpoint.size, "log_root": "0x" + checkpoint.root.hex(),
                       "config_version": view.version}
             report = attest.REPORT_TYPES[built.kind](**built.fields.model_dump(), **common)
-            digest = attest.digest(report, self.domain)
+        return [*adopted, self._propose(job.label, built.kind, report, built.inputs, view,
+                                        started)]
+
+    def _settle(self, view: _HubView) -> tuple[list[RoundOutcome], str | None]:
+        """Finish the reports nodes already voted for at the log's position before
+        proposing a new one there, so votes are not split: returns the outcomes of the
+        reports finished (adopted), and why this node cannot propose at the position, or
+        None. A position is stuck when no report can reach k signatures any more."""
+        outcomes: list[RoundOutcome] = []
+        for _ in range(MAX_ADOPTIONS):
+            position = self.log.size
+            votes = self._votes_at(position)
+            cast = {n: v for n, v in votes.items() if v is not None and v != "unknown"}
+            if not cast:
+                return outcomes, None
+            free = [n for n, v in votes.items() if v is None or v == "unknown"]
+            groups: dict[str, list[tuple[str, VoteRecord]]] = {}
+            for name, vote in cast.items():
+                assert isinstance(vote, VoteRecord)
+                groups.setdefault(vote.digest, []).append((name, vote))
+            mine = votes.get(self.config.name)
+            mine_digest = mine.digest if isinstance(mine, VoteRecord) else None
+            order = sorted(groups, key=lambda d: (d != mine_digest, -len(groups[d]), d))
+            finished = False
+            for digest in order:
+                voters = groups[digest]
+                record = voters[0][1]
+                if len(voters) + len(free) < view.threshold:
+                    continue
+                try:
+                    report = _parse_report(record.kind, record.report)
+                    inputs = record.inputs.encode()
+                    if report.config_version != view.version:
+                        continue
+                    if mine_digest is None:  # would this node sign it?
+                        with self._lock:
+                            self._check_position(report)
+                            self._judge(record.kind, report, inputs)
+                except Refusal:
+                    continue
+                names = ", ".join(sorted(n for n, _ in voters))
+                outcome = self._propose(report_label(report), record.kind, report, inputs,
+                                        view, time.monotonic())
+                outcomes.append(outcome.model_copy(update={"detail": (
+                    f"adopted the report {names} voted for at log position {position}"
+                    + (f"; {outcome.detail}" if outcome.detail else ""))}))
+                finished = True
+                break
+            if not finished:
+                best = max(len(v) for v in groups.values())
+                if best + len(free) < view.threshold:
+                    split = "; ".join(f"{', '.join(sorted(n for n, _ in v))}: {v[0][1].feed} "
+                                      f"({d[:10]})" for d, v in sorted(groups.items()))
+                    return outcomes, (
+                        f"stuck: log position {position} can never be filled: the votes are "
+                        f"split ({split}) and no report can reach {view.threshold} "
+                        "signatures. See docs/oracle.md, 'A stuck position'")
+                if mine_digest is not None:
+                    return outcomes, (f"this node voted for a {mine.feed} report at log "  # type: ignore[union-attr]
+                                      f"position {position} that it cannot finish now; "
+                                      "it signs nothing else there")
+                return outcomes, None
+            if self.log.size == position:  # the adopted report did not reach k
+                if mine_digest is not None or outcomes[-1].status != "published":
+                    return outcomes, (f"the report voted for at log position {position} did "
+                                      f"not reach {view.threshold} signatures this round")
+        return outcomes, None
+
+    def _votes_at(self, position: int) -> dict[str, VoteRecord | None | str]:
+        """Every node's vote at `position`: this node's, and each peer's (authenticated
+        `GET /v1/votes/{position}`; "unknown" for a peer that did not answer)."""
+        out: dict[str, VoteRecord | None | str] = {}
+        own = self.vote_out(position).vote
+        out[self.config.name] = own
+        peers = list(self.config.peers)
+        if not peers:
+            return out
+        digest_domain = self.domain
+
+        def ask(name: str, url: str) -> VoteRecord | None | str:
+            path = f"/v1/votes/{position}"
             try:
-                self.state.vote(checkpoint.size, digest.hex(), job.label,
-                                ttl_s=self.config.rounds.vote_ttl_s)
-            except VoteConflict as exc:
-                return RoundOutcome(feed=job.label, status="no_quorum", detail=str(exc))
+                resp = self.http.get(f"{url}{path}", headers=self.peer_headers(name, "GET", path),
+                                     timeout=self.config.rounds.sign_timeout_s)
+                if resp.status_code != 200:
+                    return "unknown"
+                got = VoteOut.model_validate(resp.json())
+            except (httpx.HTTPError, ValueError, ValidationError):
+                return "unknown"
+            if got.vote is None:
+                return None if got.log_size <= position else "unknown"
+            try:
+                report = _parse_report(got.vote.kind, got.vote.report)
+            except Refusal:
+                return "unknown"
+            if report.log_size != position or \
+                    attest.digest(report, digest_domain).hex() != got.vote.digest:
+                return "unknown"
+            return got.vote
+
+        with ThreadPoolExecutor(max_workers=len(peers), thread_name_prefix="votes") as pool:
+            futures = {pool.submit(ask, p.name, p.url): p.name for p in peers}
+            for future in as_completed(futures):
+                out[futures[future]] = future.result()
+        return out
+
+    def _propose(self, label: str, kind: Literal["price", "utilisation"],
+                 report: attest.Report, inputs: bytes, view: _HubView,
+                 started: float) -> RoundOutcome:
+        """Vote for `report` (at its log position, for good), collect k signatures,
+        append and publish."""
+        digest = attest.digest(report, self.domain)
+        try:
+            self.state.vote(report.log_size, digest.hex(), label, kind=kind,
+                            report=report.canonical(), inputs=inputs, at=self.chain_time())
+        except VoteConflict as exc:
+            return RoundOutcome(feed=label, status="no_quorum", detail=str(exc))
         signatures = {self.address: attest.sign(report, self.domain, self.key)}
-        disagreements = self._collect(built, report, view, signatures)
+        disagreements = self._collect(kind, report, inputs, view, signatures)
         value = getattr(report, "value", None)
         if value is None:
             value = getattr(report, "utilisation_bps", None)
         if len(signatures) < view.threshold:
             detail = (f"{len(signatures)} of the {view.threshold} signatures needed; "
                       + "; ".join(f"{p}: {why}" for p, why in sorted(disagreements.items())))
-            log_.error("round for %s: no quorum: %s", job.label, detail)
-            return RoundOutcome(feed=job.label, status="no_quorum", detail=detail, value=value,
+            log_.error("round for %s: no quorum (%d of %d signatures)", label,
+                       len(signatures), view.threshold)
+            return RoundOutcome(feed=label, status="no_quorum", detail=detail, value=value,
                                 signers=sorted(signatures), disagreements=disagreements,
                                 elapsed_s=time.monotonic() - started)
-        for peer, why in disagreements.items():
-            log_.warning("round for %s: %s outvoted: %s", job.label, peer, why)
-        if time.monotonic() - started > self.config.rounds.deadline_s:
-            return RoundOutcome(feed=job.label, status="failed", detail=(
-                "the round outlasted its deadline; its votes may have lapsed, so it is not "
-                "appended"), disagreements=disagreements)
+        for peer in disagreements:
+            log_.warning("round for %s: %s outvoted", label, peer)
         # The leader's own signature and the first peers' that arrived, in address order.
         own = [(self.address, signatures[self.address])]
         others = [(a, sig) for a, sig in signatures.items() if a != self.address]
         chosen = sorted(own + others[:view.threshold - 1], key=lambda kv: int(kv[0], 16))
-        signed = attest.SignedReport(kind=built.kind, domain=self.domain, report=report,
+        signed = attest.SignedReport(kind=kind, domain=self.domain, report=report,
                                      signatures=[s for _, s in chosen],
                                      signers=[a for a, _ in chosen])
         attest.check_signatures(signed, view.signers, view.threshold)
         entry = ReportEntry(index=report.log_size, signed=signed)
         try:
-            self.log.append(entry.leaf(), kind=built.kind, inputs=built.inputs,
+            self.log.append(entry.leaf(), kind=kind, inputs=inputs,
                             expect_size=report.log_size)
         except LogConflict as exc:
-            return RoundOutcome(feed=job.label, status="failed",
+            return RoundOutcome(feed=label, status="failed",
                                 detail=f"the log grew during the round: {exc}")
         self.state.mark_led(entry.index)
         outcome = self._publish(entry.index)
         return RoundOutcome(
-            feed=job.label, status="published" if outcome.status == "published" else "refused",
+            feed=label, status="published" if outcome.status == "published" else "refused",
             detail=outcome.detail, entry=entry.index, value=value, tx_hash=outcome.tx_hash,
             signers=[a for a, _ in chosen], disagreements=disagreements,
             elapsed_s=time.monotonic() - started)
 
-    def _collect(self, built: Built, report: attest.Report, view: _HubView,
+    def _collect(self, kind: str, report: attest.Report, inputs: bytes, view: _HubView,
                  signatures: dict[str, str]) -> dict[str, str]:
         """Ask every peer to co-sign until the threshold is met; returns why the others
         did not sign."""
-        body = SignRequest(leader=self.config.name, kind=built.kind,
-                           report=report.canonical(), inputs=built.inputs.decode()).model_dump()
+        body = json.dumps(SignRequest(leader=self.config.name, kind=kind,  # type: ignore[arg-type]
+                                      report=report.canonical(),
+                                      inputs=inputs.decode()).model_dump()).encode()
         disagreements: dict[str, str] = {}
         digest = attest.digest(report, self.domain)
         timeout = self.config.rounds.sign_timeout_s
@@ -780,7 +1176,7 @@ class Node:
         if not peers:
             return disagreements
         pool = ThreadPoolExecutor(max_workers=len(peers), thread_name_prefix="cosign")
-        futures = {pool.submit(self._ask, p.url, body, timeout): p.name for p in peers}
+        futures = {pool.submit(self._ask, p.name, p.url, body, timeout): p.name for p in peers}
         answered: set[str] = set()
 
         def take(future: Any) -> None:
@@ -824,9 +1220,13 @@ class Node:
         pool.shutdown(wait=False, cancel_futures=True)
         return disagreements
 
-    def _ask(self, url: str, body: dict[str, Any], timeout: float) -> tuple[bool, Any]:
+    def _ask(self, peer: str, url: str, body: bytes, timeout: float) -> tuple[bool, Any]:
+        path = "/v1/sign"
         try:
-            resp = self.http.post(f"{url}/v1/sign", json=body, timeout=timeout)
+            headers = {"content-type": "application/json",
+                       **self.peer_headers(peer, "POST", path, body)}
+            resp = self.http.post(f"{url}{path}", content=body, headers=headers,
+                                  timeout=timeout)
         except httpx.HTTPError as exc:
             return False, f"down or unreachable ({type(exc).__name__}: {exc})"
         try:
@@ -863,22 +1263,39 @@ class Node:
             if record.role != "leader":
                 continue
             feeds[record.feed] = record.model_dump(exclude={"feed", "role"})
-            if record.status in ("no_quorum", "failed"):
+            if record.status in ("no_quorum", "failed", "stuck"):
                 reasons.append(f"{record.feed}: {record.status}: {record.detail}")
+        size = self.log.size
+        pending = self.state.vote_at(size)
+        vote = None if pending is None else {
+            "position": pending.position, "feed": pending.feed, "digest": pending.digest,
+            "at": pending.at}
         return {"status": "degraded" if reasons else "ok", "node": self.config.name,
-                "signer": self.address, "log_size": self.log.size, "reasons": reasons,
-                "feeds": feeds}
+                "signer": self.address, "log_size": size, "reasons": reasons,
+                "pending_vote": vote, "feeds": feeds}
+
+
+def _parse_report(kind: str, data: dict[str, Any]) -> attest.Report:
+    try:
+        report = attest.REPORT_TYPES[kind].from_canonical(data)
+    except (attest.AttestationError, ValueError, KeyError) as exc:
+        raise Refusal("bad_report", f"the report is malformed: {exc}", 422) from exc
+    assert isinstance(report, attest.PriceReport | attest.UtilisationReport)
+    return report
 
 
 def _label_of(req: SignRequest) -> str:
-    """The feed a (possibly malformed) request is about, for the round record."""
+    """The feed a (possibly malformed) request is about, for the round record: printable
+    text only, whatever the request holds."""
     if req.kind == "price":
         fid = req.report.get("feedId")
         try:
-            return feed_name(fid) if isinstance(fid, str) and fid.startswith("0x") else "?"
+            return (safe_text(feed_name(fid)) if isinstance(fid, str) and fid.startswith("0x")
+                    and len(fid) == 66 else "?")
         except ValueError:
             return "?"
-    return f"utilisation:{str(req.report.get('spvToken'))[:42]}"
+    token = req.report.get("spvToken")
+    return f"utilisation:{safe_text(token, 42) if isinstance(token, str) else '?'}"
 
 
 def load_node(config_path: Path) -> Node:

@@ -53,6 +53,14 @@ verifying under the version they name): `SECONDS_PER_YEAR`, `ECONOMIC_LIFE_MIN_Y
 `UTILISATION_FLOOR`, `UTILISATION_TARGET_BPS`, `IMPAIRED_FACTOR`. Their rationale is in
 `docs/index-methodology.md`, "Net asset value of one GPU share".
 
+Version 2 (what nodes build; version 1 stays registered so logged values keep
+verifying, and is retired: no node proposes or co-signs it) changes only the time
+stamp, so the report is no fresher than its data: every index level carries the
+`observedAt` of the index report it comes from, and the snapshot's `observedAt` (the
+valuation time, and the report's) must equal the oldest of them. The utilisation
+period may end after it (the fleet's latest report; its age is bounded by the node).
+The formula and parameters are those of version 1.
+
 Arithmetic is exact: decimal strings are parsed with `methodology.decimal_str` under
 `methodology.CONTEXT` and converted to `fractions.Fraction` without loss; the only
 roundings are the final floor (value) and ceiling (confidence), so an auditor can
@@ -82,7 +90,8 @@ from oracle import attest, methodology
 from oracle.methodology import MethodologyError, PriceFields
 
 METHODOLOGY = "nav-per-share"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
 
 # ------------------------------------------------------------ parameters of version 1
 
@@ -177,6 +186,8 @@ class IndexLevel(BaseModel):
     source: _Text
     #: where `atAcquisition` comes from (optional)
     at_acquisition_source: _Text | None = None
+    #: the observation time of the index report `now` comes from (version 2: required)
+    observed_at: _Uint64 | None = None
 
     @field_validator("at_acquisition", "now")
     @classmethod
@@ -206,12 +217,12 @@ class UtilisationInput(BaseModel):
 
 
 class NavInputs(BaseModel):
-    """The raw input snapshot of `nav-per-share` v1 (see the module docstring)."""
+    """The raw input snapshot of `nav-per-share` v1 and v2 (see the module docstring)."""
 
     model_config = _CONFIG
 
     methodology: Literal["nav-per-share"]
-    version: Literal[1]
+    version: Literal[1, 2]
     feed_id: attest.Hex32
     spv_token: attest.Address
     observed_at: _Uint64
@@ -255,11 +266,20 @@ class NavInputs(BaseModel):
                     f"{gpu.index_model!r}, which has no entry in index: add its levels"
                 )
         u = self.utilisation
-        if not u.period_start <= u.period_end <= self.observed_at:
-            raise ValueError(
-                f"utilisation period {u.period_start}..{u.period_end} must not end before it "
-                f"starts nor after observedAt {self.observed_at}"
-            )
+        if self.version == 1:
+            if not u.period_start <= u.period_end <= self.observed_at:
+                raise ValueError(
+                    f"utilisation period {u.period_start}..{u.period_end} must not end before "
+                    f"it starts nor after observedAt {self.observed_at}"
+                )
+            if any(level.observed_at is not None for level in self.index.values()):
+                raise ValueError("index levels name no observedAt in version 1 (version 2 "
+                                 "does)")
+        else:
+            if u.period_start > u.period_end:
+                raise ValueError(f"utilisation period {u.period_start}..{u.period_end} ends "
+                                 "before it starts")
+            self._oldest_observation()
         if u.period_start == u.period_end and u.bps != 0:
             raise ValueError(
                 f"an empty utilisation period means no utilisation was measured, so bps "
@@ -267,6 +287,23 @@ class NavInputs(BaseModel):
                 "over"
             )
         return self
+
+    def _oldest_observation(self) -> None:
+        """Version 2: every index level names its observation time, and the snapshot's
+        is the oldest of them (a valuation is no fresher than its market data)."""
+        times = {}
+        for key, level in self.index.items():
+            if level.observed_at is None:
+                raise ValueError(f"index[{key!r}] names no observedAt: version 2 carries the "
+                                 "observation time of every index level")
+            times[key] = level.observed_at
+        if times and self.observed_at != min(times.values()):
+            oldest = min(times, key=lambda k: (times[k], k))
+            raise ValueError(
+                f"observedAt {self.observed_at} is not the oldest observation of the inputs "
+                f"(index[{oldest!r}] was observed at {times[oldest]}): a derived value "
+                "carries the time of its oldest input"
+            )
 
 
 # ------------------------------------------------------------------------ results
@@ -383,7 +420,8 @@ def _validate(data: Mapping[str, Any] | NavInputs) -> NavInputs:
             f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
-        raise MethodologyError(f"{METHODOLOGY} v{VERSION} snapshot: {problems}") from exc
+        version = data.get("version") if isinstance(data, Mapping) else None
+        raise MethodologyError(f"{METHODOLOGY} v{version} snapshot: {problems}") from exc
 
 
 def evaluate(data: Mapping[str, Any] | NavInputs) -> NavResult:
@@ -460,13 +498,14 @@ def evaluate(data: Mapping[str, Any] | NavInputs) -> NavResult:
 def price_fields(data: Mapping[str, Any] | NavInputs) -> PriceFields:
     """The `PriceReport` fields of a `nav-per-share` v1 snapshot (what
     `methodology.compute("price", ...)` calls for this methodology)."""
-    result = evaluate(data)
+    inputs = _validate(data)
+    result = evaluate(inputs)
     return PriceFields(
         feed_id=result.feed_id,
         value=result.value,
         confidence=result.confidence,
         observed_at=result.observed_at,
-        methodology_version=VERSION,
+        methodology_version=inputs.version,
     )
 
 
@@ -505,8 +544,11 @@ def nav_snapshot(
     gpus: Iterable[GpuHolding | Mapping[str, Any]],
     index: Mapping[str, IndexLevel | Mapping[str, Any]],
     utilisation: UtilisationInput | Mapping[str, Any],
+    version: int = 1,
 ) -> dict[str, Any]:
-    """A canonical `nav-per-share` v1 snapshot, ready for `attest.canonical_json`.
+    """A canonical `nav-per-share` snapshot of `version` (1, or 2: every index level
+    names its `observedAt` and `observed_at` is the oldest of them), ready for
+    `attest.canonical_json`.
 
     Give the feed as `feed_id` (bytes32 hex) or `feed_name` (e.g.
     `nav_feed_name(symbol)`, turned into an id by `reports.feed_id`), not both. GPUs are
@@ -543,7 +585,7 @@ def nav_snapshot(
     )
     data = {
         "methodology": METHODOLOGY,
-        "version": VERSION,
+        "version": version,
         "feedId": feed_id,
         "spvToken": spv_token,
         "observedAt": observed_at,

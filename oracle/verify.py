@@ -24,12 +24,18 @@ With a chain (RPC URL + hub address), also:
 
 The first discrepancy stops the run with a `Discrepancy` naming the entry (or block)
 and what differs.
+
+What offline verification cannot catch (`OFFLINE_LIMITS`, printed by `gpu-oracle verify`
+without `--rpc`): a signer-set entry is signed by nobody, so the sets are taken on the
+log's word. Whoever can write the log can append a made-up signer set and reports only
+its own keys signed, or rewrite history under a made-up set: it all verifies offline.
+Only the hub (its `SignerSetChanged` events and checkpoints) authenticates the signer
+sets and pins the history.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +56,15 @@ class Discrepancy(Exception):
         self.what = what
 
 
+OFFLINE_LIMITS = (
+    "a signer-set entry is signed by nobody, so every signer set is taken on the log's "
+    "word: a log rewritten with a made-up signer set and reports only its keys signed "
+    "verifies offline. Only the hub's SignerSetChanged events authenticate a set",
+    "whether the hub holds these values and checkpoints: a log that lacks published "
+    "entries, or that forked from the history the chain anchors, verifies offline",
+)
+
+
 class VerifySummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -63,6 +78,8 @@ class VerifySummary(BaseModel):
     chain_values: int = 0
     chain_checkpoints: int = 0
     chain_checked: bool = False
+    # (entry index, config version) of every signer set: offline, taken on the log's word
+    signer_set_entries: list[tuple[int, int]] = []
 
 
 @dataclass
@@ -117,6 +134,8 @@ def verify_log(log: AttestationLog, chain: ChainView | None = None) -> VerifySum
         recomputed=st.recomputed,
         not_recomputed=st.not_recomputed,
         root="0x" + st.roots[-1].hex(),
+        signer_set_entries=[(e.index, v) for v, e in sorted(st.sets.items(),
+                                                            key=lambda kv: kv[1].index)],
     )
     if chain is None:
         return summary
@@ -153,8 +172,9 @@ def _check_report(position: int, entry: ReportEntry, inputs: bytes | None, st: _
     if inputs is None:
         raise Discrepancy(where, "its raw inputs are not stored in the log")
     try:
-        canonical = attest.canonical_json(json.loads(inputs, object_pairs_hook=_no_duplicates))
-    except (ValueError, attest.AttestationError) as exc:
+        canonical = attest.encode_canonical(
+            attest.loads_no_floats(inputs, object_pairs_hook=_no_duplicates))
+    except (ValueError, RecursionError, attest.AttestationError) as exc:
         raise Discrepancy(where, f"its stored inputs are not canonical JSON: {exc}") from exc
     if canonical != inputs:
         raise Discrepancy(where, "its stored inputs are not in canonical form (sorted keys, no "

@@ -3,10 +3,19 @@
 Columns: `listing_id,gpu_name,num_gpus,dph_total,dph_per_gpu,reliability,geolocation,
 datacenter,last_seen,gpu_ram_gb,collected_utc`. Quirks of the format:
 
-- There is no host id, so each listing is its own contributor: `host` is
-  `"listing:<listing_id>"`. An index that reduces quotes to one value per host
-  therefore cannot merge a host's several listings from this source; treat the
-  contributor count from it as an upper bound.
+- There is no host or machine id, so both are reconstructed:
+  - **machine**: the marketplace computes its reliability score per machine, so listings
+    with the same location, GPU name, memory and reliability are slices of one machine
+    (in the marketplace snapshots, which do carry machine ids, that key and the machine
+    id match one to one on every shipped day): `machine` is `"rel:<12 hex digits>"`, a
+    hash of that key. A listing without a reliability score cannot be matched and is its
+    own machine (`"listing:<listing_id>"`).
+  - **host** (the contributor): the location, `"location:<geolocation>"`. A host's
+    many machines in one place count once, so the index's per-contributor cap binds
+    (with one contributor per listing, a single cheap fleet was most of the
+    contributors: V100 on 2026-03-03 read 0.0216 against 0.1656 globally); the price
+    is that distinct hosts in one region are one contributor, so the contributor count
+    from this source is a lower bound and thin models are withheld.
 - `gpu_ram_gb` holds MiB despite its name (81559 for an 80 GB H100); it is converted
   like the snapshot's `gpu_ram` (MiB / 1024, rounded).
 - `dph_per_gpu` is already rounded to 6 decimals; it is used as written (a plain
@@ -25,6 +34,7 @@ than the header), `invalid:<field>`.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Sequence
@@ -179,11 +189,15 @@ def _quote(row: dict[str, str], source: str) -> Quote:
         observed_at = c.iso_to_unix(collected)
     except ValueError:
         raise c.RowRejected("bad_observed_at") from None
+    machine = (f"listing:{listing_id}" if reliability is None else "rel:" + hashlib.sha256(
+        "\n".join([_cell(row, "geolocation") or "", reliability, gpu_name,
+                   str(ram)]).encode()).hexdigest()[:12])
     return c.build_quote({
         "source": source,
         "provider": PROVIDER,
-        "host": f"listing:{listing_id}",
+        "host": f"location:{_cell(row, 'geolocation')}",
         "offer_id": listing_id,
+        "machine": machine,
         "gpu_name": gpu_name,
         "gpu_ram_gb": ram,
         "gpu_count": gpu_count,

@@ -1,7 +1,9 @@
-"""oracle.index: the GPU-hour index (gpu-hour-index v1). Properties with hypothesis
-(permutation invariance, bounds, bounded influence of one contributor, the weight cap),
-the publication gates, each drop rule, determinism, market utilisation, and the five
-shipped marketplace days for every model (including the results table of
+"""oracle.index: the GPU-hour index. Version 1 (kept so logged values verify):
+properties with hypothesis (permutation invariance, bounds, bounded influence of one
+contributor, the weight cap), the publication gates, each drop rule, determinism, market
+utilisation. Version 2 (what nodes build): voice by GPU capacity, so made-up hosts do not
+move it (the review's Sybil attack), the listings contributor, the same properties; and
+the five shipped marketplace days for every model (including the results table of
 docs/index-methodology.md, regenerated here from the code)."""
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import random
 import re
 from collections.abc import Sequence
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +54,14 @@ def contributor(host: str, price: str, machines: int = 2,
                   offer=f"{provider}-{host}-{i}") for i in range(machines)]
 
 
-def run(quotes: Sequence[Quote], feed: str = H100, observed_at: int = T0) -> index.IndexResult:
-    return index.evaluate(index.build_snapshot(feed, quotes, observed_at))
+# The version 1 tests build version 1 snapshots.
+build_v1 = partial(index.build_snapshot, version=1)
+feeds_v1 = partial(index.index_feed_snapshots, version=1)
+
+
+def run(quotes: Sequence[Quote], feed: str = H100, observed_at: int = T0,
+        version: int = 1) -> index.IndexResult:
+    return index.evaluate(index.build_snapshot(feed, quotes, observed_at, version=version))
 
 
 def points(result: index.IndexResult) -> list[tuple[Decimal, Decimal]]:
@@ -153,8 +161,8 @@ def test_every_memory_factor_is_published_with_its_verdict() -> None:
 def test_permutation_invariance(quotes: list[Quote], rnd: random.Random) -> None:
     shuffled = list(quotes)
     rnd.shuffle(shuffled)
-    a = index.build_snapshot(H100, quotes, T0)
-    b = index.build_snapshot(H100, shuffled, T0)
+    a = build_v1(H100, quotes, T0)
+    b = build_v1(H100, shuffled, T0)
     assert attest.canonical_json(a) == attest.canonical_json(b)
     # evaluate does not rely on the snapshot's order either
     c = dict(b, quotes=list(reversed(b["quotes"])))
@@ -164,7 +172,7 @@ def test_permutation_invariance(quotes: list[Quote], rnd: random.Random) -> None
 def test_snapshot_shape_and_hash() -> None:
     quotes = [q for i in range(6) for q in contributor(f"h{i}", f"1.{i}")]
     sources = [{"source": "b", "rows": 3}, {"source": "a", "rows": 2}]
-    snap = index.build_snapshot(H100, quotes, T0, sources)
+    snap = build_v1(H100, quotes, T0, sources)
     assert list(snap) == ["methodology", "version", "feedId", "model", "observedAt",
                           "sources", "quotes"]
     assert snap["methodology"] == "gpu-hour-index" and snap["version"] == 1
@@ -172,15 +180,15 @@ def test_snapshot_shape_and_hash() -> None:
     assert [s["source"] for s in snap["sources"]] == ["a", "b"]
     body = attest.canonical_json(snap)
     assert attest.inputs_hash(body) == attest.inputs_hash(
-        attest.canonical_json(index.build_snapshot(H100, quotes[::-1], T0, sources[::-1])))
+        attest.canonical_json(build_v1(H100, quotes[::-1], T0, sources[::-1])))
     with pytest.raises(ValueError, match="unknown index feed"):
-        index.build_snapshot("B200/USD/GPUh", quotes, T0)
+        build_v1("B200/USD/GPUh", quotes, T0)
 
 
 def test_index_feed_snapshots_groups_by_model() -> None:
     quotes = [quote("a", gpu="H100 SXM"), quote("b", gpu="Tesla V100", ram=16),
               quote("c", gpu="RTX 4090", ram=48), quote("d", gpu="B200", ram=192)]
-    snaps = index.index_feed_snapshots(quotes, T0)
+    snaps = feeds_v1(quotes, T0)
     assert set(snaps) == set(index.FEEDS)
     assert [q["host"] for q in snaps[H100]["quotes"]] == ["a"]
     assert [q["host"] for q in snaps["V100-32GB/USD/GPUh"]["quotes"]] == ["b"]
@@ -201,7 +209,7 @@ def test_source_descriptions_are_canonical() -> None:
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
-    (lambda s: s.update(version=2), "version"),
+    (lambda s: s.update(version=3), "version"),
     (lambda s: s.update(methodology="offer-median"), "methodology"),
     (lambda s: s.update(feedId="0x" + "00" * 32), "not an index feed"),
     (lambda s: s.update(model="V100-32GB"), "is not the model of feed"),
@@ -211,7 +219,7 @@ def test_source_descriptions_are_canonical() -> None:
     (lambda s: s.pop("quotes"), "quotes"),
 ])
 def test_malformed_snapshots_are_refused(mutate: Any, message: str) -> None:
-    snap = index.build_snapshot(H100, [q for i in range(5) for q in contributor(f"h{i}", "2")],
+    snap = build_v1(H100, [q for i in range(5) for q in contributor(f"h{i}", "2")],
                                 T0)
     mutate(snap)
     with pytest.raises(MethodologyError, match=message):
@@ -353,7 +361,7 @@ def test_withheld_below_the_contributor_minimum() -> None:
     assert result.withheld_reason == ("too_few_contributors: 4 accepted contributor(s) of 4, "
                                       "need 5")
     with pytest.raises(MethodologyError, match="withheld: too_few_contributors"):
-        index.price_fields(index.build_snapshot(H100, [], T0))
+        index.price_fields(build_v1(H100, [], T0))
 
 
 def test_screened_contributors_do_not_count_toward_the_minimum() -> None:
@@ -383,7 +391,7 @@ def test_withheld_above_the_dispersion_limit() -> None:
     assert result.value is None and result.withheld_reason.startswith("dispersion_too_high")
     with pytest.raises(MethodologyError, match="dispersion_too_high"):
         methodology.compute("price", attest.canonical_json(
-            index.build_snapshot(H100, [q for i, p in enumerate(spread)
+            build_v1(H100, [q for i, p in enumerate(spread)
                                         for q in contributor(f"h{i}", p)], T0)))
 
 
@@ -447,14 +455,14 @@ def test_rented_offers_count_at_their_price() -> None:
 
 def test_same_result_whatever_the_ambient_decimal_context() -> None:
     quotes = [q for i in range(7) for q in contributor(f"h{i}", f"1.{i}3", i % 3 + 1)]
-    snap = index.build_snapshot(H100, quotes, T0)
+    snap = build_v1(H100, quotes, T0)
     first = index.evaluate(snap)
     with decimal.localcontext(decimal.Context(prec=6, rounding=decimal.ROUND_DOWN)):
         assert index.evaluate(snap) == first
         assert index.price_fields(snap) == index.price_fields(snap)
     assert index.evaluate(snap) == first
     assert attest.inputs_hash(attest.canonical_json(snap)) == attest.inputs_hash(
-        attest.canonical_json(index.build_snapshot(H100, quotes, T0)))
+        attest.canonical_json(build_v1(H100, quotes, T0)))
     assert no_floats(first.model_dump()) and no_floats(snap)
 
 
@@ -462,7 +470,7 @@ def test_price_fields_round_to_8_decimals_and_match_the_registry() -> None:
     quotes = [q for i, p in enumerate(["1.000000001", "1.000000003", "1.000000005",
                                        "1.000000007", "1.000000025"])
               for q in contributor(f"h{i}", p)]
-    snap = index.build_snapshot(H100, quotes, T0)
+    snap = build_v1(H100, quotes, T0)
     result = index.evaluate(snap)
     assert result.value == Decimal("1.000000005")
     assert result.band_lower == Decimal("1.000000001")  # 5 equal shares: the extremes
@@ -505,6 +513,107 @@ def test_market_utilisation_from_slices() -> None:
     assert h100.utilisation_bps == 4286  # 12 / 28
     assert util["V100-32GB"].utilisation_bps == 5000
     assert index.market_utilisation(list(reversed(quotes))) == util
+
+
+# ------------------------------------------------------------------ version 2
+
+
+def gpu_contributor(host: str, price: str, gpus: int, *, machines: int = 1,
+                    provider: str = "market") -> list[Quote]:
+    """A contributor with `machines` machines of `gpus` GPUs each, one whole-machine
+    offer each, at `price`."""
+    return [quote(host, price, provider=provider, machine=f"{host}-m{i}", count=gpus,
+                  fraction="1", offer=f"{provider}-{host}-{i}") for i in range(machines)]
+
+
+def test_v2_weighs_contributors_by_gpus() -> None:
+    quotes = [q for i in range(5) for q in gpu_contributor(f"h{i}", f"2.{i}", 8, machines=2)]
+    quotes += gpu_contributor("small", "2.9", 1, machines=2)
+    result = run(quotes, version=2)
+    weights = {c.host: c.weight for c in result.contributor_values}
+    assert weights["h0"] == 2 * 16 and weights["small"] == 2 * 2  # tier 2 x GPUs
+    by_host = {c.host: c for c in result.contributor_values}
+    assert by_host["h0"].gpus == 16 and by_host["small"].gpus == 2
+    # slices of one machine count its GPUs once: 1-, 2- and 4-GPU slices of an 8-GPU box
+    sliced = quotes[:-2] + [quote("small", "2.9", machine="box", count=c,
+                                  fraction=str(Decimal(c) / 8), offer=f"s{c}")
+                            for c in (1, 2, 4)]
+    assert {c.host: c.gpus for c in run(sliced, version=2).contributor_values}["small"] == 8
+    assert result.version == 2 and index.price_fields(
+        index.build_snapshot(H100, quotes, T0)).methodology_version == 2
+
+
+@given(st.integers(min_value=1, max_value=60), st.sampled_from(["0.05", "0.0001", "500"]))
+def test_v2_a_crowd_of_made_up_hosts_does_not_move_the_index(n: int, price: str) -> None:
+    """Any number of one-GPU hosts at any price, against an honest market of 8 hosts
+    with 16 GPUs each: the value stays the honest one (version 1: they take it over)."""
+    honest = [q for i in range(8) for q in gpu_contributor(f"h{i}", f"2.{i}", 8, machines=2)]
+    sybils = [q for i in range(n) for q in gpu_contributor(f"sybil{i}", price, 1)]
+    before = run(honest, version=2)
+    after = run(honest + sybils, version=2)
+    assert before.value is not None and after.value is not None
+    honest_values = [c.value for c in before.contributor_values]
+    assert min(honest_values) <= after.value <= max(honest_values)
+    assert abs(after.value - before.value) <= Decimal("0.1")
+
+
+@given(contributors(min_machines=2), st.randoms(use_true_random=False))
+def test_v2_permutation_invariance(quotes: list[Quote], rnd: random.Random) -> None:
+    shuffled = list(quotes)
+    rnd.shuffle(shuffled)
+    a = index.build_snapshot(H100, quotes, T0)
+    b = index.build_snapshot(H100, shuffled, T0)
+    assert a == b and index.evaluate(a) == index.evaluate(b)
+
+
+@given(contributors(min_size=5, max_size=10, min_machines=2))
+def test_v2_value_lies_between_the_accepted_contributors(quotes: list[Quote]) -> None:
+    result = run(quotes, version=2)
+    accepted = [c.value for c in result.contributor_values if c.accepted]
+    if result.value is not None:
+        assert min(accepted) <= result.value <= max(accepted)
+        assert sum(c.share for c in result.contributor_values if c.accepted) == \
+            pytest.approx(1, abs=1e-30)
+        assert all(c.share <= index.MAX_SHARE + EPS for c in result.contributor_values
+                   if c.accepted)
+
+
+def test_v2_sybil_hosts_on_a_shipped_day() -> None:
+    """The review's attack on the RTX 4090 feed: made-up hosts at 0.05, a majority of
+    the contributors. Version 1 publishes 0.05; version 2 the honest value."""
+    source = shipped_day(OFFER_FILES[-1])
+    feed = index.feed_name_for("RTX4090-24GB")
+    sybils = [Quote(source="sybil", provider="vast.ai", host=f"sybil-{i}",
+                    offer_id=f"sybil-{i}", machine=f"sybil-m{i}", gpu_name="RTX 4090",
+                    gpu_ram_gb=24, gpu_count=1, price_per_gpu_hour="0.05",
+                    reliability="0.99", observed_at=source.observed_at,
+                    tier=SourceTier.EXECUTABLE_OFFER) for i in range(30)]
+    honest = run(source.quotes, feed, source.observed_at, version=2)
+    attacked = run(list(source.quotes) + sybils, feed, source.observed_at, version=2)
+    assert attacked.contributors > 2 * honest.contributors_accepted  # a majority of hosts
+    assert attacked.value == honest.value
+    assert run(list(source.quotes) + sybils, feed, source.observed_at,
+               version=1).value == Decimal("0.05")
+
+
+def test_v2_listings_count_a_location_once() -> None:
+    """The US listings have no host id: one contributor per location, machines from the
+    marketplace's per-machine reliability. V100 on 2026-03-03 read 0.0216 (v1, a
+    contributor per listing: one cheap fleet in Washington made most of them); version 2
+    is within 5 % of the global index."""
+    from oracle.sources.listings import parse_csv
+
+    day = ROOT / "oracle" / "data" / "listings" / "v100-us" / "2026-03-03.csv"
+    listed = parse_csv(day)
+    assert {q.host for q in listed.quotes} >= {"location:Washington, US", "location:Oregon, US"}
+    washington = [q for q in listed.quotes if q.host == "location:Washington, US"]
+    assert len({q.machine for q in washington}) < len(washington)  # slices merged
+    observed = max(q.observed_at for q in listed.quotes)
+    feed = index.feed_name_for("V100-32GB")
+    us = run(listed.quotes, feed, observed, version=2)
+    world = shipped_results()["2026-03-03"][feed]
+    assert us.value is not None and world.value is not None
+    assert abs(us.value / world.value - 1) < Decimal("0.05")
 
 
 # ------------------------------------------------------------------ real data
@@ -642,13 +751,14 @@ def worked_example(day: str = "2026-03-03") -> str:
     """The worked example of docs/index-methodology.md: every H100 SXM contributor of
     one shipped day, from the code."""
     r = shipped_results()[day][H100]
-    lines = [f"Screen centre (median ln v) {_fmt(r.screen_centre, 6)}, scale "
+    lines = [f"Screen centre (weighted median ln v) {_fmt(r.screen_centre, 6)}, scale "
              f"{_fmt(r.screen_scale, 6)}, limit {_fmt(index.SCREEN_K * r.screen_scale, 6)} "
              f"in ln.", "",
-             "| host | quotes | observations | value | (ln v - centre) / scale | accepted "
-             "| weight | share |", "|---|---|---|---|---|---|---|---|"]
+             "| host | quotes | machines | GPUs | value | (ln v - centre) / scale | accepted "
+             "| weight | share |", "|---|---|---|---|---|---|---|---|---|"]
     for c in r.contributor_values:
-        lines.append(f"| {c.host} | {c.quotes} | {c.observations} | {_fmt(c.value)} | "
+        lines.append(f"| {c.host} | {c.quotes} | {c.observations} | {c.gpus} | "
+                     f"{_fmt(c.value)} | "
                      f"{_fmt(c.log_deviation, 2)} | {'yes' if c.accepted else 'no'} | "
                      f"{_fmt(c.weight)} | {_fmt(c.share)} |")
     lines += ["", f"Value {_fmt(r.value, 8)}, band {_fmt(r.band_lower, 8)} .. "

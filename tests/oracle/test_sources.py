@@ -188,7 +188,10 @@ def test_shipped_listings(path: Path):
         len(rows), len(rows), 0)
     assert result.rejected_reasons == {}
     for q, row in zip(result.quotes, rows, strict=True):
-        assert q.offer_id == row["listing_id"] and q.host == f"listing:{row['listing_id']}"
+        # the contributor is the location; the machine, the listings of one location,
+        # GPU, memory and reliability score (the marketplace's score is per machine)
+        assert q.offer_id == row["listing_id"] and q.host == f"location:{row['geolocation']}"
+        assert q.machine is not None and q.machine.startswith("rel:")
         assert Decimal(q.price_per_gpu_hour) == Decimal(row["dph_per_gpu"])  # as written
         assert q.gpu_name == row["gpu_name"] and q.gpu_count == int(row["num_gpus"])
         assert q.country == "US" and q.gpu_ram_gb == round(int(row["gpu_ram_gb"]) / 1024)

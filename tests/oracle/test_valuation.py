@@ -613,3 +613,33 @@ def test_holdings_from_register_errors(row: Any, match: str) -> None:
     with pytest.raises(RegisterError, match=match) as info:
         valuation.holdings_from_register([register_tuple(5), row], MODEL_MAP)
     assert "register row 1" in str(info.value)
+
+
+# ------------------------------------------------------------------ version 2
+
+
+def test_v2_is_observed_at_its_oldest_input() -> None:
+    """nav-per-share v2: each index level names the observation time of the report it
+    comes from, and the valuation is stamped with the oldest (the report is no fresher
+    than its market data); the utilisation period may end later. Same formula as v1."""
+    older, newer = OBSERVED - 7_200, OBSERVED - 3_600
+    levels = {"H100-SXM-80GB": {**level(), "observedAt": older},
+              "A100-SXM-80GB": {**level("1.20", "1.10"), "observedAt": newer}}
+    gpus = [gpu(0), gpu(1, model="A100-SXM4-80GB", index_model="A100-SXM-80GB")]
+    util = {"bps": 8_000, "periodStart": OBSERVED - 900, "periodEnd": OBSERVED,
+            "source": "log entry 15"}
+    snap = snapshot(version=2, observed_at=older, gpus=gpus, index=levels, utilisation=util)
+    fields = computed(snap)
+    assert fields.observed_at == older and fields.methodology_version == 2
+    v1 = snapshot(observed_at=older, gpus=gpus, utilisation={**util, "periodEnd": older,
+                                                             "periodStart": older - 900},
+                  index={k: {x: y for x, y in v.items() if x != "observedAt"}
+                         for k, v in levels.items()})
+    assert computed(v1).value == fields.value  # the formula is version 1's
+    with pytest.raises(MethodologyError, match="is not the oldest observation"):
+        snapshot(version=2, observed_at=newer, gpus=gpus, index=levels, utilisation=util)
+    with pytest.raises(MethodologyError, match="names no observedAt"):
+        snapshot(version=2, observed_at=older, gpus=gpus, utilisation=util,
+                 index={**levels, "H100-SXM-80GB": level()})
+    with pytest.raises(MethodologyError, match="name no observedAt in version 1"):
+        snapshot(observed_at=OBSERVED, gpus=gpus, index=levels)
