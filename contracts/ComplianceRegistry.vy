@@ -146,6 +146,11 @@ title_override: public(HashMap[address, HashMap[uint16, bytes32]])
 _override_epoch: HashMap[address, HashMap[uint16, uint256]]
 # @dev Next nonce an investor's eligibility attestation must carry.
 eligibility_nonce: public(HashMap[address, uint256])
+# @dev Contracts that hold shares in custody for others (lending pools): an agent's
+#      power over a holder's shares reaches them through the custodian (a pool's
+#      `forced_withdraw`, `recover_position`), never by moving or freezing the
+#      custodian's own balance, which other holders' positions make up.
+custodian: public(HashMap[address, bool])
 
 
 # @dev Emitted when an investor record is written.
@@ -195,6 +200,13 @@ event TitleOverrideSet:
     jurisdiction: indexed(uint16)
     legal_opinion_hash: bytes32
     operator: indexed(address)
+
+
+# @dev Emitted when an account is marked (or unmarked) as a custodian of holders' shares.
+event CustodianSet:
+    account: indexed(address)
+    custodian: bool
+    provider: indexed(address)
 
 
 # @dev Emitted when a token's GPUs enter or leave a jurisdiction.
@@ -281,11 +293,31 @@ def check_receiver(receiver: address) -> uint8:
     """
     @notice The receiver part of the check alone: registered, not expired, not frozen,
             residence policy. Share tokens use it where an agent power moves shares
-            without the sender's consent (forced transfer, wallet recovery).
+            without the sender's consent (forced transfer, wallet recovery), and pools
+            for the holders of positions (borrowing, collateral income).
     @param receiver The account that would receive shares.
     @return uint8 0 when `receiver` may receive shares, else the restriction code.
     """
     return self._receiver_code(receiver)
+
+
+@external
+@view
+def check_sender(sender: address) -> uint8:
+    """
+    @notice The sender part of the check alone, without an amount: registered, not
+            expired, not frozen (ERC-7943 `canSend`).
+    @param sender The account that would send shares.
+    @return uint8 0 when `sender` may send shares, else the restriction code.
+    """
+    word: uint256 = self._investors[sender]
+    if word & EXPIRY_MASK == 0:
+        return codes.SENDER_NOT_REGISTERED
+    if word & EXPIRY_MASK <= block.timestamp:
+        return codes.SENDER_ELIGIBILITY_EXPIRED
+    if word & FROZEN_BIT != 0:
+        return codes.SENDER_FROZEN
+    return codes.SUCCESS
 
 
 @external
@@ -427,6 +459,23 @@ def cancel_eligibility_attestations(investor: address):
 
 
 @external
+def set_custodian(account: address, is_custodian: bool):
+    """
+    @notice Marks (or unmarks) `account` as a contract that holds shares in custody for
+            others: a lending pool. Share tokens then refuse an agent's forced transfer,
+            recovery or freeze aimed at the custodian's own balance (it is other
+            holders' positions); the agent acts through the custodian instead.
+    @dev Only `KYC_PROVIDER_ROLE` (the role that registers pools as holders).
+    @param account The custodian contract.
+    @param is_custodian True to mark, False to unmark.
+    """
+    access_control._check_role(KYC_PROVIDER_ROLE, msg.sender)
+    assert self.custodian[account] != is_custodian, reasons.REGISTRY_CUSTODIAN_UNCHANGED
+    self.custodian[account] = is_custodian
+    log CustodianSet(account=account, custodian=is_custodian, provider=msg.sender)
+
+
+@external
 def set_wallet_frozen(investor: address, frozen: bool):
     """
     @notice Freezes or unfreezes a whole wallet: a frozen wallet can neither send nor
@@ -493,7 +542,7 @@ def set_jurisdictions(settings: DynArray[JurisdictionSetting, MAX_JURISDICTION_B
     assert len(settings) != 0, reasons.REGISTRY_EMPTY_JURISDICTION_BATCH
     for s: JurisdictionSetting in settings:
         assert s.jurisdiction != 0 and s.jurisdiction <= 999, reasons.REGISTRY_JURISDICTION_NOT_ISO_3166
-        assert s.title <= codes.TITLE_UNCLEAR, reasons.REGISTRY_UNKNOWN_TITLE_STATUS
+        assert s.title <= codes.TITLE_SANCTIONED, reasons.REGISTRY_UNKNOWN_TITLE_STATUS
         assert s.policy <= codes.POLICY_BLOCKED, reasons.REGISTRY_UNKNOWN_HOLDER_POLICY
         assert (s.title == codes.TITLE_UNLISTED) == (
             s.policy == codes.POLICY_UNLISTED
@@ -540,7 +589,8 @@ def jurisdiction(code: uint16) -> (uint8, uint8, bytes32):
     """
     @notice One row of the jurisdiction table.
     @param code ISO 3166-1 numeric code.
-    @return uint8 Title status (0 unlisted, 1 recognised, 2 not recognised, 3 unclear).
+    @return uint8 Title status (0 unlisted, 1 recognised, 2 not recognised, 3 unclear,
+            4 sanctioned: never recognised, no override).
     @return uint8 Holder policy (0 unlisted, 1 allowed, 2 accredited only, 3 blocked).
     @return bytes32 SHA-256 of the rules file the row was compiled from.
     """
@@ -596,6 +646,9 @@ def set_title_override(token: address, jurisdiction: uint16, legal_opinion_hash:
     row: uint256 = self._jurisdictions[jurisdiction]
     epoch: uint256 = 0
     if legal_opinion_hash != empty(bytes32):
+        assert row & 255 != convert(
+            codes.TITLE_SANCTIONED, uint256
+        ), reasons.REGISTRY_JURISDICTION_SANCTIONED_NO_OVERRIDE
         assert row & 255 == convert(
             codes.TITLE_UNCLEAR, uint256
         ), reasons.REGISTRY_TITLE_OVERRIDE_APPLIES_JURISDICTION
@@ -628,6 +681,7 @@ def register_asset_location(location: uint16):
     title: uint256 = row & 255
     assert title != convert(codes.TITLE_UNLISTED, uint256), reasons.REGISTRY_GPU_LOCATION_NOT_JURISDICTION
     assert title != convert(codes.TITLE_NOT_RECOGNISED, uint256), reasons.REGISTRY_GPU_LOCATION_DOES_NOT
+    assert title != convert(codes.TITLE_SANCTIONED, uint256), reasons.REGISTRY_GPU_LOCATION_SANCTIONED
     assert (
         title == convert(codes.TITLE_RECOGNISED, uint256) or self._override_in_force(msg.sender, location, row)
     ), reasons.REGISTRY_TOKENIZED_TITLE_GPU_LOCATION

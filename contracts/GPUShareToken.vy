@@ -75,6 +75,8 @@ interface IComplianceRegistry:
         sender_frozen: uint256,
     ) -> uint8: view
     def check_receiver(receiver: address) -> uint8: view
+    def check_sender(sender: address) -> uint8: view
+    def custodian(account: address) -> bool: view
     def is_frozen(account: address) -> bool: view
     def messageForTransferRestriction(restriction_code: uint8) -> String[160]: view
     def register_asset_location(location: uint16): nonpayable
@@ -93,7 +95,13 @@ exports: (
     erc20.nonces,
     erc20.DOMAIN_SEPARATOR,
     erc20.eip712Domain,
-    access_control.__interface__,
+    access_control.DEFAULT_ADMIN_ROLE,
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.grantRole,
+    access_control.revokeRole,
+    access_control.renounceRole,
+    access_control.set_role_admin,
 )
 
 
@@ -107,6 +115,21 @@ FREEZER_ROLE: public(constant(bytes32)) = keccak256("FREEZER_ROLE")
 FORCED_TRANSFER_ROLE: public(constant(bytes32)) = keccak256("FORCED_TRANSFER_ROLE")
 # @dev Agent role that moves a lost wallet's shares, income and freezes to a new wallet.
 RECOVERY_ROLE: public(constant(bytes32)) = keccak256("RECOVERY_ROLE")
+
+# @dev ERC-165 interface ids this token answers true for.
+_IERC165: constant(bytes4) = 0x01ffc9a7
+_IERC20: constant(bytes4) = 0x36372b07
+# @dev ERC-7943 (uRWA) fungible: forcedTransfer, setFrozenTokens, canSend, canReceive,
+#      getFrozenTokens, canTransfer.
+_IERC7943: constant(bytes4) = 0x3edbb4c4
+# @dev ERC-1404: detectTransferRestriction, messageForTransferRestriction.
+_IERC1404: constant(bytes4) = 0xab84a5c8
+# @dev EIP-2612: permit, nonces, DOMAIN_SEPARATOR.
+_IERC2612: constant(bytes4) = 0x9d8ff7da
+# @dev EIP-5267: eip712Domain.
+_IERC5267: constant(bytes4) = 0x84b0196e
+# @dev snekmate's IAccessControl (roles).
+_IACCESS_CONTROL: constant(bytes4) = 0x7965db0b
 
 # @dev Fixed-point scale of `income_per_share` (1e36, decimal so that round amounts
 #      divide exactly): keeps the rounding dust of a
@@ -654,6 +677,76 @@ def canTransfer(sender: address, receiver: address, amount: uint256) -> bool:
 
 @external
 @view
+def canSend(account: address) -> bool:
+    """
+    @notice ERC-7943: whether `account` may send shares now (registered, eligibility
+            not expired, wallet not frozen, the token not paused); the amount-dependent
+            checks (balance, frozen shares) are `canTransfer`'s.
+    @param account The holder.
+    @return bool True when `account` may send.
+    """
+    return self._hot & PAUSED_BIT == 0 and staticcall IComplianceRegistry(
+        compliance_registry
+    ).check_sender(account) == 0
+
+
+@external
+@view
+def canReceive(account: address) -> bool:
+    """
+    @notice ERC-7943: whether `account` may receive shares now (registered, not expired,
+            not frozen, its residence's policy, the token not paused). A transfer also
+            needs the asset's title recognised (`canTransfer` says it all).
+    @param account The would-be holder.
+    @return bool True when `account` may receive.
+    """
+    return self._hot & PAUSED_BIT == 0 and staticcall IComplianceRegistry(
+        compliance_registry
+    ).check_receiver(account) == 0
+
+
+@external
+@view
+def supportsInterface(interface_id: bytes4) -> bool:
+    """
+    @notice ERC-165: true for ERC-165, ERC-20, ERC-7943 (uRWA, fungible), ERC-1404,
+            EIP-2612, EIP-5267 and access control (roles).
+    @param interface_id The interface id.
+    @return bool Whether this token implements it.
+    """
+    return interface_id in [
+        _IERC165, _IERC20, _IERC7943, _IERC1404, _IERC2612, _IERC5267, _IACCESS_CONTROL
+    ]
+
+
+@external
+@view
+def custody_restriction(sender: address, receiver: address, amount: uint256, in_custody: uint256) -> uint8:
+    """
+    @notice The restriction code of moving `amount` shares that `sender` holds in a
+            custodian's care (a lending pool's collateral position of `in_custody`
+            shares) to `receiver`: decided as a transfer between the two, with the
+            sender's holding taken as its wallet plus `in_custody`, so a partial freeze
+            of the sender covers its pooled shares too. Pools call it before letting a
+            position's shares go to another wallet.
+    @param sender The holder of the position.
+    @param receiver Who would receive the shares.
+    @param amount Share base units.
+    @param in_custody The shares the caller holds for `sender`.
+    @return uint8 0 when allowed, else the restriction code.
+    """
+    return staticcall IComplianceRegistry(compliance_registry).check_transfer(
+        sender,
+        receiver,
+        amount,
+        self._hot & PAUSED_BIT != 0,
+        erc20.balanceOf[sender] + in_custody,
+        self._frozen_tokens[sender],
+    )
+
+
+@external
+@view
 def getFrozenTokens(account: address) -> uint256:
     """
     @notice ERC-7943: shares of `account` frozen by an agent (may exceed its balance).
@@ -675,6 +768,7 @@ def setFrozenTokens(account: address, amount: uint256) -> bool:
     """
     access_control._check_role(FREEZER_ROLE, msg.sender)
     assert account != empty(address), reasons.TOKEN_CANNOT_FREEZE_ZERO_ADDRESS
+    self._refuse_custodian(account)
     assert self._frozen_tokens[account] != amount, reasons.TOKEN_FROZEN_AMOUNT_UNCHANGED
     self._frozen_tokens[account] = amount
     log Frozen(user=account, amount=amount)
@@ -698,6 +792,8 @@ def forcedTransfer(sender: address, receiver: address, amount: uint256) -> bool:
     """
     access_control._check_role(FORCED_TRANSFER_ROLE, msg.sender)
     assert sender != receiver, reasons.TOKEN_FORCED_TRANSFER_ACCOUNT_ITSELF
+    self._refuse_custodian(sender)
+    self._refuse_custodian(receiver)
     assert amount != 0, reasons.TOKEN_FORCED_TRANSFER_AMOUNT_ZERO
     self._require_receiver_eligible(receiver)
     balance: uint256 = erc20.balanceOf[sender]
@@ -725,6 +821,8 @@ def recover_wallet(lost_wallet: address, new_wallet: address):
     """
     access_control._check_role(RECOVERY_ROLE, msg.sender)
     assert lost_wallet != new_wallet, reasons.TOKEN_RECOVERY_SAME_WALLET
+    self._refuse_custodian(lost_wallet)
+    self._refuse_custodian(new_wallet)
     self._require_receiver_eligible(new_wallet)
     shares: uint256 = erc20.balanceOf[lost_wallet]
     income: uint256 = self._claimable(lost_wallet)
@@ -844,6 +942,19 @@ def _restriction_code(sender: address, receiver: address, amount: uint256) -> ui
     return staticcall IComplianceRegistry(compliance_registry).check_transfer(
         sender, receiver, amount, self._hot & PAUSED_BIT != 0, balance, frozen
     )
+
+
+@internal
+@view
+def _refuse_custodian(account: address):
+    """
+    @dev An agent power never acts on a custodian's own balance (a lending pool's
+         shares are its borrowers' positions): the agent acts through the pool.
+    @param account The account an agent power would move or freeze shares of.
+    """
+    assert not staticcall IComplianceRegistry(compliance_registry).custodian(
+        account
+    ), reasons.TOKEN_CUSTODIAN_ACCOUNT
 
 
 @internal

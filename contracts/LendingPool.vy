@@ -1,5 +1,6 @@
 # pragma version ~=0.4.3
 # pragma optimize codesize
+# pragma experimental-codegen
 """
 @title Lending Pool
 @custom:contract-name LendingPool
@@ -35,8 +36,12 @@
         - With a stale price there are no borrows, no collateral withdrawals that
           leave debt, and no liquidations; repay and supply always work. The
           guardian's pause stops borrows and collateral withdrawals, never repays.
-@custom:security Compiled with `optimize codesize`: with `optimize gas` the runtime
-                 code exceeds the EIP-170 limit of 24,576 bytes.
+@custom:security Compiled with `optimize codesize` and vyper's venom backend
+                 (`experimental-codegen`): the legacy backend's initcode (26,359
+                 bytes with the compliance seams) no longer fits a blueprint under
+                 the EIP-170 limit of 24,576 bytes; venom's is some 5 KB smaller.
+                 Every pool test (units, exploits, properties, stateful machines)
+                 runs on the venom code.
                  Checks-effects-interactions with one reentrancy lock over every
                  state-changing function. Rounding: vault shares minted down,
                  burnt up; debt scaled up on borrow and down on repay; collateral
@@ -75,12 +80,18 @@ interface IShareToken:
     def income_token() -> address: view
     def compliance_registry() -> address: view
     def detectTransferRestriction(sender: address, receiver: address, amount: uint256) -> uint8: view
+    def custody_restriction(sender: address, receiver: address, amount: uint256, in_custody: uint256) -> uint8: view
     def messageForTransferRestriction(restriction_code: uint8) -> String[160]: view
+    def getFrozenTokens(account: address) -> uint256: view
+    def balanceOf(account: address) -> uint256: view
+    def hasRole(role: bytes32, account: address) -> bool: view
 
 
-# @dev The registry's freeze flag: a frozen wallet borrows nothing and claims no income.
-interface IFreezes:
-    def is_frozen(account: address) -> bool: view
+# @dev The registry's holder check: a position's holder must be one the rules let hold
+#      shares (registered, not expired, not frozen, residence policy) to borrow against
+#      them or take their income.
+interface IHolders:
+    def check_receiver(account: address) -> uint8: view
 
 
 # @dev The heartbeat getter of the oracle's FeedAdapter (not part of AggregatorV3).
@@ -112,6 +123,9 @@ exports: (
 RISK_ADMIN_ROLE: public(constant(bytes32)) = keccak256("RISK_ADMIN_ROLE")
 # @dev Role that pauses and unpauses borrowing and collateral withdrawals.
 GUARDIAN_ROLE: public(constant(bytes32)) = keccak256("GUARDIAN_ROLE")
+# @dev The share token's agent roles the pool honours for positions in it.
+_FORCED_TRANSFER_ROLE: constant(bytes32) = keccak256("FORCED_TRANSFER_ROLE")
+_RECOVERY_ROLE: constant(bytes32) = keccak256("RECOVERY_ROLE")
 
 # @dev 1.0 in 18-decimal fixed point (LTVs, incentive, rates, borrow index).
 WAD: constant(uint256) = 10**18
@@ -167,7 +181,7 @@ _ASSET: immutable(IERC20)
 _TOKEN: immutable(IShareToken)
 _FEED: immutable(AggregatorV3Interface)
 _MODEL: immutable(IRateModel)
-_REGISTRY: immutable(IFreezes)
+_REGISTRY: immutable(IHolders)
 
 # @dev Packed: bits 0..191 borrow index (WAD, starts at 1.0), bits 192..255 time of
 #      the last accrual.
@@ -267,6 +281,23 @@ event RiskParametersChanged:
     admin: indexed(address)
 
 
+# @dev Emitted (after `CollateralWithdrawn`) when an agent seizes pooled collateral.
+event CollateralSeized:
+    borrower: indexed(address)
+    receiver: indexed(address)
+    amount: uint256
+    agent: indexed(address)
+
+
+# @dev Emitted when an agent moves a position to a holder's new wallet.
+event PositionRecovered:
+    lost_wallet: indexed(address)
+    new_wallet: indexed(address)
+    collateral: uint256
+    scaled_debt: uint256
+    agent: indexed(address)
+
+
 # @dev Emitted when the guardian pauses (True) or unpauses (False) the market.
 event PauseChanged:
     paused: bool
@@ -330,7 +361,7 @@ def __init__(
     _TOKEN = IShareToken(collateral_token_)
     _FEED = AggregatorV3Interface(price_feed_)
     _MODEL = IRateModel(rate_model_)
-    _REGISTRY = IFreezes(staticcall IShareToken(collateral_token_).compliance_registry())
+    _REGISTRY = IHolders(staticcall IShareToken(collateral_token_).compliance_registry())
 
     self._rates = WAD | (block.timestamp << 192)
     self._params = max_ltv_ | (reserve_factor_bps_ << 64)
@@ -529,7 +560,11 @@ def maxRedeem(owner: address) -> uint256:
     index: uint256 = 0
     supplied, reserves, debt, index = self._preview_supply()
     idle_shares: uint256 = self._to_shares(self._idle(supplied, reserves, debt), supplied, False)
-    return min(erc4626.erc20.balanceOf[owner], idle_shares)
+    shares: uint256 = min(erc4626.erc20.balanceOf[owner], idle_shares)
+    # A redemption worth zero assets is refused: never promise one.
+    if self._to_assets(shares, supplied, False) == 0:
+        return 0
+    return shares
 
 
 @external
@@ -573,12 +608,16 @@ def supply_collateral(amount: uint256, on_behalf: address):
     """
     @notice Moves `amount` collateral shares from the caller (approved to this pool)
             into the position of `on_behalf`. The move obeys the share token's
-            transfer rules like any transfer. Works while paused or stale.
+            transfer rules like any transfer; supplying for another wallet is decided
+            exactly as a transfer of `amount` from the caller to it (the beneficiary
+            must be eligible to hold the shares). Works while paused or stale.
     @param amount Share base units.
     @param on_behalf The borrower credited (and entitled to the shares' income).
     """
     assert amount != 0, reasons.POOL_ZERO_COLLATERAL
     assert on_behalf != empty(address), reasons.POOL_BORROWER_ZERO_ADDRESS
+    if on_behalf != msg.sender:
+        self._refuse(staticcall _TOKEN.detectTransferRestriction(msg.sender, on_behalf, amount))
     # Pull first, like ERC-4626's `deposit`: the share token is the market's own
     # (no hooks) and the lock is held; nothing is credited unless the shares arrived.
     assert extcall _TOKEN.transferFrom(msg.sender, self, amount), reasons.POOL_COLLATERAL_TRANSFERFROM_FAILED
@@ -597,29 +636,22 @@ def withdraw_collateral(amount: uint256, receiver: address):
     @notice Moves `amount` of the caller's collateral shares to `receiver`. With debt,
             the position must stay within the max LTV at a fresh price. The move obeys
             the share token's transfer rules as if the caller sent the shares itself:
-            a frozen, expired or unregistered caller, or an ineligible `receiver`, is
-            refused with the token's restriction message.
+            to another wallet it is decided as a transfer of `amount` from the caller
+            (its holding counted as its wallet plus this position, so a partial freeze
+            covers pooled shares), and a frozen, expired or unregistered caller, or an
+            ineligible `receiver`, is refused with the token's restriction message.
     @param amount Share base units.
     @param receiver Receiver of the shares.
     """
-    self._check_move(msg.sender, receiver)
     assert amount != 0, reasons.POOL_ZERO_COLLATERAL
+    if receiver == msg.sender:
+        self._check_move(msg.sender, receiver, 0)
+    else:
+        self._refuse(staticcall _TOKEN.custody_restriction(
+            msg.sender, receiver, amount, self._positions[msg.sender] >> 128
+        ))
     self._check_not_paused(self._params)
-    position: uint256 = self._positions[msg.sender]
-    collateral: uint256 = position >> 128
-    assert amount <= collateral, reasons.POOL_WITHDRAWAL_EXCEEDS_COLLATERAL
-    collateral = unsafe_sub(collateral, amount)
-    scaled: uint256 = position & MASK128
-    if scaled != 0:
-        index: uint256 = self._accrue_index()
-        assert self._within(
-            self._debt_of(scaled, index), collateral, self._price(), self._params & MASK64
-        ), reasons.POOL_WITHDRAWAL_PUT_LOAN_ABOVE
-    self._positions[msg.sender] = scaled | (collateral << 128)
-    self.total_collateral = unsafe_sub(self.total_collateral, amount)
-    self._move_income(msg.sender, amount, False)
-    log CollateralWithdrawn(borrower=msg.sender, receiver=receiver, amount=amount)
-    self._send_collateral(receiver, amount)
+    self._withdraw_collateral(msg.sender, receiver, amount)
 
 
 @external
@@ -628,8 +660,9 @@ def borrow(assets: uint256, receiver: address) -> uint256:
     """
     @notice Borrows `assets` of the loan asset against the caller's collateral and
             sends them to `receiver`. The loan must stay within the max LTV at a fresh
-            price, the pool must hold the liquidity, and the caller's wallet must not
-            be frozen by the compliance registry.
+            price (frozen shares of the caller's count for nothing), the pool must
+            hold the liquidity, and the caller must be one the compliance rules let
+            hold the shares (registered, not expired, not frozen, residence policy).
     @param assets Asset units.
     @param receiver Receiver of the assets.
     @return uint256 Scaled debt added (rounded up).
@@ -637,14 +670,21 @@ def borrow(assets: uint256, receiver: address) -> uint256:
     assert assets != 0, reasons.POOL_BORROW_ZERO
     params: uint256 = self._params
     self._check_not_paused(params)
-    self._check_not_frozen(msg.sender)
+    self._check_holder(msg.sender)
     index: uint256 = self._accrue_index()
     added: uint256 = math._mul_div(assets, DEBT_SCALE, index, True)
     position: uint256 = self._positions[msg.sender]
     scaled: uint256 = (position & MASK128) + added
     assert scaled <= MASK128, reasons.POOL_DEBT_ABOVE_2_128
+    # Frozen shares back no new loan: only the part of the position a freeze of the
+    # holder's wallet and position together leaves free counts.
+    collateral: uint256 = position >> 128
+    frozen: uint256 = staticcall _TOKEN.getFrozenTokens(msg.sender)
+    if frozen != 0:
+        holding: uint256 = staticcall _TOKEN.balanceOf(msg.sender) + collateral
+        collateral = min(collateral, holding - min(frozen, holding))
     assert self._within(
-        self._debt_of(scaled, index), position >> 128, self._price(), params & MASK64
+        self._debt_of(scaled, index), collateral, self._price(), params & MASK64
     ), reasons.POOL_BORROW_PUT_LOAN_ABOVE
     total_scaled: uint256 = self.total_scaled_debt + added
     supply: uint256 = self._supply
@@ -706,7 +746,7 @@ def liquidate(borrower: address, max_repay: uint256) -> (uint256, uint256, uint2
     @return uint256 Collateral shares sent to the caller.
     @return uint256 Debt written off.
     """
-    self._check_move(self, msg.sender)
+    self._check_move(self, msg.sender, 0)
     assert max_repay != 0, reasons.POOL_REPAY_ZERO
     index: uint256 = self._accrue_index()
     position: uint256 = self._positions[borrower]
@@ -775,10 +815,11 @@ def liquidate(borrower: address, max_repay: uint256) -> (uint256, uint256, uint2
 def claim_income() -> uint256:
     """
     @notice Pays the caller the rental income their collateral earned while in the
-            pool (the pool claims it from the share token when it needs to).
+            pool (the pool claims it from the share token when it needs to). The
+            caller must be one the compliance rules let hold the shares.
     @return uint256 Income token units paid.
     """
-    self._check_not_frozen(msg.sender)
+    self._check_holder(msg.sender)
     owed: uint256 = self._income_owed(msg.sender, self._income_per_share())
     assert owed != 0, reasons.POOL_NO_COLLATERAL_INCOME_CLAIM
     held: uint256 = self.income_held
@@ -794,6 +835,61 @@ def claim_income() -> uint256:
         msg.sender, owed, default_return_value=True
     ), reasons.POOL_INCOME_TOKEN_TRANSFER_FAILED
     return owed
+
+
+@external
+@nonreentrant
+def forced_withdraw(borrower: address, receiver: address, amount: uint256):
+    """
+    @notice An agent's seizure of pooled collateral (court order): moves `amount` of
+            `borrower`'s collateral shares to `receiver`, which the share token checks
+            like any transfer from the pool. With debt, the position must stay within
+            the max LTV at a fresh price: the lenders' claim on the collateral came
+            first (repay the debt, anyone may, to seize the rest). The guardian's pause
+            does not stop it.
+    @dev Only an account with the share token's `FORCED_TRANSFER_ROLE`.
+    @param borrower The position's holder.
+    @param receiver The wallet receiving the shares (not the borrower).
+    @param amount Share base units.
+    """
+    assert staticcall _TOKEN.hasRole(_FORCED_TRANSFER_ROLE, msg.sender), reasons.POOL_NOT_FORCED_TRANSFER_AGENT
+    assert receiver != borrower, reasons.POOL_SEIZURE_TO_ANOTHER_WALLET
+    assert amount != 0, reasons.POOL_ZERO_COLLATERAL
+    self._withdraw_collateral(borrower, receiver, amount)
+    log CollateralSeized(borrower=borrower, receiver=receiver, amount=amount, agent=msg.sender)
+
+
+@external
+@nonreentrant
+def recover_position(lost_wallet: address, new_wallet: address):
+    """
+    @notice Moves `lost_wallet`'s whole position (collateral, debt and the collateral
+            income not yet claimed) to `new_wallet`, for a holder who lost their keys
+            (the share token's `recover_wallet` moves their wallet's shares). A
+            position the new wallet already holds is merged into.
+    @dev Only an account with the share token's `RECOVERY_ROLE`. The new wallet must
+         be one the compliance rules let hold the shares.
+    @param lost_wallet The wallet whose keys are lost.
+    @param new_wallet The holder's new wallet.
+    """
+    assert staticcall _TOKEN.hasRole(_RECOVERY_ROLE, msg.sender), reasons.POOL_NOT_RECOVERY_AGENT
+    assert lost_wallet != new_wallet, reasons.POOL_SEIZURE_TO_ANOTHER_WALLET
+    self._check_holder(new_wallet)
+    position: uint256 = self._positions[lost_wallet]
+    assert position != 0 or self._income_correction[lost_wallet] != 0, reasons.POOL_NOTHING_TO_RECOVER
+    # Both positions fit 128 bits each: their sums stay below the token's supply cap
+    # (collateral) and the total scaled debt (debt).
+    self._positions[new_wallet] += position
+    self._positions[lost_wallet] = 0
+    self._income_correction[new_wallet] += self._income_correction[lost_wallet]
+    self._income_correction[lost_wallet] = 0
+    log PositionRecovered(
+        lost_wallet=lost_wallet,
+        new_wallet=new_wallet,
+        collateral=position >> 128,
+        scaled_debt=position & MASK128,
+        agent=msg.sender,
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -1223,12 +1319,37 @@ def _check_not_paused(params: uint256):
 
 @internal
 @view
-def _check_not_frozen(account: address):
+def _check_holder(account: address):
     """
-    @dev Reverts for a wallet the compliance registry has frozen: it takes no loan and
-         no collateral income out of the pool (it can still repay).
+    @dev Reverts, with the registry's message, unless the compliance rules let
+         `account` hold the shares (registered, not expired, not frozen, residence
+         policy): it borrows nothing and takes no collateral income otherwise (it can
+         still repay).
     """
-    assert not staticcall _REGISTRY.is_frozen(account), reasons.POOL_WALLET_FROZEN_COMPLIANCE
+    self._refuse(staticcall _REGISTRY.check_receiver(account))
+
+
+@internal
+def _withdraw_collateral(borrower: address, receiver: address, amount: uint256):
+    """
+    @dev Takes `amount` collateral out of `borrower`'s position (within the max LTV at
+         a fresh price while it has debt) and sends it to `receiver`.
+    """
+    position: uint256 = self._positions[borrower]
+    collateral: uint256 = position >> 128
+    assert amount <= collateral, reasons.POOL_WITHDRAWAL_EXCEEDS_COLLATERAL
+    collateral = unsafe_sub(collateral, amount)
+    scaled: uint256 = position & MASK128
+    if scaled != 0:
+        index: uint256 = self._accrue_index()
+        assert self._within(
+            self._debt_of(scaled, index), collateral, self._price(), self._params & MASK64
+        ), reasons.POOL_WITHDRAWAL_PUT_LOAN_ABOVE
+    self._positions[borrower] = scaled | (collateral << 128)
+    self.total_collateral = unsafe_sub(self.total_collateral, amount)
+    self._move_income(borrower, amount, False)
+    log CollateralWithdrawn(borrower=borrower, receiver=receiver, amount=amount)
+    self._send_collateral(receiver, amount)
 
 
 @internal
@@ -1283,14 +1404,21 @@ def _pull_asset(amount: uint256):
 
 @internal
 @view
-def _check_move(sender: address, receiver: address):
+def _check_move(sender: address, receiver: address, amount: uint256):
     """
-    @dev Reverts, before any state changes, with the share token's own restriction
-         message (an `Error(string)` a wallet shows, forwarded as returned) unless
-         `sender` may move shares to `receiver` now (amount-independent checks: pause,
-         title, both parties' records and the receiver's residence).
+    @dev Reverts, before any state changes, unless `sender` may move `amount` shares
+         to `receiver` now (the share token's own decision).
     """
-    code: uint8 = staticcall _TOKEN.detectTransferRestriction(sender, receiver, 0)
+    self._refuse(staticcall _TOKEN.detectTransferRestriction(sender, receiver, amount))
+
+
+@internal
+@view
+def _refuse(code: uint8):
+    """
+    @dev Reverts with the share token's message for restriction `code` (an
+         `Error(string)` a wallet shows, forwarded as returned) unless it is 0.
+    """
     if code != 0:
         message: Bytes[256] = raw_call(
             collateral_token,

@@ -283,7 +283,9 @@ def set_signers(signers: DynArray[address, MAX_SIGNERS], threshold: uint8):
     @notice Replaces the signer set and threshold and bumps the config version, so
             reports signed for the previous set are refused from now on.
     @dev Only `ORACLE_ADMIN_ROLE`. `signers` must be sorted ascending (which also
-         rules out duplicates) and non-zero; 1 <= threshold <= len(signers).
+         rules out duplicates) and non-zero; len(signers) / 2 < threshold <= len(signers):
+         a majority, so two quorums always share an honest signer, who signs one report
+         per log position.
     @param signers The new signer addresses, ascending.
     @param threshold Signatures needed per report.
     """
@@ -292,6 +294,7 @@ def set_signers(signers: DynArray[address, MAX_SIGNERS], threshold: uint8):
     assert count != 0, reasons.HUB_SIGNER_SET_EMPTY
     assert threshold != 0, reasons.HUB_THRESHOLD_ZERO
     assert convert(threshold, uint256) <= count, reasons.HUB_THRESHOLD_EXCEEDS_NUMBER_SIGNERS
+    assert convert(threshold, uint256) * 2 > count, reasons.HUB_THRESHOLD_NOT_MAJORITY
     config: uint256 = self._config
     version: uint256 = ((config >> 16) & MASK32) + 1
     assert version <= MASK32, reasons.HUB_CONFIG_VERSION_OVERFLOW

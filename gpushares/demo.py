@@ -324,6 +324,13 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
     with cluster:
         print("\n    three oracle nodes: " + ", ".join(
             f"{n} {cluster.url(n)} ({cluster.addresses[n][:10]})" for n in cluster.names))
+        # A stranger who reaches a node's port asks it to co-sign: the peer endpoints
+        # answer only requests signed by a key of the hub's signer set.
+        refused = httpx.post(f"{cluster.url('node-2')}/v1/sign", timeout=10,
+                             json={"entry": {"feed": INDEX_FEED, "value": "99"}})
+        detail = refused.json()["detail"]
+        print(f"\n    A stranger POSTs an unsigned co-sign request to node-2's /v1/sign:\n"
+              f"    HTTP {refused.status_code} {detail['code']}: {detail['message']}")
         # The telemetry agent replays recorded captures of the fleet's 8 H100s so that they
         # cover the last full quarter hour (the nodes accept samples up to 2 h old here).
         quarter = web3.eth.get_block("latest")["timestamp"] // 900 * 900
@@ -415,6 +422,12 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
     story.ape("Bob (TEST::3) posts 4,000 of his shares as collateral (a gated transfer)",
               "run", "pool", "deposit-collateral", "--account", "TEST::3", "--pool", "1",
               "--shares", "4000")
+    story.ape("Bob tries to post 100 shares as collateral for Carol (TEST::4, resident in "
+              "North Korea): supplying for someone else is a transfer to them, refused with "
+              "the message a direct transfer gets (sent anyway with --skip-checks so the "
+              "contract's refusal shows)",
+              "run", "pool", "deposit-collateral", "--account", "TEST::3", "--pool", "1",
+              "--shares", "100", "--for", test_account(4), "--skip-checks", refused=True)
     deployed = json.loads(next(workdir.glob("*.json")).read_text())
     factory = web3.eth.contract(deployed["lending_pool_factory"], abi=_abi("LendingPoolFactory"))
     pool = web3.eth.contract(factory.functions.market_at(1).call(), abi=_abi("LendingPool"))
@@ -436,6 +449,10 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
     story.clock_to(story.now() + WEEK, "a week passes. Interest accrues, and the NAV, "
                    "published a week ago, is older than its 2-day heartbeat")
     story.ape("The market: the price is stale", "run", "pool", "status", "--pool", "1")
+    story.gpu_oracle(
+        "node-1 is asked for the NAV alone: its H100 index input is a week old, so the "
+        "node withholds the NAV rather than publish one priced from a stale index",
+        "round", "--config", str(cluster.config("node-1")), "--feed", NAV_FEED)
     story.ape("Bob tries to take 100 shares of collateral back: refused while the price is "
               "stale (the pool cannot tell whether his loan would stay healthy)",
               "run", "pool", "withdraw-collateral", "--account", "TEST::3", "--pool", "1",

@@ -48,6 +48,14 @@ REGISTRY_GPU_LOCATION_DOES_NOT = (
     "ComplianceRegistry: GPU location does not recognise tokenized title to physical assets (lex "
     "rei sitae); see its rules citations"
 )
+REGISTRY_GPU_LOCATION_SANCTIONED = (
+    "ComplianceRegistry: GPU location is under sanctions: tokenized title there is never "
+    "recognised"
+)
+REGISTRY_JURISDICTION_SANCTIONED_NO_OVERRIDE = (
+    "ComplianceRegistry: the jurisdiction is under sanctions: no legal opinion overrides that"
+)
+REGISTRY_CUSTODIAN_UNCHANGED = "ComplianceRegistry: custodian flag unchanged"
 REGISTRY_GPU_LOCATION_NOT_JURISDICTION = (
     "ComplianceRegistry: GPU location is not in the jurisdiction table: tokenized title there is "
     "not established"
@@ -94,6 +102,11 @@ TOKEN_ALREADY_PAUSED = "GPUShareToken: already paused"
 TOKEN_BURN_AMOUNT_ZERO = "GPUShareToken: burn amount is zero"
 TOKEN_BURN_SHARES_FIRST_SUPPLY = (
     "GPUShareToken: burn shares first: supply would exceed the remaining GPUs' backing"
+)
+TOKEN_CUSTODIAN_ACCOUNT = (
+    "GPUShareToken: the account holds other holders' shares in custody (a lending pool): act "
+    "on the holder's position through it (forced_withdraw, recover_position) or freeze the "
+    "holder's wallet, which covers its pooled shares"
 )
 TOKEN_CANNOT_FREEZE_ZERO_ADDRESS = "GPUShareToken: cannot freeze the zero address"
 TOKEN_COMPLIANCE_REGISTRY_NOT_CONTRACT = "GPUShareToken: compliance registry is not a contract"
@@ -202,6 +215,10 @@ HUB_SIGNER_SET_EMPTY = "OracleHub: signer set is empty"
 HUB_SPV_TOKEN_ZERO_ADDRESS = "OracleHub: SPV token is the zero address"
 HUB_THRESHOLD_EXCEEDS_NUMBER_SIGNERS = "OracleHub: threshold exceeds the number of signers"
 HUB_THRESHOLD_ZERO = "OracleHub: threshold is zero"
+HUB_THRESHOLD_NOT_MAJORITY = (
+    "OracleHub: threshold must be a majority of the signers (k > n/2): two smaller quorums "
+    "could sign different reports for one log position"
+)
 HUB_UNKNOWN_DISABLED_FEED = "OracleHub: unknown or disabled feed"
 HUB_UNKNOWN_FEED = "OracleHub: unknown feed"
 HUB_UTILISATION_ABOVE_10_000 = "OracleHub: utilisation above 10,000 bps"
@@ -257,7 +274,12 @@ POOL_REPAY_AMOUNT_ROUNDS_ZERO = "LendingPool: repay amount rounds to zero debt"
 POOL_REPAY_ZERO = "LendingPool: repay of zero"
 POOL_RESERVE_FACTOR_ABOVE_50 = "LendingPool: reserve factor above 50 %"
 POOL_TREASURY_ZERO_ADDRESS = "LendingPool: treasury is the zero address"
-POOL_WALLET_FROZEN_COMPLIANCE = "LendingPool: wallet frozen (compliance)"
+POOL_NOT_FORCED_TRANSFER_AGENT = (
+    "LendingPool: only the share token's forced-transfer agent seizes pooled collateral"
+)
+POOL_NOT_RECOVERY_AGENT = "LendingPool: only the share token's recovery agent moves a position"
+POOL_SEIZURE_TO_ANOTHER_WALLET = "LendingPool: seized collateral goes to another wallet"
+POOL_NOTHING_TO_RECOVER = "LendingPool: the lost wallet has no position here"
 POOL_WITHDRAWAL_EXCEEDS_COLLATERAL = "LendingPool: withdrawal exceeds the collateral"
 POOL_WITHDRAWAL_PUT_LOAN_ABOVE = "LendingPool: withdrawal would put the loan above the max LTV"
 POOL_WITHDRAWAL_ZERO = "LendingPool: withdrawal of zero"

@@ -34,6 +34,9 @@ class TitleStatus(IntEnum):
     RECOGNISED = 1
     NOT_RECOGNISED = 2
     UNCLEAR = 3
+    # A sanctioned jurisdiction: tokenized title there is never recognised, and no SPV's
+    # legal opinion can change that (the registry refuses an override).
+    SANCTIONED = 4
 
 
 class HolderPolicyCode(IntEnum):

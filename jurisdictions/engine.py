@@ -16,11 +16,18 @@ Order (the first failing check decides the code, see `jurisdictions.codes`):
    policy (missing from the rules or `blocked`: refused; `accredited_only`: accredited);
 5. sender (unless a mint): the amount is within the balance, and within the unfrozen
    balance.
+
+A position in a lending pool is a holding (issue 17): `decide_pool` (or one function per
+operation: `decide_supply`, `decide_withdraw`, `decide_claim_income`, `decide_borrow`,
+`decide_liquidate`) decides each `LendingPool` operation that changes who holds, benefits
+from or can withdraw shares exactly as the pool asks the chain, that is as transfers
+between the parties through `decide` (or the receiver checks alone), in the pool's order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -124,7 +131,7 @@ def title_recognised(
 ) -> bool:
     """Whether a token may carry title to a GPU located in `location` for this SPV."""
     rule = rules.get(location)
-    if rule is None:
+    if rule is None or rule.sanctioned:
         return False
     if rule.title_recognition is TitleRecognition.RECOGNISED:
         return True
@@ -149,6 +156,11 @@ def check_gpu_location(
             note=f"Location {location} has no rules file: tokenized title there is not "
             "established.",
         )
+    if rule.sanctioned:
+        return Decision.of(
+            Restriction.ASSET_TITLE_NOT_RECOGNISED, [rule],
+            f"{rule.name} ({rule.alpha2}) is under sanctions: tokenized title there is never "
+            "recognised, whatever an SPV's legal opinion says.")
     note = f"{rule.name} ({rule.alpha2}): title_recognition = {rule.title_recognition}"
     if rule.title_recognition is TitleRecognition.UNCLEAR:
         note += " and this SPV has recorded no legal-opinion override"
@@ -240,3 +252,256 @@ def decide(
             return Decision.of(Restriction.AMOUNT_FROZEN)
 
     return Decision.of(Restriction.SUCCESS)
+
+
+# ---------------------------------------------------------------------------------
+# Lending pools: a position in a pool is a holding
+# ---------------------------------------------------------------------------------
+
+
+class PoolOperation(StrEnum):
+    """The `LendingPool` operations that change who holds, benefits from or can withdraw
+    collateral shares (issue 17: each is decided like a transfer between its parties)."""
+
+    SUPPLY_COLLATERAL = "supply_collateral"
+    WITHDRAW_COLLATERAL = "withdraw_collateral"
+    CLAIM_INCOME = "claim_income"
+    BORROW = "borrow"
+    LIQUIDATE = "liquidate"
+
+
+def _same_wallet(a: Party, b: Party | None) -> bool:
+    return b is None or a.address.lower() == b.address.lower()
+
+
+def _explained(decision: Decision, note: str) -> Decision:
+    """`decision` with `note` appended to its message when it is a refusal (the code,
+    citations and jurisdictions stay `decide`'s)."""
+    if decision.allowed:
+        return decision
+    return decision.model_copy(update={"message": f"{decision.message} {note}"})
+
+
+def _first_refusal(*steps: tuple[Decision, str]) -> Decision:
+    """The first refused step (its note appended), else success: the pool runs its
+    checks in this order and the first failing one reverts the call."""
+    for decision, note in steps:
+        if not decision.allowed:
+            return _explained(decision, note)
+    return Decision.of(Restriction.SUCCESS)
+
+
+def _positive(amount: int, operation: PoolOperation) -> None:
+    if amount < 1:
+        raise ValueError(
+            f"{operation}: amount must be >= 1, got {amount} (the pool refuses a zero amount "
+            "before any compliance check)"
+        )
+
+
+def decide_supply(
+    asset: ShareAsset,
+    caller: Party,
+    beneficiary: Party | None,
+    amount: int,
+    *,
+    pool: Party,
+    rules: RuleBook | None = None,
+    now: int,
+) -> Decision:
+    """`pool.supply_collateral(amount, beneficiary)` called by `caller`.
+
+    For another wallet it is first decided as a transfer of `amount` from the caller to
+    the beneficiary (who gains the position, its income and the right to withdraw it);
+    then, for oneself too, the share token decides the caller's transfer into the pool.
+    `beneficiary=None` (or the caller's own wallet) supplies for the caller. `pool` is
+    the pool as a holder (its record: a registered, eligible custodian). `amount >= 1`.
+    """
+    _positive(amount, PoolOperation.SUPPLY_COLLATERAL)
+    into_pool = (
+        decide(asset, caller, pool, amount, rules=rules, now=now),
+        f"(supply_collateral: the share token's transfer of {amount} from {caller.address} "
+        f"into the pool {pool.address}.)",
+    )
+    if _same_wallet(caller, beneficiary):
+        return _first_refusal(into_pool)
+    assert beneficiary is not None
+    return _first_refusal(
+        (
+            decide(asset, caller, beneficiary, amount, rules=rules, now=now),
+            f"(supply_collateral for {beneficiary.address}: decided as a transfer of "
+            f"{amount} from {caller.address} to {beneficiary.address}.)",
+        ),
+        into_pool,
+    )
+
+
+def decide_withdraw(
+    asset: ShareAsset,
+    caller: Party,
+    receiver: Party | None,
+    amount: int,
+    *,
+    pooled: int,
+    pool: Party,
+    rules: RuleBook | None = None,
+    now: int,
+) -> Decision:
+    """`pool.withdraw_collateral(amount, receiver)` called by `caller`, whose position
+    holds `pooled` collateral shares.
+
+    To the caller's own wallet (`receiver=None` or the caller) nothing changes hands, so
+    it is decided as a transfer of 0 from the caller to itself (a frozen, expired,
+    unregistered or ineligible holder, a paused token, an unrecognised title refuse it).
+    To another wallet it is decided as a transfer of `amount` from the caller to the
+    receiver with the caller's holding taken as its wallet (`caller.balance`) plus
+    `pooled`, so a partial freeze (`caller.frozen_tokens`) covers pooled shares too.
+
+    Then the pool sends the shares from its own wallet (`pool.balance`) and the token
+    decides that transfer. The pool refuses a withdrawal beyond the position with its
+    own message before sending anything, so for `amount > pooled` only the first step is
+    decided here (success then means: compliance allows it, the pool will not). The
+    pool's other conditions (not paused by its guardian, the loan within the max LTV at
+    a fresh price) are not compliance and are not decided here. `amount >= 1`.
+    """
+    _positive(amount, PoolOperation.WITHDRAW_COLLATERAL)
+    if pooled < 0:
+        raise ValueError(f"pooled must be >= 0, got {pooled}")
+    if _same_wallet(caller, receiver):
+        receiver = caller
+        first = (
+            decide(asset, caller, caller, 0, rules=rules, now=now),
+            f"(withdraw_collateral to the holder's own wallet: decided as a transfer of 0 "
+            f"from {caller.address} to itself.)",
+        )
+    else:
+        assert receiver is not None
+        holding = caller.model_copy(update={"balance": caller.balance + pooled})
+        first = (
+            decide(asset, holding, receiver, amount, rules=rules, now=now),
+            f"(withdraw_collateral to {receiver.address}: decided as a transfer of {amount} "
+            f"from {caller.address} to {receiver.address}, the holding counted as wallet "
+            f"{caller.balance} + pooled {pooled}.)",
+        )
+    if amount > pooled:
+        return _first_refusal(first)
+    return _first_refusal(
+        first,
+        (
+            decide(asset, pool, receiver, amount, rules=rules, now=now),
+            f"(withdraw_collateral: the share token's transfer of {amount} from the pool "
+            f"{pool.address} to {receiver.address}.)",
+        ),
+    )
+
+
+def decide_claim_income(
+    caller: Party, *, rules: RuleBook | None = None, now: int
+) -> Decision:
+    """`pool.claim_income()` called by `caller`: the holder of a position takes its
+    rental income only while the rules let it hold the shares (the registry's
+    `check_receiver`: registered, not expired, wallet not frozen, residence policy).
+
+    Not decided here: whether income is owed, and the share token's own conditions on
+    the pool's claim when the pool must collect the income first (the token not paused,
+    the pool's wallet not frozen)."""
+    rules = rules if rules is not None else default_rules()
+    return _explained(
+        receiver_decision(caller, rules=rules, now=now),
+        f"(claim_income: {caller.address} must be a holder the rules let hold the shares.)",
+    )
+
+
+def decide_borrow(caller: Party, *, rules: RuleBook | None = None, now: int) -> Decision:
+    """`pool.borrow(...)` called by `caller`: only a holder the rules let hold the shares
+    (the registry's `check_receiver`) borrows against them. How much collateral counts
+    (frozen shares count for nothing) is `counted_collateral`; the loan-to-value, price
+    and liquidity conditions are the pool's, not compliance."""
+    rules = rules if rules is not None else default_rules()
+    return _explained(
+        receiver_decision(caller, rules=rules, now=now),
+        f"(borrow: {caller.address} must be a holder the rules let hold the shares.)",
+    )
+
+
+def counted_collateral(holder: Party, pooled: int) -> int:
+    """The part of a `pooled` collateral position that backs a new loan: a freeze of
+    `holder.frozen_tokens` covers the wallet (`holder.balance`) and the position together,
+    and only the unfrozen part of that holding counts, never more than the position:
+    `min(pooled, holding - min(frozen, holding))`, `holding = balance + pooled`."""
+    if pooled < 0:
+        raise ValueError(f"pooled must be >= 0, got {pooled}")
+    holding = holder.balance + pooled
+    return min(pooled, holding - min(holder.frozen_tokens, holding))
+
+
+def decide_liquidate(
+    asset: ShareAsset,
+    liquidator: Party,
+    *,
+    pool: Party,
+    seized: int = 0,
+    rules: RuleBook | None = None,
+    now: int,
+) -> Decision:
+    """`pool.liquidate(borrower, ...)` called by `liquidator`: the pool sends the seized
+    collateral to the liquidator, so it is first decided as a transfer of 0 from the
+    pool to the liquidator (before any accounting), then, when `seized` shares are
+    known, the share token decides the pool's transfer of them. Whether the loan can be
+    liquidated (debt, a fresh price, above the liquidation LTV) is the pool's, not
+    compliance. The borrower is no party to the decision: the lenders' claim on the
+    collateral came first."""
+    if seized < 0:
+        raise ValueError(f"seized must be >= 0, got {seized}")
+    steps = [(
+        decide(asset, pool, liquidator, 0, rules=rules, now=now),
+        f"(liquidate: decided as a transfer of 0 from the pool {pool.address} to the "
+        f"liquidator {liquidator.address}.)",
+    )]
+    if seized:
+        steps.append((
+            decide(asset, pool, liquidator, seized, rules=rules, now=now),
+            f"(liquidate: the share token's transfer of the {seized} seized shares from the "
+            f"pool {pool.address} to {liquidator.address}.)",
+        ))
+    return _first_refusal(*steps)
+
+
+def decide_pool(
+    asset: ShareAsset,
+    operation: PoolOperation,
+    caller: Party,
+    counterparty: Party | None = None,
+    amount: int = 0,
+    *,
+    pool: Party,
+    pooled: int = 0,
+    rules: RuleBook | None = None,
+    now: int,
+) -> Decision:
+    """Decide `operation` on a lending pool of `asset`'s shares, called by `caller`.
+
+    One entry point over `decide_supply` (`counterparty`: the beneficiary, `amount`
+    shares), `decide_withdraw` (`counterparty`: the receiver, `amount` shares, `pooled`:
+    the caller's collateral), `decide_claim_income` and `decide_borrow` (no counterparty;
+    `amount` unused) and `decide_liquidate` (`amount`: the shares seized, 0 if not yet
+    known). `counterparty=None` means the caller's own wallet. `pool` is the pool as a
+    holder: its record, wallet freeze, share balance and frozen amount. `now` is the
+    chain's time.
+    """
+    if operation is PoolOperation.SUPPLY_COLLATERAL:
+        return decide_supply(asset, caller, counterparty, amount, pool=pool, rules=rules,
+                             now=now)
+    if operation is PoolOperation.WITHDRAW_COLLATERAL:
+        return decide_withdraw(asset, caller, counterparty, amount, pooled=pooled, pool=pool,
+                               rules=rules, now=now)
+    if operation is PoolOperation.LIQUIDATE:
+        if counterparty is not None:
+            raise ValueError("liquidate: pass no counterparty (the borrower is no party to "
+                             "the decision; the pool sends the collateral to the caller)")
+        return decide_liquidate(asset, caller, pool=pool, seized=amount, rules=rules, now=now)
+    if not _same_wallet(caller, counterparty):
+        raise ValueError(f"{operation}: pass no counterparty (the caller is the holder)")
+    if operation is PoolOperation.CLAIM_INCOME:
+        return decide_claim_income(caller, rules=rules, now=now)
+    return decide_borrow(caller, rules=rules, now=now)

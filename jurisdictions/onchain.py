@@ -138,7 +138,7 @@ def compile_rules(rules: RuleBook) -> list[JurisdictionSetting]:
     return [
         JurisdictionSetting(
             jurisdiction=rule.numeric,
-            title=rule.title_recognition.code,
+            title=rule.title_code,
             policy=rule.holder_policy.code,
             rules_hash=rule.rules_hash(),
         )

@@ -121,6 +121,9 @@ class JurisdictionRules(BaseModel):
             raise ValueError("a sanctioned jurisdiction must have holder_policy = 'blocked'")
         if self.sanctioned and not self.citations:
             raise ValueError("sanctioned = true: cite the sanctions instrument in [[citations]]")
+        if self.sanctioned and self.title_overrides:
+            raise ValueError("sanctioned = true: no legal opinion lifts sanctions; remove the "
+                             "title_overrides")
         if self.title_overrides and self.title_recognition is not TitleRecognition.UNCLEAR:
             raise ValueError(
                 "title_overrides apply only to 'unclear' jurisdictions; "
@@ -130,6 +133,13 @@ class JurisdictionRules(BaseModel):
         if len(set(leis)) != len(leis):
             raise ValueError("title_overrides: one override per SPV LEI")
         return self
+
+    @property
+    def title_code(self) -> TitleStatus:
+        """The title status the registry holds: a sanctioned jurisdiction compiles to
+        SANCTIONED (never recognised, no override accepted) whatever its
+        `title_recognition` says."""
+        return TitleStatus.SANCTIONED if self.sanctioned else self.title_recognition.code
 
     def override_for(self, spv_lei: str) -> TitleOverride | None:
         """The SPV's recorded override of an unclear status, if any."""

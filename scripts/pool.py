@@ -1,15 +1,15 @@
 """Lending pools: create and run a market (operator), supply, borrow, repay (users).
 
-    ape run pool create   --account A --spv 1 [--feed NAV/LSH1/USD] [--asset ADDR] [--lltv 80]
-                          [--max-ltv 70] [--reserve-factor 10] [--treasury ADDR] [--base-rate 2
-                          --slope1 10 --slope2 300 --kink 80] [--name N --symbol S]
+    ape run pool create   --account A --spv 1 [--feed F] [--asset A] [--lltv 80] [--max-ltv 70]
+                          [--reserve-factor 10] [--treasury A] [--base-rate 2 --slope1 10
+                          --slope2 300 --kink 80] [--name N --symbol S]
     ape run pool set      --account A --pool 1 [--max-ltv P] [--reserve-factor P] [--treasury A]
                           [--pause | --unpause]
     ape run pool status   [--pool 1] [--near 5]
     ape run pool supply              --account L --pool 1 --amount 50000
     ape run pool withdraw            --account L --pool 1 (--amount X | --all)
-    ape run pool deposit-collateral  --account B --pool 1 --shares 1000
-    ape run pool withdraw-collateral --account B --pool 1 (--shares X | --all)
+    ape run pool deposit-collateral  --account B --pool 1 --shares 1000 [--for 0x...]
+    ape run pool withdraw-collateral --account B --pool 1 (--shares X | --all) [--to 0x...]
     ape run pool borrow              --account B --pool 1 --amount 10000
     ape run pool repay               --account B --pool 1 (--amount X | --all)
     ape run pool claim-income        --account B --pool 1
@@ -39,14 +39,12 @@ from scripts._lib import (
 
 pool_option = click.option("--pool", "number", type=click.IntRange(min=1), required=True,
                            help="Market number (1, 2, ...; see `ape run pool status`).")
-skip_checks_option = click.option("--skip-checks", is_flag=True,
-                                  help="Send even if the pre-checks refuse.")
+skip_checks_option = click.option("--skip-checks", is_flag=True, help="Send even if refused.")
 
 
 def _act(provider, account, number: int, plan, report, skip_checks: bool = False,
          one_of: tuple = ()) -> None:
-    """Plan (`plan(client, view, signer)`), send, print `report(view, outcome, position)`
-    after; `one_of`: (value, --all flag, option), exactly one of the two given."""
+    """Plan, send, report (`one_of`: value, --all flag, option: exactly one given)."""
     if one_of and (one_of[0] is None) == (not one_of[1]):
         raise click.UsageError(f"pass exactly one of {one_of[2]} X or --all")
     signer = require_account(account)
@@ -112,12 +110,11 @@ def create(provider, account, spv_id, **terms):
 @click.option("--pause/--unpause", "pause", default=None, help="Stop (or resume) borrowing.")
 def set_(provider, account, number, max_ltv, reserve_factor, treasury, pause):
     """Change a market's risk parameters (unchanged ones are kept) or pause it."""
-    admin = require_account(account)
-    client = connect(provider)
+    admin, client = require_account(account), connect(provider)
     with handled():
-        plan = lend.plan_set(client, admin.address, number, max_ltv=max_ltv,
-                             reserve_factor=reserve_factor, paused=pause, treasury=treasury)
-        execute(client, plan, admin)
+        execute(client, lend.plan_set(client, admin.address, number, max_ltv=max_ltv,
+                                      treasury=treasury, reserve_factor=reserve_factor,
+                                      paused=pause), admin)
         click.echo(lend.market(client, number).risk_line())
 
 
@@ -171,12 +168,14 @@ def withdraw(provider, account, number, amount, everything, skip_checks):
 @account_option()
 @pool_option
 @click.option("--shares", required=True, help="GPU shares to post as collateral.")
+@address_option("--for", "on_behalf", default=None, help="Credit another wallet's position "
+                "(a transfer to it: it must be allowed to hold the shares).")
 @skip_checks_option
-def deposit_collateral(provider, account, number, shares, skip_checks):
+def deposit_collateral(provider, account, number, shares, on_behalf, skip_checks):
     """Post GPU shares as collateral (they keep earning income for the borrower)."""
     _act(provider, account, number,
          lambda c, v, who: lend.plan_deposit_collateral(
-             c, who, number, v.collateral.parse(shares, "--shares")),
+             c, who, number, v.collateral.parse(shares, "--shares"), on_behalf=on_behalf),
          lambda v, done, me: me.describe(), skip_checks)
 
 
@@ -185,12 +184,15 @@ def deposit_collateral(provider, account, number, shares, skip_checks):
 @pool_option
 @click.option("--shares", default=None, help="GPU shares to take back.")
 @click.option("--all", "everything", is_flag=True, help="All the collateral (needs no debt).")
+@address_option("--to", "receiver", default=None,
+                help="Send the shares to another wallet (a transfer to it, of that amount).")
 @skip_checks_option
-def withdraw_collateral(provider, account, number, shares, everything, skip_checks):
+def withdraw_collateral(provider, account, number, shares, everything, receiver, skip_checks):
     """Take collateral back; with debt the loan must stay within the max LTV."""
     _act(provider, account, number,
          lambda c, v, who: lend.plan_withdraw_collateral(
-             c, who, number, None if everything else v.collateral.parse(shares, "--shares")),
+             c, who, number, None if everything else v.collateral.parse(shares, "--shares"),
+             receiver=receiver),
          lambda v, done, me: f"{me.describe()}; wallet {v.collateral.fmt(me.wallet_shares)}",
          skip_checks, (shares, everything, "--shares"))
 
@@ -242,8 +244,7 @@ def mint_mock(provider, account, receiver, amount):
     client = connect(provider)
     with handled():
         stable = markets.token(client, client.deployed.income_token)
-        plan = lend.plan_mint_mock(client, minter.address, receiver,
-                                   stable.parse(amount, "--amount"))
-        execute(client, plan, minter)
+        execute(client, lend.plan_mint_mock(client, minter.address, receiver,
+                                            stable.parse(amount, "--amount")), minter)
         held = client.erc20(stable.address).balanceOf(receiver)
         click.echo(f"{receiver} holds {stable.fmt(held)}")

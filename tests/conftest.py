@@ -18,6 +18,36 @@ from gpushares import processes
 from gpushares.devnode import PROJECT_ROOT
 from tests.budgets import PROFILES, profile_name
 
+
+def _one_sha3_tracer() -> None:
+    """Titanoboa wraps py-evm's SHA3 and SSTORE opcodes in tracers each time a `boa.Env`
+    is made, in the opcode table every Env shares, so each new Env nests one wrapper
+    deeper; after about a thousand Envs in one process every SHA3 overflows Python's
+    stack (CI failed that way). Keep exactly one wrapper: the newest Env's, around the
+    original opcode. The tracers only feed storage reprs in error messages."""
+    from boa.vm import py_evm
+
+    original = py_evm.PyEVM._init_vm
+    if getattr(original, "_flattened", False):
+        return
+
+    def _init_vm(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        opcodes = self.vm.state.computation_class.opcodes
+        for code, attr, tracer in ((0x20, "sha3", py_evm.Sha3PreimageTracer),
+                                   (0x55, "sstore", py_evm.SstoreTracer)):
+            outer = opcodes[code]
+            inner = getattr(outer, attr)
+            while isinstance(inner, tracer):
+                inner = getattr(inner, attr)
+            setattr(outer, attr, inner)
+
+    _init_vm._flattened = True  # type: ignore[attr-defined]
+    py_evm.PyEVM._init_vm = _init_vm
+
+
+_one_sha3_tracer()
+
 for _name, _profile in PROFILES.items():
     settings.register_profile(_name, _profile)
 settings.load_profile(profile_name())

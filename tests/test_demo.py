@@ -64,8 +64,9 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     assert "Einführungsgesetz zum Bürgerlichen Gesetzbuche (EGBGB) Art. 43(1)" in out
     assert "refused by the contract: ComplianceRegistry: GPU location does not " in out
     assert "submit eligibility of " in out
-    assert ("refused by the contract: Investors resident in the receiver's jurisdiction "
-            "may not hold these shares.") in out
+    # ... and the same words when Bob supplies collateral for her through the pool.
+    assert out.count("refused by the contract: Investors resident in the receiver's "
+                     "jurisdiction may not hold these shares.") == 2
     assert "Carol (TEST::4) KP" in out
     # Two distributions (10,281.60, then 10,000 while Bob's shares are collateral); Bob's
     # half of the second is claimed through the pool, Alice's is still owed.
@@ -80,8 +81,12 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     assert "utilisation:0x" in out and ": published = " in out
     assert out.count("H100-SXM-80GB/USD/GPUh: published = ") == 6
     assert out.count("NAV/LSH1/USD: published = ") == 6
-    assert "H100-SXM-80GB/USD/GPUh: published = 1.55833333 entry 2" in out  # 2026-02-27
+    assert "H100-SXM-80GB/USD/GPUh: published = 1.60138889 entry 2" in out  # 2026-02-27
     assert "outvoted node-3: down or unreachable" in out
+    # A stranger's unsigned co-sign request is refused before its body is read; a NAV
+    # priced from a week-old index input is withheld, not published.
+    assert "HTTP 401 unauthenticated" in out
+    assert "NAV/LSH1/USD: withheld (stale input: the H100-SXM-80GB index" in out
     assert "no_quorum" not in out
     assert "feed NAV/LSH1/USD [enabled]" in out and "(round 4, observed" in out
     assert "OK 10 entries (9 reports, 1 signer sets), 18 signatures, 9 values recomputed" in out

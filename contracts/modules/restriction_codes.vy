@@ -17,6 +17,8 @@ TITLE_RECOGNISED: constant(uint8) = 1
 TITLE_NOT_RECOGNISED: constant(uint8) = 2
 # @dev Jurisdiction title recognition: unclear.
 TITLE_UNCLEAR: constant(uint8) = 3
+# @dev Jurisdiction title recognition: sanctioned.
+TITLE_SANCTIONED: constant(uint8) = 4
 # @dev Jurisdiction holder policy: unlisted.
 POLICY_UNLISTED: constant(uint8) = 0
 # @dev Jurisdiction holder policy: allowed.

@@ -54,15 +54,26 @@ def _entries(computation: Any) -> list[tuple[Any, Any, Any]]:
 
 
 class BoaChain(Chain):
-    """The titanoboa environment `env` (default: the global one)."""
+    """The titanoboa environment `env`. Without one: the environment current at
+    creation when it records logs (its recorder is bound to one environment), else the
+    environment current at each call, so a chain made at import serves tests that
+    `boa.swap_env` into worlds of their own."""
 
     def __init__(self, env: Any = None, *, record_logs: bool = True) -> None:
-        self.env = env or boa.env
-        self.chain_id = int(self.env.evm.patch.chain_id)
+        self._env = env if env is not None or not record_logs else boa.env
         self.book = LogBook()
         self.recording = record_logs
         if record_logs:
             self._install_recorder()
+
+    @property
+    def env(self) -> Any:
+        """The titanoboa environment this chain reads and writes."""
+        return self._env if self._env is not None else boa.env
+
+    @property
+    def chain_id(self) -> int:  # type: ignore[override]
+        return int(self.env.evm.patch.chain_id)
 
     def _install_recorder(self) -> None:
         env = self.env

@@ -43,6 +43,8 @@ def plan_set_signers(client: Client, admin: str, signers: Sequence[str],
         raise BadInput(f"threshold: {threshold} is not between 1 and the {len(unique)} signers")
     tx = client.hub().set_signers.tx(
         unique, threshold, what=f"signer set of {len(unique)}, threshold {threshold}")
+    if threshold * 2 <= len(unique):
+        return Plan.of(tx, refusal=reasons.HUB_THRESHOLD_NOT_MAJORITY)
     return Plan.of(tx, refusal=_admin_refusal(client, admin))
 
 

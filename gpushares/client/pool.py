@@ -561,15 +561,25 @@ def _positive(amount: int, what: str) -> int:
     return amount
 
 
-def plan_deposit_collateral(client: Client, borrower: str, number: int, shares: int) -> Plan:
-    """Post `shares` (base units) of GPU shares as `borrower`'s collateral: a gated
-    transfer into the pool, so the share token's transfer rules apply (they keep
-    earning income for the borrower). Works paused or stale."""
+def plan_deposit_collateral(client: Client, borrower: str, number: int, shares: int, *,
+                            on_behalf: str | None = None) -> Plan:
+    """Post `shares` (base units) of `borrower`'s GPU shares as collateral of
+    `on_behalf`'s position (default the borrower's own): a gated transfer into the pool,
+    so the share token's transfer rules apply (they keep earning income for the
+    position's holder). For another wallet it is decided as a transfer of `shares` to
+    it. Works paused or stale."""
     who = address(borrower, "borrower")
+    beneficiary = address(on_behalf, "on_behalf") if on_behalf is not None else who
     m = _load(client, number)
     units = _positive(shares, "shares")
     text = m.collateral.fmt(units)
     problems = []
+    # The pool's order: for another wallet, the transfer to it; then the move in.
+    if beneficiary != who:
+        code, message = restriction(m.share_token, who, beneficiary, units)
+        if code:
+            problems.append(f"{message} (ERC-1404 code {code}: supplying for {beneficiary} is "
+                            "a transfer to it)")
     code, message = restriction(m.share_token, who, m.pool.address, units)
     if code:
         problems.append(f"{message} (ERC-1404 code {code}: the share token refuses the move "
@@ -580,15 +590,17 @@ def plan_deposit_collateral(client: Client, borrower: str, number: int, shares: 
     notes = []
     price = m.price().price
     if price is not None:
-        collateral, debt, scaled = m.position(who)
+        collateral, debt, scaled = m.position(beneficiary)
         room = _max_borrow(m, collateral + units, debt, scaled, price)
         value = lending.collateral_value(m.params, collateral + units, price)
         notes.append(f"collateral worth {m.asset.fmt(value)} at "
                      f"{fmt_units(price, m.params.feed_decimals)} USD per share: borrow up to "
                      f"{m.asset.fmt(room)} more")
     txs = [*approval(m.share_token, who, m.pool.address, units, f"approve {text}"),
-           m.pool.supply_collateral.tx(units, who,
-                                       what=f"deposit {text} as collateral in market {number}")]
+           m.pool.supply_collateral.tx(
+               units, beneficiary,
+               what=f"deposit {text} as collateral in market {number}"
+                    + (f" for {beneficiary}" if beneficiary != who else ""))]
     return action("collateral deposit", txs, problems, notes)
 
 
@@ -605,8 +617,14 @@ def plan_withdraw_collateral(client: Client, borrower: str, number: int,
         raise Refused("collateral withdrawal", f"{who} has no collateral in market {number}")
     units = collateral if shares is None else _positive(shares, "shares")
     problems = []
-    # The pool's order: the move (the token's rules), pause, amount, then the LTV.
-    code, message = restriction(m.share_token, who, to, 0)
+    # The pool's order: the move (the token's rules), pause, amount, then the LTV. To
+    # another wallet the move is a transfer of the amount from the borrower, whose
+    # holding counts its pooled collateral (a partial freeze covers pooled shares).
+    if to == who:
+        code, message = restriction(m.share_token, who, to, 0)
+    else:
+        code = int(m.share_token.custody_restriction(who, to, units, collateral))
+        message = str(m.share_token.messageForTransferRestriction(code)) if code else ""
     if code:
         problems.append(f"{message} (ERC-1404 code {code}: the share token refuses the move "
                         f"to {to})")
@@ -630,6 +648,16 @@ def plan_withdraw_collateral(client: Client, borrower: str, number: int,
     return action("collateral withdrawal", [tx], problems)
 
 
+def _holder_problem(m: _Pool, client: Client, who: str, consequence: str) -> str | None:
+    """Why the pool refuses `who` as a position's holder (borrowing, collateral income):
+    the registry's receiver check, the message the pool reverts with; None if eligible."""
+    code = int(client.registry().check_receiver(who))
+    if not code:
+        return None
+    return (f"{m.share_token.messageForTransferRestriction(code)} (ERC-1404 code {code}: only "
+            f"a holder the compliance rules allow may benefit from a position; {consequence})")
+
+
 def plan_borrow(client: Client, borrower: str, number: int, amount: int, *,
                 receiver: str | None = None) -> Plan:
     """Borrow `amount` against the posted collateral, up to the max LTV at a fresh
@@ -641,12 +669,21 @@ def plan_borrow(client: Client, borrower: str, number: int, amount: int, *,
     money = m.asset.fmt(units)
     collateral, debt, scaled = m.position(who)
     problems, notes = [], []
-    # The pool's order: pause, frozen wallet, price, max LTV, liquidity.
+    # The pool's order: pause, the borrower's record, price, max LTV, liquidity.
     if m.pool.paused():
         problems.append(reasons.POOL_PAUSED_GUARDIAN_REPAY_STILL)
-    if client.registry().is_frozen(who):
-        problems.append(f"{reasons.POOL_WALLET_FROZEN_COMPLIANCE} (the compliance registry "
-                        f"froze {who})")
+    holder = _holder_problem(m, client, who, "borrows nothing")
+    if holder:
+        problems.append(holder)
+    # Frozen shares back no new loan: only what a freeze of wallet and position leaves.
+    frozen = int(m.share_token.getFrozenTokens(who))
+    if frozen:
+        holding = int(m.share_token.balanceOf(who)) + collateral
+        counted = min(collateral, holding - min(frozen, holding))
+        if counted < collateral:
+            notes.append(f"{m.collateral.fmt(collateral - counted)} of the collateral is frozen "
+                         "by the SPV's agent and backs no new loan")
+        collateral = counted
     price = m.price()
     if price.price is None:
         problems.append(f"{price.refusal}; borrowing waits for the oracle to publish a fresh NAV")
@@ -710,9 +747,9 @@ def plan_claim_income(client: Client, borrower: str, number: int) -> Plan:
     income = token(client, m.pool.income_token())
     owed = int(m.pool.income_owed(who))
     problems = []
-    if client.registry().is_frozen(who):
-        problems.append(f"{reasons.POOL_WALLET_FROZEN_COMPLIANCE} (the compliance registry froze "
-                        f"{who}; {income.fmt(owed)} stays owed to it)")
+    holder = _holder_problem(m, client, who, f"{income.fmt(owed)} stays owed to it")
+    if holder:
+        problems.append(holder)
     if owed == 0:
         problems.append(f"{reasons.POOL_NO_COLLATERAL_INCOME_CLAIM} in market {number} (income "
                         "arrives when the SPV distributes: `ape run spv distribute`)")
@@ -935,18 +972,23 @@ def _creator_problems(factory: Contract, who: str) -> list[str]:
 
 def plan_register_pool(client: Client, kyc: str, pool: str, terms: MarketTerms) -> Plan:
     """Register a new pool in the compliance registry as an eligible (accredited)
-    holder of the shares for a century: it holds the collateral. Needs KYC_PROVIDER_ROLE."""
+    holder of the shares for a century (it holds the collateral) and as a custodian
+    (the token's agent powers then refuse its own balance). Needs KYC_PROVIDER_ROLE."""
     who, where = address(kyc, "KYC provider"), address(pool, "pool")
     registry = client.registry()
     expires = client.chain.now() + POOL_ELIGIBILITY_YEARS * YEAR
-    tx = registry.set_investor.tx(
+    txs = [registry.set_investor.tx(
         where, terms.jurisdiction, True, expires,
         what=f"register pool {where} as an eligible holder ({terms.jurisdiction_code}, "
-             "accredited)")
+             "accredited)")]
+    if not registry.custodian(where):
+        txs.append(registry.set_custodian.tx(
+            where, True, what=f"mark pool {where} as a custodian (agents act on positions "
+                              "through the pool, never on its own balance)"))
     problems = []
     if not registry.hasRole(KYC_PROVIDER_ROLE, who):
         problems.append(f"{reasons.ACCESS_CONTROL_MISSING_ROLE} ({who} is not a KYC provider)")
-    return action("pool registration", [tx], problems)
+    return action("pool registration", txs, problems)
 
 
 class CreatedMarket(BaseModel):

@@ -42,6 +42,15 @@ def test_bad_signer_sets_are_bad_input(client: Client, signers, threshold, messa
         oracle.plan_set_signers(client, DEPLOYER, signers, threshold)
 
 
+def test_a_minority_threshold_is_refused_with_the_hubs_message(client: Client):
+    plan = oracle.plan_set_signers(client, DEPLOYER, ["0x" + "11" * 20, "0x" + "22" * 20], 1)
+    assert plan.refusal is not None
+    assert plan.refusal.reason == reasons.HUB_THRESHOLD_NOT_MAJORITY
+    with pytest.raises(Reverted) as caught:
+        client.chain.send(plan.txs[0], DEPLOYER)
+    assert caught.value.reason == reasons.HUB_THRESHOLD_NOT_MAJORITY
+
+
 def test_only_the_oracle_admin_may_set_signers(client: Client):
     plan = oracle.plan_set_signers(client, STRANGER, ["0x" + "11" * 20], 1)
     assert plan.refusal is not None and "ORACLE_ADMIN_ROLE" in plan.refusal.reason

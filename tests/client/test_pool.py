@@ -28,6 +28,7 @@ from gpushares.client.chain import Refused
 from gpushares.client.context import Client
 from gpushares.client.units import WAD, BadInput
 from jurisdictions import codes
+from jurisdictions.codes import Restriction, message
 from oracle.reports import feed_id
 from tests.budgets import budget
 from tests.client.conftest import ALICE, BOB, DEPLOYER, KYC, OPERATOR, STRANGER, refused_alike, sent
@@ -318,7 +319,7 @@ def test_pause_blocks_borrowing_not_repaying(client: Client, world: SpvWorld):
 def test_a_frozen_wallet_cannot_borrow(client: Client, world: SpvWorld):
     sent(client, kyc.plan_freeze(client, DEPLOYER, BOB), DEPLOYER)
     refused_alike(client, lend.plan_borrow(client, BOB, 1, 100 * USDC), BOB,
-                  reasons.POOL_WALLET_FROZEN_COMPLIANCE)
+                  message(Restriction.RECEIVER_FROZEN))
 
 
 def test_a_stale_price_stops_borrowing_and_withdrawals_but_not_repaying(client: Client,

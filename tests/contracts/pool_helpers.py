@@ -213,6 +213,7 @@ def build_world(
     pool = deployers.LENDING_POOL.at(pool_address)
     with boa.env.prank(kyc):
         registry.set_investor(pool.address, US, True, FAR_FUTURE)
+        registry.set_custodian(pool.address, True)
 
     world = World(
         admin=admin, kyc=kyc, operator=operator, oracle_admin=oracle_admin, treasury=treasury,

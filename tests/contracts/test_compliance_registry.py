@@ -471,7 +471,7 @@ H = keccak(text="rules-file")
         ([], reasons.REGISTRY_EMPTY_JURISDICTION_BATCH),
         ([(0, RECOGNISED, ALLOWED, H)], NOT_ISO),
         ([(1000, RECOGNISED, ALLOWED, H)], NOT_ISO),
-        ([(1, 4, ALLOWED, H)], reasons.REGISTRY_UNKNOWN_TITLE_STATUS),
+        ([(1, 5, ALLOWED, H)], reasons.REGISTRY_UNKNOWN_TITLE_STATUS),
         ([(1, RECOGNISED, 4, H)], reasons.REGISTRY_UNKNOWN_HOLDER_POLICY),
         ([(1, RECOGNISED, 0, H)],
          reasons.REGISTRY_TITLE_POLICY_BOTH_SET),

@@ -9,32 +9,60 @@ whose GPUs sit in different places. The rules reach the chain through
 engine's code must equal both on-chain codes, and the movement must succeed exactly when
 the code is 0 (otherwise revert with exactly the code's message).
 
-The world (registry, factory, three tokens, five investors with balances) is deployed once
-per test, with a Python model of what the chain holds. Each example overwrites all the
-state the decision reads (jurisdiction table, title overrides, records, freezes, pause)
-and reads balances from the chain (checked against the model after every movement). No
-anchor is opened here: titanoboa's pytest plugin already wraps every hypothesis example in
-one, so each example starts from the world as deployed and the model is reset to match
-(`World.begin`); without the plugin the chain and the model simply carry over.
+A position in a lending pool is a holding (issue 17): the same random rules, records,
+wallet and partial freezes and pause meet one lending-pool operation (supply collateral
+for oneself or for another wallet, withdraw it to oneself or to another wallet, claim its
+income, borrow against it, liquidate a loan) on a pool of one of the three tokens. The
+engine (`jurisdictions.engine.decide_pool`) predicts the code; the pool call succeeds
+exactly when it is 0, else reverts with the token's message for it, as the pool forwards
+it (the outermost revert data is decoded, not only the innermost frame). Where compliance
+allows and the pool's own accounting refuses (a withdrawal beyond the position, a loan
+above the max LTV once frozen collateral stops counting, no income owed, the token's
+claim while paused), the test expects the pool's own message.
+
+The world (registry, factory, three tokens, five investors with balances, a lending pool
+per token with a position for each investor, an unhealthy loan and rental income) is
+deployed once per module, with a Python model of what the chain holds. Each example opens
+its own `boa.env.anchor()` (`World.example`), resets the model to the world as deployed,
+overwrites all the state the decision reads (jurisdiction table, title overrides,
+records, freezes, pause) and reads balances from the chain (checked against the model
+after every movement).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
+import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
 import boa
 import pytest
+from boa.contracts.base_evm_contract import BoaError
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from gpushares import reasons
+from gpushares.client import suite
 from jurisdictions import onchain
-from jurisdictions.codes import Restriction, message
-from jurisdictions.engine import Decision, InvestorRecord, Party, ShareAsset, decide
+from jurisdictions.codes import Restriction, TitleStatus, message
+from jurisdictions.engine import (
+    Decision,
+    InvestorRecord,
+    Party,
+    PoolOperation,
+    ShareAsset,
+    counted_collateral,
+    decide,
+    decide_pool,
+)
 from jurisdictions.rules import (
     Citation,
     HolderPolicy,
@@ -44,6 +72,7 @@ from jurisdictions.rules import (
     TitleRecognition,
 )
 from tests.budgets import budget, examples
+from tests.contracts import deployers
 from tests.contracts.conftest import create_token
 from tests.contracts.helpers import (
     ALLOWED,
@@ -51,15 +80,20 @@ from tests.contracts.helpers import (
     FREEZER_ROLE,
     OPERATOR_ROLE,
     RECOGNISED,
+    SHARE,
+    USDC,
     ZERO,
     gpu,
     make_lei,
     register,
     table_rows,
 )
+from tests.contracts.oracle_helpers import addresses, make_signers, publish_price
 
-# CI runs the issue's bar of 500 cases; a local run stays quick.
+# CI runs the issue's bar of 500 cases (each, for movements and for pool operations); a
+# local run stays quick.
 N_EXAMPLES = examples("differential")
+N_POOL_EXAMPLES = examples("differential_pool")
 
 # The jurisdictions the random rules are drawn over (numeric -> alpha-2, name).
 UNIVERSE = {
@@ -98,6 +132,27 @@ OPERATOR, ALICE, BOB, CAROL, DAVE = range(5)
 STEP = 3
 # Share base units each pool member holds in every token after setup.
 INITIAL_BALANCES = (500, 1_000, 1, 0, 250)
+
+# The lending pools (one per token; loan asset and income token: the mock USDC). Each
+# member's collateral position in every pool (carol has none), supplied from shares minted
+# for it, so wallets keep INITIAL_BALANCES.
+POSITIONS = (2 * SHARE, 3 * SHARE, SHARE + 1, 0, SHARE // 2)
+WAD = 10**18
+LLTV, MAX_LTV = 80 * WAD // 100, 70 * WAD // 100
+PRICE_DECIMALS = 8
+# The NAV feed quotes 15 USD a share while the debtor borrows, then 12 USD: the debtor's
+# loan (100 USD against 10 shares) is then above the liquidation LTV.
+PRICE_AT_BORROW, PRICE = 15 * 10**PRICE_DECIMALS, 12 * 10**PRICE_DECIMALS
+DEBTOR_COLLATERAL, DEBTOR_LOAN = 10 * SHARE, 100 * USDC
+LIQUIDITY = 1_000_000 * USDC  # lent by one lender to each pool
+INCOME = 1_000 * USDC  # rental income distributed by each token after the positions
+MEMBER_CASH = 10_000 * USDC  # each member's loan asset, to repay as a liquidator
+LIQUIDATION_REPAY = USDC  # `max_repay` of every liquidation (1 USD)
+NAV_FEED_ID = keccak(text="NAV/DIF/USD")
+# The registry record each pool is given: an accredited US holder, eligible for good.
+POOL_RECORD = InvestorRecord(jurisdiction=US, accredited=True, expires_at=FAR_FUTURE)
+# What `Error(string)` reverts start with.
+ERROR_SELECTOR = keccak(text="Error(string)")[:4]
 
 
 def make_rule(code: int, title: TitleRecognition, policy: HolderPolicy, *,
@@ -163,6 +218,64 @@ def resolve_amount(spec: str | int, balance: int, frozen: int) -> int:
     return named[spec] if isinstance(spec, str) else spec
 
 
+# A pool scenario's operation: its name -> the pool operation (`*_for`, `*_to`: another
+# wallet is the beneficiary or the receiver).
+POOL_OPERATIONS = {
+    "supply": PoolOperation.SUPPLY_COLLATERAL,
+    "supply_for": PoolOperation.SUPPLY_COLLATERAL,
+    "withdraw": PoolOperation.WITHDRAW_COLLATERAL,
+    "withdraw_to": PoolOperation.WITHDRAW_COLLATERAL,
+    "claim": PoolOperation.CLAIM_INCOME,
+    "borrow": PoolOperation.BORROW,
+    "liquidate": PoolOperation.LIQUIDATE,
+}
+# The record each pool holds unless a scenario changes it.
+POOL_HOLDER = Holder(jurisdiction=US, accredited=True)
+
+
+@dataclass(frozen=True)
+class PoolScenario:
+    """One pool example: the whole state the decision reads, and the operation."""
+
+    rules: tuple[JurisdictionRules, ...]
+    holders: tuple[Holder, ...]
+    pool_holder: Holder = POOL_HOLDER  # the pool's own record and wallet freeze
+    paused: bool = False
+    token: int = 0
+    op: str = "supply"  # a key of POOL_OPERATIONS
+    caller: int = ALICE
+    other: int = BOB  # beneficiary (supply_for) or receiver (withdraw_to)
+    # The caller's partial freeze: all | half | over (of wallet + position) | wallet |
+    # half-wallet | pooled | an amount.
+    frozen: str | int = 0
+    # supply: as Scenario.amount (of the wallet); withdraw: pooled | pooled+1 | holding |
+    # holding+1 | unfrozen | unfrozen+1 (of the holding) | an amount; borrow: limit |
+    # limit+1 (of the collateral that counts) | full (the limit were nothing frozen) | an
+    # amount (asset units).
+    amount: str | int = 1
+
+
+def resolve_pool_frozen(spec: str | int, wallet: int, pooled: int) -> int:
+    holding = wallet + pooled
+    named = {"all": holding, "half": holding // 2, "over": holding + 5, "wallet": wallet,
+             "half-wallet": wallet // 2, "pooled": pooled}
+    return named[spec] if isinstance(spec, str) else spec
+
+
+def resolve_withdrawal(spec: str | int, wallet: int, pooled: int, frozen: int) -> int:
+    holding = wallet + pooled
+    unfrozen = holding - min(frozen, holding)
+    named = {"pooled": pooled, "pooled+1": pooled + 1, "holding": holding,
+             "holding+1": holding + 1, "unfrozen": unfrozen, "unfrozen+1": unfrozen + 1}
+    return named[spec] if isinstance(spec, str) else spec
+
+
+def resolve_loan(spec: str | int, holder: Party, pooled: int) -> int:
+    counted = loan_limit(counted_collateral(holder, pooled))
+    named = {"limit": counted, "limit+1": counted + 1, "full": loan_limit(pooled)}
+    return named[spec] if isinstance(spec, str) else spec
+
+
 def table(rules: RuleBook) -> str:
     """The rules as one line, for failure reports."""
     parts = []
@@ -180,24 +293,34 @@ def table(rules: RuleBook) -> str:
 TITLES = [TitleRecognition.RECOGNISED] * 5 + [
     TitleRecognition.NOT_RECOGNISED, TitleRecognition.UNCLEAR, TitleRecognition.UNCLEAR]
 POLICIES = [HolderPolicy.ALLOWED] * 3 + [HolderPolicy.ACCREDITED_ONLY] * 2 + [HolderPolicy.BLOCKED]
+LISTED = [True] * 7 + [False]
+# Rules that refuse less often: a pool operation passes up to three parties' checks, so
+# with the rules above few would be allowed.
+LENIENT = {
+    "titles": [TitleRecognition.RECOGNISED] * 30 + TITLES[5:],
+    "policies": [HolderPolicy.ALLOWED] * 15 + POLICIES[3:],
+    "listed": [True] * 30 + [False],
+}
 
 
 @st.composite
-def rule_sets(draw) -> tuple[JurisdictionRules, ...]:
+def rule_sets(draw, titles=TITLES, policies=POLICIES,
+              listed=LISTED) -> tuple[JurisdictionRules, ...]:
     rules = []
     for code in UNIVERSE:
-        if not draw(st.sampled_from([True] * 7 + [False])):
+        if not draw(st.sampled_from(listed)):
             continue
-        title = draw(st.sampled_from(TITLES))
-        policy = draw(st.sampled_from(POLICIES))
+        title = draw(st.sampled_from(titles))
+        policy = draw(st.sampled_from(policies))
+        sanctioned = policy is HolderPolicy.BLOCKED and draw(st.booleans())
         overrides: tuple[tuple[str, str], ...] = ()
-        if title is TitleRecognition.UNCLEAR:
+        if title is TitleRecognition.UNCLEAR and not sanctioned:  # no opinion lifts sanctions
             leis = draw(st.lists(st.sampled_from(OVERRIDE_LEIS), unique=True,
                                  max_size=len(OVERRIDE_LEIS)))
             overrides = tuple((lei, draw(st.sampled_from(OPINIONS))) for lei in leis)
         rules.append(make_rule(
             code, title, policy,
-            sanctioned=policy is HolderPolicy.BLOCKED and draw(st.booleans()),
+            sanctioned=sanctioned,
             cited=draw(st.booleans()),
             basis=draw(st.sampled_from(BASES)),
             overrides=overrides,
@@ -230,13 +353,72 @@ scenarios = st.builds(
 )
 
 
+# A pool's record: mostly as deployed; sometimes unregistered, expired, frozen, or
+# resident where the rules may block it (as a receiver: supply; as a sender: withdrawals
+# and liquidations).
+pool_holders = st.sampled_from([POOL_HOLDER] * 20 + [
+    Holder(jurisdiction=None),
+    Holder(US, accredited=True, expiry=0),
+    Holder(US, accredited=True, expiry=-1),
+    Holder(US, accredited=True, wallet_frozen=True),
+    Holder(CH, accredited=False),
+    Holder(LI, accredited=True),
+])
+
+# A member's record: mostly as deployed, else one change at a time (the parties of a
+# pool operation are several and each may refuse), else anything `holders` draws.
+MEMBER_RECORDS = [Holder()] * 10 + [Holder(US, accredited=True)] * 2 + [
+    Holder(jurisdiction=None), Holder(expiry=0), Holder(expiry=-2), Holder(expiry=1),
+    Holder(wallet_frozen=True), Holder(CH), Holder(CH, accredited=True), Holder(LI),
+    Holder(KP), Holder(NEVER_LISTED), Holder(FR), Holder(DE, accredited=True),
+]
+pool_members = st.one_of(st.sampled_from(MEMBER_RECORDS), st.sampled_from(MEMBER_RECORDS),
+                         holders)
+
+SUPPLY_AMOUNTS = st.one_of(
+    st.sampled_from(["unfrozen", "unfrozen", "unfrozen+1", "balance", "balance+1"]),
+    st.integers(1, 500))
+WITHDRAWAL_AMOUNTS = st.one_of(
+    st.sampled_from(["pooled", "pooled", "pooled+1", "holding", "holding+1", "unfrozen",
+                     "unfrozen", "unfrozen+1"]),
+    st.integers(1, 1_500))
+LOAN_AMOUNTS = st.one_of(st.sampled_from(["limit", "limit+1", "full"]), st.integers(1, 1_500))
+POOL_FREEZES = st.one_of(
+    st.sampled_from([0, 0, 0, "all", "half", "over", "wallet", "half-wallet", "pooled"]),
+    st.integers(0, 1_500))
+
+
+@st.composite
+def pool_scenarios(draw) -> PoolScenario:
+    op = draw(st.sampled_from(list(POOL_OPERATIONS)))
+    caller = draw(st.integers(0, 4))
+    other = caller
+    if op in ("supply_for", "withdraw_to"):
+        other = (caller + draw(st.integers(1, 4))) % 5
+    amounts = {"supply": SUPPLY_AMOUNTS, "supply_for": SUPPLY_AMOUNTS,
+               "withdraw": WITHDRAWAL_AMOUNTS, "withdraw_to": WITHDRAWAL_AMOUNTS,
+               "borrow": LOAN_AMOUNTS}
+    return PoolScenario(
+        rules=draw(st.one_of(rule_sets(), rule_sets(**LENIENT), rule_sets(**LENIENT))),
+        holders=draw(st.tuples(*[pool_members] * 5)),
+        pool_holder=draw(pool_holders),
+        paused=draw(st.sampled_from([False] * 19 + [True])),
+        token=draw(st.integers(0, len(TOKENS) - 1)),
+        op=op,
+        caller=caller,
+        other=other,
+        frozen=draw(POOL_FREEZES),
+        amount=draw(amounts[op]) if op in amounts else 0,
+    )
+
+
 # ---------------------------------------------------------------------------------
-# The world: registry, factory, three tokens, five investors, a Python model
+# The world: registry, factory, three tokens, five investors, lending pools, a model
 # ---------------------------------------------------------------------------------
 
 
 class World:
-    """Contracts deployed once per test, and a model of the state examples overwrite."""
+    """Contracts deployed once per module, and a model of the state examples overwrite."""
 
     def __init__(self, registry, factory, stablecoin, compliance_admin, operator, alice, bob,
                  spender):
@@ -279,7 +461,6 @@ class World:
         self.tokens_by_lei = onchain.tokens_by_lei(factory)
         assert self.tokens_by_lei == {
             lei: str(t.address) for lei, t in zip(self.leis, self.tokens, strict=True)}
-        self.setup_hash = registry.rules_hash(US)
 
         # The model of what the chain holds.
         self.records: dict[str, InvestorRecord | None] = {
@@ -291,17 +472,107 @@ class World:
         self.balances = {(t, h): b for t in range(len(self.tokens))
                          for h, b in zip(self.pool, INITIAL_BALANCES, strict=True)}
         self.supply = [sum(INITIAL_BALANCES)] * len(self.tokens)
+        self.markets: list = []  # the lending pool of each token (`open_pools`)
         self.pristine = copy.deepcopy(self.model())
 
     def model(self) -> dict:
         return {k: v for k, v in vars(self).items()
                 if k in ("records", "wallet_frozen", "paused", "frozen", "balances", "supply")}
 
-    def begin(self) -> None:
-        """Start a hypothesis example: if the chain is back to the world as deployed (the
-        plugin's per-example anchor), so is the model."""
-        if self.registry.rules_hash(US) == self.setup_hash:
-            vars(self).update(copy.deepcopy(self.pristine))
+    def reset(self) -> None:
+        """Make the model the world as deployed again (after the chain went back to it)."""
+        vars(self).update(copy.deepcopy(self.pristine))
+
+    @contextlib.contextmanager
+    def example(self) -> Iterator[None]:
+        """One hypothesis example: the chain and the model start from the world as
+        deployed, and whatever the example does is undone when it ends."""
+        with boa.env.anchor():
+            self.reset()
+            yield
+
+    # -- lending pools --------------------------------------------------------------
+
+    def open_pools(self, admin: str, oracle_admin: str, stablecoin) -> None:
+        """A lending pool per token, as production wires it: a NAV feed through the
+        OracleHub, a zero-rate model (the borrow index stays 1.0, so every limit below is
+        exact), each pool registered as an accredited US holder and a custodian. Then
+        every member's position, a lender's liquidity, a debtor's loan that the price
+        drop leaves above the liquidation LTV, and rental income owed to each position."""
+        self.stablecoin = stablecoin
+        signers = make_signers(3, "diff-signer")
+        hub = deployers.ORACLE_HUB.at(suite.deploy_oracle(deployers.CHAIN, oracle_admin)[1])
+        with boa.env.prank(oracle_admin):
+            hub.set_signers(addresses(signers), 2)
+            feed = deployers.FEED_ADAPTER.at(
+                hub.add_feed(NAV_FEED_ID, "NAV/DIF/USD", 1, 10**15, 0, 86_400))
+        accepted, observed = publish_price(hub, signers, oracle_admin, NAV_FEED_ID,
+                                           PRICE_AT_BORROW, 0, hub.config_version())
+        assert accepted
+        model = deployers.KINKED_RATE_MODEL.deploy(0, 0, 0, 80 * WAD // 100)
+        lending = deployers.LENDING_POOL_FACTORY.at(suite.deploy_lending(deployers.CHAIN,
+                                                                         admin)[1])
+        treasury = boa.env.generate_address("diff-treasury")
+        lender = boa.env.generate_address("diff-lender")
+        self.debtor = boa.env.generate_address("diff-debtor")
+        register(self.registry, self.compliance_admin, self.debtor, jurisdiction=US)
+        with boa.env.prank(admin):
+            stablecoin.mint(lender, LIQUIDITY * len(self.tokens))
+            stablecoin.mint(self.operator, INCOME * len(self.tokens))
+            for member in self.pool[1:]:
+                stablecoin.mint(member, MEMBER_CASH)
+            stablecoin.mint(self.operator, MEMBER_CASH)
+        for t, token in enumerate(self.tokens):
+            with boa.env.prank(admin):
+                address = lending.create_market(
+                    stablecoin.address, token.address, feed.address, model.address, LLTV,
+                    MAX_LTV, 0, treasury, f"Differential pool {TOKENS[t][0]}", "gpDIF")
+            with warnings.catch_warnings():  # a blueprint's copy carries its immutables
+                warnings.filterwarnings("ignore", "casted bytecode does not match")
+                market = deployers.LENDING_POOL.at(address)
+            with boa.env.prank(self.compliance_admin):
+                self.registry.set_investor(market.address, POOL_RECORD.jurisdiction,
+                                           POOL_RECORD.accredited, POOL_RECORD.expires_at)
+                self.registry.set_custodian(market.address, True)
+            self.records[str(market.address)] = POOL_RECORD
+            self.wallet_frozen[str(market.address)] = False
+            for account in (*self.pool, lender):
+                with boa.env.prank(account):
+                    stablecoin.approve(market.address, 2**256 - 1)
+            with boa.env.prank(lender):
+                market.deposit(LIQUIDITY, lender)
+            for member, collateral in zip(self.pool, POSITIONS, strict=True):
+                with boa.env.prank(member):
+                    token.approve(market.address, 2**256 - 1)
+                if collateral:
+                    with boa.env.prank(self.operator):
+                        token.mint(member, collateral)
+                    with boa.env.prank(member):
+                        market.supply_collateral(collateral, member)
+            with boa.env.prank(self.operator):
+                token.mint(self.debtor, DEBTOR_COLLATERAL)
+            with boa.env.prank(self.debtor):
+                token.approve(market.address, 2**256 - 1)
+                market.supply_collateral(DEBTOR_COLLATERAL, self.debtor)
+                market.borrow(DEBTOR_LOAN, self.debtor)
+            with boa.env.prank(self.operator):
+                stablecoin.approve(token.address, INCOME)
+                token.distribute(INCOME)
+            self.supply[t] += sum(POSITIONS) + DEBTOR_COLLATERAL
+            self.markets.append(market)
+        boa.env.time_travel(seconds=1)
+        accepted, _ = publish_price(hub, signers, oracle_admin, NAV_FEED_ID, PRICE, observed,
+                                    hub.config_version())
+        assert accepted
+        for t, market in enumerate(self.markets):
+            assert market.price() == PRICE
+            assert [market.position(m)[0] for m in self.pool] == list(POSITIONS)
+            assert market.position(self.debtor)[:2] == (DEBTOR_COLLATERAL, DEBTOR_LOAN)
+            assert self.tokens[t].balanceOf(market.address) == sum(POSITIONS) + DEBTOR_COLLATERAL
+            assert market.income_held() == 0
+            assert all(market.income_owed(m) > 0 for m, c in zip(self.pool, POSITIONS,
+                                                                  strict=True) if c)
+        self.pristine = copy.deepcopy(self.model())
 
     # -- rules ------------------------------------------------------------------
 
@@ -318,6 +589,26 @@ class World:
                     self.registry.set_title_override(change.token, change.setting.jurisdiction,
                                                      change.setting.legal_opinion_hash)
 
+    def write_rules(self, rules: RuleBook) -> None:
+        """Make the chain hold `rules` from the world as deployed (no title override on
+        record) without diffing: every row in one batch (those the rules leave out
+        removed), then the overrides of the SPVs on this chain. The rows and overrides
+        are `onchain.compile_rules` / `compile_overrides`; `sync_rules` (the plan) costs
+        some 30 reads an example, which the movement differential already pays."""
+        wanted = {s.jurisdiction: s for s in onchain.compile_rules(rules)}
+        listed = {int(c) for c in self.registry.listed_jurisdictions()}
+        rows = [wanted[c].as_tuple() if c in wanted
+                else onchain.JurisdictionSetting.removal(c).as_tuple()
+                for c in sorted(set(wanted) | listed)]
+        with boa.env.prank(self.compliance_admin):
+            self.registry.set_jurisdictions(rows)
+        with boa.env.prank(self.operator):
+            for setting in onchain.compile_overrides(rules):
+                token = self.tokens_by_lei.get(setting.spv_lei)
+                if token is not None:
+                    self.registry.set_title_override(token, setting.jurisdiction,
+                                                     setting.legal_opinion_hash)
+
     def sync_rules(self, rules: RuleBook) -> None:
         """Make the chain hold `rules` through the plan, and check the plan is idempotent
         (only overrides of SPVs with no token on this chain remain)."""
@@ -327,9 +618,12 @@ class World:
 
     # -- investors, pause, freezes ------------------------------------------------
 
-    def write_holders(self, holders: tuple[Holder, ...], check_time: int) -> None:
+    def write_holders(self, holders: tuple[Holder, ...], check_time: int,
+                      accounts: list[str] | None = None) -> None:
+        """Write the records and wallet freezes of `accounts` (default: the pool
+        members), only where they differ from the model."""
         with boa.env.prank(self.compliance_admin):
-            for account, holder in zip(self.pool, holders, strict=True):
+            for account, holder in zip(accounts or self.pool, holders, strict=True):
                 if holder.jurisdiction is None:
                     if self.records[account] is not None:
                         self.registry.remove_investor(account)
@@ -373,16 +667,38 @@ class World:
             is_spv=account in self.spvs[t],
         )
 
+    def market_party(self, t: int) -> Party:
+        """Token `t`'s lending pool as a holder of its shares."""
+        market = str(self.markets[t].address)
+        return Party(
+            address=market,
+            record=self.records[market],
+            wallet_frozen=self.wallet_frozen[market],
+            balance=self.tokens[t].balanceOf(market),
+            frozen_tokens=self.tokens[t].getFrozenTokens(market),
+        )
+
     # -- one example --------------------------------------------------------------
+
+    def prepare(self, rules: RuleBook, holders: tuple[Holder, ...], *,
+                extra: tuple[tuple[str, Holder], ...] = (), check_plan: bool = True) -> int:
+        """Sync the rules, write the records, move the clock STEP seconds; returns now."""
+        if check_plan:
+            self.sync_rules(rules)
+        else:
+            self.write_rules(rules)
+        now = boa.env.timestamp + STEP
+        self.write_holders(holders, now)
+        if extra:
+            self.write_holders(tuple(h for _, h in extra), now, [a for a, _ in extra])
+        boa.env.time_travel(seconds=STEP)
+        assert boa.env.timestamp == now
+        return now
 
     def run(self, sc: Scenario) -> Decision:
         """Write the scenario's state, decide in Python, compare with the chain, move."""
         rules = RuleBook(list(sc.rules))
-        self.sync_rules(rules)
-        now = boa.env.timestamp + STEP
-        self.write_holders(sc.holders, now)
-        boa.env.time_travel(seconds=STEP)
-        assert boa.env.timestamp == now
+        now = self.prepare(rules, sc.holders)
         t, token = sc.token, self.tokens[sc.token]
         self.set_paused(t, sc.paused)
 
@@ -453,10 +769,162 @@ class World:
         assert [token.balanceOf(h) for h in self.pool] == [self.balances[(t, h)] for h in self.pool]
         assert token.totalSupply() == self.supply[t]
 
+    # -- one lending-pool operation ----------------------------------------------
+
+    def run_pool(self, sc: PoolScenario) -> PoolOutcome:
+        """Write the scenario's state, decide the pool operation in Python, perform it on
+        the pool and compare: success exactly when the engine's code is 0 (and the pool's
+        own accounting allows), else the revert the pool forwards is the token's message
+        for the code, or the pool's own message."""
+        rules = RuleBook(list(sc.rules))
+        t, token, market = sc.token, self.tokens[sc.token], self.markets[sc.token]
+        now = self.prepare(rules, sc.holders, check_plan=False,
+                           extra=((str(market.address), sc.pool_holder),))
+        self.set_paused(t, sc.paused)
+        caller = self.pool[sc.caller]
+        other = self.pool[sc.other]
+        op = POOL_OPERATIONS[sc.op]
+        pooled = POSITIONS[sc.caller]
+        wallet = self.balances[(t, caller)]
+        if op is not PoolOperation.LIQUIDATE:  # the liquidator's freeze plays no part
+            self.set_frozen_tokens(t, caller, resolve_pool_frozen(sc.frozen, wallet, pooled))
+        frozen = self.frozen[(t, caller)]
+
+        asset = ShareAsset(spv_lei=self.leis[t], locations=self.locations[t], paused=sc.paused)
+        caller_party, pool_party = self.party(t, caller), self.market_party(t)
+        counterparty = None
+        amount = 0
+        seized = 0
+        if op is PoolOperation.SUPPLY_COLLATERAL:
+            amount = max(1, resolve_amount(sc.amount, wallet, frozen))
+        elif op is PoolOperation.WITHDRAW_COLLATERAL:
+            amount = max(1, resolve_withdrawal(sc.amount, wallet, pooled, frozen))
+        elif op is PoolOperation.BORROW:
+            amount = max(1, resolve_loan(sc.amount, caller_party, pooled))
+        elif op is PoolOperation.LIQUIDATE:
+            seized = LIQUIDATION_REPAY * market.liquidation_incentive() * 10**(
+                PRICE_DECIMALS + 18) // (WAD * PRICE * USDC)
+            assert 0 < seized < DEBTOR_COLLATERAL
+        if sc.op in ("supply_for", "withdraw_to"):
+            counterparty = self.party(t, other)
+        decision = decide_pool(
+            asset, op, caller_party, counterparty,
+            seized if op is PoolOperation.LIQUIDATE else amount,
+            pool=pool_party, pooled=pooled, rules=rules, now=now)
+        code = decision.code
+
+        # What the pool's own accounting says once compliance allows (None: nothing).
+        pool_reason: str | None = None
+        if code == Restriction.SUCCESS:
+            if op is PoolOperation.WITHDRAW_COLLATERAL and amount > pooled:
+                pool_reason = reasons.POOL_WITHDRAWAL_EXCEEDS_COLLATERAL
+            elif op is PoolOperation.BORROW and amount > loan_limit(
+                    counted_collateral(caller_party, pooled)):
+                pool_reason = reasons.POOL_BORROW_PUT_LOAN_ABOVE
+            elif op is PoolOperation.CLAIM_INCOME:
+                if market.income_owed(caller) == 0:
+                    pool_reason = reasons.POOL_NO_COLLATERAL_INCOME_CLAIM
+                elif sc.paused:  # the pool collects from the token first (it holds none)
+                    pool_reason = reasons.TOKEN_PAUSED
+                elif pool_party.wallet_frozen:
+                    pool_reason = reasons.TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT
+
+        def report() -> str:
+            return (
+                f"MISMATCH engine={code!r} pool_reason={pool_reason!r}\n  {sc.op} on the pool "
+                f"of token {TOKENS[t][0]} by {caller} (other {other}) amount={amount} "
+                f"pooled={pooled} wallet={wallet} frozen={frozen} now={now}\n  rules: "
+                f"{table(rules)}\n  asset: {asset!r}\n  caller: {caller_party!r}\n  "
+                f"counterparty: {counterparty!r}\n  pool: {pool_party!r}"
+            )
+
+        calls: dict[PoolOperation, Callable[[], object]] = {
+            PoolOperation.SUPPLY_COLLATERAL: lambda: market.supply_collateral(
+                amount, other if counterparty is not None else caller),
+            PoolOperation.WITHDRAW_COLLATERAL: lambda: market.withdraw_collateral(
+                amount, other if counterparty is not None else caller),
+            PoolOperation.CLAIM_INCOME: market.claim_income,
+            PoolOperation.BORROW: lambda: market.borrow(amount, caller),
+            PoolOperation.LIQUIDATE: lambda: market.liquidate(self.debtor, LIQUIDATION_REPAY),
+        }
+        receiver = other if counterparty is not None else caller
+        before = (token.balanceOf(receiver), market.position(caller),
+                  self.stablecoin.balanceOf(caller))
+        with boa.env.prank(caller):
+            result, reverted = pool_call(calls[op])
+        if code != Restriction.SUCCESS:
+            forwarded = token.messageForTransferRestriction(code)
+            assert forwarded == message(code), report()
+            assert reverted == forwarded, f"reverted with {reverted!r}\n{report()}"
+            return PoolOutcome(code, None)
+        if pool_reason is not None:
+            assert reverted == pool_reason, f"reverted with {reverted!r}\n{report()}"
+            return PoolOutcome(code, pool_reason)
+        assert reverted is None, f"reverted with {reverted!r}\n{report()}"
+
+        # It happened: check the effect.
+        wallet_after, position, cash = (token.balanceOf(receiver), market.position(caller),
+                                        self.stablecoin.balanceOf(caller))
+        if op is PoolOperation.SUPPLY_COLLATERAL:
+            credited = POSITIONS[sc.other if counterparty is not None else sc.caller]
+            assert market.position(receiver)[0] == credited + amount
+            assert token.balanceOf(caller) == wallet - amount
+        elif op is PoolOperation.WITHDRAW_COLLATERAL:
+            assert position[0] == pooled - amount
+            assert wallet_after == before[0] + amount
+        elif op is PoolOperation.CLAIM_INCOME:
+            assert result > 0 and cash == before[2] + result
+        elif op is PoolOperation.BORROW:
+            assert position[1] == before[1][1] + amount and cash == before[2] + amount
+        else:
+            assert tuple(result) == (LIQUIDATION_REPAY, seized, 0)
+            assert wallet_after == before[0] + seized
+        return PoolOutcome(code, None)
+
+
+@dataclass(frozen=True)
+class PoolOutcome:
+    """What a pool operation came to: the engine's code, and the pool's own refusal
+    when compliance allowed it and the pool's accounting did not."""
+
+    code: Restriction
+    pool_reason: str | None
+
+
+def pool_call(call: Callable[[], object]) -> tuple[object, str | None]:
+    """Call the pool; returns (result, None), or (None, the revert text the pool's call
+    returned: the outermost revert data, decoded, as a wallet sees it)."""
+    try:
+        return call(), None
+    except BoaError as error:
+        output = bytes(error.call_trace.output)
+    if output[:4] != ERROR_SELECTOR:
+        return None, "0x" + output.hex()
+    return None, abi_decode(["string"], output[4:])[0]
+
+
+def loan_limit(collateral: int) -> int:
+    """The most a loan may be against `collateral` shares at PRICE (the borrow index is
+    1.0): the pool's `_within`, value and LTV both rounded down."""
+    value = collateral * PRICE * USDC // 10**(PRICE_DECIMALS + 18)
+    return value * MAX_LTV // WAD
+
+
+@pytest.fixture(scope="module")
+def deployed(registry, factory, stablecoin, compliance_admin, operator, alice, bob, stranger,
+             admin, oracle_admin):
+    """The world, deployed once for the module (its pools too)."""
+    w = World(registry, factory, stablecoin, compliance_admin, operator, alice, bob, stranger)
+    w.open_pools(admin, oracle_admin, stablecoin)
+    return w
+
 
 @pytest.fixture
-def world(registry, factory, stablecoin, compliance_admin, operator, alice, bob, stranger):
-    return World(registry, factory, stablecoin, compliance_admin, operator, alice, bob, stranger)
+def world(deployed):
+    """The module's world; each test starts from it as deployed (`_isolate`'s anchor), and
+    so does the model."""
+    deployed.reset()
+    return deployed
 
 
 # ---------------------------------------------------------------------------------
@@ -473,8 +941,8 @@ def test_engine_matches_chain_on_random_cases(world):
     @settings(budget("differential"))
     @given(scenarios)
     def check(scenario: Scenario) -> None:
-        world.begin()
-        code = world.run(scenario).code
+        with world.example():
+            code = world.run(scenario).code
         seen[code] += 1
         event(f"code {int(code):2d} {code.name}")
         event(f"movement {scenario.kind}")
@@ -596,3 +1064,175 @@ def test_plan_clears_an_override_removed_from_the_rules(world, alice, bob):
     assert engine.code == Restriction.ASSET_TITLE_NOT_RECOGNISED
     assert token.detectTransferRestriction(alice, bob, 1) == engine.code
 
+
+# ---------------------------------------------------------------------------------
+# Lending pools: a position in a pool is a holding (issue 17)
+# ---------------------------------------------------------------------------------
+
+
+def test_engine_matches_pool_on_random_cases(world):
+    """The differential through the lending pools: random rules, investors, wallet and
+    partial freezes, the pool's own record, and one pool operation; the engine's code
+    decides the outcome (success exactly when 0, else the token's message as the pool
+    forwards it), and where compliance allows the pool's own accounting has its say."""
+    seen: Counter[Restriction] = Counter()
+    outcomes: Counter[tuple[str, str]] = Counter()
+
+    @settings(budget("differential_pool"))
+    @given(pool_scenarios())
+    def check(scenario: PoolScenario) -> None:
+        with world.example():
+            outcome = world.run_pool(scenario)
+        seen[outcome.code] += 1
+        kind = ("allowed" if outcome.code == Restriction.SUCCESS and outcome.pool_reason is None
+                else "pool refuses" if outcome.pool_reason else "compliance refuses")
+        outcomes[(scenario.op, kind)] += 1
+        event(f"code {int(outcome.code):2d} {outcome.code.name}")
+        event(f"{scenario.op}: {kind}")
+
+    check()
+    assert sum(seen.values()) >= N_POOL_EXAMPLES
+    if N_POOL_EXAMPLES >= 500:  # CI (derandomized): every code, and every operation both
+        # allowed and refused by compliance
+        assert set(seen) == set(Restriction), seen
+        for op in POOL_OPERATIONS:
+            assert outcomes[(op, "allowed")] and outcomes[(op, "compliance refuses")], (
+                op, outcomes)
+
+
+# Fixed pool cases: each rule of the issue, by name, through the same comparison.
+POOL_BASE = PoolScenario(rules=BASE_RULES, holders=BASE.holders)
+SPV_OF_A = DAVE  # dave holds token A's operator role (the operator holds every token's)
+WITHDRAW_TO = dataclasses.replace(POOL_BASE, op="withdraw_to", amount="pooled")
+POOL_GUARD: list[tuple[PoolScenario, Restriction, str | None]] = [
+    # supply_collateral: for oneself, the token's transfer into the pool decides.
+    (POOL_BASE, R.SUCCESS, None),
+    (dataclasses.replace(POOL_BASE, amount="balance+1"), R.INSUFFICIENT_BALANCE, None),
+    (dataclasses.replace(POOL_BASE, frozen="half-wallet", amount="unfrozen+1"),
+     R.AMOUNT_FROZEN, None),
+    (dataclasses.replace(POOL_BASE, holders=_holder(ALICE, wallet_frozen=True)),
+     R.SENDER_FROZEN, None),
+    (dataclasses.replace(POOL_BASE, pool_holder=Holder(US, accredited=True, expiry=0)),
+     R.RECEIVER_ELIGIBILITY_EXPIRED, None),
+    (dataclasses.replace(POOL_BASE, pool_holder=Holder(CH)), R.RECEIVER_NOT_ACCREDITED, None),
+    # ... for another wallet: a transfer from the caller to the beneficiary.
+    (dataclasses.replace(POOL_BASE, op="supply_for"), R.SUCCESS, None),
+    (dataclasses.replace(POOL_BASE, op="supply_for", holders=_holder(BOB, jurisdiction=None)),
+     R.RECEIVER_NOT_REGISTERED, None),
+    (dataclasses.replace(POOL_BASE, op="supply_for", holders=_holder(BOB, wallet_frozen=True)),
+     R.RECEIVER_FROZEN, None),
+    (dataclasses.replace(POOL_BASE, op="supply_for", holders=_holder(BOB, jurisdiction=CH)),
+     R.RECEIVER_NOT_ACCREDITED, None),
+    (dataclasses.replace(POOL_BASE, op="supply_for", holders=_holder(BOB, jurisdiction=KP)),
+     R.RECEIVER_JURISDICTION_BLOCKED, None),
+    # For the SPV under an unrecognised title: a redemption to the SPV, but the shares
+    # would go into the pool, which is not one.
+    (dataclasses.replace(POOL_BASE, rules=US_UNCLEAR, op="supply_for", other=OPERATOR),
+     R.ASSET_TITLE_NOT_RECOGNISED, None),
+    # withdraw_collateral to oneself: a transfer of 0 to oneself; a partial freeze of the
+    # holding does not stop it (nothing changes hands).
+    (dataclasses.replace(POOL_BASE, op="withdraw", amount="pooled"), R.SUCCESS, None),
+    (dataclasses.replace(POOL_BASE, op="withdraw", frozen="all", amount="pooled"),
+     R.SUCCESS, None),
+    (dataclasses.replace(POOL_BASE, op="withdraw", holders=_holder(ALICE, expiry=0)),
+     R.SENDER_ELIGIBILITY_EXPIRED, None),
+    (dataclasses.replace(POOL_BASE, op="withdraw", holders=_holder(ALICE, jurisdiction=LI)),
+     R.RECEIVER_JURISDICTION_BLOCKED, None),
+    (dataclasses.replace(POOL_BASE, op="withdraw", paused=True), R.TOKEN_PAUSED, None),
+    (dataclasses.replace(POOL_BASE, op="withdraw", amount="pooled+1"), R.SUCCESS,
+     reasons.POOL_WITHDRAWAL_EXCEEDS_COLLATERAL),
+    # ... to another wallet: a transfer of the amount, the holding being wallet + pool.
+    (WITHDRAW_TO, R.SUCCESS, None),
+    (dataclasses.replace(WITHDRAW_TO, frozen="all"), R.AMOUNT_FROZEN, None),
+    (dataclasses.replace(WITHDRAW_TO, frozen="wallet"), R.SUCCESS, None),
+    (dataclasses.replace(WITHDRAW_TO, frozen="wallet", amount="unfrozen+1"), R.AMOUNT_FROZEN,
+     None),
+    (dataclasses.replace(WITHDRAW_TO, frozen="half", amount="pooled"), R.AMOUNT_FROZEN, None),
+    (dataclasses.replace(WITHDRAW_TO, amount="holding+1"), R.INSUFFICIENT_BALANCE, None),
+    (dataclasses.replace(WITHDRAW_TO, amount="holding"), R.SUCCESS,
+     reasons.POOL_WITHDRAWAL_EXCEEDS_COLLATERAL),
+    (dataclasses.replace(WITHDRAW_TO, holders=_holder(BOB, expiry=0)),
+     R.RECEIVER_ELIGIBILITY_EXPIRED, None),
+    (dataclasses.replace(WITHDRAW_TO, rules=US_UNCLEAR), R.ASSET_TITLE_NOT_RECOGNISED, None),
+    (dataclasses.replace(WITHDRAW_TO, rules=US_UNCLEAR, other=SPV_OF_A), R.SUCCESS, None),
+    # The pool itself sends the shares: its own record counts.
+    (dataclasses.replace(WITHDRAW_TO, pool_holder=Holder(US, accredited=True,
+                                                         wallet_frozen=True)),
+     R.SENDER_FROZEN, None),
+    (dataclasses.replace(WITHDRAW_TO, pool_holder=Holder(jurisdiction=None)),
+     R.SENDER_NOT_REGISTERED, None),
+    # claim_income and borrow: the caller must be a holder the rules let hold the shares.
+    (dataclasses.replace(POOL_BASE, op="claim"), R.SUCCESS, None),
+    (dataclasses.replace(POOL_BASE, op="claim", holders=_holder(ALICE, wallet_frozen=True)),
+     R.RECEIVER_FROZEN, None),
+    (dataclasses.replace(POOL_BASE, op="claim", holders=_holder(ALICE, jurisdiction=LI)),
+     R.RECEIVER_JURISDICTION_BLOCKED, None),
+    (dataclasses.replace(POOL_BASE, op="claim", caller=CAROL), R.SUCCESS,
+     reasons.POOL_NO_COLLATERAL_INCOME_CLAIM),
+    (dataclasses.replace(POOL_BASE, op="claim", paused=True), R.SUCCESS, reasons.TOKEN_PAUSED),
+    (dataclasses.replace(POOL_BASE, op="borrow", amount="limit"), R.SUCCESS, None),
+    (dataclasses.replace(POOL_BASE, op="borrow", amount="limit+1"), R.SUCCESS,
+     reasons.POOL_BORROW_PUT_LOAN_ABOVE),
+    # Frozen shares back no loan: half the holding frozen, the full limit is refused.
+    (dataclasses.replace(POOL_BASE, op="borrow", frozen="half", amount="limit"), R.SUCCESS,
+     None),
+    (dataclasses.replace(POOL_BASE, op="borrow", frozen="half", amount="full"), R.SUCCESS,
+     reasons.POOL_BORROW_PUT_LOAN_ABOVE),
+    (dataclasses.replace(POOL_BASE, op="borrow", holders=_holder(ALICE, expiry=0)),
+     R.RECEIVER_ELIGIBILITY_EXPIRED, None),
+    (dataclasses.replace(POOL_BASE, op="borrow", holders=_holder(ALICE, jurisdiction=CH)),
+     R.RECEIVER_NOT_ACCREDITED, None),
+    # liquidate: a transfer of 0 from the pool to the liquidator.
+    (dataclasses.replace(POOL_BASE, op="liquidate"), R.SUCCESS, None),
+    (dataclasses.replace(POOL_BASE, op="liquidate", holders=_holder(ALICE, jurisdiction=None)),
+     R.RECEIVER_NOT_REGISTERED, None),
+    (dataclasses.replace(POOL_BASE, op="liquidate", rules=US_UNCLEAR),
+     R.ASSET_TITLE_NOT_RECOGNISED, None),
+    (dataclasses.replace(POOL_BASE, op="liquidate", rules=US_UNCLEAR, caller=SPV_OF_A),
+     R.SUCCESS, None),
+    (dataclasses.replace(POOL_BASE, op="liquidate", pool_holder=Holder(US, expiry=0)),
+     R.SENDER_ELIGIBILITY_EXPIRED, None),
+    (dataclasses.replace(POOL_BASE, op="liquidate", paused=True), R.TOKEN_PAUSED, None),
+]
+
+
+def test_fixed_pool_scenarios(world):
+    """Coverage guard for the pools: each rule of the issue, by name (every code occurs)."""
+    got = []
+    for scenario, _code, _reason in POOL_GUARD:
+        with world.example():
+            outcome = world.run_pool(scenario)
+        got.append((outcome.code, outcome.pool_reason))
+    assert got == [(code, reason) for _, code, reason in POOL_GUARD]
+    assert {code for code, _ in got} == set(Restriction)
+
+
+def test_a_sanctioned_location_is_never_lifted_for_a_pool(world):
+    """Sanctions: a GPU location under sanctions compiles to SANCTIONED, no SPV's legal
+    opinion is accepted for it, and no pool operation moves the token's shares (nor lets
+    its US residents, blocked there, take income or borrow); the engine agrees on each."""
+    rules = _with(BASE_RULES, make_rule(US, TitleRecognition.RECOGNISED, HolderPolicy.BLOCKED,
+                                        sanctioned=True))
+    book = RuleBook(list(rules))
+    assert book[US].title_code == TitleStatus.SANCTIONED
+    with world.example():
+        world.sync_rules(book)
+        assert world.registry.jurisdiction(US)[0] == TitleStatus.SANCTIONED
+        with boa.env.prank(world.operator), boa.reverts(
+                reasons.REGISTRY_JURISDICTION_SANCTIONED_NO_OVERRIDE):
+            world.registry.set_title_override(world.tokens[0].address, US,
+                                              bytes.fromhex(OPINIONS[0][2:]))
+    expected = {
+        "supply": R.ASSET_TITLE_NOT_RECOGNISED,
+        "supply_for": R.ASSET_TITLE_NOT_RECOGNISED,
+        "withdraw": R.ASSET_TITLE_NOT_RECOGNISED,
+        "withdraw_to": R.ASSET_TITLE_NOT_RECOGNISED,
+        "liquidate": R.ASSET_TITLE_NOT_RECOGNISED,
+        "claim": R.RECEIVER_JURISDICTION_BLOCKED,
+        "borrow": R.RECEIVER_JURISDICTION_BLOCKED,
+    }
+    for op, code in expected.items():
+        scenario = dataclasses.replace(POOL_BASE, rules=rules, op=op,
+                                       amount=1 if op != "borrow" else "limit")
+        with world.example():
+            assert world.run_pool(scenario).code == code, op

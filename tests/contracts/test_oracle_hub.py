@@ -8,6 +8,7 @@ import boa
 import pytest
 from eth_abi import encode
 
+from gpushares import reasons
 from oracle import attest
 from tests.contracts import deployers
 from tests.contracts import oracle_helpers as oh
@@ -97,7 +98,7 @@ def test_constructor_refusals(oracle_admin, stranger):
 
 
 ADMIN_CALLS = [
-    ("set_signers", lambda keys: (oh.addresses(keys[:2]), 1)),
+    ("set_signers", lambda keys: (oh.addresses(keys[:2]), 2)),
     ("add_feed", lambda keys: (b"\x07" * 32, "Other feed", 1, 10, 0, 60)),
     ("set_feed_config", lambda keys: (oh.FEED_ID, 1, 10, 0, 60, True)),
 ]
@@ -160,6 +161,9 @@ def test_signer_store_holds_the_set_as_code(hub, oracle_admin, keys):
         ("empty", oh.SET_EMPTY),
         ("threshold zero", oh.THRESHOLD_ZERO),
         ("threshold above n", oh.THRESHOLD_ABOVE),
+        # Regression (issue 17, item 7): 2-of-4 was accepted, and two disjoint pairs of
+        # signers could each sign a different report for the same log position.
+        ("threshold not a majority", reasons.HUB_THRESHOLD_NOT_MAJORITY),
         ("unsorted", oh.SET_UNSORTED),
         ("duplicate", oh.SET_UNSORTED),
         ("zero address", oh.SET_UNSORTED),
@@ -172,10 +176,11 @@ def test_set_signers_refusals(hub, oracle_admin, keys, case, reason):
         "empty": ([], 1),
         "threshold zero": (a[:3], 0),
         "threshold above n": (a[:3], 4),
+        "threshold not a majority": (a[:4], 2),
         "unsorted": ([a[1], a[0], a[2]], 2),
         "duplicate": ([a[0], a[1], a[1]], 2),
-        "zero address": ([oh.ZERO, a[0]], 1),
-        "zero address last": ([a[0], oh.ZERO], 1),
+        "zero address": ([oh.ZERO, a[0]], 2),
+        "zero address last": ([a[0], oh.ZERO], 2),
     }[case]
     with boa.env.prank(oracle_admin), boa.reverts(reason):
         hub.set_signers(signers, threshold)
@@ -463,7 +468,7 @@ def test_zero_s_is_an_invalid_signature(hub, dom, members):
 def test_wrong_config_version(hub, dom, oracle_admin, keys, members):
     old = report_now(hub)
     old_signatures = oh.cosigned(old, dom, members[:3])
-    assert oh.install(hub, oracle_admin, keys[1:], 2) == 2
+    assert oh.install(hub, oracle_admin, keys[1:], 3) == 2
     # The report names version 1: refused before any signature is looked at.
     with boa.reverts(oh.CONFIG_VERSION):
         oh.submit_price(hub, old, old_signatures)
@@ -479,8 +484,8 @@ def test_wrong_config_version(hub, dom, oracle_admin, keys, members):
     current = old.model_copy(update={"config_version": 2})
     with boa.reverts(oh.UNAUTHORISED):
         oh.submit_price(hub, current, oh.cosigned(current, dom, members[:3]))
-    # The new set (2-of-4) signs it.
-    accept(hub, dom, keys[3:5], current)
+    # The new set (3-of-4) signs it.
+    accept(hub, dom, keys[2:5], current)
 
 
 def test_old_signer_set_refused_after_threshold_change(hub, dom, oracle_admin, members):
@@ -713,11 +718,11 @@ def test_checkpoint_advances_stays_and_refuses_forks(hub, dom, members):
 
 def test_checkpoint_survives_signer_changes(hub, dom, oracle_admin, keys, members):
     accept(hub, dom, members[:3], report_now(hub, log_size=5))
-    oh.install(hub, oracle_admin, keys[1:3], 1)
+    oh.install(hub, oracle_admin, keys[1:3], 2)
     assert hub.checkpoint() == (5, oh.log_root(5))
     report = report_now(hub, log_size=5, root=oh.log_root(5, fork="x"))
     with boa.reverts(oh.FORKED):
-        oh.submit_price(hub, report, oh.cosigned(report, dom, keys[1:2]))
+        oh.submit_price(hub, report, oh.cosigned(report, dom, keys[1:3]))
 
 
 def test_checkpoint_size_is_48_bits(hub, dom, members):

@@ -420,9 +420,12 @@ def test_borrow_index_never_decreases(decimals, steps):
                         pool.borrow(assets, borrower)
             elif action == "repay":
                 debt = pool.position(borrower)[1]
-                if debt:
+                # Years at the steep slope can outgrow the borrower's funds: repay what
+                # it holds at most.
+                amount = min(max(1, debt * bps // 10_000), w.asset.balanceOf(borrower))
+                if debt and amount:
                     with boa.env.prank(borrower):
-                        pool.repay(max(1, debt * bps // 10_000), borrower)
+                        pool.repay(amount, borrower)
             elif action == "deposit":
                 w.fund(lender, bps * w.unit)
                 with boa.env.prank(lender):

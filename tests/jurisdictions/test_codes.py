@@ -107,7 +107,8 @@ def test_message_total(code: int) -> None:
 def test_title_status_matches_module(constants: dict[str, int]) -> None:
     module = {k[len("TITLE_"):]: v for k, v in constants.items() if k.startswith("TITLE_")}
     assert module == {m.name: int(m) for m in TitleStatus}
-    assert module == {"UNLISTED": 0, "RECOGNISED": 1, "NOT_RECOGNISED": 2, "UNCLEAR": 3}
+    assert module == {"UNLISTED": 0, "RECOGNISED": 1, "NOT_RECOGNISED": 2, "UNCLEAR": 3,
+                      "SANCTIONED": 4}
 
 
 def test_holder_policy_matches_module(constants: dict[str, int]) -> None:

@@ -64,7 +64,7 @@ class FakeRegistry:
         self.batch_sizes.append(len(batch))
         for code, title, policy, rules_hash in batch:
             assert 1 <= code <= 999
-            assert title <= TitleStatus.UNCLEAR and policy <= HolderPolicyCode.BLOCKED
+            assert title <= TitleStatus.SANCTIONED and policy <= HolderPolicyCode.BLOCKED
             assert (title == 0) == (policy == 0)
             assert (title == 0) == (rules_hash == ZERO32)
             assert isinstance(rules_hash, bytes) and len(rules_hash) == 32
@@ -122,14 +122,16 @@ def test_compile_shipped_rules(shipped: RuleBook) -> None:
     assert [r.jurisdiction for r in rows] == sorted(shipped)
     for row in rows:
         rule = shipped[row.jurisdiction]
-        assert row.title is rule.title_recognition.code
+        # A sanctioned jurisdiction compiles to SANCTIONED, whatever its title text says.
+        assert row.title is (TitleStatus.SANCTIONED if rule.sanctioned
+                             else rule.title_recognition.code)
         assert row.policy is rule.holder_policy.code
         assert row.rules_hash == rule.rules_hash()
         assert row.title is not TitleStatus.UNLISTED and row.policy is not HolderPolicyCode.UNLISTED
     de = next(r for r in rows if r.jurisdiction == 276)
     assert de.as_tuple() == (276, 2, 2, shipped[276].rules_hash())
     kp = next(r for r in rows if r.jurisdiction == 408)
-    assert (kp.title, kp.policy) == (TitleStatus.UNCLEAR, HolderPolicyCode.BLOCKED)
+    assert (kp.title, kp.policy) == (TitleStatus.SANCTIONED, HolderPolicyCode.BLOCKED)
     overrides = compile_overrides(shipped)
     assert len(overrides) == sum(len(r.title_overrides) for r in shipped.values())
 

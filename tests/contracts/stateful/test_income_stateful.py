@@ -7,6 +7,7 @@ machine also holds the engine and the chain to the same restriction codes."""
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 
 import boa
@@ -57,8 +58,8 @@ holder_index = st.integers(0, N_HOLDERS - 1)
 
 
 class _World:
-    """Contracts and actors of one example, deployed into that example's own fresh boa
-    environment (a new in-memory chain), so examples never slow each other down."""
+    """Contracts and actors, deployed once into the machine's own boa environment; every
+    example runs inside an anchor of it, so it starts from this state and leaves none."""
 
     def __init__(self):
         admin = boa.env.generate_address("sm-admin")
@@ -95,17 +96,34 @@ class _World:
                 self.token.approve(self.spender, 2**256 - 1)
 
 
+_BUILT: list[tuple[boa.Env, _World]] = []
+
+
+def _world() -> tuple[boa.Env, _World]:
+    """The machine's environment and world, deployed on first use (one `boa.Env` per
+    worker: each new Env wraps py-evm's shared SHA3 opcode once more)."""
+    if not _BUILT:
+        env = boa.Env()
+        with boa.swap_env(env):
+            boa.env.enable_fast_mode()
+            _BUILT.append((env, _World()))
+    return _BUILT[0]
+
+
 class ShareIncomeMachine(RuleBasedStateMachine):
     """One SPV token, six holders, an exact model of what each holder has earned."""
 
     @initialize()
     def deploy(self):
-        self._env = boa.swap_env(boa.Env())
-        self._env.__enter__()
-        boa.env.enable_fast_mode()
-        world = _World()
+        env, world = _world()
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(boa.swap_env(env))
+        self._stack.enter_context(env.anchor())  # reverted at teardown
+        boa.env.sha3_trace = {}
+        boa.env.sstore_trace = {}
         self.operator, self.spender = world.operator, world.spender
-        self.holders, self.stable, self.token = world.holders, world.stable, world.token
+        self.holders = list(world.holders)  # recoveries append wallets to this copy
+        self.stable, self.token = world.stable, world.token
         self.registry, self.compliance, self.agent = world.registry, world.compliance, world.agent
         self.next_serial = 4
         self.status = {i: 1 for i in range(1, 5)}  # gpu id -> ACTIVE(1) / IMPAIRED(2) / RETIRED(4)
@@ -119,9 +137,9 @@ class ShareIncomeMachine(RuleBasedStateMachine):
         self.frozen_tokens = [0] * N_HOLDERS
 
     def teardown(self):
-        env = getattr(self, "_env", None)
-        if env is not None:
-            env.__exit__(None, None, None)
+        stack = getattr(self, "_stack", None)
+        if stack is not None:
+            stack.close()
 
     # --- helpers -------------------------------------------------------------------
     def _count(self, status):

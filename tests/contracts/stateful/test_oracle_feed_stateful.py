@@ -27,6 +27,7 @@ from eth_utils import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from gpushares import reasons
 from oracle import attest
 from tests.budgets import budget
 from tests.contracts import oracle_helpers as oh
@@ -208,7 +209,9 @@ class OracleFeedMachine(RuleBasedStateMachine):
         self.counter = 0
         self.changed = set(ALL_VIEWS)
         if install and members:
-            self._set_signers(members, min(threshold, len(members)), "sorted", self.w.admin)
+            majority = len(members) // 2 + 1  # the hub refuses a smaller threshold
+            self._set_signers(members, max(min(threshold, len(members)), majority), "sorted",
+                              self.w.admin)
 
     def teardown(self):
         stack = getattr(self, "_stack", None)
@@ -309,6 +312,8 @@ class OracleFeedMachine(RuleBasedStateMachine):
             expected = oh.THRESHOLD_ZERO
         elif threshold > len(addresses):
             expected = oh.THRESHOLD_ABOVE
+        elif threshold * 2 <= len(addresses):
+            expected = reasons.HUB_THRESHOLD_NOT_MAJORITY
         elif numbers != sorted(set(numbers)) or numbers[0] == 0:
             expected = oh.SET_UNSORTED
         else:
