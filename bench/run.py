@@ -643,6 +643,93 @@ def measure_api_sign_reject() -> dict[str, float]:
             "api_sign_reject_rss_growth_mb": round(rss_after - rss_before, 1)}
 
 
+KEEPER_HISTORY_BLOCKS = 1_000
+KEEPER_STEPS = 10
+
+
+def measure_keeper_scan() -> dict[str, float]:
+    """A keeper pass over every market (`gpushares.client.keeper.plan_pass`, no
+    checkpoint: each market's events read from its creation block) on anvil, after
+    1,000+ blocks of history: a lending market where three borrowers post collateral
+    and borrow and a perp market where four traders trade, a borrower and a trader
+    acting every 100 blocks. Best of 3 passes."""
+    from gpushares import deployments as deployments_file
+    from gpushares.client import keeper
+    from gpushares.client.context import Client
+
+    with AnvilNode(genesis=timeline.genesis()) as node:
+        web3 = Web3(Web3.HTTPProvider(node.url))
+        accounts = web3.eth.accounts
+        b = Bench(web3)
+        world = run_share_token(b, accounts)
+        admin, operator, keeper_account = accounts[0], accounts[1], accounts[8]
+        borrowers, traders, lender = accounts[2:5], accounts[5:9], accounts[9]
+        stable, registry, token = world["stable"], world["registry"], world["token"]
+        nav, publish_nav = signed_feed(b, admin, "NAV/BH1/USD", "Bench NAV", 10**13, 40)
+        publish_nav(15 * 10**8)
+        model = b.chain.deploy("KinkedRateModel", [2 * 10**16, 10 * 10**16, 300 * 10**16,
+                                                   80 * 10**16], admin).contract_address
+        lending_factory = suite.deploy_lending(b.chain, admin)[1]
+        factory = b.contract("LendingPoolFactory", lending_factory)
+        b.send(factory.functions.create_market(
+            stable.address, token.address, nav, model, 80 * 10**16, 70 * 10**16, 1_000, admin,
+            "Bench Pool mUSDC/BH1", "bpBH1"), admin)
+        pool = b.contract("LendingPool", factory.functions.market_at(1).call())
+        expiry = web3.eth.get_block("latest")["timestamp"] + 365 * 86_400
+        b.send(registry.functions.set_investor(pool.address, 840, True, expiry), admin)
+        b.send(registry.functions.set_custodian(pool.address, True), admin)
+        index, publish_index = signed_feed(b, admin, "H100-SXM-80GB/USD/GPUh", "Bench H100",
+                                           10**11, 43)
+        publish_index(2 * 10**8)
+        perp_factory = suite.deploy_perps(b.chain, admin)[1]
+        perps = b.contract("PerpMarketFactory", perp_factory)
+        b.send(perps.functions.create_market(stable.address, index, PERP_PARAMS, admin, admin),
+               admin)
+        market = b.contract("PerpMarket", perps.functions.market_at(1).call())
+        b.send(stable.functions.mint(lender, 10**6 * USDC), admin)
+        b.send(stable.functions.approve(pool.address, 2**256 - 1), lender)
+        b.send(pool.functions.deposit(10**6 * USDC, lender), lender)
+        for who in borrowers:
+            b.send(token.functions.mint(who, 100 * SHARE), operator)
+            b.send(token.functions.approve(pool.address, 2**256 - 1), who)
+        for who in traders:
+            b.send(stable.functions.mint(who, 10**5 * USDC), admin)
+            b.send(stable.functions.approve(market.address, 2**256 - 1), who)
+            b.send(market.functions.deposit_margin(10_000 * USDC), who)
+        gap = KEEPER_HISTORY_BLOCKS // KEEPER_STEPS
+        for step in range(KEEPER_STEPS):
+            who = borrowers[step % len(borrowers)]
+            b.send(pool.functions.supply_collateral(SHARE, who), who)
+            if step < len(borrowers):
+                b.send(pool.functions.borrow(5 * USDC, who), who)
+            long = step % len(traders) % 2 == 0  # each trader always on one side
+            b.send(market.functions.modify_position((10 if long else -10) * WAD,
+                                                    2**256 - 1 if long else 0),
+                   traders[step % len(traders)])
+            web3.provider.make_request("anvil_mine", [hex(gap)])  # type: ignore[arg-type]
+        # What the deployments file would say of this world.
+        spv_factory = b.contract("SPVFactory", token.functions.factory().call())
+        deployed = deployments_file.Deployments(
+            chain_id=web3.eth.chain_id, network="local",
+            deployed_at=deployments_file.block_time(b.chain.now()), deployer=admin,
+            share_token_blueprint=spv_factory.functions.share_token_blueprint().call(),
+            spv_factory=spv_factory.address, compliance_registry=registry.address,
+            income_token=stable.address, mock_stablecoin=True,
+            lending_pool_factory=lending_factory, perp_market_factory=perp_factory)
+        client = Client(b.chain, deployed)
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            plan = keeper.plan_pass(client, keeper_account)
+            best = min(best, time.perf_counter() - started)
+    spans = [scan.last - scan.first + 1 for scan in plan.scans]
+    if [p.open_loans for p in plan.lending] != [len(borrowers)] or \
+            [p.open_positions for p in plan.perps] != [len(traders)] or \
+            min(spans) < KEEPER_HISTORY_BLOCKS:
+        raise RuntimeError(f"benchmark keeper pass: unexpected {plan.lines()} over {spans} blocks")
+    return {"keeper_scan_ms": round(best * 1000, 1)}
+
+
 def measure_quorum(rounds: int = 3) -> dict[str, float]:
     """3 `gpu-oracle serve` nodes, 2-of-3, on anvil: a leader's round for the H100 index,
     from syncing its peers to the published transaction's receipt (median of `rounds`
@@ -696,6 +783,7 @@ def main() -> int:
     timing |= measure_api_latency()
     timing |= measure_api_sign_reject()
     timing |= measure_quorum()
+    timing |= measure_keeper_scan()
     BUILD.mkdir(exist_ok=True)
     out = BUILD / "bench.json"
     existing = json.loads(out.read_text()) if out.is_file() else {}

@@ -48,9 +48,31 @@ from .modules import reasons
 
 
 exports: (
-    access_control.__interface__,
+    access_control.DEFAULT_ADMIN_ROLE,
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.grantRole,
+    access_control.revokeRole,
+    access_control.renounceRole,
+    access_control.set_role_admin,
     eip712_domain_separator.eip712Domain,
 )
+
+
+# @dev ERC-165 ids this contract answers true for: ERC-165, snekmate's IAccessControl
+#      (hasRole ^ getRoleAdmin ^ grantRole ^ revokeRole ^ renounceRole) and EIP-5267 (eip712Domain).
+_SUPPORTED: constant(bytes4[3]) = [0x01ffc9a7, 0x7965db0b, 0x84b0196e]
+
+
+@external
+@view
+def supportsInterface(interface_id: bytes4) -> bool:
+    """
+    @notice ERC-165: true for ERC-165, EIP-5267 (eip712Domain) and access control (roles).
+    @param interface_id The interface id.
+    @return bool Whether this contract implements it.
+    """
+    return interface_id in _SUPPORTED
 
 
 # @dev The share token's state that `can_transfer` reads.
@@ -486,6 +508,7 @@ def set_wallet_frozen(investor: address, frozen: bool):
     """
     access_control._check_role(FREEZER_ROLE, msg.sender)
     assert investor != empty(address), reasons.REGISTRY_CANNOT_FREEZE_ZERO_ADDRESS
+    assert not self.custodian[investor], reasons.REGISTRY_CANNOT_FREEZE_CUSTODIAN
     word: uint256 = self._investors[investor]
     assert (word & FROZEN_BIT != 0) != frozen, reasons.REGISTRY_WALLET_ALREADY_FROZEN_STATE
     if frozen:
@@ -511,6 +534,30 @@ def investor(account: address) -> Investor:
         frozen=word & FROZEN_BIT != 0,
         registered=word & EXPIRY_MASK != 0,
     )
+
+
+@external
+@view
+def income_code(account: address) -> uint8:
+    """
+    @notice Whether `account` may be paid the income its shares earned: 0, or
+            RECEIVER_FROZEN (wallet frozen) or RECEIVER_JURISDICTION_BLOCKED (resident
+            where the rules block holders). An expired or removed record does not stop
+            a payment: the income was earned.
+    @param account The holder.
+    @return uint8 0 when the income may be paid, else the restriction code.
+    """
+    word: uint256 = self._investors[account]
+    if word & FROZEN_BIT != 0:
+        return codes.RECEIVER_FROZEN
+    if word & EXPIRY_MASK == 0:
+        return codes.SUCCESS
+    policy: uint256 = (
+        self._jurisdictions[convert((word >> JURISDICTION_SHIFT) & 65_535, uint16)] >> POLICY_SHIFT
+    ) & 255
+    if policy == convert(codes.POLICY_UNLISTED, uint256) or policy == convert(codes.POLICY_BLOCKED, uint256):
+        return codes.RECEIVER_JURISDICTION_BLOCKED
+    return codes.SUCCESS
 
 
 @external
@@ -544,6 +591,7 @@ def set_jurisdictions(settings: DynArray[JurisdictionSetting, MAX_JURISDICTION_B
         assert s.jurisdiction != 0 and s.jurisdiction <= 999, reasons.REGISTRY_JURISDICTION_NOT_ISO_3166
         assert s.title <= codes.TITLE_SANCTIONED, reasons.REGISTRY_UNKNOWN_TITLE_STATUS
         assert s.policy <= codes.POLICY_BLOCKED, reasons.REGISTRY_UNKNOWN_HOLDER_POLICY
+        assert s.title != codes.TITLE_SANCTIONED or s.policy == codes.POLICY_BLOCKED, reasons.REGISTRY_SANCTIONED_NEEDS_BLOCKED_POLICY
         assert (s.title == codes.TITLE_UNLISTED) == (
             s.policy == codes.POLICY_UNLISTED
         ), reasons.REGISTRY_TITLE_POLICY_BOTH_SET

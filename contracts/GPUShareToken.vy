@@ -49,6 +49,7 @@
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
 from .modules import reasons
+from .modules import restriction_codes as codes
 
 implements: IERC20
 implements: IERC20Detailed
@@ -77,7 +78,7 @@ interface IComplianceRegistry:
     def check_receiver(receiver: address) -> uint8: view
     def check_sender(sender: address) -> uint8: view
     def custodian(account: address) -> bool: view
-    def is_frozen(account: address) -> bool: view
+    def income_code(account: address) -> uint8: view
     def messageForTransferRestriction(restriction_code: uint8) -> String[160]: view
     def register_asset_location(location: uint16): nonpayable
     def release_asset_location(location: uint16): nonpayable
@@ -561,15 +562,16 @@ def distribute(amount: uint256):
 def claim() -> uint256:
     """
     @notice Pays the caller all the rental income their shares have earned so far. A
-            wallet frozen in the compliance registry cannot claim until it is unfrozen
-            or recovered; its income keeps accruing. Expired or removed eligibility does
-            not stop a claim: the income was earned.
+            wallet frozen in the compliance registry, or a holder resident where the
+            rules block holders, cannot claim (its income keeps accruing) until that
+            changes or an agent recovers the wallet. Expired or removed eligibility
+            does not stop a claim: the income was earned.
     @return uint256 The amount paid, in income token units.
     """
     assert self._hot & PAUSED_BIT == 0, reasons.TOKEN_PAUSED
-    assert not staticcall IComplianceRegistry(compliance_registry).is_frozen(
-        msg.sender
-    ), reasons.TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT
+    code: uint8 = staticcall IComplianceRegistry(compliance_registry).income_code(msg.sender)
+    assert code != codes.RECEIVER_FROZEN, reasons.TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT
+    assert code == 0, reasons.TOKEN_INCOME_JURISDICTION_BLOCKED
     amount: uint256 = self._claimable(msg.sender)
     assert amount != 0, reasons.TOKEN_NOTHING_CLAIM
     # `amount * MAGNITUDE <= income_per_share * balance + correction < 2**255`.
@@ -781,7 +783,8 @@ def forcedTransfer(sender: address, receiver: address, amount: uint256) -> bool:
     @notice ERC-7943: moves `amount` shares from `sender` to `receiver` without the
             holder's consent (court order, regulator instruction). Bypasses: the
             pause, the asset-title stop, the sender's eligibility and wallet freeze,
-            and the sender's partial freeze (the frozen amount shrinks to what stays).
+            and the sender's partial freeze (the frozen amount shrinks by the frozen
+            shares taken).
             Does not bypass: the receiver's eligibility (registered, not expired, not
             frozen, residence policy) and the sender's balance.
     @dev Only `FORCED_TRANSFER_ROLE`. Income earned before stays with `sender`.
@@ -798,10 +801,14 @@ def forcedTransfer(sender: address, receiver: address, amount: uint256) -> bool:
     self._require_receiver_eligible(receiver)
     balance: uint256 = erc20.balanceOf[sender]
     assert amount <= balance, reasons.TOKEN_FORCED_TRANSFER_EXCEEDS_SENDER
+    # The frozen amount shrinks only by the frozen shares taken: a freeze above the
+    # wallet's balance also covers the holder's shares in a pool, and stays on them.
     frozen: uint256 = self._frozen_tokens[sender]
-    if frozen > balance - amount:
-        self._frozen_tokens[sender] = balance - amount
-        log Frozen(user=sender, amount=balance - amount)
+    free: uint256 = balance - min(frozen, balance)
+    if amount > free:
+        frozen = unsafe_sub(frozen, amount - free)
+        self._frozen_tokens[sender] = frozen
+        log Frozen(user=sender, amount=frozen)
     erc20._transfer(sender, receiver, amount)
     self._after_share_move(sender, receiver, amount)
     log ForcedTransfer(sender=sender, receiver=receiver, amount=amount)
@@ -812,7 +819,11 @@ def forcedTransfer(sender: address, receiver: address, amount: uint256) -> bool:
 def recover_wallet(lost_wallet: address, new_wallet: address):
     """
     @notice Moves everything `lost_wallet` holds in this token to `new_wallet`: all its
-            shares, the income they earned and not yet claimed, and its frozen amount.
+            shares, the income they earned and not yet claimed, and its frozen amount
+            (a freeze alone is moved too: it may cover the holder's shares in a pool,
+            whose `recover_position` then follows). The lost wallet must first be
+            frozen, expired or removed in the compliance registry: a lost key may be in
+            someone else's hands, and must not move pooled shares meanwhile.
             For a holder who lost their keys and proved their identity off-chain.
     @dev Only `RECOVERY_ROLE`. `new_wallet` must be eligible to receive shares; the
          pause and the sender's checks do not apply (the owner does not change).
@@ -824,10 +835,13 @@ def recover_wallet(lost_wallet: address, new_wallet: address):
     self._refuse_custodian(lost_wallet)
     self._refuse_custodian(new_wallet)
     self._require_receiver_eligible(new_wallet)
+    assert staticcall IComplianceRegistry(compliance_registry).check_sender(
+        lost_wallet
+    ) != 0, reasons.TOKEN_RECOVERY_LOST_WALLET_ACTIVE
     shares: uint256 = erc20.balanceOf[lost_wallet]
     income: uint256 = self._claimable(lost_wallet)
     frozen: uint256 = self._frozen_tokens[lost_wallet]
-    assert shares != 0 or income != 0, reasons.TOKEN_LOST_WALLET_HOLDS_NO
+    assert shares != 0 or income != 0 or frozen != 0, reasons.TOKEN_LOST_WALLET_HOLDS_NO
     if shares != 0:
         erc20._transfer(lost_wallet, new_wallet, shares)
     # Move the whole correction: the new wallet's accrued income becomes exactly the

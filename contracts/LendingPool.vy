@@ -11,11 +11,12 @@
         a blueprint, one pool per (loan asset, collateral token, price feed,
         interest rate model, liquidation LTV).
         - Lenders hold ERC-4626 vault shares (snekmate's `erc4626` module: token,
-          permit, events). Conversions use virtual shares and assets
-          (`VIRTUAL_SHARES`, `VIRTUAL_ASSETS`) and the pool's own accounting, never
-          `balanceOf(self)`: a donation changes nothing, and the first depositor
-          cannot inflate the share price. Every conversion rounds in the pool's
-          favour.
+          EIP-2612 permit, EIP-5267 `eip712Domain`, events); `supportsInterface`
+          answers ERC-165 for every standard the pool implements. Conversions use
+          virtual shares and assets (`VIRTUAL_SHARES`, `VIRTUAL_ASSETS`) and the
+          pool's own accounting, never `balanceOf(self)`: a donation changes
+          nothing, and the first depositor cannot inflate the share price. Every
+          conversion rounds in the pool's favour.
         - Interest accrues on a global borrow index, continuously compounded
           (`index *= exp(rate * dt)`, O(1) per accrual), at the rate the kinked
           rate model gives for the current utilisation. `reserve_factor_bps` of
@@ -51,10 +52,12 @@
 """
 
 
+from ethereum.ercs import IERC165
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC4626
 from .modules import reasons
 
+implements: IERC165
 implements: IERC20
 implements: IERC4626
 
@@ -83,6 +86,7 @@ interface IShareToken:
     def custody_restriction(sender: address, receiver: address, amount: uint256, in_custody: uint256) -> uint8: view
     def messageForTransferRestriction(restriction_code: uint8) -> String[160]: view
     def getFrozenTokens(account: address) -> uint256: view
+    def paused() -> bool: view
     def balanceOf(account: address) -> uint256: view
     def hasRole(role: bytes32, account: address) -> bool: view
 
@@ -92,6 +96,8 @@ interface IShareToken:
 #      them or take their income.
 interface IHolders:
     def check_receiver(account: address) -> uint8: view
+    def check_sender(account: address) -> uint8: view
+    def custodian(account: address) -> bool: view
 
 
 # @dev The heartbeat getter of the oracle's FeedAdapter (not part of AggregatorV3).
@@ -109,6 +115,10 @@ exports: (
     erc4626.erc20.name,
     erc4626.erc20.symbol,
     erc4626.erc20.decimals,
+    erc4626.erc20.permit,
+    erc4626.erc20.nonces,
+    erc4626.erc20.DOMAIN_SEPARATOR,
+    erc4626.erc20.eip712Domain,
     erc4626.asset,
     access_control.DEFAULT_ADMIN_ROLE,
     access_control.hasRole,
@@ -118,6 +128,27 @@ exports: (
     access_control.renounceRole,
 )
 
+
+# @dev ERC-165 interface ids the pool answers true for, each the XOR of the selectors
+#      of the standard's own functions (recomputed from the signatures in
+#      tests/contracts/test_standard_interfaces.py).
+#      ERC-165: supportsInterface.
+_IERC165: constant(bytes4) = 0x01ffc9a7
+#      ERC-20: totalSupply, balanceOf, transfer, transferFrom, approve, allowance.
+_IERC20: constant(bytes4) = 0x36372b07
+#      ERC-20 metadata: name, symbol, decimals.
+_IERC20_METADATA: constant(bytes4) = 0xa219a025
+#      ERC-4626: asset, totalAssets, convertToShares, convertToAssets, maxDeposit,
+#      previewDeposit, deposit, maxMint, previewMint, mint, maxWithdraw,
+#      previewWithdraw, withdraw, maxRedeem, previewRedeem, redeem.
+_IERC4626: constant(bytes4) = 0x87dfe5a0
+#      EIP-2612: permit, nonces, DOMAIN_SEPARATOR.
+_IERC2612: constant(bytes4) = 0x9d8ff7da
+#      EIP-5267: eip712Domain.
+_IERC5267: constant(bytes4) = 0x84b0196e
+#      snekmate's IAccessControl: hasRole, getRoleAdmin, grantRole, revokeRole,
+#      renounceRole.
+_IACCESS_CONTROL: constant(bytes4) = 0x7965db0b
 
 # @dev Role that sets the market's risk parameters (max LTV, reserve factor, treasury).
 RISK_ADMIN_ROLE: public(constant(bytes32)) = keccak256("RISK_ADMIN_ROLE")
@@ -372,6 +403,25 @@ def __init__(
     access_control._grant_role(GUARDIAN_ROLE, admin_)
     if msg.sender != admin_:
         access_control._revoke_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+
+
+# ---------------------------------------------------------------------------------
+# ERC-165
+# ---------------------------------------------------------------------------------
+
+
+@external
+@view
+def supportsInterface(interface_id: bytes4) -> bool:
+    """
+    @notice ERC-165: true for ERC-165, ERC-20 (and its metadata), ERC-4626, EIP-2612,
+            EIP-5267 and access control (roles).
+    @param interface_id The interface id.
+    @return bool Whether the pool implements it.
+    """
+    return interface_id in [
+        _IERC165, _IERC20, _IERC20_METADATA, _IERC4626, _IERC2612, _IERC5267, _IACCESS_CONTROL
+    ]
 
 
 # ---------------------------------------------------------------------------------
@@ -651,7 +701,9 @@ def withdraw_collateral(amount: uint256, receiver: address):
             msg.sender, receiver, amount, self._positions[msg.sender] >> 128
         ))
     self._check_not_paused(self._params)
-    self._withdraw_collateral(msg.sender, receiver, amount)
+    # To another wallet, frozen shares left behind back nothing: the debt must stay
+    # within the max LTV on the unfrozen part (the shares leaving are unfrozen ones).
+    self._withdraw_collateral(msg.sender, receiver, amount, receiver != msg.sender)
 
 
 @external
@@ -678,11 +730,7 @@ def borrow(assets: uint256, receiver: address) -> uint256:
     assert scaled <= MASK128, reasons.POOL_DEBT_ABOVE_2_128
     # Frozen shares back no new loan: only the part of the position a freeze of the
     # holder's wallet and position together leaves free counts.
-    collateral: uint256 = position >> 128
-    frozen: uint256 = staticcall _TOKEN.getFrozenTokens(msg.sender)
-    if frozen != 0:
-        holding: uint256 = staticcall _TOKEN.balanceOf(msg.sender) + collateral
-        collateral = min(collateral, holding - min(frozen, holding))
+    collateral: uint256 = self._unfrozen(msg.sender, position >> 128)
     assert self._within(
         self._debt_of(scaled, index), collateral, self._price(), params & MASK64
     ), reasons.POOL_BORROW_PUT_LOAN_ABOVE
@@ -820,6 +868,9 @@ def claim_income() -> uint256:
     @return uint256 Income token units paid.
     """
     self._check_holder(msg.sender)
+    # Like the token's own claims, none while the share token is paused.
+    if staticcall _TOKEN.paused():
+        self._refuse(1)
     owed: uint256 = self._income_owed(msg.sender, self._income_per_share())
     assert owed != 0, reasons.POOL_NO_COLLATERAL_INCOME_CLAIM
     held: uint256 = self.income_held
@@ -855,7 +906,8 @@ def forced_withdraw(borrower: address, receiver: address, amount: uint256):
     assert staticcall _TOKEN.hasRole(_FORCED_TRANSFER_ROLE, msg.sender), reasons.POOL_NOT_FORCED_TRANSFER_AGENT
     assert receiver != borrower, reasons.POOL_SEIZURE_TO_ANOTHER_WALLET
     assert amount != 0, reasons.POOL_ZERO_COLLATERAL
-    self._withdraw_collateral(borrower, receiver, amount)
+    assert not staticcall _REGISTRY.custodian(receiver), reasons.POOL_CUSTODIAN_RECEIVES_NO_POSITION
+    self._withdraw_collateral(borrower, receiver, amount, False)
     log CollateralSeized(borrower=borrower, receiver=receiver, amount=amount, agent=msg.sender)
 
 
@@ -874,7 +926,15 @@ def recover_position(lost_wallet: address, new_wallet: address):
     """
     assert staticcall _TOKEN.hasRole(_RECOVERY_ROLE, msg.sender), reasons.POOL_NOT_RECOVERY_AGENT
     assert lost_wallet != new_wallet, reasons.POOL_SEIZURE_TO_ANOTHER_WALLET
+    assert not staticcall _REGISTRY.custodian(new_wallet), reasons.POOL_CUSTODIAN_RECEIVES_NO_POSITION
     self._check_holder(new_wallet)
+    # The lost key may be in someone else's hands: it must no longer be able to act.
+    assert staticcall _REGISTRY.check_sender(lost_wallet) != 0, reasons.POOL_RECOVERY_LOST_WALLET_ACTIVE
+    # A freeze on the lost wallet covers this position: the token's recover_wallet
+    # moves it to the new wallet first, so the position never leaves it behind.
+    assert staticcall _TOKEN.getFrozenTokens(lost_wallet) <= staticcall _TOKEN.getFrozenTokens(
+        new_wallet
+    ), reasons.POOL_RECOVER_WALLET_FIRST
     position: uint256 = self._positions[lost_wallet]
     assert position != 0 or self._income_correction[lost_wallet] != 0, reasons.POOL_NOTHING_TO_RECOVER
     # Both positions fit 128 bits each: their sums stay below the token's supply cap
@@ -1330,10 +1390,25 @@ def _check_holder(account: address):
 
 
 @internal
-def _withdraw_collateral(borrower: address, receiver: address, amount: uint256):
+@view
+def _unfrozen(holder: address, collateral: uint256) -> uint256:
+    """
+    @dev The part of `holder`'s `collateral` a freeze of its wallet and position
+         together leaves free (frozen shares back no loan).
+    """
+    frozen: uint256 = staticcall _TOKEN.getFrozenTokens(holder)
+    if frozen == 0:
+        return collateral
+    holding: uint256 = staticcall _TOKEN.balanceOf(holder) + collateral
+    return min(collateral, holding - min(frozen, holding))
+
+
+@internal
+def _withdraw_collateral(borrower: address, receiver: address, amount: uint256, unfrozen_only: bool):
     """
     @dev Takes `amount` collateral out of `borrower`'s position (within the max LTV at
-         a fresh price while it has debt) and sends it to `receiver`.
+         a fresh price while it has debt, counting only unfrozen collateral when
+         `unfrozen_only`) and sends it to `receiver`.
     """
     position: uint256 = self._positions[borrower]
     collateral: uint256 = position >> 128
@@ -1342,8 +1417,11 @@ def _withdraw_collateral(borrower: address, receiver: address, amount: uint256):
     scaled: uint256 = position & MASK128
     if scaled != 0:
         index: uint256 = self._accrue_index()
+        counted: uint256 = collateral
+        if unfrozen_only:
+            counted = self._unfrozen(borrower, collateral)
         assert self._within(
-            self._debt_of(scaled, index), collateral, self._price(), self._params & MASK64
+            self._debt_of(scaled, index), counted, self._price(), self._params & MASK64
         ), reasons.POOL_WITHDRAWAL_PUT_LOAN_ABOVE
     self._positions[borrower] = scaled | (collateral << 128)
     self.total_collateral = unsafe_sub(self.total_collateral, amount)

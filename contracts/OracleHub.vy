@@ -47,9 +47,31 @@ implements: IOracleHub
 
 
 exports: (
-    access_control.__interface__,
+    access_control.DEFAULT_ADMIN_ROLE,
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.grantRole,
+    access_control.revokeRole,
+    access_control.renounceRole,
+    access_control.set_role_admin,
     eip712_domain_separator.eip712Domain,
 )
+
+
+# @dev ERC-165 ids this contract answers true for: ERC-165, snekmate's IAccessControl
+#      (hasRole ^ getRoleAdmin ^ grantRole ^ revokeRole ^ renounceRole) and EIP-5267 (eip712Domain).
+_SUPPORTED: constant(bytes4[3]) = [0x01ffc9a7, 0x7965db0b, 0x84b0196e]
+
+
+@external
+@view
+def supportsInterface(interface_id: bytes4) -> bool:
+    """
+    @notice ERC-165: true for ERC-165, EIP-5267 (eip712Domain) and access control (roles).
+    @param interface_id The interface id.
+    @return bool Whether this contract implements it.
+    """
+    return interface_id in _SUPPORTED
 
 
 # @dev Role that changes the signer set and the feeds.

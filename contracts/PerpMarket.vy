@@ -60,6 +60,22 @@ exports: (
 )
 
 
+# @dev ERC-165 ids this contract answers true for: ERC-165, snekmate's IAccessControl
+#      (hasRole ^ getRoleAdmin ^ grantRole ^ revokeRole ^ renounceRole).
+_SUPPORTED: constant(bytes4[2]) = [0x01ffc9a7, 0x7965db0b]
+
+
+@external
+@view
+def supportsInterface(interface_id: bytes4) -> bool:
+    """
+    @notice ERC-165: true for ERC-165 and access control (roles).
+    @param interface_id The interface id.
+    @return bool Whether this contract implements it.
+    """
+    return interface_id in _SUPPORTED
+
+
 # @dev The heartbeat getter of the oracle's FeedAdapter (not part of AggregatorV3).
 interface IHeartbeat:
     def heartbeat() -> uint256: view

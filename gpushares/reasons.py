@@ -30,6 +30,13 @@ CONTRACTS = ("ComplianceRegistry", "GPUShareToken", "SPVFactory", "OracleHub", "
 # --- ComplianceRegistry --------------------------------------------------------------------
 REGISTRY_ADMIN_ZERO_ADDRESS = "ComplianceRegistry: admin is the zero address"
 REGISTRY_CANNOT_FREEZE_ZERO_ADDRESS = "ComplianceRegistry: cannot freeze the zero address"
+REGISTRY_CANNOT_FREEZE_CUSTODIAN = (
+    "ComplianceRegistry: the wallet is a custodian (a lending pool) holding other holders' "
+    "positions: freeze the holder's wallet instead, or pause the pool"
+)
+REGISTRY_SANCTIONED_NEEDS_BLOCKED_POLICY = (
+    "ComplianceRegistry: a sanctioned jurisdiction's holder policy must be blocked"
+)
 REGISTRY_ELIGIBILITY_ATTESTATION_DEADLINE_PASSED = (
     "ComplianceRegistry: eligibility attestation deadline has passed"
 )
@@ -133,7 +140,13 @@ TOKEN_INCOME_PER_SHARE_OVERFLOW = (
 TOKEN_INCOME_TOKEN_NOT_CONTRACT = "GPUShareToken: income token is not a contract"
 TOKEN_INCOME_TOKEN_TRANSFERFROM_FAILED = "GPUShareToken: income token transferFrom failed"
 TOKEN_INCOME_TOKEN_TRANSFER_FAILED = "GPUShareToken: income token transfer failed"
-TOKEN_LOST_WALLET_HOLDS_NO = "GPUShareToken: the lost wallet holds no shares and no income"
+TOKEN_RECOVERY_LOST_WALLET_ACTIVE = (
+    "GPUShareToken: freeze or remove the lost wallet in the compliance registry first: "
+    "its key may be in someone else's hands"
+)
+TOKEN_LOST_WALLET_HOLDS_NO = (
+    "GPUShareToken: the lost wallet holds no shares, no income and no frozen amount"
+)
 TOKEN_MINT_AMOUNT_ZERO = "GPUShareToken: mint amount is zero"
 TOKEN_MINT_EXCEEDS_ACTIVE_GPUS = "GPUShareToken: mint exceeds the active GPUs' backing"
 TOKEN_MINT_EXCEEDS_MAX_SUPPLY = "GPUShareToken: mint exceeds MAX_SUPPLY"
@@ -147,6 +160,10 @@ TOKEN_RECOVERY_SAME_WALLET = "GPUShareToken: recovery to the same wallet"
 TOKEN_SHARES_PER_GPU_ABOVE = "GPUShareToken: shares per GPU above MAX_SUPPLY"
 TOKEN_SHARES_PER_GPU_ZERO = "GPUShareToken: shares per GPU is zero"
 TOKEN_UNKNOWN_GPU_ID = "GPUShareToken: unknown GPU id"
+TOKEN_INCOME_JURISDICTION_BLOCKED = (
+    "GPUShareToken: the holder's jurisdiction of residence is blocked: its income is held "
+    "until the holder's record changes or an agent recovers the wallet"
+)
 TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT = (
     "GPUShareToken: wallet frozen by a compliance agent; income keeps accruing until it is "
     "unfrozen or recovered"
@@ -280,6 +297,17 @@ POOL_NOT_FORCED_TRANSFER_AGENT = (
 POOL_NOT_RECOVERY_AGENT = "LendingPool: only the share token's recovery agent moves a position"
 POOL_SEIZURE_TO_ANOTHER_WALLET = "LendingPool: seized collateral goes to another wallet"
 POOL_NOTHING_TO_RECOVER = "LendingPool: the lost wallet has no position here"
+POOL_CUSTODIAN_RECEIVES_NO_POSITION = (
+    "LendingPool: a custodian (a lending pool) cannot receive a holder's shares or position"
+)
+POOL_RECOVERY_LOST_WALLET_ACTIVE = (
+    "LendingPool: freeze or remove the lost wallet in the compliance registry first: its key "
+    "may be in someone else's hands"
+)
+POOL_RECOVER_WALLET_FIRST = (
+    "LendingPool: the lost wallet's freeze covers this position: recover the wallet on the "
+    "share token first (recover_wallet moves the freeze)"
+)
 POOL_WITHDRAWAL_EXCEEDS_COLLATERAL = "LendingPool: withdrawal exceeds the collateral"
 POOL_WITHDRAWAL_PUT_LOAN_ABOVE = "LendingPool: withdrawal would put the loan above the max LTV"
 POOL_WITHDRAWAL_ZERO = "LendingPool: withdrawal of zero"
@@ -381,6 +409,10 @@ PERP_FACTORY_MARKET_ALREADY_EXISTS = "PerpMarketFactory: market already exists"
 ACCESS_CONTROL_MISSING_ROLE = "access_control: account is missing role"
 ERC20_INSUFFICIENT_BALANCE = "erc20: transfer amount exceeds balance"
 ERC20_INSUFFICIENT_ALLOWANCE = "erc20: insufficient allowance"
+#: EIP-2612 `permit` (share token and pool vault shares): the deadline has passed.
+ERC20_EXPIRED_DEADLINE = "erc20: expired deadline"
+#: EIP-2612 `permit`: not signed by the owner (or over other values, or a used nonce).
+ERC20_INVALID_SIGNATURE = "erc20: invalid signature"
 
 
 # --- the generated Vyper module -------------------------------------------------------------

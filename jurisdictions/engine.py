@@ -396,18 +396,20 @@ def decide_withdraw(
 
 
 def decide_claim_income(
-    caller: Party, *, rules: RuleBook | None = None, now: int
+    caller: Party, *, rules: RuleBook | None = None, now: int, paused: bool = False
 ) -> Decision:
     """`pool.claim_income()` called by `caller`: the holder of a position takes its
     rental income only while the rules let it hold the shares (the registry's
-    `check_receiver`: registered, not expired, wallet not frozen, residence policy).
+    `check_receiver`: registered, not expired, wallet not frozen, residence policy),
+    and, like the token's own claims, not while the share token is `paused`.
 
-    Not decided here: whether income is owed, and the share token's own conditions on
-    the pool's claim when the pool must collect the income first (the token not paused,
-    the pool's wallet not frozen)."""
+    Not decided here: whether income is owed."""
     rules = rules if rules is not None else default_rules()
+    decision = receiver_decision(caller, rules=rules, now=now)
+    if decision.code is Restriction.SUCCESS and paused:
+        decision = Decision.of(Restriction.TOKEN_PAUSED)
     return _explained(
-        receiver_decision(caller, rules=rules, now=now),
+        decision,
         f"(claim_income: {caller.address} must be a holder the rules let hold the shares.)",
     )
 
@@ -503,5 +505,5 @@ def decide_pool(
     if not _same_wallet(caller, counterparty):
         raise ValueError(f"{operation}: pass no counterparty (the caller is the holder)")
     if operation is PoolOperation.CLAIM_INCOME:
-        return decide_claim_income(caller, rules=rules, now=now)
+        return decide_claim_income(caller, rules=rules, now=now, paused=asset.paused)
     return decide_borrow(caller, rules=rules, now=now)

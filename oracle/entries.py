@@ -1,19 +1,32 @@
 """What one attestation-log entry holds, byte for byte.
 
-A log entry's leaf (the bytes hashed into the RFC 6962 tree) is canonical JSON
-(`attest.canonical_json`: sorted keys, no whitespace, UTF-8) of one of:
+A log entry's leaf (the bytes hashed into the RFC 6962 tree) is one JSON object of:
 
 - a signed report (`kind` "price" or "utilisation"):
-  `{"v": 1, "index": i, "kind": ..., "chainId": ..., "hub": "0x..", "report": {camelCase
+  `{"v": 2, "index": i, "kind": ..., "chainId": ..., "hub": "0x..", "report": {camelCase
   fields}, "signatures": ["0x.." x k], "signers": ["0x.." x k]}`
 - a signer set the hub installed (`kind` "signer_set"), recorded before any report that
   names its config version, so an auditor can check signatures offline:
-  `{"v": 1, "index": i, "kind": "signer_set", "chainId", "hub", "configVersion", "signers",
+  `{"v": 2, "index": i, "kind": "signer_set", "chainId", "hub", "configVersion", "signers",
   "threshold"}`
 
 `index` is the entry's own position: a dropped or reordered entry names itself. The raw
 input snapshot is stored beside the leaf (the log's `inputs` column); the report's
 `inputsHash` is its SHA-256, so the leaf commits to it.
+
+`v` is the entry format version; it says how the object is written (`oracle.canonical`):
+
+- **1** (logs written before RFC 8785): `canonical.legacy_v1`, Python's JSON with sorted
+  keys and no whitespace; integers of any size are JSON numbers.
+- **2** (every new entry, `ENTRY_FORMAT_VERSION`): RFC 8785 (JCS), `canonical.jcs`. JCS
+  numbers are IEEE doubles, so an integer beyond ±(2**53 - 1) (a uint256 amount, a large
+  index or chain id) is written as its decimal string (`"value":"9007199254740993"`),
+  every other integer as a number: each integer has exactly one spelling.
+
+The fields are the same in both. A leaf is never re-encoded: it is stored and hashed as
+written, so entries of both versions sit in one log and each verifies in its own
+version. `parse_leaf` reads both and refuses any leaf that is not exactly the canonical
+bytes of its version (so no two leaves spell the same entry).
 """
 
 from __future__ import annotations
@@ -23,9 +36,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from oracle import attest
+from oracle import attest, canonical
 
-ENTRY_FORMAT_VERSION = 1
+LEGACY_FORMAT_VERSION = 1
+"""Entries written before RFC 8785: `canonical.legacy_v1`."""
+ENTRY_FORMAT_VERSION = 2
+"""The version new entries are written in: RFC 8785 (`canonical.jcs`)."""
+ENTRY_FORMAT_VERSIONS = (LEGACY_FORMAT_VERSION, ENTRY_FORMAT_VERSION)
+"""Every version `parse_leaf` reads."""
+
+FormatVersion = Literal[1, 2]
 
 
 class EntryFormatError(ValueError):
@@ -44,12 +64,12 @@ class SignerSetEntry(BaseModel):
     threshold: Annotated[int, Field(ge=1, le=attest.MAX_SIGNERS)]
 
     kind: Literal["signer_set"] = "signer_set"
+    format_version: FormatVersion = ENTRY_FORMAT_VERSION
 
     def leaf(self) -> bytes:
-        # typed fields only (ints and strings): no float can be in it
-        return attest.encode_canonical(
+        return encode_entry(
+            self.format_version,
             {
-                "v": ENTRY_FORMAT_VERSION,
                 "index": self.index,
                 "kind": self.kind,
                 "chainId": self.domain.chain_id,
@@ -68,16 +88,16 @@ class ReportEntry(BaseModel):
 
     index: Annotated[int, Field(ge=0)]
     signed: attest.SignedReport
+    format_version: FormatVersion = ENTRY_FORMAT_VERSION
 
     @property
     def kind(self) -> str:
         return self.signed.kind
 
     def leaf(self) -> bytes:
-        # typed fields only (ints and strings): no float can be in it
-        return attest.encode_canonical(
+        return encode_entry(
+            self.format_version,
             {
-                "v": ENTRY_FORMAT_VERSION,
                 "index": self.index,
                 "kind": self.signed.kind,
                 "chainId": self.signed.domain.chain_id,
@@ -92,6 +112,28 @@ class ReportEntry(BaseModel):
 Entry = ReportEntry | SignerSetEntry
 
 
+def encode_entry(version: int, fields: dict[str, Any]) -> bytes:
+    """The leaf of an entry's `fields` (typed: strings, ints, lists of strings, the
+    report's dict; never a float) in format `version`, `v` added."""
+    if version == ENTRY_FORMAT_VERSION:
+        return canonical.jcs(_wide_ints_as_strings({"v": version, **fields}))
+    if version == LEGACY_FORMAT_VERSION:
+        return canonical.legacy_v1({"v": version, **fields})
+    raise EntryFormatError(f"unknown entry format version {version!r}")
+
+
+def _wide_ints_as_strings(value: Any) -> Any:
+    """`value` with every integer beyond the I-JSON range as its decimal string."""
+    if type(value) is int:
+        return value if -canonical.MAX_SAFE_INTEGER <= value <= canonical.MAX_SAFE_INTEGER \
+            else str(value)
+    if isinstance(value, dict):
+        return {k: _wide_ints_as_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wide_ints_as_strings(v) for v in value]
+    return value
+
+
 def parse_leaf(leaf: bytes) -> Entry:
     """Parse a leaf; raises EntryFormatError saying what is wrong."""
     try:
@@ -103,8 +145,11 @@ def parse_leaf(leaf: bytes) -> Entry:
                                "differs)") from exc
     if not isinstance(data, dict):
         raise EntryFormatError("an entry is a JSON object")
-    if data.get("v") != ENTRY_FORMAT_VERSION:
-        raise EntryFormatError(f"unknown entry format version {data.get('v')!r}")
+    version = data.get("v")
+    if type(version) is not int or version not in ENTRY_FORMAT_VERSIONS:
+        raise EntryFormatError(
+            f"unknown entry format version {version!r} (this build reads versions "
+            f"{', '.join(map(str, ENTRY_FORMAT_VERSIONS))}: a newer gpu-oracle may read it)")
     kind = data.get("kind")
     try:
         domain = attest.Domain(chain_id=data["chainId"], hub=data["hub"])
@@ -114,6 +159,7 @@ def parse_leaf(leaf: bytes) -> Entry:
             entry: Entry = SignerSetEntry(
                 index=data["index"], domain=domain, config_version=data["configVersion"],
                 signers=data["signers"], threshold=data["threshold"],
+                format_version=version,
             )
         elif kind in attest.REPORT_TYPES:
             _expect_keys(data, {"v", "index", "kind", "chainId", "hub", "report", "signatures",
@@ -125,6 +171,7 @@ def parse_leaf(leaf: bytes) -> Entry:
                     kind=kind, domain=domain, report=report, signatures=data["signatures"],
                     signers=data["signers"],
                 ),
+                format_version=version,
             )
         else:
             raise EntryFormatError(f"unknown entry kind {kind!r}")
@@ -132,7 +179,11 @@ def parse_leaf(leaf: bytes) -> Entry:
         raise EntryFormatError(f"missing or mistyped field: {exc}") from exc
     except (ValidationError, attest.AttestationError) as exc:
         raise EntryFormatError(_first_error(exc)) from exc
-    if entry.leaf() != leaf:
+    try:
+        again = entry.leaf()
+    except canonical.CanonicalJSONError as exc:
+        raise EntryFormatError(f"the leaf has no canonical form: {exc}") from exc
+    if again != leaf:
         raise EntryFormatError("the leaf is not in canonical form (re-encoding it differs)")
     return entry
 

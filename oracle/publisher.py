@@ -10,8 +10,10 @@ Guarantees:
 - **Refusals are recorded, not retried.** A report the hub refuses (gas estimation
   reverts with the hub's reason, or the hub emits `PriceMoveRefused`) is marked
   `refused` with the reason.
-- **Transient RPC errors are retried** with exponential back-off (connection errors,
-  timeouts, HTTP 5xx / 429); anything else stops the run with the error.
+- **Transient RPC errors are retried** by the oracle's one retry policy
+  (`oracle.retry`: connection errors, timeouts, HTTP 408 / 429 / 500 / 502 / 503 / 504;
+  exponential back-off with jitter, each retry logged); anything else stops the run with
+  the error, and so does running out of attempts (`PublishError`, saying what to do).
 - **Nonces** come from the node's pending count, never below the last one used here.
 - Entries are published in log order, so the hub's checkpoint only moves forward.
 """
@@ -23,7 +25,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import requests
 from eth_account import Account
 from pydantic import BaseModel, ConfigDict
 from web3 import Web3
@@ -39,6 +40,7 @@ from gpushares import abi
 from oracle import attest
 from oracle.entries import ReportEntry, parse_leaf
 from oracle.log import AttestationLog
+from oracle.retry import RetriesExhausted, RetryPolicy
 
 log_ = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,6 +52,13 @@ class PublishError(RuntimeError):
     """Publishing cannot continue; the message says why and what to do."""
 
 
+RPC_ADVICE = (
+    "the JSON-RPC node is down, overloaded or rate-limiting: check it (or point --rpc / "
+    "the node's rpc_url at another), then publish again; nothing is sent twice: an entry "
+    "whose transaction was recorded is settled from that transaction first"
+)
+
+
 class PublishOutcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -59,15 +68,6 @@ class PublishOutcome(BaseModel):
     block_number: int | None = None
     detail: str | None = None
     gas_used: int | None = None
-
-
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, requests.ConnectionError | requests.Timeout | TimeoutError |
-                  ConnectionError):
-        return True
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return exc.response.status_code in (429, 500, 502, 503, 504)
-    return False
 
 
 class Publisher:
@@ -93,32 +93,27 @@ class Publisher:
         self.account = Account.from_key(private_key)
         self.attempts = attempts
         self.backoff_s = backoff_s
+        self.retry_policy = RetryPolicy(attempts=attempts, initial_s=backoff_s)
         self.receipt_timeout_s = receipt_timeout_s
         self._sleep = sleep
         self._next_nonce: int | None = None
-        self.chain_id = self._rpc(lambda: self.web3.eth.chain_id)
+        self.chain_id = self._rpc(lambda: self.web3.eth.chain_id, "eth_chainId")
         self.domain = attest.Domain(chain_id=self.chain_id, hub=self.hub.address)
 
     # ------------------------------------------------------------ plumbing
 
-    def _rpc(self, call: Callable[[], T]) -> T:
-        """`call()` with retries and exponential back-off on transient RPC errors."""
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return call()
-            except Exception as exc:  # noqa: BLE001 - classified just below
-                if not _transient(exc) or attempt == self.attempts:
-                    raise
-                log_.warning("transient RPC error (attempt %d/%d): %s; retrying in %.1fs",
-                             attempt, self.attempts, exc, delay)
-                self._sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+    def _rpc(self, call: Callable[[], T], what: str = "JSON-RPC call") -> T:
+        """`call()` under the retry policy (`oracle.retry`); PublishError once it gives up."""
+        try:
+            return self.retry_policy.call(call, what=what, advice=RPC_ADVICE, logger=log_,
+                                          sleep=self._sleep)
+        except RetriesExhausted as exc:
+            raise PublishError(str(exc)) from exc
 
     def _nonce(self) -> int:
         pending = self._rpc(
-            lambda: self.web3.eth.get_transaction_count(self.account.address, "pending")
+            lambda: self.web3.eth.get_transaction_count(self.account.address, "pending"),
+            "eth_getTransactionCount",
         )
         nonce = max(pending, self._next_nonce or 0)
         self._next_nonce = nonce + 1
@@ -160,7 +155,8 @@ class Publisher:
             else self.hub.functions.submit_utilisation
         )(signed.report.as_tuple(), signed.signature_structs())
         try:
-            gas = self._rpc(lambda: fn.estimate_gas({"from": self.account.address}))
+            gas = self._rpc(lambda: fn.estimate_gas({"from": self.account.address}),
+                            f"eth_estimateGas for entry {index}")
         except ContractLogicError as exc:
             reason = _reason(exc)
             self.log.record_outcome(index, status="refused", tx_hash=None, block_number=None,
@@ -185,7 +181,8 @@ class Publisher:
 
     def _broadcast(self, raw: bytes) -> None:
         try:
-            self._rpc(lambda: self.web3.eth.send_raw_transaction(raw))
+            self._rpc(lambda: self.web3.eth.send_raw_transaction(raw),
+                      "eth_sendRawTransaction")
         except (ValueError, Web3RPCError) as exc:  # the node's JSON-RPC error
             text = str(exc).lower()
             if "already known" in text or "nonce too low" in text or "already imported" in text:
@@ -196,7 +193,8 @@ class Publisher:
         pub = self.log.publication(index)
         assert pub is not None and pub.tx_hash is not None
         try:
-            self._rpc(lambda: self.web3.eth.get_transaction_receipt(pub.tx_hash))
+            self._rpc(lambda: self.web3.eth.get_transaction_receipt(pub.tx_hash),
+                      f"eth_getTransactionReceipt for entry {index}")
         except TransactionNotFound:
             if pub.raw_tx is None:
                 raise PublishError(
@@ -209,7 +207,7 @@ class Publisher:
     def _await(self, index: int, tx_hash: str) -> PublishOutcome:
         try:
             receipt = self._rpc(lambda: self.web3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self.receipt_timeout_s))
+                tx_hash, timeout=self.receipt_timeout_s), f"waiting for entry {index}'s receipt")
         except TimeExhausted as exc:
             raise PublishError(
                 f"entry {index}: transaction {tx_hash} not mined within "

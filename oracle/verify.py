@@ -2,8 +2,10 @@
 
 Trusts nothing the oracle operator says. For every entry, in order:
 
-1. the entry parses and names its own position (a dropped, inserted or reordered
-   entry is caught at the first position where it shows);
+1. the entry parses, is the canonical bytes of its entry format version (1: the
+   legacy form, 2: RFC 8785; a log may hold both, see `oracle.entries`) and names its
+   own position (a dropped, inserted or reordered entry is caught at the first position
+   where it shows);
 2. a signer set entry is recorded; every later report is checked against the set of
    the config version it names (k-of-n, ascending distinct signers, canonical s);
 3. the report's `(logSize, logRoot)` equals the root recomputed over the log's first
@@ -80,6 +82,8 @@ class VerifySummary(BaseModel):
     chain_checked: bool = False
     # (entry index, config version) of every signer set: offline, taken on the log's word
     signer_set_entries: list[tuple[int, int]] = []
+    # entry format version -> how many entries are written in it (oracle.entries)
+    format_versions: dict[int, int] = {}
 
 
 @dataclass
@@ -92,6 +96,7 @@ class _State:
     signatures: int = 0
     recomputed: int = 0
     not_recomputed: int = 0
+    format_versions: dict[int, int] = field(default_factory=dict)
 
 
 def verify_log(log: AttestationLog, chain: ChainView | None = None) -> VerifySummary:
@@ -109,6 +114,8 @@ def verify_log(log: AttestationLog, chain: ChainView | None = None) -> VerifySum
                 where,
                 f"it says it is entry {entry.index}: an entry was dropped, inserted or reordered",
             )
+        st.format_versions[entry.format_version] = (
+            st.format_versions.get(entry.format_version, 0) + 1)
         domain = entry.domain if isinstance(entry, SignerSetEntry) else entry.signed.domain
         if st.domain is None:
             st.domain = domain
@@ -136,6 +143,7 @@ def verify_log(log: AttestationLog, chain: ChainView | None = None) -> VerifySum
         root="0x" + st.roots[-1].hex(),
         signer_set_entries=[(e.index, v) for v, e in sorted(st.sets.items(),
                                                             key=lambda kv: kv[1].index)],
+        format_versions=dict(sorted(st.format_versions.items())),
     )
     if chain is None:
         return summary

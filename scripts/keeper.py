@@ -2,7 +2,7 @@
 markets (close positions below maintenance, earn the keeper fee).
 
     ape run keeper --network ethereum:local:foundry --account K [--pool N] [--perp M]
-                   [--dry-run] [--max-repay X]
+                   [--dry-run] [--max-repay X] [--state FILE] [--rescan]
 
 Which markets: with neither option every lending market and every perp market; with
 `--pool N` lending market N only (and no perp market unless `--perp` is given too); with
@@ -18,17 +18,34 @@ Perps: a market with a stale index is skipped; every position the market's
 `can_liquidate` view flags is liquidated (the market pays the keeper fee; the keeper
 needs no funds). "no liquidatable positions" when there is nothing to do.
 
+Scanning: who has a loan or a position comes from each market's events, read from the
+market's creation block; the keeper remembers the last block it read and the accounts
+it saw per market (keyed by chain id and market address) in `--state FILE` (default
+`deployments/keeper/<the deployments file's name>`), so the next pass reads only the
+new blocks. A chain whose head is below that checkpoint (a restarted local node) or a
+newer deployments file makes it read the market again from its creation. `--rescan`
+ignores the file (an unreadable one too) and writes it anew.
+
 `--dry-run` prints what it would do and sends nothing. The logic lives in
 `gpushares.client.keeper`; this file parses and prints.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from ape.cli import ConnectedProviderCommand
 
 from gpushares.client import keeper as keepers
-from scripts._lib import account_option, connect, echo_receipt, handled, require_account
+from scripts._lib import (
+    account_option,
+    connect,
+    deployments_path,
+    echo_receipt,
+    handled,
+    require_account,
+)
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -40,7 +57,12 @@ from scripts._lib import account_option, connect, echo_receipt, handled, require
 @click.option("--dry-run", is_flag=True, help="Print what would be liquidated; send nothing.")
 @click.option("--max-repay", default=None,
               help="Most loan asset to repay per loan (default: the whole debt; lending).")
-def cli(provider, account, pool_number, perp_number, dry_run, max_repay):
+@click.option("--state", "state", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Checkpoint file: the last block scanned and the accounts seen per market "
+                   "(default: deployments/keeper/<the deployments file's name>).")
+@click.option("--rescan", is_flag=True,
+              help="Scan every market from its creation block; rewrite the checkpoint file.")
+def cli(provider, account, pool_number, perp_number, dry_run, max_repay, state, rescan):
     """Liquidate every loan above its liquidation LTV and every perp position below
     maintenance."""
     keeper = require_account(account)
@@ -49,7 +71,10 @@ def cli(provider, account, pool_number, perp_number, dry_run, max_repay):
     pools = None if everything else [pool_number] if pool_number else []
     perps = None if everything else [perp_number] if perp_number else []
     with handled():
-        plan = keepers.plan_pass(client, keeper.address, pools, perps, max_repay=max_repay)
+        checkpoints = keepers.Checkpoints(
+            state or keepers.default_state_path(deployments_path(provider)), rescan=rescan)
+        plan = keepers.plan_pass(client, keeper.address, pools, perps, max_repay=max_repay,
+                                 checkpoints=checkpoints)
         for line in plan.lines(dry_run):
             click.echo(line)
         if dry_run:

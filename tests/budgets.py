@@ -65,12 +65,14 @@ class Budget:
 
 # Examples cost 1-100 ms of py-evm each; the `ci` numbers keep `make test` within its
 # ten minutes (see --durations in the CI log), the `deep` ones go as far as a night allows.
+# Issue 17 and 23 added some 260 tests; the stateful and exploit budgets under `ci` were
+# lowered to make room (the `deep` ones are unchanged).
 BUDGETS: dict[str, Budget] = {
     # stateful machines
-    "income_stateful": Budget(dev=15, ci=40, deep=2_000, stateful=True),
-    "pool_stateful": Budget(dev=8, ci=20, deep=2_000, steps=35, stateful=True),
+    "income_stateful": Budget(dev=15, ci=25, deep=2_000, stateful=True),
+    "pool_stateful": Budget(dev=8, ci=12, deep=2_000, steps=35, stateful=True),
     "perp_stateful": Budget(dev=6, ci=12, deep=2_000, steps=35, stateful=True),
-    "oracle_feed_stateful": Budget(dev=20, ci=60, deep=2_000, stateful=True),
+    "oracle_feed_stateful": Budget(dev=20, ci=40, deep=2_000, stateful=True),
     "oracle_ring_wrap_stateful": Budget(dev=10, ci=25, deep=2_000, stateful=True),
     # the compliance engine against the chain (the issue asks for 500 cases in CI)
     "differential": Budget(dev=120, ci=500, deep=5_000),
@@ -80,9 +82,9 @@ BUDGETS: dict[str, Budget] = {
     "rate_model_chain": Budget(dev=25, ci=25, deep=1_000),
     "income_property": Budget(dev=30, ci=60, deep=1_000),
     "gated_token_property": Budget(dev=30, ci=30, deep=1_000),
-    "pool_exploit": Budget(dev=20, ci=30, deep=1_000),
-    "perp_exploit": Budget(dev=30, ci=60, deep=1_000),
-    "pool_round_trip": Budget(dev=30, ci=50, deep=1_000),
+    "pool_exploit": Budget(dev=15, ci=15, deep=1_000),
+    "perp_exploit": Budget(dev=30, ci=40, deep=1_000),
+    "pool_round_trip": Budget(dev=30, ci=35, deep=1_000),
     "pool_borrow_round_trip": Budget(dev=25, ci=40, deep=1_000),
     "pool_accrual": Budget(dev=20, ci=25, deep=1_000),
     "pool_index_walk": Budget(dev=25, ci=30, deep=1_000),

@@ -12,6 +12,8 @@
 # @dev ComplianceRegistry
 REGISTRY_ADMIN_ZERO_ADDRESS: constant(String[45]) = "ComplianceRegistry: admin is the zero address"
 REGISTRY_CANNOT_FREEZE_ZERO_ADDRESS: constant(String[50]) = "ComplianceRegistry: cannot freeze the zero address"
+REGISTRY_CANNOT_FREEZE_CUSTODIAN: constant(String[150]) = "ComplianceRegistry: the wallet is a custodian (a lending pool) holding other holders' positions: freeze the holder's wallet instead, or pause the pool"
+REGISTRY_SANCTIONED_NEEDS_BLOCKED_POLICY: constant(String[77]) = "ComplianceRegistry: a sanctioned jurisdiction's holder policy must be blocked"
 REGISTRY_ELIGIBILITY_ATTESTATION_DEADLINE_PASSED: constant(String[63]) = "ComplianceRegistry: eligibility attestation deadline has passed"
 REGISTRY_ELIGIBILITY_ATTESTATION_NONCE_NOT: constant(String[98]) = "ComplianceRegistry: eligibility attestation nonce is not the investor's next nonce (already used?)"
 REGISTRY_ELIGIBILITY_ATTESTATION_NOT_SIGNED: constant(String[83]) = "ComplianceRegistry: eligibility attestation is not signed by a trusted KYC provider"
@@ -69,7 +71,8 @@ TOKEN_INCOME_PER_SHARE_OVERFLOW: constant(String[75]) = "GPUShareToken: income p
 TOKEN_INCOME_TOKEN_NOT_CONTRACT: constant(String[45]) = "GPUShareToken: income token is not a contract"
 TOKEN_INCOME_TOKEN_TRANSFERFROM_FAILED: constant(String[47]) = "GPUShareToken: income token transferFrom failed"
 TOKEN_INCOME_TOKEN_TRANSFER_FAILED: constant(String[43]) = "GPUShareToken: income token transfer failed"
-TOKEN_LOST_WALLET_HOLDS_NO: constant(String[60]) = "GPUShareToken: the lost wallet holds no shares and no income"
+TOKEN_RECOVERY_LOST_WALLET_ACTIVE: constant(String[120]) = "GPUShareToken: freeze or remove the lost wallet in the compliance registry first: its key may be in someone else's hands"
+TOKEN_LOST_WALLET_HOLDS_NO: constant(String[78]) = "GPUShareToken: the lost wallet holds no shares, no income and no frozen amount"
 TOKEN_MINT_AMOUNT_ZERO: constant(String[34]) = "GPUShareToken: mint amount is zero"
 TOKEN_MINT_EXCEEDS_ACTIVE_GPUS: constant(String[52]) = "GPUShareToken: mint exceeds the active GPUs' backing"
 TOKEN_MINT_EXCEEDS_MAX_SUPPLY: constant(String[38]) = "GPUShareToken: mint exceeds MAX_SUPPLY"
@@ -83,6 +86,7 @@ TOKEN_RECOVERY_SAME_WALLET: constant(String[42]) = "GPUShareToken: recovery to t
 TOKEN_SHARES_PER_GPU_ABOVE: constant(String[46]) = "GPUShareToken: shares per GPU above MAX_SUPPLY"
 TOKEN_SHARES_PER_GPU_ZERO: constant(String[37]) = "GPUShareToken: shares per GPU is zero"
 TOKEN_UNKNOWN_GPU_ID: constant(String[29]) = "GPUShareToken: unknown GPU id"
+TOKEN_INCOME_JURISDICTION_BLOCKED: constant(String[150]) = "GPUShareToken: the holder's jurisdiction of residence is blocked: its income is held until the holder's record changes or an agent recovers the wallet"
 TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT: constant(String[107]) = "GPUShareToken: wallet frozen by a compliance agent; income keeps accruing until it is unfrozen or recovered"
 
 # @dev SPVFactory
@@ -185,6 +189,9 @@ POOL_NOT_FORCED_TRANSFER_AGENT: constant(String[82]) = "LendingPool: only the sh
 POOL_NOT_RECOVERY_AGENT: constant(String[67]) = "LendingPool: only the share token's recovery agent moves a position"
 POOL_SEIZURE_TO_ANOTHER_WALLET: constant(String[53]) = "LendingPool: seized collateral goes to another wallet"
 POOL_NOTHING_TO_RECOVER: constant(String[49]) = "LendingPool: the lost wallet has no position here"
+POOL_CUSTODIAN_RECEIVES_NO_POSITION: constant(String[86]) = "LendingPool: a custodian (a lending pool) cannot receive a holder's shares or position"
+POOL_RECOVERY_LOST_WALLET_ACTIVE: constant(String[118]) = "LendingPool: freeze or remove the lost wallet in the compliance registry first: its key may be in someone else's hands"
+POOL_RECOVER_WALLET_FIRST: constant(String[137]) = "LendingPool: the lost wallet's freeze covers this position: recover the wallet on the share token first (recover_wallet moves the freeze)"
 POOL_WITHDRAWAL_EXCEEDS_COLLATERAL: constant(String[46]) = "LendingPool: withdrawal exceeds the collateral"
 POOL_WITHDRAWAL_PUT_LOAN_ABOVE: constant(String[60]) = "LendingPool: withdrawal would put the loan above the max LTV"
 POOL_WITHDRAWAL_ZERO: constant(String[31]) = "LendingPool: withdrawal of zero"

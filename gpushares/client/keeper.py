@@ -17,29 +17,299 @@ Perps: a market whose index is stale is skipped; otherwise every position the
 market's `can_liquidate` view flags is liquidated: the market closes it at the index,
 pays the keeper `min_keeper_fee + notional * liquidation_fee` (the keeper needs no
 funds) and its insurance fund takes what is left or pays the bad debt.
+
+Scanning: who has a loan or a position is read from each market's events (lending:
+`CollateralSupplied` and `Borrowed`, perps: `PositionModified`), from the market's
+creation block (the factory's `MarketCreated` event for it), never from block 0. A
+`Checkpoints` remembers, per chain id and market address, the last block scanned and
+every account seen, so the next pass reads only the blocks since (and `REORG_MARGIN`
+blocks behind them, for a shallow reorg). With a path the checkpoints persist across
+runs in a JSON file, written atomically:
+
+    checkpoints = keeper.Checkpoints(keeper.default_state_path(deployments_file))
+    plan = keeper.plan_pass(client, me, checkpoints=checkpoints)    # saves them
+
+A market's checkpoint is discarded, and the market rescanned from its creation, when
+the chain's head is below it (a restarted local node, a reorg) or the deployments file
+is newer than it (a redeployed suite); `plan.notes` says so. An unreadable file is
+refused with what to do (`CheckpointError`); `rescan=True` ignores it and rewrites it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gpushares import lending
 from gpushares import perp as mirror
 from gpushares.client import markets
 from gpushares.client import perp as perp_client
 from gpushares.client import pool as pool_client
-from gpushares.client.chain import Receipt, Refused, Reverted, Tx
+from gpushares.client.chain import (
+    Chain,
+    ChainError,
+    Contract,
+    Receipt,
+    Refused,
+    Reverted,
+    Tx,
+    checksum,
+)
 from gpushares.client.context import Client
-from gpushares.client.markets import Token
+from gpushares.client.markets import LOG_PAGE, Token
 from gpushares.client.units import address
 
 MAX_UINT256 = 2**256 - 1
 _MODEL = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+
+# ---------------------------------------------------------------------------------
+# Scanning: each market's accounts from its events, remembered between passes
+# ---------------------------------------------------------------------------------
+
+# Blocks behind a checkpoint that each pass reads again (in the same query): an event a
+# shallow reorg moved into an already scanned block is still found.
+REORG_MARGIN = 12
+# The events naming a market's accounts: those `pool.loans` and `perp.positions` read.
+LENDING_EVENTS = {"CollateralSupplied": "borrower", "Borrowed": "borrower"}
+PERP_EVENTS = {"PositionModified": "account"}
+_KINDS = {"lending": "market", "perp": "perp market"}
+Kind = Literal["lending", "perp"]
+
+
+class CheckpointError(ChainError):
+    """The checkpoint file cannot be read: what is wrong and what to do."""
+
+
+class MarketCheckpoint(BaseModel):
+    """What the keeper knows of one market's events: every account they name (in order
+    of first appearance) from the market's creation block up to `scanned_to`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chain_id: int
+    market: str
+    kind: Kind
+    deployed_at: datetime = Field(description="the deployments file's: a redeploy starts over")
+    created: int = Field(ge=0, description="the block of the factory's MarketCreated event")
+    scanned_to: int = Field(ge=0, description="the last block scanned")
+    accounts: list[str]
+
+    @property
+    def key(self) -> str:
+        return checkpoint_key(self.chain_id, self.market)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MarketCheckpoint:
+        if self.scanned_to < self.created:
+            raise ValueError(f"scanned_to {self.scanned_to} is before the market's creation "
+                             f"block {self.created}")
+        for where in (self.market, *self.accounts):
+            if checksum(where) != where:
+                raise ValueError(f"{where} is not a checksummed address")
+        return self
+
+
+class CheckpointFile(BaseModel):
+    """The checkpoint file: one `MarketCheckpoint` per "<chain id>:<market address>"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    markets: dict[str, MarketCheckpoint] = {}
+
+    @model_validator(mode="after")
+    def _keys(self) -> CheckpointFile:
+        for key, entry in self.markets.items():
+            if key != entry.key:
+                raise ValueError(f"entry {key!r} is for {entry.key!r}")
+        return self
+
+
+def checkpoint_key(chain_id: int, market: str) -> str:
+    return f"{chain_id}:{checksum(market)}"
+
+
+def default_state_path(deployments_path: Path) -> Path:
+    """Where the keeper keeps its checkpoints for the chain of `deployments_path`: a
+    `keeper` folder beside it, under the same name (not in the deployments folder
+    itself, where every `*.json` is a deployments file)."""
+    return deployments_path.parent / "keeper" / deployments_path.name
+
+
+class Checkpoints:
+    """The keeper's memory between passes. `path` None keeps it in this process only;
+    otherwise it is read from `path` (a missing file is an empty one) and `save` writes
+    it back atomically. `rescan` starts empty whatever the file holds (an unreadable
+    file too), so the next `save` rewrites it. `margin`: blocks re-read behind a
+    checkpoint each pass."""
+
+    def __init__(self, path: Path | str | None = None, *, rescan: bool = False,
+                 margin: int = REORG_MARGIN) -> None:
+        self.path = None if path is None else Path(path)
+        self.margin = margin
+        self.file = CheckpointFile()
+        if self.path is not None and not rescan and self.path.exists():
+            self.file = _read_checkpoints(self.path)
+
+    def get(self, chain_id: int, market: str) -> MarketCheckpoint | None:
+        return self.file.markets.get(checkpoint_key(chain_id, market))
+
+    def put(self, checkpoint: MarketCheckpoint) -> None:
+        self.file.markets[checkpoint.key] = checkpoint
+
+    def save(self) -> None:
+        """Write the file (temp file, fsync, rename: a crash leaves the old one whole)."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps(self.file.model_dump(mode="json"), indent=1, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _read_checkpoints(path: Path) -> CheckpointFile:
+    fix = ("delete it or pass --rescan (the keeper then scans every market from its "
+           "creation block and writes the file again)")
+    try:
+        return CheckpointFile.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}"
+                             for e in exc.errors()[:3])
+        raise CheckpointError(f"{path} is not a valid keeper checkpoint file ({problems}): "
+                              f"{fix}") from exc
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the keeper checkpoint file {path} ({exc}): "
+                              f"{fix}") from exc
+
+
+class MarketScan(BaseModel):
+    """What one pass read of one market's events: blocks `first`..`last` (none when
+    `first > last`) in `queries` log queries; `discarded` says why the checkpoint was
+    dropped for a scan from the creation block."""
+
+    model_config = _MODEL
+
+    kind: Kind
+    number: int
+    market: str
+    created: int
+    first: int
+    last: int
+    queries: int
+    accounts: int
+    new_accounts: int
+    discarded: str | None = None
+
+    def note(self) -> str | None:
+        if self.discarded is None:
+            return None
+        return (f"{_KINDS[self.kind]} {self.number}: checkpoint discarded ({self.discarded}): "
+                f"rescanned from the market's creation at block {self.created:,}")
+
+
+def _address_topic(address: str) -> bytes:
+    return bytes(12) + bytes.fromhex(checksum(address)[2:])
+
+
+def market_creation_block(chain: Chain, factory: Contract, market: str) -> int:
+    """The block of `factory`'s `MarketCreated` event for `market`, where the market's
+    events start. A node that keeps state history finds it by a binary search on code
+    (`markets.creation_block`), which the event confirms; otherwise (a pruned node,
+    titanoboa) the factory's events name it, read from genesis."""
+    topics = [[factory.event_topic("MarketCreated")], None, [_address_topic(market)]]
+    guess = markets.creation_block(chain, market)
+    if chain.logs(factory.address, topics, guess, guess):
+        return guess
+    head = chain.head().number
+    for first in range(0, head + 1, LOG_PAGE):
+        found = chain.logs(factory.address, topics, first, min(first + LOG_PAGE - 1, head))
+        if found:
+            return found[0].block_number
+    return 0  # not this factory's event: read the market's events from genesis
+
+
+def _discarded(known: MarketCheckpoint, kind: Kind, deployed_at: datetime,
+               head: int) -> str | None:
+    """Why a market's checkpoint cannot be trusted on this chain, or None."""
+    if head < known.scanned_to:
+        return (f"the chain's head, block {head:,}, is below the checkpoint's block "
+                f"{known.scanned_to:,}: a restarted node or a reorg")
+    if known.deployed_at != deployed_at:
+        return "it predates the deployments file: a redeployed suite"
+    if known.kind != kind:
+        return f"it was recorded for a {known.kind} market"
+    return None
+
+
+def scan_accounts(client: Client, checkpoints: Checkpoints, kind: Kind, number: int,
+                  market: Contract, factory: Contract,
+                  events: dict[str, str]) -> tuple[list[str], MarketScan]:
+    """Every account `market`'s `events` name (`events[name]`: the field), in order of
+    first appearance, from its creation block to the head: the checkpoint's accounts
+    plus those of the blocks since it (one log query per `LOG_PAGE` blocks)."""
+    chain = client.chain
+    head = chain.head().number
+    deployed_at = client.deployed.deployed_at
+    known = checkpoints.get(chain.chain_id, market.address)
+    why = None if known is None else _discarded(known, kind, deployed_at, head)
+    if known is None or why is not None:
+        created = market_creation_block(chain, factory, market.address)
+        first, accounts = created, []
+    else:
+        created, accounts = known.created, known.accounts
+        first = max(known.scanned_to + 1 - checkpoints.margin, created)
+    seen = dict.fromkeys(accounts)
+    topics = [[market.event_topic(event) for event in events]]
+    queries = 0
+    for start in range(first, head + 1, LOG_PAGE):
+        queries += 1
+        for log in chain.logs(market.address, topics, start, min(start + LOG_PAGE - 1, head)):
+            for event, field in events.items():
+                decoded = market.decode_event(event, log)
+                if decoded is not None:
+                    seen.setdefault(checksum(decoded[field]), None)
+    checkpoints.put(MarketCheckpoint(
+        chain_id=chain.chain_id, market=market.address, kind=kind, deployed_at=deployed_at,
+        created=created, scanned_to=max(head, created), accounts=list(seen)))
+    return list(seen), MarketScan(kind=kind, number=number, market=market.address,
+                                  created=created, first=first, last=head, queries=queries,
+                                  accounts=len(seen), new_accounts=len(seen) - len(accounts),
+                                  discarded=why)
+
+
+@dataclass(frozen=True)
+class _ScannedPool(pool_client._Pool):
+    """A lending market whose borrowers are the keeper's scan (`pool.loans` otherwise
+    reads every event since the market's creation on each call)."""
+
+    scanned: tuple[str, ...] = ()
+
+    def borrowers(self) -> list[str]:
+        return list(self.scanned)
+
+
+# ---------------------------------------------------------------------------------
+# Plans
+# ---------------------------------------------------------------------------------
 
 
 def predict(book: pool_client.LoanBook, loan: pool_client.Loan,
@@ -78,6 +348,7 @@ class LendingPass(BaseModel):
     due: list[LoanLiquidation]
     max_repay: int
     txs: list[Tx]  # the approval (if one is missing), then one liquidation per loan
+    scan: MarketScan  # what this pass read of the market's events
 
     def line(self, loan: LoanLiquidation, verb: str, repaid: int, seized: int,
              bad_debt: int) -> str:
@@ -128,6 +399,7 @@ class PerpPass(BaseModel):
     open_positions: int
     due: list[PerpLiquidation]
     txs: list[Tx]
+    scan: MarketScan  # what this pass read of the market's events
 
     def lines(self, dry_run: bool) -> list[str]:
         refusal = self.index.refusal
@@ -159,6 +431,11 @@ class KeeperPlan(BaseModel):
     notes: list[str] = []
     covers_lending: bool = True
     covers_perps: bool = True
+
+    @property
+    def scans(self) -> list[MarketScan]:
+        """What the pass read of each market's events."""
+        return [p.scan for p in self.lending] + [p.scan for p in self.perps]
 
     @property
     def loans_due(self) -> int:
@@ -205,9 +482,13 @@ def _numbers(client: Client, wanted: Sequence[int] | None,
     return [n for number in wanted for n in listing(client, number)]
 
 
-def _lending_pass(client: Client, keeper: str, number: int,
-                  max_repay: str | Decimal | None) -> LendingPass:
-    book = pool_client.loans(client, number)
+def _lending_pass(client: Client, keeper: str, number: int, max_repay: str | Decimal | None,
+                  checkpoints: Checkpoints) -> LendingPass:
+    m = pool_client._load(client, number)
+    borrowers, scan = scan_accounts(client, checkpoints, "lending", number, m.pool,
+                                    client.lending_factory(), LENDING_EVENTS)
+    parts = {f.name: getattr(m, f.name) for f in fields(m)}
+    book = pool_client._book(_ScannedPool(**parts, scanned=tuple(borrowers)))
     cap = MAX_UINT256 if max_repay is None else book.asset.parse(max_repay, "max_repay")
     due = []
     for loan in book.liquidatable:
@@ -226,7 +507,7 @@ def _lending_pass(client: Client, keeper: str, number: int,
         txs += [pool.liquidate.tx(d.borrower, cap, what=f"liquidate {d.borrower}") for d in due]
     return LendingPass(number=number, address=book.address, asset=book.asset,
                        collateral=book.collateral, price=book.price, open_loans=len(book.loans),
-                       due=due, max_repay=cap, txs=txs)
+                       due=due, max_repay=cap, txs=txs, scan=scan)
 
 
 def _lending_problems(client: Client, keeper: str, passes: Sequence[LendingPass]) -> list[str]:
@@ -255,12 +536,16 @@ def _lending_problems(client: Client, keeper: str, passes: Sequence[LendingPass]
     return problems
 
 
-def _perp_pass(client: Client, number: int) -> PerpPass:
+def _perp_pass(client: Client, number: int, checkpoints: Checkpoints) -> PerpPass:
     view = perp_client.market(client, number)
+    m = perp_client._load(client, number)
+    traders, scan = scan_accounts(client, checkpoints, "perp", number, m.market,
+                                  client.perp_factory(), PERP_EVENTS)
     due: list[PerpLiquidation] = []
     opened = 0
     if view.index.refusal is None:
-        for pos in perp_client.positions(client, number):
+        for who in traders:
+            pos = perp_client._position(m, who, view.index)
             if pos.size == 0:
                 continue
             opened += 1
@@ -275,16 +560,20 @@ def _perp_pass(client: Client, number: int) -> PerpPass:
     return PerpPass(number=number, address=view.address, feed=view.feed, asset=view.asset,
                     index=view.index, open_positions=opened, due=due,
                     txs=[market.liquidate.tx(d.account, what=f"liquidate {d.account}")
-                         for d in due])
+                         for d in due], scan=scan)
 
 
 def plan_pass(client: Client, keeper: str, pools: Sequence[int] | None = None,
               perps: Sequence[int] | None = None, *,
-              max_repay: str | Decimal | None = None) -> KeeperPlan:
+              max_repay: str | Decimal | None = None,
+              checkpoints: Checkpoints | None = None) -> KeeperPlan:
     """One keeper pass over lending markets `pools` and perp markets `perps`: None is
     every market of that factory, `[]` none (BadInput for an unknown number).
     `max_repay` caps each loan's repayment, in units of the market's loan asset as a
-    person types them (`"1000"`; default the whole debt)."""
+    person types them (`"1000"`; default the whole debt). Each market's accounts come
+    from its events since `checkpoints` (None: from its creation block, remembered by
+    nothing), which are saved once every market is scanned."""
+    checkpoints = Checkpoints() if checkpoints is None else checkpoints
     who = address(keeper, "keeper")
     deployed = client.deployed
     notes = []
@@ -295,10 +584,12 @@ def plan_pass(client: Client, keeper: str, pools: Sequence[int] | None = None,
     if covers_perps and perps is None and deployed.perp_market_factory is None:
         notes.append("no PerpMarketFactory in the deployments file: perps skipped")
         covers_perps = False
-    lending = ([_lending_pass(client, who, n, max_repay)
+    lending = ([_lending_pass(client, who, n, max_repay, checkpoints)
                 for n in _numbers(client, pools, pool_client.numbers)] if covers_lending else [])
-    perpetual = ([_perp_pass(client, n) for n in _numbers(client, perps, perp_client.numbers)]
-                 if covers_perps else [])
+    perpetual = ([_perp_pass(client, n, checkpoints)
+                  for n in _numbers(client, perps, perp_client.numbers)] if covers_perps else [])
+    checkpoints.save()
+    notes += [note for p in [*lending, *perpetual] if (note := p.scan.note()) is not None]
     problems = _lending_problems(client, who, [p for p in lending if p.price.fresh])
     return KeeperPlan(keeper=who, lending=lending, perps=perpetual,
                       refusal=Refused("keeper", "; ".join(problems)) if problems else None,

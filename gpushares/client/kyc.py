@@ -114,6 +114,8 @@ def plan_freeze(client: Client, agent: str, investor: str, *, frozen: bool = Tru
     verb = "freeze" if frozen else "unfreeze"
     registry = client.registry()
     tx = registry.set_wallet_frozen.tx(who, frozen, what=f"{verb} wallet {who}")
+    if registry.custodian(who):
+        return Plan.of(tx, refusal=reasons.REGISTRY_CANNOT_FREEZE_CUSTODIAN)
     if bool(registry.is_frozen(who)) == frozen:
         return Plan.of(tx, refusal=reasons.REGISTRY_WALLET_ALREADY_FROZEN_STATE)
     if not registry.hasRole(FREEZER_ROLE, address(agent, "agent")):

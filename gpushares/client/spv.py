@@ -601,10 +601,16 @@ def plan_recover_wallet(client: Client, agent: str, spv_id: int, lost: str, new:
     old, fresh = _holder(lost, "lost"), _holder(new, "new")
     token = client.token(spv_id)
     tx = token.recover_wallet.tx(old, fresh, what=f"recover {old} -> {fresh}")
-    empty = int(token.balanceOf(old)) == 0 and int(token.claimable(old)) == 0
+    empty = (int(token.balanceOf(old)) == 0 and int(token.claimable(old)) == 0
+             and int(token.getFrozenTokens(old)) == 0)
+    # The token's order: role, same wallet, the new wallet's eligibility, then the lost
+    # key must be stopped (frozen, expired or removed), then something to recover.
+    last = (f"{reasons.TOKEN_RECOVERY_LOST_WALLET_ACTIVE} (`ape run kyc freeze --investor "
+            f"{old}`)" if int(client.registry().check_sender(old)) == 0
+            else reasons.TOKEN_LOST_WALLET_HOLDS_NO if empty else None)
     return _agent_move(client, token, spv_id, tx, "RECOVERY_ROLE", agent,
                        reasons.TOKEN_RECOVERY_SAME_WALLET if old == fresh else None, fresh,
-                       reasons.TOKEN_LOST_WALLET_HOLDS_NO if empty else None, rules)
+                       last, rules)
 
 
 def plan_grant_role(client: Client, admin: str, spv_id: int, role: str, account: str, *,
@@ -669,8 +675,10 @@ def plan_claim(client: Client, holder: str, spv_id: int) -> Plan:
     refusal = None
     if token.paused():
         refusal = reasons.TOKEN_PAUSED
-    elif client.registry().is_frozen(who):
+    elif (code := int(client.registry().income_code(who))) == Restriction.RECEIVER_FROZEN:
         refusal = reasons.TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT
+    elif code:
+        refusal = reasons.TOKEN_INCOME_JURISDICTION_BLOCKED
     elif owed == 0:
         refusal = f"{reasons.TOKEN_NOTHING_CLAIM} ({who} has nothing to claim on SPV {spv_id})"
     return Plan.of(tx, refusal=refusal)

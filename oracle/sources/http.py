@@ -9,13 +9,14 @@ and map each row to a `Quote` through a declarative `FieldMap`.
     )
     result = source.fetch()
 
-Transient failures (connect errors, timeouts, dropped connections, HTTP 429 and 5xx)
-are retried with exponential back-off (`backoff * 2**n` seconds, at most `max_backoff`,
-longer if the server sends a numeric Retry-After within that cap). Anything else (a
-4xx, a body that is not JSON or holds no rows list) raises `SourceError` at once: a
-retry would not fix it. Numbers in the body never reach a `Quote` as floats: a JSON
-float becomes `Decimal(repr(x))`, an int `Decimal(x)`, a numeric string is parsed as
-text; prices are kept to 8 decimals.
+Transient failures (connect errors, timeouts, dropped connections, HTTP 408, 429, 500,
+502, 503, 504) are retried by the oracle's one retry policy (`oracle.retry`): exponential
+back-off (`backoff * 2**n` seconds, at most `max_backoff`, shortened by random jitter,
+longer if the server sends a numeric Retry-After within that cap), each retry logged.
+Anything else (another 4xx or 5xx, a body that is not JSON or holds no rows list) raises
+`SourceError` at once: a retry would not fix it. Numbers in the body never reach a
+`Quote` as floats: a JSON float becomes `Decimal(repr(x))`, an int `Decimal(x)`, a
+numeric string is parsed as text; prices are kept to 8 decimals.
 
 Rows that cannot be used are skipped and counted: `not_an_object`, `missing:<field>`,
 `wrong_type:<field>`, `non_finite:<field>`, `not_a_number:<field>`,
@@ -28,6 +29,7 @@ Rows that cannot be used are skipped and counted: `not_an_object`, `missing:<fie
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -37,10 +39,19 @@ from typing import Annotated, Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from oracle.retry import (
+    TRANSIENT_STATUSES,
+    RetriesExhausted,
+    RetryPolicy,
+    TransientStatus,
+    parse_retry_after,
+)
 from oracle.sources import _common as c
 from oracle.sources.errors import SourceError
 from oracle.sources.history import RowCountHistory
 from oracle.sources.quote import Quote, SourceResult, SourceTier
+
+log = logging.getLogger(__name__)
 
 _PATH = re.compile(r"[^.]+(\.[^.]+)*")
 _MISSING = object()
@@ -155,6 +166,8 @@ class HttpJsonSource:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_bytes = max_bytes
+        self.retry_policy = RetryPolicy(attempts=retries + 1, initial_s=backoff,
+                                        max_wait_s=max_backoff)
         self.headers = {"Accept": "application/json", **(headers or {})}
         self.history = history
         self._client = client
@@ -193,41 +206,29 @@ class HttpJsonSource:
         return tally.result(self.name, fetched_at, history or self.history)
 
     def _download(self) -> tuple[int, bytes]:
-        attempts = self.retries + 1
-        problems: list[str] = []
-        for attempt in range(1, attempts + 1):
-            delay = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
-            try:
-                outcome = self._attempt()
-            except (httpx.TimeoutException, httpx.NetworkError,
-                    httpx.RemoteProtocolError) as exc:
-                problems.append(f"{type(exc).__name__}: {exc}" if str(exc)
-                                else type(exc).__name__)
-            else:
-                status, body, retry_after = outcome
-                if body is not None:
-                    return status, body
-                problems.append(f"HTTP {status}")
-                if retry_after is not None:
-                    delay = max(delay, min(retry_after, self.max_backoff))
-            if attempt < attempts:
-                self._sleep(delay)
-        raise SourceError(
-            f"source {self.name}: {self.url} failed {attempts} attempt(s) "
-            f"({'; '.join(problems)}); the server is down, overloaded or too slow: try "
-            "again later, or raise the timeout/retries if it is merely slow")
+        try:
+            return self.retry_policy.call(
+                self._attempt, what=f"source {self.name}: GET {self.url}", logger=log,
+                sleep=self._sleep,
+                advice="the server is down, overloaded or too slow: try again later, or "
+                       "raise the timeout/retries if it is merely slow")
+        except RetriesExhausted as exc:
+            raise SourceError(
+                f"source {self.name}: {self.url} failed {exc.attempts} attempt(s) "
+                f"({'; '.join(exc.errors)}); {exc.advice}") from exc
 
-    def _attempt(self) -> tuple[int, bytes | None, float | None]:
-        """One GET: (status, body, None) on success, (status, None, retry_after) when the
-        status is worth retrying (429, 5xx); raises SourceError for one that is not."""
+    def _attempt(self) -> tuple[int, bytes]:
+        """One GET: (status, body) on success; raises TransientStatus for a status worth
+        retrying (`oracle.retry.TRANSIENT_STATUSES`), SourceError for any other."""
         client = self._client or httpx.Client()
         try:
             with client.stream("GET", self._url, headers=self.headers,
                                timeout=httpx.Timeout(self.timeout),
                                follow_redirects=True) as response:
                 status = response.status_code
-                if status == 429 or 500 <= status <= 599:
-                    return status, None, _retry_after(response.headers.get("retry-after"))
+                if status in TRANSIENT_STATUSES:
+                    raise TransientStatus(status,
+                                          parse_retry_after(response.headers.get("retry-after")))
                 if not 200 <= status < 300:
                     hint = ("check the URL and any credentials in the headers"
                             if 400 <= status < 500 else "the server answered unexpectedly")
@@ -243,7 +244,7 @@ class HttpJsonSource:
                             f"source {self.name}: {self.url} sent more than {self.max_bytes} "
                             "bytes; raise max_bytes if the feed really is that large")
                     chunks.append(chunk)
-                return status, b"".join(chunks), None
+                return status, b"".join(chunks)
         except httpx.TooManyRedirects as exc:
             raise SourceError(f"source {self.name}: {self.url} redirects in a loop ({exc}); "
                               "configure the final URL") from exc
@@ -383,10 +384,3 @@ def _display_url(url: httpx.URL) -> str:
         key, eq, _value = part.partition("=")
         parts.append(f"{key}=***" if eq and _SECRET_PARAM.search(key) else part)
     return f"{base}?{'&'.join(parts)}"
-
-
-def _retry_after(value: str | None) -> float | None:
-    """A Retry-After header in seconds (the HTTP-date form is ignored)."""
-    if value is not None and value.strip().isdigit():
-        return float(int(value.strip()))
-    return None

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import tempfile
 import time
@@ -42,6 +43,13 @@ from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oracle import attest
+from oracle.retry import (
+    TRANSIENT_STATUSES,
+    RetriesExhausted,
+    RetryPolicy,
+    TransientStatus,
+    retry_after,
+)
 from oracle.telemetry.batch import (
     MAX_SAMPLES,
     SignedBatch,
@@ -56,7 +64,6 @@ from oracle.telemetry.nvsmi import parse_nvsmi
 from oracle.telemetry.samples import Sample, TelemetryError
 
 ENDPOINT = "/v1/telemetry"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class AgentState(BaseModel):
@@ -85,6 +92,9 @@ class NodeOutcome:
     @property
     def ok(self) -> bool:
         return self.status == "accepted"
+
+
+_LOG = logging.getLogger("oracle.telemetry.agent")
 
 
 class TelemetryAgent:
@@ -160,23 +170,33 @@ class TelemetryAgent:
         digest = batch_hash(signed.batch)
         body = signed.canonical()
         attempts = 0
-        last = "not attempted"
         last_status: int | None = None
-        while attempts <= self.retries:
-            if attempts:
-                self._sleep(self.backoff_s * 2 ** (attempts - 1))
+
+        def post() -> httpx.Response:
+            nonlocal attempts, last_status
             attempts += 1
-            try:
-                response = self._client.post(url + ENDPOINT, json=body)
-            except httpx.TransportError as exc:
-                last, last_status = f"{type(exc).__name__}: {exc}", None
-                continue
-            if response.status_code in RETRY_STATUSES or response.status_code >= 500:
-                last, last_status = f"HTTP {response.status_code}", response.status_code
-                continue
-            return _outcome(url, response, digest, attempts)
-        return NodeOutcome(url, "failed", last_status, None,
-                           f"gave up after {attempts} attempts: {last}", digest, attempts)
+            last_status = None
+            response = self._client.post(url + ENDPOINT, json=body)
+            if response.status_code in TRANSIENT_STATUSES:
+                last_status = response.status_code
+                raise TransientStatus(response.status_code,
+                                      retry_after(httpx.HTTPStatusError(
+                                          "", request=response.request, response=response)))
+            return response
+
+        # The oracle's one retry policy (oracle.retry): transport errors and transient
+        # statuses retried with exponential backoff, anything else answered at once.
+        policy = RetryPolicy(attempts=self.retries + 1, initial_s=self.backoff_s)
+        try:
+            response = policy.call(
+                post, what=f"POST {url}{ENDPOINT}", logger=_LOG, sleep=self._sleep,
+                advice="check that the node is up and reachable; the batch is kept and "
+                       "can be posted again (a node refuses a repeat as replayed)")
+        except RetriesExhausted as exc:
+            return NodeOutcome(url, "failed", last_status, None,
+                               f"gave up after {attempts} attempts: {exc.errors[-1]}",
+                               digest, attempts)
+        return _outcome(url, response, digest, attempts)
 
     # ------------------------------------------------------------------ state
 

@@ -622,6 +622,10 @@ def test_recover_a_lost_wallet(client: Client, spv_id: int):
     restricted(client, spv.plan_recover_wallet(client, AGENT, spv_id, ALICE, NEW_WALLET),
                AGENT, Restriction.RECEIVER_NOT_REGISTERED)
     register(client, NEW_WALLET)
+    active = spv.plan_recover_wallet(client, AGENT, spv_id, ALICE, NEW_WALLET)
+    assert refused_alike(client, active, AGENT).reason.startswith(
+        reasons.TOKEN_RECOVERY_LOST_WALLET_ACTIVE)
+    sent(client, kyc.plan_freeze(client, DEPLOYER, ALICE), DEPLOYER)  # stop the lost key
     sent(client, spv.plan_recover_wallet(client, AGENT, spv_id, ALICE, NEW_WALLET), AGENT)
     assert spv.holding(client, spv_id, NEW_WALLET).shares == 3000 * SHARE
     assert spv.holding(client, spv_id, ALICE).shares == 0

@@ -275,6 +275,10 @@ def test_recovery_moves_the_pooled_position_and_its_income(world):
     agent = _agent(w, RECOVERY_ROLE)
     with boa.env.prank(w.stranger), boa.reverts(reasons.POOL_NOT_RECOVERY_AGENT):
         w.pool.recover_position(lost, new)
+    with boa.env.prank(agent), boa.reverts(reasons.POOL_RECOVERY_LOST_WALLET_ACTIVE):
+        w.pool.recover_position(lost, new)  # the lost key could still act
+    with boa.env.prank(w.kyc):
+        w.registry.set_wallet_frozen(lost, True)
     with boa.env.prank(agent):
         w.pool.recover_position(lost, new)
     assert w.pool.position(lost) == (0, 0, 0)

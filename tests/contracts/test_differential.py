@@ -353,14 +353,13 @@ scenarios = st.builds(
 )
 
 
-# A pool's record: mostly as deployed; sometimes unregistered, expired, frozen, or
-# resident where the rules may block it (as a receiver: supply; as a sender: withdrawals
-# and liquidations).
+# A pool's record: mostly as deployed; sometimes unregistered, expired, or resident
+# where the rules may block it (as a receiver: supply; as a sender: withdrawals and
+# liquidations). Never wallet-frozen: the registry refuses to freeze a custodian.
 pool_holders = st.sampled_from([POOL_HOLDER] * 20 + [
     Holder(jurisdiction=None),
     Holder(US, accredited=True, expiry=0),
     Holder(US, accredited=True, expiry=-1),
-    Holder(US, accredited=True, wallet_frozen=True),
     Holder(CH, accredited=False),
     Holder(LI, accredited=True),
 ])
@@ -821,13 +820,8 @@ class World:
             elif op is PoolOperation.BORROW and amount > loan_limit(
                     counted_collateral(caller_party, pooled)):
                 pool_reason = reasons.POOL_BORROW_PUT_LOAN_ABOVE
-            elif op is PoolOperation.CLAIM_INCOME:
-                if market.income_owed(caller) == 0:
-                    pool_reason = reasons.POOL_NO_COLLATERAL_INCOME_CLAIM
-                elif sc.paused:  # the pool collects from the token first (it holds none)
-                    pool_reason = reasons.TOKEN_PAUSED
-                elif pool_party.wallet_frozen:
-                    pool_reason = reasons.TOKEN_WALLET_FROZEN_COMPLIANCE_AGENT
+            elif op is PoolOperation.CLAIM_INCOME and market.income_owed(caller) == 0:
+                pool_reason = reasons.POOL_NO_COLLATERAL_INCOME_CLAIM
 
         def report() -> str:
             return (
@@ -1155,10 +1149,10 @@ POOL_GUARD: list[tuple[PoolScenario, Restriction, str | None]] = [
      R.RECEIVER_ELIGIBILITY_EXPIRED, None),
     (dataclasses.replace(WITHDRAW_TO, rules=US_UNCLEAR), R.ASSET_TITLE_NOT_RECOGNISED, None),
     (dataclasses.replace(WITHDRAW_TO, rules=US_UNCLEAR, other=SPV_OF_A), R.SUCCESS, None),
-    # The pool itself sends the shares: its own record counts.
-    (dataclasses.replace(WITHDRAW_TO, pool_holder=Holder(US, accredited=True,
-                                                         wallet_frozen=True)),
-     R.SENDER_FROZEN, None),
+    # The pool itself sends the shares: its own record counts (it is never
+    # wallet-frozen: the registry refuses to freeze a custodian).
+    (dataclasses.replace(WITHDRAW_TO, pool_holder=Holder(US, accredited=True, expiry=0)),
+     R.SENDER_ELIGIBILITY_EXPIRED, None),
     (dataclasses.replace(WITHDRAW_TO, pool_holder=Holder(jurisdiction=None)),
      R.SENDER_NOT_REGISTERED, None),
     # claim_income and borrow: the caller must be a holder the rules let hold the shares.
@@ -1169,7 +1163,7 @@ POOL_GUARD: list[tuple[PoolScenario, Restriction, str | None]] = [
      R.RECEIVER_JURISDICTION_BLOCKED, None),
     (dataclasses.replace(POOL_BASE, op="claim", caller=CAROL), R.SUCCESS,
      reasons.POOL_NO_COLLATERAL_INCOME_CLAIM),
-    (dataclasses.replace(POOL_BASE, op="claim", paused=True), R.SUCCESS, reasons.TOKEN_PAUSED),
+    (dataclasses.replace(POOL_BASE, op="claim", paused=True), R.TOKEN_PAUSED, None),
     (dataclasses.replace(POOL_BASE, op="borrow", amount="limit"), R.SUCCESS, None),
     (dataclasses.replace(POOL_BASE, op="borrow", amount="limit+1"), R.SUCCESS,
      reasons.POOL_BORROW_PUT_LOAN_ABOVE),

@@ -1,6 +1,8 @@
-"""FeedAdapter: Chainlink's AggregatorV3 interface over one OracleHub feed (metadata,
-latest and historical rounds, the 256-round ring), and a consumer written the way the
-adapter's docs ask (staleness against the heartbeat, answer > 0)."""
+"""FeedAdapter: Chainlink's AggregatorV2V3 interface over one OracleHub feed (metadata,
+latest and historical rounds, the 256-round ring; the legacy V2 views read 0 where V3
+reverts), and a consumer written the way the adapter's docs ask (staleness against the
+heartbeat, answer > 0). ERC-165 ids and the V2 views in depth:
+tests/contracts/test_standard_interfaces.py."""
 
 from __future__ import annotations
 
@@ -73,6 +75,8 @@ def test_adapter_of_an_unknown_feed_reads_empty(hub):
     assert stray.description() == "" and stray.heartbeat() == 0
     with boa.reverts(oh.NO_DATA):
         stray.latestRoundData()
+    assert (stray.latestAnswer(), stray.latestTimestamp(), stray.latestRound()) == (0, 0, 0)
+    assert stray.getAnswer(1) == stray.getTimestamp(1) == 0
 
 
 def test_no_data_before_the_first_report(adapter):
@@ -81,6 +85,8 @@ def test_no_data_before_the_first_report(adapter):
     for round_id in (0, 1, 2, 256):
         with boa.reverts(oh.ROUND_NOT_YET):
             adapter.getRoundData(round_id)
+        assert adapter.getAnswer(round_id) == adapter.getTimestamp(round_id) == 0  # V2: 0
+    assert (adapter.latestAnswer(), adapter.latestTimestamp(), adapter.latestRound()) == (0, 0, 0)
 
 
 def test_rounds_follow_the_reports(adapter, hub, dom, signer):
@@ -93,6 +99,9 @@ def test_rounds_follow_the_reports(adapter, hub, dom, signer):
     for round_id, (value, observed) in enumerate(history, start=1):
         assert adapter.getRoundData(round_id) == (round_id, value, observed, observed, round_id)
         assert hub.get_round_data(oh.FEED_ID, round_id) == adapter.getRoundData(round_id)
+        assert (adapter.getAnswer(round_id), adapter.getTimestamp(round_id)) == (value, observed)
+    assert (adapter.latestRound(), adapter.latestAnswer(), adapter.latestTimestamp()) == (
+        len(history), *history[-1])
     for future in (5, 6, 2**80 - 1):
         with boa.reverts(oh.ROUND_NOT_YET):
             adapter.getRoundData(future)
@@ -137,8 +146,10 @@ def test_ring_keeps_the_last_256_rounds(adapter, hub, dom, signer, oracle_admin)
     for n in range(1, latest - oh.RING_SIZE + 1):
         with boa.reverts(oh.ROUND_GONE):
             adapter.getRoundData(n)
+        assert adapter.getAnswer(n) == adapter.getTimestamp(n) == 0  # V2: gone reads 0
     for n in range(latest - oh.RING_SIZE + 1, latest + 1):
         assert adapter.getRoundData(n) == (n, *history[n], history[n][1], n)
+        assert (adapter.getAnswer(n), adapter.getTimestamp(n)) == history[n]
     for future in (latest + 1, latest + oh.RING_SIZE, 0):
         with boa.reverts(oh.ROUND_NOT_YET):
             adapter.getRoundData(future)

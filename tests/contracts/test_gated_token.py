@@ -369,8 +369,10 @@ AGENT_CALLS = [
 
 
 @pytest.mark.parametrize(("fn", "role", "args"), AGENT_CALLS, ids=[c[0] for c in AGENT_CALLS])
-def test_agent_functions_need_their_own_role(holders, operator, stranger, alice, bob, fn, role,
-                                             args):
+def test_agent_functions_need_their_own_role(holders, registry, compliance_admin, operator,
+                                             stranger, alice, bob, fn, role, args):
+    if fn == "recover_wallet":  # a recovery needs the lost wallet frozen in the registry
+        _freeze_wallet(registry, compliance_admin, alice)
     for caller in (stranger, alice, operator):  # not even the token's admin by default
         with boa.env.prank(caller), boa.reverts(MISSING_ROLE):
             getattr(holders, fn)(*args(alice, bob))
@@ -443,10 +445,19 @@ def test_recovery_to_an_ineligible_wallet_is_refused(agents, registry, complianc
 def test_recovery_of_an_empty_wallet_is_refused(agents, registry, compliance_admin, agent, bob,
                                                 stranger):
     register(registry, compliance_admin, stranger)
+    _freeze_wallet(registry, compliance_admin, stranger)
     with boa.env.prank(agent):
-        agents.setFrozenTokens(stranger, SHARE)  # a freeze alone is nothing to recover
         with boa.reverts(reasons.TOKEN_LOST_WALLET_HOLDS_NO):
             agents.recover_wallet(stranger, bob)
+        # A freeze alone is recovered: it may cover the holder's shares in a pool
+        # (the pool's recover_position then follows it).
+        agents.setFrozenTokens(stranger, SHARE)
+        before = agents.getFrozenTokens(bob)
+        agents.recover_wallet(stranger, bob)
+        with boa.reverts(reasons.TOKEN_LOST_WALLET_HOLDS_NO):  # nothing left
+            agents.recover_wallet(stranger, bob)
+    assert agents.getFrozenTokens(bob) == before + SHARE
+    assert agents.getFrozenTokens(stranger) == 0
 
 
 # ---------------------------------------------------------------------------------
@@ -538,11 +549,13 @@ def test_forced_transfer_shrinks_the_partial_freeze_it_takes(agents, agent, alic
     assert (frozen.user, frozen.amount) == (alice, 10 * SHARE)
     assert token.getFrozenTokens(alice) == 10 * SHARE == token.balanceOf(alice)
     with boa.env.prank(agent):
-        token.setFrozenTokens(alice, 1_000 * SHARE)  # above the balance
+        token.setFrozenTokens(alice, 1_000 * SHARE)  # above the balance (pooled shares)
         token.forcedTransfer(alice, bob, 10 * SHARE)
-        emptied = _event(token, "Frozen")
-    assert (emptied.user, emptied.amount) == (alice, 0)
-    assert token.getFrozenTokens(alice) == 0 and token.balanceOf(alice) == 0
+        shrunk = _event(token, "Frozen")
+    # Only the 10 frozen shares taken leave the freeze: the rest keeps covering what
+    # the holder has outside the wallet (a pool position).
+    assert (shrunk.user, shrunk.amount) == (alice, 990 * SHARE)
+    assert token.getFrozenTokens(alice) == 990 * SHARE and token.balanceOf(alice) == 0
     assert token.balanceOf(bob) == 150 * SHARE
 
 
@@ -631,6 +644,7 @@ def test_recover_wallet_income_is_conserved_up_to_rounding(token, registry, comp
             for amount in income:
                 token.distribute(amount)
         old_claimable, new_claimable = token.claimable(alice), token.claimable(bob)
+        _freeze_wallet(registry, compliance_admin, alice)
         with boa.env.prank(agent):
             token.recover_wallet(alice, bob)
             event = _event(token, "WalletRecovered")
@@ -678,6 +692,10 @@ def test_recover_wallet_with_income_only(agents, funded, registry, compliance_ad
         token.transfer(bob, 100 * SHARE)  # sold everything, income stays behind
     new_wallet = boa.env.generate_address("alice-new")
     register(registry, compliance_admin, new_wallet)
+    with boa.env.prank(agent), boa.reverts(reasons.TOKEN_RECOVERY_LOST_WALLET_ACTIVE):
+        token.recover_wallet(alice, new_wallet)  # the lost key could still move shares
+    with boa.env.prank(compliance_admin):
+        registry.remove_investor(alice)  # ... or be frozen: removed is enough
     with boa.env.prank(agent):
         token.recover_wallet(alice, new_wallet)
         recovered = _event(token, "WalletRecovered")
@@ -836,7 +854,9 @@ def test_an_expired_or_removed_holder_can_still_claim(holders, funded, registry,
         assert holders.claim() == 50 * USDC
 
 
-def test_recovery_saturates_frozen_amounts(agents, agent, alice, bob):
+def test_recovery_saturates_frozen_amounts(agents, registry, compliance_admin, agent, alice,
+                                           bob):
+    _freeze_wallet(registry, compliance_admin, alice)
     with boa.env.prank(agent):
         agents.setFrozenTokens(alice, 2**256 - 1)  # "freeze everything"
         agents.setFrozenTokens(bob, 2**256 - 1)

@@ -1454,3 +1454,25 @@ def test_a_settled_gain_never_overflows_the_margin_fields(world18):
         m.withdraw_margin(1)
     assert w.size_of(alice) == size
     assert m.market()[4] == fees
+
+
+def test_erc165_answers_for_erc165_and_access_control_only(world):
+    """ERC-165 0x01ffc9a7 and snekmate's IAccessControl 0x7965db0b (the XOR of hasRole,
+    getRoleAdmin, grantRole, revokeRole and renounceRole); anything else is refused."""
+    from eth_utils import keccak
+
+    def selector(signature: str) -> int:
+        return int.from_bytes(keccak(text=signature)[:4], "big")
+
+    access = 0
+    for signature in ("hasRole(bytes32,address)", "getRoleAdmin(bytes32)",
+                      "grantRole(bytes32,address)", "revokeRole(bytes32,address)",
+                      "renounceRole(bytes32,address)"):
+        access ^= selector(signature)
+    assert access == 0x7965DB0B
+    assert selector("supportsInterface(bytes4)") == 0x01FFC9A7
+    market = world.market
+    assert market.supportsInterface((0x01FFC9A7).to_bytes(4, "big"))
+    assert market.supportsInterface(access.to_bytes(4, "big"))
+    for other in (0xFFFFFFFF, 0, 0x36372B07, 0x87DFE5A0):
+        assert not market.supportsInterface(other.to_bytes(4, "big")), hex(other)

@@ -17,7 +17,7 @@ from typing import Any
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from oracle import attest, reports
+from oracle import attest, canonical, reports
 from oracle.entries import ReportEntry
 from oracle.log import AttestationLog
 
@@ -229,7 +229,8 @@ def leaf_data(leaf: bytes) -> dict[str, Any]:
 
 
 def to_leaf(data: dict[str, Any]) -> bytes:
-    return attest.canonical_json(data)
+    """`data` (a decoded leaf, perhaps doctored) written in its entry format version."""
+    return canonical.jcs(data) if data.get("v") == 2 else canonical.legacy_v1(data)
 
 
 def renumbered(rows: Sequence[Row]) -> list[Row]:

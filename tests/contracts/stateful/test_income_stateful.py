@@ -359,9 +359,13 @@ class ShareIncomeMachine(RuleBasedStateMachine):
                     call()
             else:
                 call()  # works while paused and from frozen wallets and frozen shares
+                # The freeze shrinks by the frozen shares taken only (a freeze above the
+                # balance keeps covering what the holder has in a pool).
+                free = self.balances[src] - min(self.frozen_tokens[src], self.balances[src])
+                if amount > free:
+                    self.frozen_tokens[src] -= amount - free
                 self.balances[src] -= amount
                 self.balances[dst] += amount
-                self.frozen_tokens[src] = min(self.frozen_tokens[src], self.balances[src])
 
     @rule(data=st.data(), to_new_wallet=st.booleans())
     def recover_wallet(self, data, to_new_wallet):
@@ -392,7 +396,14 @@ class ShareIncomeMachine(RuleBasedStateMachine):
                 with boa.reverts(message(Restriction.RECEIVER_FROZEN)):
                     self.token.recover_wallet(lost, new)
                 return
-            if self.balances[src] == 0 and income == 0:
+            if not self.wallet_frozen[src]:
+                # The lost key could still act: the registry must stop it first.
+                with boa.reverts(reasons.TOKEN_RECOVERY_LOST_WALLET_ACTIVE):
+                    self.token.recover_wallet(lost, new)
+                with boa.env.prank(self.compliance):
+                    self.registry.set_wallet_frozen(lost, True)
+                self.wallet_frozen[src] = True
+            if self.balances[src] == 0 and income == 0 and self.frozen_tokens[src] == 0:
                 with boa.reverts(reasons.TOKEN_LOST_WALLET_HOLDS_NO):
                     self.token.recover_wallet(lost, new)
                 return

@@ -1,0 +1,245 @@
+"""Reentrancy through the margin asset's transfer hook (issue 23).
+
+The margin asset is a `HookToken`: once armed it calls back into the market from
+inside `transfer` / `transferFrom`, with `msg.sender` the token (an attacker-controlled
+ERC-777-style hook). Every PerpMarket function that moves the margin asset is the outer
+call; every function under the market's one `@nonreentrant` lock is tried as the
+re-entry. The re-entry must revert at the market's entry, reasonless and before it calls
+anything (Vyper's lock), the hook bubbles that revert so the outer call reverts as a
+whole, and nothing moves: the market's storage and every token balance are unchanged.
+
+The outer calls are found in the source, not listed by hand alone:
+`test_every_function_that_moves_the_margin_asset_is_an_outer_call` fails when a new
+external function reaches `_pull` / `_pay` without a case here, and
+`test_every_locked_function_is_tried_as_a_reentry` when a new locked function has no
+re-entry payload. Trades and closes move no asset (the margin stays in the market):
+`test_trades_and_closes_move_no_asset` checks that the hook never fires in them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import boa
+import pytest
+from boa.contracts.base_evm_contract import BoaError
+
+from tests.contracts import deployers
+from tests.contracts.perp_helpers import MAX_UINT, WAD, PerpWorld, build_perp_world
+
+SOURCE = deployers.CONTRACTS / "PerpMarket.vy"
+
+#: The outer calls: every way the market moves the margin asset (the hook fires in the
+#: asset's `transferFrom` for the first two, in its `transfer` for the rest).
+OUTER = ["deposit_margin", "fund_insurance", "withdraw_margin", "withdraw_margin_with_position",
+         "liquidate", "collect_fees"]
+#: The re-entries: every function under the lock, called by the hook token.
+INNER = ["deposit_margin", "withdraw_margin", "modify_position", "close_position", "liquidate",
+         "fund_insurance", "collect_fees"]
+#: (outer, inner) pairs where the re-entry would fail on its own after the outer call
+#: (the outer `collect_fees` leaves no fees to collect): the lock is not the only
+#: guard, so only the reasonless revert at entry tells it was the lock.
+FAILS_ANYWAY_AFTER = {("collect_fees", "collect_fees")}
+
+
+class HookPerpWorld:
+    """A market margined in a HookToken. The hook token's own address is a complete
+    participant (margin, an open short, asset approved), a second victim stays
+    liquidatable and fees are accrued, so every re-entry the hook makes succeeds
+    outside a reentrancy: only the market's lock can stop it."""
+
+    def __init__(self):
+        self.hook = deployers.HOOK_TOKEN.deploy()
+        w: PerpWorld = build_perp_world(asset=self.hook, label="perp-hook", n_traders=4)
+        self.w, self.m, self.h, u = w, w.market, self.hook.address, w.unit
+        self.depositor, self.trader, self.victim, self.victim2 = w.traders
+        w.deposit(self.h, 50_000 * u)
+        w.trade(self.h, -5_000 * WAD)
+        w.deposit(self.trader, 50_000 * u)
+        w.trade(self.trader, 20_000 * WAD)
+        w.deposit(self.depositor, 1_000 * u)
+        for victim in (self.victim, self.victim2):
+            w.deposit(victim, 3_000 * u)
+            w.trade(victim, 10_000 * WAD)
+        assert w.set_price(180 * 10**6)  # 2.00 -> 1.80 USD: the 10x longs fall below
+        for account in (self.depositor, w.insurer, self.h):
+            w.fund(account, 10**15)
+        m = self.m
+        assert m.can_liquidate(self.victim) and m.can_liquidate(self.victim2)
+        assert not m.can_liquidate(self.h) and not m.can_liquidate(self.trader)
+        assert m._storage._book.get() >> 128 > 0  # fees to collect
+        assert m.deficit() == 0 and m.insurance_fund() > 0
+
+    def outer(self, name: str):
+        """The victim operation, whose asset transfer fires the hook."""
+        m, u, w = self.m, self.w.unit, self.w
+        calls = {
+            "deposit_margin": (self.depositor, lambda: m.deposit_margin(100 * u)),
+            "fund_insurance": (w.insurer, lambda: m.fund_insurance(100 * u)),
+            "withdraw_margin": (self.depositor, lambda: m.withdraw_margin(100 * u)),
+            "withdraw_margin_with_position": (self.trader, lambda: m.withdraw_margin(100 * u)),
+            "liquidate": (w.keeper, lambda: m.liquidate(self.victim)),
+            "collect_fees": (w.stranger, lambda: m.collect_fees()),
+        }
+        sender, fn = calls[name]
+
+        def run():
+            with boa.env.prank(sender):
+                return fn()
+
+        return run
+
+    def inner(self) -> dict[str, bytes]:
+        """Calls back into the market, made by the hook token (msg.sender = its address)."""
+        m, u = self.m, self.w.unit
+        return {
+            "deposit_margin": m.deposit_margin.prepare_calldata(u),
+            "withdraw_margin": m.withdraw_margin.prepare_calldata(u),
+            "modify_position": m.modify_position.prepare_calldata(100 * WAD, MAX_UINT),
+            "close_position": m.close_position.prepare_calldata(MAX_UINT),
+            "liquidate": m.liquidate.prepare_calldata(self.victim2),
+            "fund_insurance": m.fund_insurance.prepare_calldata(u),
+            "collect_fees": m.collect_fees.prepare_calldata(),
+        }
+
+    def reenter_alone(self, payload: bytes) -> bool:
+        """The hook token's call, made outside any reentrancy: does it go through?"""
+        with boa.env.anchor():
+            return not boa.env.raw_call(self.m.address, sender=self.h, data=payload).is_error
+
+    def state(self) -> tuple:
+        w, m, s = self.w, self.m, self.m._storage
+        accounts = (self.h, self.depositor, self.trader, self.victim, self.victim2, w.keeper,
+                    w.insurer, w.stranger, w.fee_recipient)
+        return (
+            m.cash(),
+            m.deficit(),
+            m.market(),
+            m.insurance_fund(),
+            tuple(v.get() for v in (s._funding, s._oi, s._sum_size_price, s._sum_size_funding,
+                                    s._book, s._params_a, s._params_b)),
+            tuple(m.position(a) for a in accounts),
+            tuple(self.hook.balanceOf(a) for a in (*accounts, m.address)),
+            self.hook.totalSupply(),
+        )
+
+
+@pytest.fixture(scope="module")
+def hw() -> HookPerpWorld:
+    return HookPerpWorld()
+
+
+def _deepest_error(frame):
+    while True:
+        failed = [child for child in frame.children if child.is_error]
+        if not failed:
+            return frame
+        frame = failed[-1]
+
+
+@pytest.mark.parametrize("inner", INNER)
+@pytest.mark.parametrize("outer", OUTER)
+def test_reentry_through_the_margin_asset_hook_is_refused(hw, outer, inner):
+    m, hook = hw.m, hw.hook
+    run = hw.outer(outer)
+    payload = hw.inner()[inner]
+    # Outside a reentrancy the re-entry goes through in this very state, and (but for
+    # the one pair that cannot) in the state the outer call leaves behind too.
+    assert hw.reenter_alone(payload), inner
+    with boa.env.anchor():
+        run()  # without a hook the outer operation goes through
+        assert (outer, inner) in FAILS_ANYWAY_AFTER or hw.reenter_alone(payload), inner
+    before = hw.state()
+    with boa.env.anchor():
+        hook.arm(m.address, payload)
+        try:
+            run()
+        except BoaError as error:
+            deepest = _deepest_error(error.call_trace)
+            # The re-entry reverted in the market at entry, without a reason and before
+            # calling anything: the nonreentrant lock.
+            assert str(deepest.address) == str(m.address)
+            assert deepest.selector == payload[:4]
+            assert deepest.children == [] and deepest.output == b""
+            # The hook bubbled it: the outer call reverted with the same empty reason.
+            assert error.call_trace.output == b""
+        else:
+            raise AssertionError(f"{outer}: re-entrant {inner} did not revert")
+        assert hook.armed()  # the whole outer call, hook included, was rolled back
+        assert hw.state() == before  # no value moved
+    assert not hook.armed()
+
+
+@pytest.mark.parametrize("outer", OUTER)
+def test_hook_that_reads_a_view_lets_the_call_through(hw, outer):
+    """Control: the hook really fires inside each outer call, and a call that takes no
+    lock (a view) goes through without changing the outcome."""
+    m, hook = hw.m, hw.hook
+    run = hw.outer(outer)
+    with boa.env.anchor():
+        expected = run()
+        after = hw.state()
+    with boa.env.anchor():
+        hook.arm(m.address, m.insurance_fund.prepare_calldata())
+        assert run() == expected
+        assert not hook.armed()  # it fired
+        assert hw.state() == after
+
+
+@pytest.mark.parametrize("trade", ["modify_position", "close_position"])
+def test_trades_and_closes_move_no_asset(hw, trade):
+    """Trades settle into the margin, which stays in the market: the asset is never
+    called, so there is no hook to re-enter through."""
+    m, hook = hw.m, hw.hook
+    hook.arm(m.address, hw.inner()["withdraw_margin"])
+    balances = (hook.balanceOf(hw.trader), hook.balanceOf(m.address))
+    with boa.env.prank(hw.trader):
+        if trade == "modify_position":
+            m.modify_position(-1_000 * WAD, 0)
+        else:
+            m.close_position(0)
+    assert hook.armed()  # the hook never fired
+    assert (hook.balanceOf(hw.trader), hook.balanceOf(m.address)) == balances
+
+
+# ---------------------------------------------------------------------------------
+# The case lists above against the source
+# ---------------------------------------------------------------------------------
+
+
+def _functions(source: str) -> dict[str, tuple[list[str], str]]:
+    """Top-level functions of a Vyper source: name -> (decorators, body)."""
+    out: dict[str, tuple[list[str], str]] = {}
+    decorators: list[str] = []
+    for block in re.split(r"\n(?=\S)", source):  # top-level statements
+        if block.startswith("@"):
+            decorators.append(block.strip())
+        elif match := re.match(r"def (\w+)\(", block):
+            out[match[1]] = (decorators, block)
+            decorators = []
+        else:
+            decorators = []
+    return out
+
+
+def _moves_the_asset(functions, name, seen=()) -> bool:
+    _decorators, body = functions[name]
+    if re.search(r"extcall (_ASSET|IERC20\(\w+\))\.transfer", body):
+        return True
+    return any(_moves_the_asset(functions, callee, (*seen, name))
+               for callee in re.findall(r"self\.(_\w+)\(", body)
+               if callee in functions and callee not in seen)
+
+
+def test_every_function_that_moves_the_margin_asset_is_an_outer_call():
+    functions = _functions(SOURCE.read_text())
+    assert {"_pull", "_pay"} <= {n for n in functions if _moves_the_asset(functions, n)}
+    moving = {n for n, (d, _) in functions.items()
+              if "@external" in d and _moves_the_asset(functions, n)}
+    assert moving == {o.removesuffix("_with_position") for o in OUTER}
+
+
+def test_every_locked_function_is_tried_as_a_reentry():
+    functions = _functions(SOURCE.read_text())
+    locked = {n for n, (d, _) in functions.items() if "@external" in d and "@nonreentrant" in d}
+    assert locked == set(INNER)
