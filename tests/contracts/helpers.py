@@ -71,3 +71,21 @@ def register(registry, kyc, *accounts, jurisdiction: int = US, accredited: bool 
     with boa.env.prank(kyc):
         for account in accounts:
             registry.set_investor(account, jurisdiction, accredited, expires_at)
+
+
+# EIP-2612's typed data (EIP-712 domain and Permit struct), for signing permits.
+PERMIT_TYPES = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
+    "Permit": [
+        {"name": "owner", "type": "address"},
+        {"name": "spender", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+}

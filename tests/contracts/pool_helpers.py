@@ -129,6 +129,27 @@ class World:
         with boa.env.prank(account):
             self.token.approve(self.pool.address, MAX_UINT)
 
+    def supply(self, holder: str, shares: int) -> None:
+        """Mint `shares` to an eligible `holder` and post them as its own collateral."""
+        self.give_shares(holder, shares)
+        with boa.env.prank(holder):
+            self.pool.supply_collateral(shares, holder)
+
+    def distribute(self, amount: int) -> None:
+        """The SPV operator pays `amount` of rental income to the share holders."""
+        self.asset.mint(self.operator, amount)
+        with boa.env.prank(self.operator):
+            self.asset.approve(self.token.address, amount)
+            self.token.distribute(amount)
+
+    def agent(self, *roles: bytes, label: str = "agent") -> str:
+        """A new account holding the share token's agent `roles` (granted by the SPV)."""
+        account = boa.env.generate_address(label)
+        with boa.env.prank(self.operator):
+            for role in roles:
+                self.token.grantRole(role, account)
+        return account
+
     def register(self, *accounts: str, jurisdiction: int = US) -> None:
         with boa.env.prank(self.kyc):
             for account in accounts:

@@ -51,25 +51,10 @@ def world() -> World:
     return w
 
 
-def _agent(w: World, *roles: bytes) -> str:
-    agent = boa.env.generate_address("seam-agent")
-    with boa.env.prank(w.operator):
-        for role in roles:
-            w.token.grantRole(role, agent)
-    return agent
 
 
-def _supply(w: World, holder: str, shares: int) -> None:
-    w.give_shares(holder, shares)
-    with boa.env.prank(holder):
-        w.pool.supply_collateral(shares, holder)
 
 
-def _distribute(w: World, amount: int) -> None:
-    w.asset.mint(w.operator, amount)
-    with boa.env.prank(w.operator):
-        w.asset.approve(w.token.address, amount)
-        w.token.distribute(amount)
 
 
 # ---------------------------------------------------------------------------------
@@ -103,8 +88,8 @@ def test_a_position_whose_holder_became_ineligible_neither_borrows_nor_claims(wo
     """The rest of the attack path: a holder who moves to a blocked jurisdiction keeps
     its position but cannot borrow against it, take its income or withdraw it."""
     w, holder = world, world.borrowers[0]
-    _supply(w, holder, 1_000 * SHARE)
-    _distribute(w, 8_000 * w.unit)  # 1,000 of 8,000 shares pooled: 1,000 owed to holder
+    w.supply(holder, 1_000 * SHARE)
+    w.distribute(8_000 * w.unit)  # 1,000 of 8,000 shares pooled: 1,000 owed to holder
     assert w.pool.income_owed(holder) > 0
     w.register(holder, jurisdiction=KP)  # the KYC provider records a move to North Korea
     with boa.env.prank(holder), boa.reverts(BLOCKED_MESSAGE):
@@ -131,8 +116,8 @@ def test_an_unregistered_wallet_claims_no_pool_income(world):
 def test_a_full_token_freeze_stops_borrowing_against_and_moving_pooled_shares(world):
     w, holder, other = world, world.borrowers[0], world.borrowers[1]
     w.give_shares(holder, 400 * SHARE)
-    _supply(w, holder, 600 * SHARE)
-    freezer = _agent(w, FREEZER_ROLE)
+    w.supply(holder, 600 * SHARE)
+    freezer = w.agent(FREEZER_ROLE)
     with boa.env.prank(freezer):
         w.token.setFrozenTokens(holder, MAX_UINT)
     # Frozen shares back no new loan.
@@ -154,8 +139,8 @@ def test_a_partial_freeze_counts_the_pooled_collateral(world):
     """400 in the wallet, 600 pooled, 700 frozen: 300 may move, wherever they sit."""
     w, holder, other = world, world.borrowers[0], world.borrowers[1]
     w.give_shares(holder, 400 * SHARE)
-    _supply(w, holder, 600 * SHARE)
-    freezer = _agent(w, FREEZER_ROLE)
+    w.supply(holder, 600 * SHARE)
+    freezer = w.agent(FREEZER_ROLE)
     with boa.env.prank(freezer):
         w.token.setFrozenTokens(holder, 700 * SHARE)
     with boa.env.prank(holder), boa.reverts(message(Restriction.AMOUNT_FROZEN)):
@@ -175,9 +160,9 @@ def test_a_partial_freeze_counts_the_pooled_collateral(world):
 
 def test_agent_powers_refuse_the_pool_wallet_and_say_what_to_call(world):
     w, court = world, world.liquidator
-    _supply(w, w.borrowers[0], 500 * SHARE)
-    _supply(w, w.borrowers[1], 500 * SHARE)
-    agent = _agent(w, FREEZER_ROLE, FORCED_TRANSFER_ROLE, RECOVERY_ROLE)
+    w.supply(w.borrowers[0], 500 * SHARE)
+    w.supply(w.borrowers[1], 500 * SHARE)
+    agent = w.agent(FREEZER_ROLE, FORCED_TRANSFER_ROLE, RECOVERY_ROLE)
     refusal = reasons.TOKEN_CUSTODIAN_ACCOUNT
     with boa.env.prank(agent):
         with boa.reverts(refusal):
@@ -194,11 +179,11 @@ def test_agent_powers_refuse_the_pool_wallet_and_say_what_to_call(world):
 def test_a_seizure_through_the_pool_leaves_other_positions_whole(world):
     w, target, bystander, court = (world, world.borrowers[0], world.borrowers[1],
                                    world.liquidator)
-    _supply(w, target, 500 * SHARE)
-    _supply(w, bystander, 500 * SHARE)
+    w.supply(target, 500 * SHARE)
+    w.supply(bystander, 500 * SHARE)
     with boa.env.prank(w.stranger), boa.reverts(reasons.POOL_NOT_FORCED_TRANSFER_AGENT):
         w.pool.forced_withdraw(target, court, 500 * SHARE)
-    agent = _agent(w, FORCED_TRANSFER_ROLE)
+    agent = w.agent(FORCED_TRANSFER_ROLE)
     with boa.env.prank(agent):
         w.pool.forced_withdraw(target, court, 500 * SHARE)
     (seized,) = [e for e in w.pool.get_logs() if type(e).__name__ == "CollateralSeized"]
@@ -216,10 +201,10 @@ def test_a_seizure_through_the_pool_leaves_other_positions_whole(world):
 
 def test_a_seizure_keeps_the_lenders_claim_first(world):
     w, target, court = world, world.borrowers[0], world.liquidator
-    _supply(w, target, 1_000 * SHARE)
+    w.supply(target, 1_000 * SHARE)
     with boa.env.prank(target):
         w.pool.borrow(10_000 * w.unit, target)  # 66.7 % LTV at 15 USD
-    agent = _agent(w, FORCED_TRANSFER_ROLE)
+    agent = w.agent(FORCED_TRANSFER_ROLE)
     with boa.env.prank(agent), boa.reverts(reasons.POOL_WITHDRAWAL_PUT_LOAN_ABOVE):
         w.pool.forced_withdraw(target, court, 100 * SHARE)
     assert w.pool.position(target)[0] == 1_000 * SHARE
@@ -264,15 +249,15 @@ def test_recovery_moves_the_pooled_position_and_its_income(world):
     w, lost = world, world.borrowers[0]
     new = boa.env.generate_address("seam-new-wallet")
     w.register(new)
-    _supply(w, lost, 900 * SHARE)
+    w.supply(lost, 900 * SHARE)
     w.give_shares(w.borrowers[1], 7_100 * SHARE)  # 8,000 shares in all
     with boa.env.prank(lost):
         w.pool.borrow(1_000 * w.unit, lost)
-    _distribute(w, 8_000 * w.unit)  # 1 unit per share
+    w.distribute(8_000 * w.unit)  # 1 unit per share
     owed = w.pool.income_owed(lost)
     assert 900 * w.unit - 1 <= owed <= 900 * w.unit
     position = w.pool.position(lost)
-    agent = _agent(w, RECOVERY_ROLE)
+    agent = w.agent(RECOVERY_ROLE)
     with boa.env.prank(w.stranger), boa.reverts(reasons.POOL_NOT_RECOVERY_AGENT):
         w.pool.recover_position(lost, new)
     with boa.env.prank(agent), boa.reverts(reasons.POOL_RECOVERY_LOST_WALLET_ACTIVE):

@@ -53,12 +53,6 @@ def world() -> World:
     return w
 
 
-def _agent(w: World, *roles: bytes, label: str = "atk-agent") -> str:
-    agent = boa.env.generate_address(label)
-    with boa.env.prank(w.operator):
-        for role in roles:
-            w.token.grantRole(role, agent)
-    return agent
 
 
 def _wallet(w: World, label: str, jurisdiction: int = US) -> str:
@@ -67,17 +61,8 @@ def _wallet(w: World, label: str, jurisdiction: int = US) -> str:
     return account
 
 
-def _supply(w: World, holder: str, shares: int) -> None:
-    w.give_shares(holder, shares)
-    with boa.env.prank(holder):
-        w.pool.supply_collateral(shares, holder)
 
 
-def _distribute(w: World, amount: int) -> None:
-    w.asset.mint(w.operator, amount)
-    with boa.env.prank(w.operator):
-        w.asset.approve(w.token.address, amount)
-        w.token.distribute(amount)
 
 
 def _refused(sender: str, call, *args) -> bool:
@@ -123,8 +108,8 @@ def test_finding_forced_transfer_of_wallet_shares_unfreezes_pooled_shares(world)
     w, holder, court = world, world.borrowers[0], world.liquidator
     accomplice = _wallet(w, "atk-accomplice")
     w.give_shares(holder, 400 * SHARE)
-    _supply(w, holder, 600 * SHARE)
-    agent = _agent(w, FREEZER_ROLE, FORCED_TRANSFER_ROLE)
+    w.supply(holder, 600 * SHARE)
+    agent = w.agent(FREEZER_ROLE, FORCED_TRANSFER_ROLE)
     with boa.env.prank(agent):
         w.token.setFrozenTokens(holder, 1_000 * SHARE)
         w.token.forcedTransfer(holder, court, 400 * SHARE)
@@ -144,8 +129,8 @@ def test_finding_recover_position_drops_a_partial_freeze_on_pooled_shares(world)
     w, lost = world, world.borrowers[0]
     new = _wallet(w, "atk-new")
     accomplice = _wallet(w, "atk-accomplice")
-    _supply(w, lost, 600 * SHARE)
-    agent = _agent(w, FREEZER_ROLE, RECOVERY_ROLE)
+    w.supply(lost, 600 * SHARE)
+    agent = w.agent(FREEZER_ROLE, RECOVERY_ROLE)
     with boa.env.prank(agent):
         w.token.setFrozenTokens(lost, 600 * SHARE)
     with boa.env.prank(w.kyc):
@@ -174,8 +159,8 @@ def test_finding_recover_wallet_first_unfreezes_the_lost_wallets_pooled_shares(w
     new = _wallet(w, "atk-new")
     accomplice = _wallet(w, "atk-accomplice")
     w.give_shares(lost, 100 * SHARE)
-    _supply(w, lost, 600 * SHARE)
-    agent = _agent(w, FREEZER_ROLE, RECOVERY_ROLE)
+    w.supply(lost, 600 * SHARE)
+    agent = w.agent(FREEZER_ROLE, RECOVERY_ROLE)
     with boa.env.prank(agent):
         w.token.setFrozenTokens(lost, 700 * SHARE)
         # Fixed: no recovery while the lost key can still act ...
@@ -199,8 +184,8 @@ def test_finding_frozen_shares_end_up_backing_a_loan(world):
     and the loan is now backed only by frozen shares (3,000 of their value escaped)."""
     w, holder = world, world.borrowers[0]
     accomplice = _wallet(w, "atk-accomplice")
-    _supply(w, holder, 1_000 * SHARE)
-    agent = _agent(w, FREEZER_ROLE)
+    w.supply(holder, 1_000 * SHARE)
+    agent = w.agent(FREEZER_ROLE)
     with boa.env.prank(agent):
         w.token.setFrozenTokens(holder, 700 * SHARE)
     with boa.env.prank(holder):
@@ -218,10 +203,10 @@ def test_finding_forced_withdraw_into_a_custodian_orphans_the_shares(world, rece
     another pool (the shares land there with no position). `forcedTransfer` refuses a
     custodian receiver; the pool path does not."""
     w, target, bystander = world, world.borrowers[0], world.borrowers[1]
-    _supply(w, target, 500 * SHARE)
-    _supply(w, bystander, 500 * SHARE)
+    w.supply(target, 500 * SHARE)
+    w.supply(bystander, 500 * SHARE)
     other = w.pool if receiver == "this_pool" else _second_pool(w)
-    agent = _agent(w, FORCED_TRANSFER_ROLE)
+    agent = w.agent(FORCED_TRANSFER_ROLE)
     refused = _refused(agent, lambda: w.pool.forced_withdraw(target, other.address, 500 * SHARE))
     assert refused, (
         f"seized shares went to a custodian: pool balance {w.token.balanceOf(w.pool.address)}, "
@@ -236,8 +221,8 @@ def test_finding_recover_position_into_a_custodian(world):
     income stuck, debt only repayable by third parties). `recover_wallet` refuses a
     custodian; the pool path does not."""
     w, lost = world, world.borrowers[0]
-    _supply(w, lost, 500 * SHARE)
-    agent = _agent(w, RECOVERY_ROLE)
+    w.supply(lost, 500 * SHARE)
+    agent = w.agent(RECOVERY_ROLE)
     refused = _refused(agent, lambda: w.pool.recover_position(lost, w.pool.address))
     assert refused, f"the pool now owns a position of {w.pool.position(w.pool.address)[0]} shares"
 
@@ -247,8 +232,8 @@ def test_finding_registry_wallet_freeze_of_the_pool_bricks_every_position(world)
     powers refuse a custodian's wallet). The registry's FREEZER_ROLE freezes the pool's
     wallet: every holder's withdrawals, income claims and every liquidation stop."""
     w, bystander = world, world.borrowers[1]
-    _supply(w, bystander, 500 * SHARE)
-    _distribute(w, 8_000 * w.unit)
+    w.supply(bystander, 500 * SHARE)
+    w.distribute(8_000 * w.unit)
     refused = _refused(w.kyc, lambda: w.registry.set_wallet_frozen(w.pool.address, True))
     if not refused:
         blocked_withdraw = _refused(
@@ -265,7 +250,7 @@ def test_finding_token_income_reaches_a_blocked_jurisdiction_resident(world):
     the token only refuses registry-frozen wallets."""
     w, holder = world, world.borrowers[0]
     w.give_shares(holder, 1_000 * SHARE)
-    _distribute(w, 8_000 * w.unit)
+    w.distribute(8_000 * w.unit)
     w.register(holder, jurisdiction=KP)
     before = w.asset.balanceOf(holder)
     refused = _refused(holder, lambda: w.token.claim())
@@ -277,9 +262,9 @@ def test_finding_pool_pays_income_while_the_token_is_paused(world):
     `claim_income` from income it already pulled: once any borrower has claimed, the
     others keep claiming through the pause."""
     w, a, b = world, world.borrowers[0], world.borrowers[1]
-    _supply(w, a, 1_000 * SHARE)
-    _supply(w, b, 1_000 * SHARE)
-    _distribute(w, 8_000 * w.unit)
+    w.supply(a, 1_000 * SHARE)
+    w.supply(b, 1_000 * SHARE)
+    w.distribute(8_000 * w.unit)
     with boa.env.prank(a):
         w.pool.claim_income()  # the pool pulls both borrowers' income
     with boa.env.prank(w.operator):
@@ -352,7 +337,7 @@ def test_forced_transfer_unfreezes_before_the_transfer_event(world):
     and `ForcedTransfer`."""
     w, holder, court = world, world.borrowers[0], world.liquidator
     w.give_shares(holder, 1_000 * SHARE)
-    agent = _agent(w, FREEZER_ROLE, FORCED_TRANSFER_ROLE)
+    agent = w.agent(FREEZER_ROLE, FORCED_TRANSFER_ROLE)
     with boa.env.prank(agent):
         w.token.setFrozenTokens(holder, 1_000 * SHARE)
         w.token.forcedTransfer(holder, court, 400 * SHARE)
@@ -373,7 +358,7 @@ def test_can_transfer_implies_can_send_and_can_receive_and_predicts_transfers(wo
         w.give_shares(account, 10 * SHARE)
         states[state] = account
     states["never"] = boa.env.generate_address("atk-matrix-never")  # no record, no shares
-    agent = _agent(w, FREEZER_ROLE)
+    agent = w.agent(FREEZER_ROLE)
     with boa.env.prank(agent):
         w.token.setFrozenTokens(states["partial"], 5 * SHARE)
     with boa.env.prank(w.kyc):
@@ -406,7 +391,7 @@ def test_two_pools_never_release_more_than_the_unfrozen_holding(world):
         w.token.approve(pool_b.address, MAX_UINT)
         w.pool.supply_collateral(500 * SHARE, holder)
         pool_b.supply_collateral(500 * SHARE, holder)
-    agent = _agent(w, FREEZER_ROLE)
+    agent = w.agent(FREEZER_ROLE)
     with boa.env.prank(agent):
         w.token.setFrozenTokens(holder, 1_000 * SHARE)
     amounts = (500 * SHARE, 300 * SHARE, 100 * SHARE, 50 * SHARE, 1 * SHARE)
@@ -441,17 +426,17 @@ def test_recovery_into_a_wallet_with_a_position_merges_exactly(world):
     """recover_position into a wallet that already has a position with debt: collateral,
     debt and income add up; both are paid out in full; the books stay whole."""
     w, lost, new, other = world, world.borrowers[0], world.borrowers[1], world.borrowers[2]
-    _supply(w, lost, 900 * SHARE)
-    _supply(w, new, 600 * SHARE)
+    w.supply(lost, 900 * SHARE)
+    w.supply(new, 600 * SHARE)
     w.give_shares(other, 6_500 * SHARE)  # 8,000 shares in all
     with boa.env.prank(lost):
         w.pool.borrow(2_000 * w.unit, lost)
     with boa.env.prank(new):
         w.pool.borrow(1_000 * w.unit, new)
-    _distribute(w, 8_000 * w.unit)
+    w.distribute(8_000 * w.unit)
     owed = w.pool.income_owed(lost) + w.pool.income_owed(new)
     p_lost, p_new = w.pool.position(lost), w.pool.position(new)
-    agent = _agent(w, RECOVERY_ROLE)
+    agent = w.agent(RECOVERY_ROLE)
     with boa.env.prank(w.kyc):
         w.registry.remove_investor(lost)  # the lost key stops acting
     with boa.env.prank(agent):
@@ -459,7 +444,7 @@ def test_recovery_into_a_wallet_with_a_position_merges_exactly(world):
     merged = w.pool.position(new)
     assert merged[0] == p_lost[0] + p_new[0] and merged[2] == p_lost[2] + p_new[2]
     assert owed <= w.pool.income_owed(new) <= owed + 1
-    _distribute(w, 8_000 * w.unit)  # more income after the merge goes to `new`
+    w.distribute(8_000 * w.unit)  # more income after the merge goes to `new`
     with boa.env.prank(new):
         paid = w.pool.claim_income()
     assert paid >= owed + 1_500 * w.unit - 2
@@ -477,10 +462,10 @@ def test_lost_wallet_reused_after_recovery_gets_nothing_back(world):
     supplies fresh shares: it gets no old income and cannot take recovered collateral."""
     w, lost = world, world.borrowers[0]
     new = _wallet(w, "atk-new")
-    _supply(w, lost, 1_000 * SHARE)
+    w.supply(lost, 1_000 * SHARE)
     w.give_shares(w.borrowers[1], 7_000 * SHARE)
-    _distribute(w, 8_000 * w.unit)
-    agent = _agent(w, RECOVERY_ROLE)
+    w.distribute(8_000 * w.unit)
+    agent = w.agent(RECOVERY_ROLE)
     with boa.env.prank(w.kyc):
         w.registry.set_wallet_frozen(lost, True)
     with boa.env.prank(agent):
@@ -503,14 +488,14 @@ def test_lost_wallet_reused_after_recovery_gets_nothing_back(world):
 def test_forced_withdraw_income_stays_with_the_borrower_and_bystanders(world):
     w, target, bystander, court = (world, world.borrowers[0], world.borrowers[1],
                                    world.liquidator)
-    _supply(w, target, 1_000 * SHARE)
-    _supply(w, bystander, 1_000 * SHARE)
+    w.supply(target, 1_000 * SHARE)
+    w.supply(bystander, 1_000 * SHARE)
     w.give_shares(w.borrowers[2], 6_000 * SHARE)
-    _distribute(w, 8_000 * w.unit)  # 1,000 each
-    agent = _agent(w, FORCED_TRANSFER_ROLE)
+    w.distribute(8_000 * w.unit)  # 1,000 each
+    agent = w.agent(FORCED_TRANSFER_ROLE)
     with boa.env.prank(agent):
         w.pool.forced_withdraw(target, court, 1_000 * SHARE)
-    _distribute(w, 8_000 * w.unit)  # the court's shares earn the second 1,000
+    w.distribute(8_000 * w.unit)  # the court's shares earn the second 1,000
     assert 1_000 * w.unit - 1 <= w.pool.income_owed(target) <= 1_000 * w.unit
     assert 2_000 * w.unit - 1 <= w.pool.income_owed(bystander) <= 2_000 * w.unit
     assert 1_000 * w.unit - 1 <= w.token.claimable(court) <= 1_000 * w.unit
@@ -523,7 +508,7 @@ def test_forced_withdraw_income_stays_with_the_borrower_and_bystanders(world):
 @pytest.mark.parametrize("who", ["kp", "frozen", "unregistered"])
 def test_agent_paths_never_deliver_to_an_ineligible_wallet(world, who):
     w, target = world, world.borrowers[0]
-    _supply(w, target, 500 * SHARE)
+    w.supply(target, 500 * SHARE)
     bad = boa.env.generate_address(f"atk-bad-{who}")
     if who == "kp":
         w.register(bad, jurisdiction=KP)
@@ -531,7 +516,7 @@ def test_agent_paths_never_deliver_to_an_ineligible_wallet(world, who):
         w.register(bad)
         with boa.env.prank(w.kyc):
             w.registry.set_wallet_frozen(bad, True)
-    agent = _agent(w, FORCED_TRANSFER_ROLE, RECOVERY_ROLE)
+    agent = w.agent(FORCED_TRANSFER_ROLE, RECOVERY_ROLE)
     with boa.env.prank(agent):
         with boa.reverts():
             w.pool.forced_withdraw(target, bad, 500 * SHARE)
@@ -542,10 +527,10 @@ def test_agent_paths_never_deliver_to_an_ineligible_wallet(world, who):
 
 def test_an_expired_holder_only_repays_until_renewed(world):
     w, holder, friend = world, world.borrowers[0], world.borrowers[1]
-    _supply(w, holder, 1_000 * SHARE)
+    w.supply(holder, 1_000 * SHARE)
     with boa.env.prank(holder):
         w.pool.borrow(1_000 * w.unit, holder)
-    _distribute(w, 8_000 * w.unit)
+    w.distribute(8_000 * w.unit)
     with boa.env.prank(w.kyc):
         w.registry.set_investor(holder, US, True, boa.env.evm.patch.timestamp + 5)
     boa.env.time_travel(seconds=10)
@@ -587,8 +572,8 @@ def test_a_spender_with_an_allowance_cannot_credit_its_own_position(world):
 
 def test_re_registration_never_lifts_a_registry_freeze_on_a_position(world):
     w, holder, friend = world, world.borrowers[0], world.borrowers[1]
-    _supply(w, holder, 1_000 * SHARE)
-    _distribute(w, 8_000 * w.unit)
+    w.supply(holder, 1_000 * SHARE)
+    w.distribute(8_000 * w.unit)
     with boa.env.prank(w.kyc):
         w.registry.set_wallet_frozen(holder, True)
         w.registry.remove_investor(holder)
@@ -605,10 +590,10 @@ def test_liquidation_cannot_route_collateral_to_an_ineligible_wallet(world):
     an eligible one is paid; the KP holder's leftover income stays unclaimable."""
     w, holder = world, world.borrowers[0]
     kp_liquidator = _wallet(w, "atk-kp-liquidator", jurisdiction=KP)
-    _supply(w, holder, 1_000 * SHARE)
+    w.supply(holder, 1_000 * SHARE)
     with boa.env.prank(holder):
         w.pool.borrow(10_000 * w.unit, holder)
-    _distribute(w, 8_000 * w.unit)
+    w.distribute(8_000 * w.unit)
     w.register(holder, jurisdiction=KP)
     assert w.set_price(11 * 10**8)  # 10,000 / 11,000 > 80 %
     for liquidator in (kp_liquidator, holder):
@@ -627,7 +612,7 @@ def test_liquidation_cannot_route_collateral_to_an_ineligible_wallet(world):
 def test_supply_for_another_respects_the_suppliers_partial_freeze(world):
     w, supplier, friend = world, world.borrowers[0], world.borrowers[1]
     w.give_shares(supplier, 1_000 * SHARE)
-    agent = _agent(w, FREEZER_ROLE)
+    agent = w.agent(FREEZER_ROLE)
     with boa.env.prank(agent):
         w.token.setFrozenTokens(supplier, 700 * SHARE)
     with boa.env.prank(supplier):
@@ -644,10 +629,10 @@ def test_borrowing_before_a_partial_freeze_does_not_double_count(world):
     to another wallet (the free part is zero)."""
     w, holder = world, world.borrowers[0]
     accomplice = _wallet(w, "atk-accomplice")
-    _supply(w, holder, 1_000 * SHARE)
+    w.supply(holder, 1_000 * SHARE)
     with boa.env.prank(holder):
         w.pool.borrow(1_000 * w.unit, holder)
-    agent = _agent(w, FREEZER_ROLE)
+    agent = w.agent(FREEZER_ROLE)
     with boa.env.prank(agent):
         w.token.setFrozenTokens(holder, 1_000 * SHARE)
     with boa.env.prank(holder):

@@ -11,6 +11,7 @@ from gpushares import reasons
 from tests.contracts.helpers import (
     MAX_SUPPLY,
     PAUSER_ROLE,
+    PERMIT_TYPES,
     SHARE,
     SHARES_PER_GPU,
     ZERO,
@@ -107,21 +108,7 @@ def test_transfer_from_uses_allowance(token, operator, alice, bob, stranger):
 
 def _permit_signature(token, owner_key, spender, value, nonce, deadline):
     data = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Permit": [
-                {"name": "owner", "type": "address"},
-                {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ],
-        },
+        "types": PERMIT_TYPES,
         "primaryType": "Permit",
         "domain": {
             "name": token.name(),

@@ -19,6 +19,7 @@ from eth_utils import keccak
 
 from gpushares import abi, reasons
 from tests.contracts import oracle_helpers as oh
+from tests.contracts.helpers import PERMIT_TYPES
 from tests.contracts.pool_helpers import NAV_FEED_ID, PRICE, World, build_world
 
 # ---------------------------------------------------------------------------------
@@ -68,21 +69,6 @@ IMPLEMENTS = {
 PUBLISHED = {"ERC-165": 0x01FFC9A7, "ERC-20": 0x36372B07}
 ERC165_INVALID = 0xFFFFFFFF  # ERC-165: must answer false
 
-PERMIT_TYPES = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
-    "Permit": [
-        {"name": "owner", "type": "address"},
-        {"name": "spender", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ],
-}
 OWNER_KEY = keccak(text="standard-interfaces-permit-owner")
 OTHER_KEY = keccak(text="standard-interfaces-someone-else")
 SHARE = 10**18
