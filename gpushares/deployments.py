@@ -61,16 +61,26 @@ def deployments_path(ecosystem: str, network: str, chain_id: int) -> Path:
     return deployments_dir() / f"{ecosystem}-{network}-{chain_id}.json"
 
 
-def save(path: Path, deployments: Deployments) -> None:
-    """Write atomically (temp file + rename), so a crash never leaves half a file."""
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (temp file, fsync, rename): a crash leaves the
+    old file whole and no temp file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(deployments.model_dump(mode="json"), indent=2, sort_keys=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(payload + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(path: Path, deployments: Deployments) -> None:
+    """Write atomically, so a crash never leaves half a file."""
+    payload = json.dumps(deployments.model_dump(mode="json"), indent=2, sort_keys=True)
+    write_atomic(path, payload + "\n")
 
 
 def load(path: Path) -> Deployments:

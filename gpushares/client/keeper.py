@@ -38,8 +38,6 @@ refused with what to do (`CheckpointError`); `rescan=True` ignores it and rewrit
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -68,6 +66,7 @@ from gpushares.client.chain import (
 from gpushares.client.context import Client
 from gpushares.client.markets import LOG_PAGE, Token
 from gpushares.client.units import address
+from gpushares.deployments import write_atomic
 
 MAX_UINT256 = 2**256 - 1
 _MODEL = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -172,18 +171,8 @@ class Checkpoints:
         """Write the file (temp file, fsync, rename: a crash leaves the old one whole)."""
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps(self.file.model_dump(mode="json"), indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, payload + "\n")
 
 
 def _read_checkpoints(path: Path) -> CheckpointFile:

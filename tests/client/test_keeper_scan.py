@@ -14,6 +14,7 @@ Bob's loan and Bob's and Alice's longs, and the fall that makes Bob's liquidatab
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -300,7 +301,7 @@ def test_the_file_is_replaced_whole_or_not_at_all(client: Client, world: SpvWorl
     def crash(src: str, dst: str) -> None:
         raise OSError("no space left on device")
 
-    monkeypatch.setattr(keepers.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)  # what write_atomic renames with
     with pytest.raises(OSError, match="no space left"):
         keepers.plan_pass(client, KEEPER, checkpoints=keepers.Checkpoints(path))
     monkeypatch.undo()
