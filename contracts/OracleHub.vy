@@ -13,7 +13,8 @@
           `ORACLE_ADMIN_ROLE`; every change bumps `config_version`, which every report
           names, so a report signed for an older set is refused.
         - Each price feed has bounds, a maximum move per update (a larger move is
-          refused with a `PriceMoveRefused` event and changes nothing), and a heartbeat
+          refused with a `PriceMoveRefused` event and halts the feed for trading until
+          the next accepted report), and a heartbeat
           consumers check staleness against. One `FeedAdapter` per feed (deployed from a
           blueprint) exposes it through Chainlink's AggregatorV3 interface.
         - Storage: the latest value, observation time and round id of a feed share one
@@ -117,6 +118,10 @@ MASK128: constant(uint256) = 2**128 - 1
 # @dev Feed flags (bits 240..247 of a feed's config word).
 FEED_EXISTS: constant(uint256) = 1
 FEED_ENABLED: constant(uint256) = 2
+# @dev Set when a validly signed report was refused for moving too far, cleared by the
+#      next accepted report: the latest value is then known to be wrong, and a market
+#      must not trade on it (`trading_state`).
+FEED_HALTED: constant(uint256) = 4
 
 # @dev The feed adapter blueprint's ERC-5202 preamble length.
 BLUEPRINT_CODE_OFFSET: constant(uint256) = 3
@@ -251,8 +256,9 @@ event PriceUpdated:
     log_root: bytes32
 
 
-# @dev A validly signed price report moved further than the feed allows; nothing
-#      changed. The admin decides (raise `max_move_bps` or wait for a closer value).
+# @dev A validly signed price report moved further than the feed allows; the value
+#      stays and the feed is halted for trading (`trading_state`) until a report is
+#      accepted. The admin decides (raise `max_move_bps` or wait for a closer value).
 event PriceMoveRefused:
     feed_id: indexed(bytes32)
     previous_value: int256
@@ -416,8 +422,9 @@ def submit_price(report: PriceReport, signatures: DynArray[Signature, MAX_SIGNER
          observed in the future or not newer than the latest value, value out of
          bounds, too few / unsorted / duplicate / unauthorised / malleable signatures,
          a different log root at the checkpoint's size. A move beyond the feed's limit
-         is refused without a revert: `PriceMoveRefused` is emitted, nothing changes,
-         and the call returns False.
+         is refused without a revert: `PriceMoveRefused` is emitted, the value stays,
+         the feed is halted for trading until the next accepted report
+         (`trading_state`), and the call returns False.
     @param report The signed report.
     @param signatures The signatures, ordered by signer address ascending.
     @return bool True when the value was stored, False when the move was refused.
@@ -460,6 +467,9 @@ def submit_price(report: PriceReport, signatures: DynArray[Signature, MAX_SIGNER
         base: uint256 = convert(abs(previous), uint256)
         if move > max_move * base:
             move_bps: uint256 = move // base
+            # The refused value is public now (this event, the signed log entry), so
+            # the stored one is known to be wrong: halt the feed for trading.
+            self._feed_config[report.feed_id] = feed | (FEED_HALTED << 240)
             log PriceMoveRefused(
                 feed_id=report.feed_id,
                 previous_value=previous,
@@ -471,7 +481,9 @@ def submit_price(report: PriceReport, signatures: DynArray[Signature, MAX_SIGNER
             )
             return False
 
-    # Effects.
+    # Effects. An accepted report lifts a halt.
+    if (feed >> 240) & FEED_HALTED != 0:
+        self._feed_config[report.feed_id] = feed & ~(FEED_HALTED << 240)
     round_id += 1
     word: uint256 = (
         (convert(convert(report.value, bytes32), uint256) & MASK128)
@@ -646,6 +658,29 @@ def feed_heartbeat(feed_id: bytes32) -> uint32:
     @param feed_id The feed.
     """
     return self._heartbeat[feed_id]
+
+
+@external
+@view
+def trading_state(feed_id: bytes32) -> (int256, uint64, uint64, uint32, uint16, bool):
+    """
+    @notice What a market trading on the feed needs in one call: the latest value, its
+            observation time and round id (zeros before the first report), the
+            heartbeat, the move limit per update (bps, 0 = none) and whether the feed
+            is halted (a report was refused for moving too far and no report has been
+            accepted since: the latest value is known to be wrong).
+    @param feed_id The feed.
+    """
+    latest: uint256 = self._latest[feed_id]
+    config: uint256 = self._feed_config[feed_id]
+    return (
+        self._unpack_int128(latest),
+        convert((latest >> 128) & MASK64, uint64),
+        convert(latest >> 192, uint64),
+        self._heartbeat[feed_id],
+        convert((config >> 224) & MASK16, uint16),
+        (config >> 240) & FEED_HALTED != 0,
+    )
 
 
 @external
@@ -885,7 +920,9 @@ def _write_feed_config(
     assert min_answer >= MIN_BOUND and max_answer <= MAX_BOUND, reasons.HUB_BOUNDS_FIT_INT112
     assert min_answer <= max_answer, reasons.HUB_MIN_VALUE_ABOVE_MAX
     assert heartbeat != 0, reasons.HUB_HEARTBEAT_ZERO
-    flags: uint256 = FEED_EXISTS
+    # A halt survives a config change (a wider move limit does not make the stored
+    # value right): only an accepted report lifts it.
+    flags: uint256 = FEED_EXISTS | ((self._feed_config[feed_id] >> 240) & FEED_HALTED)
     if enabled:
         flags |= FEED_ENABLED
     self._feed_config[feed_id] = (

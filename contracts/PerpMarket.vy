@@ -10,9 +10,16 @@
         - Unit: one contract is one GPU-hour at the index price. Sizes are signed
           (long > 0, short < 0) with 18 decimals; prices are USD per GPU-hour with 18
           decimals (`WAD`); margins are in the margin asset's units.
-        - Trades fill at `P * (1 + (skew + size / 2) / skew_scale)`: the premium grows
-          with the skew the trade leaves, so no order book is needed; a trade that
-          reduces the skew fills at the index (never better: no rebate).
+        - Trades are two-step orders (`commit_order`, then anyone's `execute_order`):
+          an order fills at the index of the first oracle round observed strictly
+          after its commit, so no trade can be placed at a price that is already
+          known (a signed report is public before it lands on-chain). An order not
+          executed within `max_age` can only be cancelled; its margin and escrowed
+          keeper fee stay the trader's.
+        - Fills pay a premium over the index that grows with the skew a trade leaves,
+          `P * (1 + (skew + size / 2) / skew_scale)` on the part that increases the
+          absolute skew; a trade crossing zero skew is priced as two legs split at
+          zero (the part that reduces the skew fills at the index: no rebate).
         - Funding is continuous and skew-driven: the funding rate (per day) moves at
           `max_funding_velocity * clamp(skew / skew_scale, -1, 1)` per day, clamped
           to `+-max_funding_rate`; a positive rate makes longs pay shorts. One
@@ -26,11 +33,22 @@
           liquidated positions and pays losses beyond a position's margin. When it
           is negative, or a liquidation left a recorded deficit, new risk is paused
           (no opens or increases) until it is funded again.
-        - Liquidation below maintenance margin: any keeper closes the position at
-          the index price and earns `min_keeper_fee + notional * liquidation_fee`.
-        - A stale index (older than the feed's heartbeat) or a non-positive one
-          stops every trade, margin withdrawals with an open position and
-          liquidations; deposits always work.
+        - Liquidation below maintenance margin (which includes the position's exit
+          premium at zero skew): any keeper closes the position at the index price
+          in one step and earns `min_keeper_fee + notional * liquidation_fee`.
+        - A stale index (older than the feed's heartbeat), a non-positive one, or a
+          halted feed (the hub refused a report for moving too far, so the stored
+          value is known to be wrong) stops every execution, margin withdrawals with
+          an open position and liquidations; deposits, commits and cancellations of
+          expired orders always work.
+        - Risk parameters are refused, and new risk with them, unless one accepted
+          update (at most the feed's `max_move_bps`) plus the liquidation fee on the
+          moved notional and the exit fee stays below the maintenance margin: no
+          single update can turn a position that met its margin into bad debt.
+        - Fees and escrowed keeper fees are cash no trader can withdraw. When the
+          insurance fund is short, gains are paid pro rata (a haircut): each side's
+          net gain is a claim on the fund plus the losing side's net loss, so a
+          trader's idle margin never pays another trader's gain.
 @custom:security Checks-effects-interactions with one reentrancy lock over every
                  state-changing function. Internal accounting (`cash`), never
                  `balanceOf(self)`: a donation changes nothing. Rounding is always
@@ -48,6 +66,7 @@ from snekmate.auth import access_control
 initializes: access_control
 
 from .interfaces import AggregatorV3Interface
+from .modules import perp_math
 from .modules import reasons
 
 exports: (
@@ -76,9 +95,17 @@ def supportsInterface(interface_id: bytes4) -> bool:
     return interface_id in _SUPPORTED
 
 
-# @dev The heartbeat getter of the oracle's FeedAdapter (not part of AggregatorV3).
-interface IHeartbeat:
-    def heartbeat() -> uint256: view
+# @dev The hub and feed id behind the oracle's FeedAdapter.
+interface IFeedAdapter:
+    def HUB() -> address: view
+    def FEED_ID() -> bytes32: view
+
+
+# @dev What the market reads from the OracleHub: the latest round with the feed's
+#      heartbeat, move limit and halt flag in one call, and the round history.
+interface IOracleHub:
+    def trading_state(feed_id: bytes32) -> (int256, uint64, uint64, uint32, uint16, bool): view
+    def get_round_data(feed_id: bytes32, round_id: uint80) -> (uint80, int256, uint256, uint256, uint80): view
 
 
 # @dev Role that sets the market's risk parameters and the fee recipient.
@@ -117,6 +144,37 @@ MASK128: constant(uint256) = 2**128 - 1
 MASK16: constant(uint256) = 2**16 - 1
 # @dev Bit of `_params_b` set while the guardian has paused new risk.
 PAUSED_BIT: constant(uint256) = 2**255
+# @dev Bits of a 32-bit field.
+MASK32: constant(uint256) = 2**32 - 1
+# @dev Largest order size (WAD GPU-hours): the open-interest cap's range.
+MAX_ORDER_SIZE: constant(int256) = 2**100
+# @dev Longest order life (30 days) and shortest (one minute).
+MAX_ORDER_AGE: constant(uint256) = 30 * 86_400
+MIN_ORDER_AGE: constant(uint256) = 60
+# @dev Rounds `execute_order` looks through for the first one observed after a commit.
+MAX_ROUND_SCAN: constant(uint256) = 32
+
+
+# @dev The index as the market reads it from the hub.
+struct Index:
+    # Latest value in WAD, 0 when not positive or out of range.
+    price: uint256
+    # Positive, within the heartbeat and not halted: trades may use it.
+    fresh: bool
+    # The latest round id and its observation time.
+    round_id: uint256
+    observed_at: uint256
+    # The feed's largest accepted move per update (bps, 0 = none).
+    max_move_bps: uint256
+
+
+# @dev A pending order, unpacked.
+struct Order:
+    size_delta: int256
+    acceptable_price: uint256
+    keeper_fee: uint256
+    committed_at: uint256
+    commit_round: uint256
 
 
 # @dev The market's risk parameters, unpacked.
@@ -160,7 +218,11 @@ _ASSET_SCALE: immutable(uint256)
 # @dev `WAD * _ASSET_SCALE`: divisor from size x price (WAD x WAD) to asset units.
 _VALUE_SCALE: immutable(uint256)
 _ASSET: immutable(IERC20)
-_FEED: immutable(AggregatorV3Interface)
+# @dev The OracleHub behind the index feed.
+oracle_hub: public(immutable(address))
+# @dev The index feed's id in the hub.
+index_feed_id: public(immutable(bytes32))
+_HUB: immutable(IOracleHub)
 
 # @dev Packed per account: bits 0..127 margin (asset units, settled), bits 128..255
 #      size (int128, two's complement, WAD GPU-hours).
@@ -177,6 +239,21 @@ _oi: uint256
 _sum_size_price: int256
 # @dev Sum over positions of `size * last_funding` (WAD x WAD).
 _sum_size_funding: int256
+# @dev The same two sums over long positions only (the shorts' are the difference):
+#      each side's net PnL, which the haircut needs.
+_long_sum_price: int256
+_long_sum_funding: int256
+# @dev Pending order per account: bits 0..127 size (int128), 128..223 acceptable
+#      price (WAD), 224..255 commit time.
+_orders: HashMap[address, uint256]
+# @dev Per account: bits 0..95 escrowed keeper fee, 96..159 the feed's latest round
+#      at the commit.
+_order_fees: HashMap[address, uint256]
+# @dev Keeper fees escrowed for pending orders (asset units), part of `cash`.
+escrowed: public(uint256)
+# @dev Packed order window: bits 0..31 minimum delay, 32..63 maximum age (seconds),
+#      64..159 keeper fee escrowed per order (asset units).
+_order_cfg: uint256
 # @dev Packed: bits 0..127 sum of margins, bits 128..255 fees not yet collected.
 _book: uint256
 # @dev Margin asset held for the market (internal accounting): margins + fees +
@@ -225,6 +302,47 @@ event PositionModified:
     margin: uint256
 
 
+# @dev Emitted when a trader commits an order.
+event OrderCommitted:
+    account: indexed(address)
+    size_delta: int256
+    acceptable_price: uint256
+    keeper_fee: uint256
+    commit_round: uint256
+
+
+# @dev Emitted when an order is executed (its trade emits `PositionModified`).
+event OrderExecuted:
+    account: indexed(address)
+    keeper: indexed(address)
+    round_id: uint256
+    price: uint256
+    keeper_fee: uint256
+
+
+# @dev Emitted when an expired order is cancelled; its keeper fee went back to the margin.
+event OrderCancelled:
+    account: indexed(address)
+    caller: indexed(address)
+    keeper_fee: uint256
+
+
+# @dev Emitted when a gain was realised while the insurance fund was short: `paid`
+#      of `gain` reached the margin (the same share for every gain).
+event GainHaircut:
+    account: indexed(address)
+    gain: uint256
+    paid: uint256
+
+
+# @dev Emitted when the order window or its keeper fee changes.
+event OrderWindowChanged:
+    min_delay: uint256
+    max_age: uint256
+    keeper_fee: uint256
+    admin: indexed(address)
+
+
 # @dev Emitted when a keeper liquidates a position.
 event PositionLiquidated:
     account: indexed(address)
@@ -232,6 +350,7 @@ event PositionLiquidated:
     size: int256
     index_price: uint256
     equity: int256
+    exit_premium: uint256
     keeper_fee: uint256
 
 
@@ -302,18 +421,17 @@ def __init__(
          than `admin_` (the factory) keeps only the risk admin role, to set the first
          parameters, and renounces it.
     @param asset_ The margin asset (a USD stablecoin, at most 18 decimals).
-    @param index_feed_ The AggregatorV3 index feed (USD per GPU-hour, at most 18 decimals).
+    @param index_feed_ The OracleHub's FeedAdapter of the index (AggregatorV3, USD per
+           GPU-hour, at most 18 decimals); the market reads the hub behind it.
     @param fee_recipient_ Receiver of the trading fees.
     @param admin_ The market's admin.
     """
-    assert asset_.is_contract, reasons.PERP_MARGIN_ASSET_NOT_CONTRACT
-    assert index_feed_.is_contract, reasons.PERP_INDEX_FEED_NOT_CONTRACT
     assert admin_ != empty(address), reasons.PERP_ADMIN_ZERO_ADDRESS
     assert fee_recipient_ != empty(address), reasons.PERP_FEE_RECIPIENT_ZERO_ADDRESS
+    # The factory checked that both are contracts with at most 18 decimals (more
+    # would underflow the scales below and revert).
     asset_decimals: uint8 = staticcall IERC20Detailed(asset_).decimals()
     feed_decimals: uint8 = staticcall AggregatorV3Interface(index_feed_).decimals()
-    assert asset_decimals <= 18, reasons.PERP_MARGIN_ASSET_MORE_18
-    assert feed_decimals <= 18, reasons.PERP_INDEX_FEED_MORE_18
 
     access_control.__init__()
     access_control._grant_role(RISK_ADMIN_ROLE, admin_)
@@ -330,9 +448,17 @@ def __init__(
     _ASSET_SCALE = 10 ** (18 - convert(asset_decimals, uint256))
     _VALUE_SCALE = WAD * _ASSET_SCALE
     _ASSET = IERC20(asset_)
-    _FEED = AggregatorV3Interface(index_feed_)
+    hub: address = staticcall IFeedAdapter(index_feed_).HUB()
+    feed_id: bytes32 = staticcall IFeedAdapter(index_feed_).FEED_ID()
+    oracle_hub = hub
+    index_feed_id = feed_id
+    _HUB = IOracleHub(hub)
     self.fee_recipient = fee_recipient_
     self._funding = block.timestamp
+    # Orders live for two heartbeats by default: one round must land in that time.
+    heartbeat: uint32 = (staticcall IOracleHub(hub).trading_state(feed_id))[3]
+    max_age: uint256 = min(max(2 * convert(heartbeat, uint256), MIN_ORDER_AGE), MAX_ORDER_AGE)
+    self._order_cfg = max_age << 32
 
 
 # ---------------------------------------------------------------------------------
@@ -356,35 +482,34 @@ def deposit_margin(amount: uint256):
 @nonreentrant
 def withdraw_margin(amount: uint256):
     """
-    @notice Withdraws `amount` of the caller's margin. With an open position the
-            position is first settled at the index price (PnL and funding into the
-            margin) and what stays must cover the initial margin; that needs a fresh
-            index. Without a position the index is not read.
+    @notice Withdraws `amount` of the caller's settled margin. With an open position
+            the margin left, less any unrealised loss and funding owed at the fresh
+            index, must cover the initial margin: unrealised gains back nothing
+            until an order realises them (paid pro rata while the insurance fund is
+            short). Without a position the index is not read.
+            Fees and escrowed keeper fees are never paid out as margin.
     @param amount Margin asset units.
     """
     assert amount != 0, reasons.PERP_ZERO_AMOUNT
     a: uint256 = self._pos_a[msg.sender]
     size: int256 = self._size_of(a)
     margin: uint256 = a & MASK128
+    assert amount <= margin, reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN
+    margin -= amount
     if size != 0:
-        price: uint256 = self._fresh_price()
+        # Unrealised PnL stays unrealised; what stays must cover the initial margin
+        # at the fresh index.
+        price: uint256 = self._fresh_index().price
         p: RiskParams = self._params()
-        skew: int256 = self._skew(self._oi)
-        fidx: int256 = self._accrue(price, p, skew)
-        b: uint256 = self._pos_b[msg.sender]
-        equity: int256 = convert(margin, int256) + self._settlement(size, b, price, fidx)
-        assert equity >= convert(amount, int256), reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN
-        left: uint256 = convert(equity, uint256) - amount
-        assert left >= self._initial_margin(size, price, p), reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
-        self._resettle(msg.sender, size, b, price, fidx)
-        self._set_margin(msg.sender, a, left)
-        self._move_book(margin, left, 0)
-        margin = left
-    else:
-        assert amount <= margin, reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN
-        margin -= amount
-        self._pos_a[msg.sender] = a - amount
-        self._book -= amount
+        fidx: int256 = self._funding_math(self._funding, price, p, self._skew(self._oi))[0]
+        # Losses count, gains do not: a gain backs nothing until an order realises
+        # it (and it may be paid pro rata then).
+        equity: int256 = convert(margin, int256) + min(self._settlement(size, self._pos_b[msg.sender], price, fidx), 0)
+        assert equity >= convert(self._initial_margin(size, price, p), int256), reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
+    self._pos_a[msg.sender] = a - amount
+    self._book -= amount
+    # Fees and escrowed keeper fees are never withdrawable, whatever the fund owes.
+    assert amount + (self._book >> 128) + self.escrowed <= self.cash, reasons.PERP_FREE_CASH_DOES_NOT_COVER
     self.cash -= amount
     log MarginWithdrawn(account=msg.sender, amount=amount, margin=margin)
     self._pay(msg.sender, amount)
@@ -397,35 +522,101 @@ def withdraw_margin(amount: uint256):
 
 @external
 @nonreentrant
-def modify_position(size_delta: int256, acceptable_price: uint256):
+def commit_order(size_delta: int256, acceptable_price: uint256):
     """
-    @notice Opens, increases, reduces, flips or closes the caller's position by
-            `size_delta` GPU-hours (WAD; > 0 buys, < 0 sells) at the fill price
-            `P * (1 + (skew + size_delta / 2) / skew_scale)`. The existing position is
-            settled first (PnL and funding into the margin), then the premium and the
-            fee are paid from the margin.
-    @dev Needs a fresh index. Opens and increases need the initial margin afterwards,
-         room under the open-interest cap, no pause and a solvent insurance fund;
-         reductions must stay above maintenance. A liquidatable position cannot be
-         modified (deposit margin first, or let a keeper liquidate it).
+    @notice Commits an order to change the caller's position by `size_delta`
+            GPU-hours (WAD; > 0 buys, < 0 sells). It fills later, when anyone calls
+            `execute_order`, at the index of the first oracle round observed strictly
+            after this commit, plus the premium and fee; it is refused then if the
+            fill is worse than `acceptable_price`. The market's keeper fee is moved
+            from the margin into escrow now and paid to whoever executes the order.
+    @dev One pending order per account. Needs no index (works while stale or halted).
+         An order that is not executed within the order window's `max_age` can only
+         be cancelled (`cancel_order`): nothing is lost.
     @param size_delta Signed change of the position (WAD GPU-hours).
     @param acceptable_price Worst fill price accepted (WAD USD per GPU-hour): the most
            a buy pays, the least a sell receives.
     """
-    self._modify(msg.sender, size_delta, acceptable_price)
+    assert size_delta != 0, reasons.PERP_ZERO_SIZE
+    assert abs(size_delta) <= MAX_ORDER_SIZE, reasons.PERP_ORDER_SIZE_TOO_LARGE
+    assert self._orders[msg.sender] == 0, reasons.PERP_ORDER_ALREADY_PENDING
+    assert self._params_a != 0, reasons.PERP_RISK_PARAMETERS_NOT_SET
+    fee: uint256 = (self._order_cfg >> 64) & MASK96
+    a: uint256 = self._pos_a[msg.sender]
+    assert a & MASK128 >= fee, reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER
+    commit_round: uint256 = self._index().round_id
+    # Effects: the fee leaves the margin (book) for the escrow; both stay in `cash`.
+    if fee != 0:
+        self._pos_a[msg.sender] = a - fee
+        self._book -= fee
+        self.escrowed += fee
+    self._orders[msg.sender] = (
+        (convert(convert(size_delta, bytes32), uint256) & MASK128)
+        | (min(acceptable_price, MASK96) << 128)
+        | (block.timestamp << 224)
+    )
+    self._order_fees[msg.sender] = fee | (commit_round << 96)
+    log OrderCommitted(account=msg.sender, size_delta=size_delta, acceptable_price=acceptable_price, keeper_fee=fee, commit_round=commit_round)
 
 
 @external
 @nonreentrant
-def close_position(acceptable_price: uint256):
+def execute_order(account: address) -> uint256:
     """
-    @notice Closes the caller's whole position (see `modify_position`); the margin
-            stays in the market until withdrawn.
-    @param acceptable_price Worst fill price accepted (WAD USD per GPU-hour).
+    @notice Executes `account`'s pending order at the index of the first oracle round
+            observed strictly after its commit (read from the hub's round history),
+            once the minimum delay has passed and before the order expires. The
+            caller (any keeper) is paid the escrowed keeper fee.
+    @dev Needs the latest index fresh and the feed not halted (funding accrues at
+         it). The trade's checks are those of every trade: the position is settled
+         at the round's price first (a gain paid pro rata while the insurance fund is
+         short); opens and increases need the initial margin afterwards, room under
+         the open-interest caps, no pause, a solvent insurance fund and risk
+         parameters the feed's move limit cannot break; reductions must stay above
+         maintenance; a liquidatable position cannot be modified. A refused
+         execution changes nothing: the order stays until it expires.
+    @param account The order's owner.
+    @return uint256 The keeper fee paid to the caller (margin asset units).
     """
-    size: int256 = self._size_of(self._pos_a[msg.sender])
-    assert size != 0, reasons.PERP_NO_OPEN_POSITION
-    self._modify(msg.sender, -size, acceptable_price)
+    o: Order = self._pending(account)
+    cfg: uint256 = self._order_cfg
+    assert block.timestamp >= o.committed_at + (cfg & MASK32), reasons.PERP_ORDER_NOT_EXECUTABLE_YET
+    assert block.timestamp <= o.committed_at + ((cfg >> 32) & MASK32), reasons.PERP_ORDER_EXPIRED_CANCEL
+    idx: Index = self._fresh_index()
+    round_id: uint256 = 0
+    price: uint256 = 0
+    round_id, price = self._round_after(o.committed_at, o.commit_round, idx)
+    # Effects: the order and its escrow go first (the trade may not re-enter anyway).
+    self._orders[account] = 0
+    self._order_fees[account] = 0
+    self.escrowed -= o.keeper_fee
+    self.cash -= o.keeper_fee
+    self._trade(account, o.size_delta, o.acceptable_price, price, idx)
+    log OrderExecuted(account=account, keeper=msg.sender, round_id=round_id, price=price, keeper_fee=o.keeper_fee)
+    if o.keeper_fee != 0:
+        self._pay(msg.sender, o.keeper_fee)
+    return o.keeper_fee
+
+
+@external
+@nonreentrant
+def cancel_order(account: address):
+    """
+    @notice Cancels `account`'s expired order (older than the order window's
+            `max_age`): its escrowed keeper fee goes back to the margin. Anyone may
+            call; before expiry an order can only be executed (a trader who could
+            cancel after seeing the next price would hold a free option).
+    @param account The order's owner.
+    """
+    o: Order = self._pending(account)
+    assert block.timestamp > o.committed_at + ((self._order_cfg >> 32) & MASK32), reasons.PERP_ORDER_NOT_EXPIRED
+    self._orders[account] = 0
+    self._order_fees[account] = 0
+    if o.keeper_fee != 0:
+        self.escrowed -= o.keeper_fee
+        self._pos_a[account] += o.keeper_fee
+        self._move_book(0, o.keeper_fee, 0)
+    log OrderCancelled(account=account, caller=msg.sender, keeper_fee=o.keeper_fee)
 
 
 @external
@@ -433,19 +624,22 @@ def close_position(acceptable_price: uint256):
 def liquidate(account: address) -> uint256:
     """
     @notice Liquidates `account`'s position if its equity (margin + PnL - funding
-            owed) is below the maintenance requirement: the position is closed at the
-            index price, the keeper (the caller) is paid `min_keeper_fee + notional *
-            liquidation_fee`, and what remains goes to the insurance fund, which also
-            pays any loss beyond the margin (`BadDebt`). If the fund is left negative
-            the deficit is recorded and new risk pauses (`InsuranceExhausted`).
-    @dev Needs a fresh index.
+            owed) is below the maintenance requirement (maintenance margin, the
+            liquidation fee and the position's exit premium): the position is closed
+            at the index price in one step, the keeper (the caller) is paid
+            `min_keeper_fee + notional * liquidation_fee`, and what remains (the exit
+            premium included) goes to the insurance fund, which also pays any loss
+            beyond the margin (`BadDebt`). If the fund is left negative the deficit is
+            recorded and new risk pauses (`InsuranceExhausted`). A pending order of
+            the account stays (its escrow is not margin).
+    @dev Needs a fresh index and a feed that is not halted.
     @param account The position's owner.
     @return uint256 The keeper fee paid to the caller (margin asset units).
     """
     a: uint256 = self._pos_a[account]
     size: int256 = self._size_of(a)
     assert size != 0, reasons.PERP_NO_OPEN_POSITION
-    price: uint256 = self._fresh_price()
+    price: uint256 = self._fresh_index().price
     p: RiskParams = self._params()
     oi: uint256 = self._oi
     skew: int256 = self._skew(oi)
@@ -455,18 +649,18 @@ def liquidate(account: address) -> uint256:
     equity: int256 = convert(margin, int256) + self._settlement(size, b, price, fidx)
     assert equity < convert(self._maintenance_margin(size, price, p), int256), reasons.PERP_POSITION_ABOVE_MAINTENANCE_MARGIN
 
-    fee: uint256 = p.min_keeper_fee + self._notional(size, price, False) * p.liquidation_fee_bps // BPS
-    assert fee <= self.cash - (self._book >> 128), reasons.PERP_NOT_ENOUGH_CASH_KEEPER
+    fee: uint256 = p.min_keeper_fee + perp_math._notional(size, price, False, _VALUE_SCALE) * p.liquidation_fee_bps // BPS
+    assert fee + (self._book >> 128) + self.escrowed <= self.cash, reasons.PERP_NOT_ENOUGH_CASH_KEEPER
     # Effects: the position disappears; its margin leaves the margin book and the
-    # insurance keeps `equity - fee` (the fund is `cash - margins - fees - unrealised`).
+    # insurance keeps `equity - fee`, the exit premium included (the fund is
+    # `cash - margins - fees - escrow - unrealised`).
     self._oi = self._oi_after(oi, size, 0)
-    self._sum_size_price -= size * self._last_price(b)
-    self._sum_size_funding -= size * self._last_funding(b)
+    self._move_sums(size, b, 0, 0, 0)
     self._pos_a[account] = 0
     self._pos_b[account] = 0
     self._book -= margin
     self.cash -= fee
-    log PositionLiquidated(account=account, keeper=msg.sender, size=size, index_price=price, equity=equity, keeper_fee=fee)
+    log PositionLiquidated(account=account, keeper=msg.sender, size=size, index_price=price, equity=equity, exit_premium=perp_math._exit_premium(size, price, p.skew_scale, _VALUE_SCALE), keeper_fee=fee)
     if equity < 0:
         log BadDebt(account=account, amount=convert(-equity, uint256))
     insurance: int256 = self._insurance(price, fidx)
@@ -523,19 +717,20 @@ def collect_fees() -> uint256:
 def set_risk_params(params_: RiskParams):
     """
     @notice Sets the risk parameters (checked, with reasons). Funding accrues under
-            the old parameters up to now first, when the index is fresh.
+            the old parameters up to now first, when the index is fresh. Refused
+            when the feed's largest move per update, with the liquidation fee on the
+            moved notional and the exit fee, reaches the maintenance margin (or the
+            feed has no move limit): one update could then create bad debt.
     @dev Only `RISK_ADMIN_ROLE`. New caps and margins bind new risk; existing
          positions keep their size but are judged by the new maintenance margin.
     @param params_ The new parameters (see `RiskParams`).
     """
     access_control._check_role(RISK_ADMIN_ROLE, msg.sender)
     old: RiskParams = self._params()
-    if old.skew_scale != 0:
-        price: uint256 = 0
-        fresh: bool = False
-        price, fresh = self._price()
-        if fresh:
-            self._accrue(price, old, self._skew(self._oi))
+    idx: Index = self._index()
+    if old.skew_scale != 0 and idx.fresh:
+        self._accrue(idx.price, old, self._skew(self._oi))
+    self._check_move_covered(idx.max_move_bps, params_)
     self._set_params(params_, self._params_b & PAUSED_BIT != 0)
     log RiskParametersChanged(params=params_, admin=msg.sender)
 
@@ -551,6 +746,25 @@ def set_fee_recipient(recipient: address):
     assert recipient != empty(address), reasons.PERP_FEE_RECIPIENT_ZERO_ADDRESS
     self.fee_recipient = recipient
     log FeeRecipientChanged(recipient=recipient, admin=msg.sender)
+
+
+@external
+def set_order_window(min_delay: uint256, max_age: uint256, keeper_fee: uint256):
+    """
+    @notice Sets the order window: an order can be executed from `min_delay` to
+            `max_age` seconds after its commit (then only cancelled), and each commit
+            escrows `keeper_fee` from the margin for its executor. Pending orders
+            keep the fee they escrowed and follow the new window.
+    @dev Only `RISK_ADMIN_ROLE`. `max_age` from one minute to 30 days, above
+         `min_delay`; the keeper fee fits 96 bits.
+    @param min_delay Seconds before an order can be executed.
+    @param max_age Seconds after which an order can only be cancelled.
+    @param keeper_fee Margin asset units escrowed per order.
+    """
+    access_control._check_role(RISK_ADMIN_ROLE, msg.sender)
+    assert max_age >= MIN_ORDER_AGE and max_age <= MAX_ORDER_AGE and min_delay < max_age and keeper_fee <= MASK96, reasons.PERP_ORDER_WINDOW_OUT_OF_RANGE
+    self._order_cfg = min_delay | (max_age << 32) | (keeper_fee << 64)
+    log OrderWindowChanged(min_delay=min_delay, max_age=max_age, keeper_fee=keeper_fee, admin=msg.sender)
 
 
 @external
@@ -585,24 +799,38 @@ def unpause():
 @view
 def index_price() -> (uint256, bool):
     """
-    @notice The index price (WAD USD per GPU-hour) and whether it is fresh (positive
-            and not older than the feed's heartbeat).
+    @notice The index price (WAD USD per GPU-hour) and whether it is fresh (positive,
+            not older than the feed's heartbeat, and the feed not halted).
     @return uint256 The latest index price (WAD).
     @return bool True when trades may use it.
     """
-    return self._price()
+    idx: Index = self._index()
+    return idx.price, idx.fresh
 
 
 @external
 @view
-def fill_price(size_delta: int256) -> uint256:
+def order(account: address) -> Order:
     """
-    @notice The price a trade of `size_delta` would fill at now (latest index price).
-    @param size_delta Signed trade size (WAD GPU-hours).
-    @return uint256 Fill price (WAD USD per GPU-hour).
+    @notice `account`'s pending order (all zero without one).
+    @param account The account.
+    @return Order Size change, acceptable price, escrowed keeper fee, commit time and
+            the feed's latest round at the commit.
     """
-    price: uint256 = self._price()[0]
-    return self._fill_price(price, self._skew(self._oi), size_delta, self._params().skew_scale)
+    return self._order(account)
+
+
+@external
+@view
+def order_window() -> (uint256, uint256, uint256):
+    """
+    @notice The order window.
+    @return uint256 Minimum delay (seconds) before an order can be executed.
+    @return uint256 Age (seconds) after which it can only be cancelled.
+    @return uint256 Keeper fee escrowed per order (margin asset units).
+    """
+    cfg: uint256 = self._order_cfg
+    return cfg & MASK32, (cfg >> 32) & MASK32, (cfg >> 64) & MASK96
 
 
 @external
@@ -642,19 +870,8 @@ def market() -> (uint256, uint256, int256, uint256, uint256, int256, uint256):
     """
     oi: uint256 = self._oi
     book: uint256 = self._book
-    price: uint256 = self._price()[0]
+    price: uint256 = self._index().price
     return (oi & MASK128, oi >> 128, self._skew(oi), book & MASK128, book >> 128, self._insurance(price, self._funding_now()[0]), self.deficit)
-
-
-@external
-@view
-def insurance_fund() -> int256:
-    """
-    @notice The insurance fund marked to the latest index price: cash minus settled
-            margins, fees, and the traders' unrealised PnL and funding (asset units).
-    @return int256 The fund (negative: new risk is paused).
-    """
-    return self._insurance(self._price()[0], self._funding_now()[0])
 
 
 @external
@@ -690,153 +907,6 @@ def position(account: address) -> (int256, uint256, uint256, int256):
     return (self._size_of(a), a & MASK128, convert(self._last_price(b), uint256), self._last_funding(b))
 
 
-@external
-@view
-def pnl(account: address) -> int256:
-    """
-    @notice Unrealised PnL of `account`'s position at the latest index price, since
-            its last settlement (asset units; gains rounded down, losses up).
-    @param account The account.
-    @return int256 The PnL.
-    """
-    size: int256 = self._size_of(self._pos_a[account])
-    price: uint256 = self._price()[0]
-    return self._floor_div(size * (convert(price, int256) - self._last_price(self._pos_b[account])), convert(_VALUE_SCALE, int256))
-
-
-@external
-@view
-def funding_owed(account: address) -> int256:
-    """
-    @notice Funding `account`'s position owes since its last settlement (asset units;
-            > 0 the position pays, < 0 it receives; payments rounded up, receipts down).
-    @param account The account.
-    @return int256 The funding owed.
-    """
-    size: int256 = self._size_of(self._pos_a[account])
-    owed: int256 = size * (self._funding_now()[0] - self._last_funding(self._pos_b[account]))
-    return -self._floor_div(-owed, convert(_VALUE_SCALE, int256))
-
-
-@external
-@view
-def equity(account: address) -> int256:
-    """
-    @notice Margin plus unrealised PnL minus funding owed, at the latest index price
-            (asset units, rounded against the trader).
-    @param account The account.
-    @return int256 The equity.
-    """
-    return self._equity_now(account)[0]
-
-
-@external
-@view
-def margin_ratio(account: address) -> uint256:
-    """
-    @notice Equity over notional (WAD: 1e17 = 10 %), at the latest index price;
-            max_value(uint256) without a position, 0 at or below zero equity.
-    @param account The account.
-    @return uint256 The ratio.
-    """
-    equity: int256 = 0
-    size: int256 = 0
-    price: uint256 = 0
-    equity, size, price = self._equity_now(account)
-    if size == 0:
-        return max_value(uint256)
-    if equity <= 0:
-        return 0
-    return convert(equity, uint256) * WAD // max(self._notional(size, price, True), 1)
-
-
-@external
-@view
-def liquidation_price(account: address) -> uint256:
-    """
-    @notice Index price (WAD) at which the position reaches the maintenance
-            requirement, with funding held where it is now. Below it a long is
-            liquidatable, above it a short. 0 without a position; for a long, 0 when no
-            positive price liquidates it (its margin covers the whole notional, say);
-            for a short, 0 when every price does (`can_liquidate` is the authority).
-    @param account The account.
-    @return uint256 The liquidation price.
-    """
-    a: uint256 = self._pos_a[account]
-    size: int256 = self._size_of(a)
-    if size == 0:
-        return 0
-    b: uint256 = self._pos_b[account]
-    p: RiskParams = self._params()
-    funding_paid: int256 = size * (self._funding_now()[0] - self._last_funding(b))
-    vs: int256 = convert(_VALUE_SCALE, int256)
-    margin: int256 = convert(a & MASK128, int256) * vs
-    keeper: int256 = convert(p.min_keeper_fee, int256) * vs
-    c: int256 = convert(p.maintenance_margin_bps + p.liquidation_fee_bps, int256)
-    bps: int256 = convert(BPS, int256)
-    last: int256 = self._last_price(b)
-    num: int256 = 0
-    den: int256 = 0
-    if size > 0:
-        num = (keeper - margin + size * last + funding_paid) * bps
-        den = size * (bps - c)
-    else:
-        num = (margin - size * last - funding_paid - keeper) * bps
-        den = -size * (bps + c)
-    if num <= 0:
-        return 0
-    return convert(num // den, uint256)
-
-
-@external
-@view
-def can_liquidate(account: address) -> bool:
-    """
-    @notice Whether `account`'s position is below maintenance at the latest index
-            price (a keeper also needs the index to be fresh).
-    @param account The account.
-    @return bool True when `liquidate(account)` would succeed on a fresh index.
-    """
-    equity: int256 = 0
-    size: int256 = 0
-    price: uint256 = 0
-    equity, size, price = self._equity_now(account)
-    if size == 0:
-        return False
-    return equity < convert(self._maintenance_margin(size, price, self._params()), int256)
-
-
-@external
-@view
-def withdrawable(account: address) -> uint256:
-    """
-    @notice Margin `account` can withdraw now at the latest index price: all of it
-            without a position, else what exceeds the initial margin.
-    @param account The account.
-    @return uint256 Margin asset units.
-    """
-    equity: int256 = 0
-    size: int256 = 0
-    price: uint256 = 0
-    equity, size, price = self._equity_now(account)
-    if size == 0:
-        return convert(equity, uint256)
-    need: int256 = convert(self._initial_margin(size, price, self._params()), int256)
-    if equity <= need:
-        return 0
-    return convert(equity - need, uint256)
-
-
-@external
-@view
-def max_leverage() -> uint256:
-    """
-    @notice Highest leverage (notional / equity) a position may open at (WAD).
-    @return uint256 `1 / initial margin`.
-    """
-    return BPS * WAD // self._params().initial_margin_bps
-
-
 # ---------------------------------------------------------------------------------
 # Internal
 # ---------------------------------------------------------------------------------
@@ -857,17 +927,16 @@ def _deposit_margin(account: address, amount: uint256):
 
 
 @internal
-def _modify(account: address, size_delta: int256, acceptable_price: uint256):
+def _trade(account: address, size_delta: int256, acceptable_price: uint256, price: uint256, idx: Index):
     """
-    @dev One trade: settle, price, charge, check, store.
+    @dev One trade at `price` (the order's round): settle, price, charge, check,
+         store. Funding accrues to now at the latest index `idx`.
     """
-    assert size_delta != 0, reasons.PERP_ZERO_SIZE
-    price: uint256 = self._fresh_price()
+    # Risk parameters are set: `commit_order` checked, and they cannot be unset.
     p: RiskParams = self._params()
-    assert p.skew_scale != 0, reasons.PERP_RISK_PARAMETERS_NOT_SET
     oi: uint256 = self._oi
     skew: int256 = self._skew(oi)
-    fidx: int256 = self._accrue(price, p, skew)
+    fidx: int256 = self._accrue(idx.price, p, skew)
 
     a: uint256 = self._pos_a[account]
     b: uint256 = self._pos_b[account]
@@ -877,6 +946,7 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     if size != 0:
         settled = self._settlement(size, b, price, fidx)
         assert convert(margin, int256) + settled >= convert(self._maintenance_margin(size, price, p), int256), reasons.PERP_POSITION_BELOW_MAINTENANCE_MARGIN
+        settled = self._realise(account, settled, price, fidx)
     equity: int256 = convert(margin, int256) + settled
 
     new_size: int256 = size + size_delta
@@ -885,13 +955,14 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
         assert self._params_b & PAUSED_BIT == 0, reasons.PERP_NEW_RISK_PAUSED_GUARDIAN
         assert self.deficit == 0, reasons.PERP_INSURANCE_DEFICIT_RECORDED_NEW
         assert self._insurance(price, fidx) >= 0, reasons.PERP_INSURANCE_FUND_EXHAUSTED_NEW
-
-    fill: uint256 = self._fill_price(price, skew, size_delta, p.skew_scale)
-    assert (fill <= acceptable_price) if size_delta > 0 else (fill >= acceptable_price), reasons.PERP_FILL_PRICE_WORSE_ACCEPTABLE
+        self._check_move_covered(idx.max_move_bps, p)
 
     # Premium: what the trade pays the insurance (the skew's counterparty) over the
-    # index, rounded up; zero for skew-reducing trades (the fill is never better).
-    premium: int256 = self._ceil_div(size_delta * (convert(fill, int256) - convert(price, int256)), convert(_VALUE_SCALE, int256))
+    # index, leg by leg (split at zero skew), rounded up; the fill is its average.
+    premium: uint256 = 0
+    fill: uint256 = 0
+    premium, fill = perp_math._premium(price, skew, size_delta, p.skew_scale, _VALUE_SCALE)
+    assert (fill <= acceptable_price) if size_delta > 0 else (fill >= acceptable_price), reasons.PERP_FILL_PRICE_WORSE_ACCEPTABLE
     # Fee: maker rate on the part that reduces |skew|, taker on the rest, rounded up.
     maker_part: uint256 = 0
     if skew != 0 and (skew > 0) != (size_delta > 0):
@@ -900,7 +971,7 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
     fee_num: uint256 = (taker_part * p.taker_fee_bps + maker_part * p.maker_fee_bps) * fill
     fee: uint256 = (fee_num + _VALUE_SCALE * BPS - 1) // (_VALUE_SCALE * BPS)
 
-    equity = equity - premium - convert(fee, int256)
+    equity = equity - convert(premium + fee, int256)
     new_oi: uint256 = self._oi_after(oi, size, new_size)
     assert equity >= 0, reasons.PERP_MARGIN_DOES_NOT_COVER
     if new_size != 0:
@@ -913,12 +984,118 @@ def _modify(account: address, size_delta: int256, acceptable_price: uint256):
 
     new_margin: uint256 = convert(equity, uint256)
     self._oi = new_oi
-    self._sum_size_price += new_size * convert(price, int256) - size * self._last_price(b)
-    self._sum_size_funding += new_size * fidx - size * self._last_funding(b)
+    self._move_sums(size, b, new_size, price, fidx)
     self._pos_a[account] = self._pack_a(new_size, new_margin)
     self._pos_b[account] = self._pack_b(price, fidx) if new_size != 0 else 0
     self._move_book(margin, new_margin, fee)
-    log PositionModified(account=account, size_delta=size_delta, size=new_size, index_price=price, fill_price=fill, fee=fee, premium=premium, settled=settled, margin=new_margin)
+    log PositionModified(account=account, size_delta=size_delta, size=new_size, index_price=price, fill_price=fill, fee=fee, premium=convert(premium, int256), settled=settled, margin=new_margin)
+
+
+@internal
+@view
+def _order(account: address) -> Order:
+    """
+    @dev `account`'s pending order, unpacked (zeros without one).
+    """
+    w: uint256 = self._orders[account]
+    f: uint256 = self._order_fees[account]
+    return Order(
+        size_delta=convert(convert(w << 128, bytes32), int256) >> 128,
+        acceptable_price=(w >> 128) & MASK96,
+        keeper_fee=f & MASK96,
+        committed_at=w >> 224,
+        commit_round=f >> 96,
+    )
+
+
+@internal
+@view
+def _pending(account: address) -> Order:
+    """
+    @dev `account`'s pending order; reverts without one.
+    """
+    o: Order = self._order(account)
+    assert o.committed_at != 0, reasons.PERP_NO_PENDING_ORDER
+    return o
+
+
+@internal
+@view
+def _round_after(committed_at: uint256, commit_round: uint256, idx: Index) -> (uint256, uint256):
+    """
+    @dev The first round observed strictly after `committed_at` and its price (WAD).
+         Rounds are observed in increasing time, and the round that was latest at
+         the commit was observed no later than it, so the search starts after it.
+         A round stored after the commit but observed before it (a report that was
+         public before it landed) is skipped: its price was known at the commit.
+    """
+    assert idx.observed_at > committed_at, reasons.PERP_NO_ORACLE_ROUND_AFTER
+    r: uint256 = commit_round + 1
+    for i: uint256 in range(MAX_ROUND_SCAN):
+        if r >= idx.round_id:
+            # The latest round, observed after the commit (checked above).
+            return idx.round_id, idx.price
+        answer: int256 = 0
+        observed: uint256 = 0
+        _: uint80 = 0
+        __: uint256 = 0
+        ___: uint80 = 0
+        _, answer, __, observed, ___ = staticcall _HUB.get_round_data(index_feed_id, convert(r, uint80))
+        if observed > committed_at:
+            price: uint256 = self._to_wad(answer)
+            assert price != 0, reasons.PERP_INDEX_PRICE_NOT_POSITIVE
+            return r, price
+        r += 1
+    raise reasons.PERP_TOO_MANY_ROUNDS_SINCE
+
+
+@internal
+def _realise(account: address, gain: int256, price: uint256, fidx: int256) -> int256:
+    """
+    @dev The part of a settlement that reaches the margin: a loss in full; a gain in
+         full while the insurance fund (marked at `price`, before the settlement) is
+         not short, else pro rata, `gain * available / claims`, where the claims are
+         the positive net PnL of each side and the available is the fund plus them
+         (the fund's cash plus the losing side's net loss). Every gain realised while
+         the fund is short gets the same share, and the share stays the same after
+         each one, so no trader is paid first at another's expense; what is not paid
+         stays in the fund. Rounded down. Logs `GainHaircut`.
+    """
+    if gain <= 0:
+        return gain
+    insurance: int256 = self._insurance(price, fidx)
+    if insurance >= 0:
+        return gain
+    oi: uint256 = self._oi
+    longs: int256 = convert(oi & MASK128, int256)
+    skew: int256 = self._skew(oi)
+    p: int256 = convert(price, int256)
+    long_pnl: int256 = longs * p - self._long_sum_price - (longs * fidx - self._long_sum_funding)
+    short_pnl: int256 = skew * p - self._sum_size_price - (skew * fidx - self._sum_size_funding) - long_pnl
+    claims: int256 = perp_math._ceil_div(max(long_pnl, 0) + max(short_pnl, 0), convert(_VALUE_SCALE, int256))
+    paid: int256 = 0
+    if claims + insurance > 0:
+        paid = min(gain * (claims + insurance) // claims, gain)
+    log GainHaircut(account=account, gain=convert(gain, uint256), paid=convert(paid, uint256))
+    return paid
+
+
+@internal
+def _move_sums(old_size: int256, old_b: uint256, new_size: int256, price: uint256, fidx: int256):
+    """
+    @dev Moves one position from (`old_size`, its settlement `old_b`) to (`new_size`,
+         `price`, `fidx`) in the sums, and in the long side's sums.
+    """
+    old_price: int256 = self._last_price(old_b)
+    old_funding: int256 = self._last_funding(old_b)
+    p: int256 = convert(price, int256)
+    self._sum_size_price += new_size * p - old_size * old_price
+    self._sum_size_funding += new_size * fidx - old_size * old_funding
+    if old_size > 0 or new_size > 0:
+        old_long: int256 = max(old_size, 0)
+        new_long: int256 = max(new_size, 0)
+        self._long_sum_price += new_long * p - old_long * old_price
+        self._long_sum_funding += new_long * fidx - old_long * old_funding
 
 
 @internal
@@ -987,45 +1164,12 @@ def _oi_after(oi: uint256, old: int256, new: int256) -> uint256:
 
 
 @internal
-@pure
-def _floor_div(x: int256, y: int256) -> int256:
-    """
-    @dev `floor(x / y)` for `y > 0` (Vyper's signed `//` truncates toward zero).
-    """
-    q: int256 = x // y
-    if x < 0 and q * y != x:
-        q -= 1
-    return q
-
-
-@internal
-@pure
-def _ceil_div(x: int256, y: int256) -> int256:
-    """
-    @dev `ceil(x / y)` for `y > 0`.
-    """
-    return -self._floor_div(-x, y)
-
-
-@internal
 @view
 def _settlement(size: int256, b: uint256, price: uint256, fidx: int256) -> int256:
     """
-    @dev PnL minus funding owed since the last settlement, in asset units, rounded
-         down (against the trader).
+    @dev PnL minus funding owed since the last settlement (`perp_math._settlement`).
     """
-    move: int256 = convert(price, int256) - self._last_price(b)
-    return self._floor_div(size * move - size * (fidx - self._last_funding(b)), convert(_VALUE_SCALE, int256))
-
-
-@internal
-def _resettle(account: address, size: int256, b: uint256, price: uint256, fidx: int256):
-    """
-    @dev Moves a position's settlement point to (price, fidx), keeping the sums.
-    """
-    self._sum_size_price += size * (convert(price, int256) - self._last_price(b))
-    self._sum_size_funding += size * (fidx - self._last_funding(b))
-    self._pos_b[account] = self._pack_b(price, fidx)
+    return perp_math._settlement(size, self._last_price(b), self._last_funding(b), price, fidx, _VALUE_SCALE)
 
 
 @internal
@@ -1050,101 +1194,82 @@ def _move_book(old_margin: uint256, new_margin: uint256, fee: uint256):
 
 @internal
 @view
-def _notional(size: int256, price: uint256, round_up: bool) -> uint256:
-    """
-    @dev |size| x price in asset units.
-    """
-    value: uint256 = convert(abs(size), uint256) * price
-    if round_up:
-        return (value + _VALUE_SCALE - 1) // _VALUE_SCALE
-    return value // _VALUE_SCALE
-
-
-@internal
-@view
-def _requirement(size: int256, price: uint256, bps: uint256, keeper: uint256) -> uint256:
-    """
-    @dev `ceil(notional * bps / BPS) + keeper` in asset units.
-    """
-    den: uint256 = _VALUE_SCALE * BPS
-    return (convert(abs(size), uint256) * price * bps + den - 1) // den + keeper
-
-
-@internal
-@view
 def _initial_margin(size: int256, price: uint256, p: RiskParams) -> uint256:
     """
-    @dev Equity a position needs after an open or increase (the leverage cap).
+    @dev Equity a position needs after an open or increase (the leverage cap), with
+         its exit premium.
     """
-    return self._requirement(size, price, p.initial_margin_bps, p.min_keeper_fee)
+    return perp_math._requirement(size, price, p.initial_margin_bps, p.min_keeper_fee, p.skew_scale, _VALUE_SCALE)
 
 
 @internal
 @view
 def _maintenance_margin(size: int256, price: uint256, p: RiskParams) -> uint256:
     """
-    @dev Equity under which a position can be liquidated: maintenance margin plus the
-         keeper fee its liquidation pays. It does not depend on the skew, so no trader
-         can push another's position into liquidation by moving the skew.
+    @dev Equity under which a position can be liquidated: maintenance margin, the
+         keeper fee its liquidation pays, and its exit premium. It does not depend on
+         the skew, so no trader can push another's position into liquidation by
+         moving the skew.
     """
-    return self._requirement(size, price, p.maintenance_margin_bps + p.liquidation_fee_bps, p.min_keeper_fee)
+    return perp_math._requirement(size, price, p.maintenance_margin_bps + p.liquidation_fee_bps, p.min_keeper_fee, p.skew_scale, _VALUE_SCALE)
+
+
+@internal
+@pure
+def _check_move_covered(max_move_bps: uint256, p: RiskParams):
+    """
+    @dev Refuses unless one accepted update cannot turn a position above maintenance
+         into bad debt: the largest move, the liquidation fee on the notional after
+         it and the exit fee stay below the maintenance margin,
+         `m * (1 + liquidation fee) + taker fee < maintenance`. A feed without a move
+         limit covers nothing.
+    """
+    assert max_move_bps != 0 and max_move_bps * (BPS + p.liquidation_fee_bps) + p.taker_fee_bps * BPS < p.maintenance_margin_bps * BPS, reasons.PERP_FEED_MOVE_REACHES_MAINTENANCE
 
 
 @internal
 @view
-def _fill_price(price: uint256, skew: int256, size_delta: int256, skew_scale: uint256) -> uint256:
+def _to_wad(answer: int256) -> uint256:
     """
-    @dev `P * (1 + (skew + size_delta / 2) / skew_scale)`, rounded up for buys and
-         down for sells, and never better than the index: a trade that reduces the skew
-         fills at the index, without a rebate (a rebate could be withdrawn while the
-         skew it depends on is still open, and left unpaid by a liquidation).
+    @dev A feed answer in WAD, 0 when not positive or out of range.
     """
-    num: int256 = convert(price, int256) * (2 * skew + size_delta)
-    den: int256 = convert(2 * skew_scale * WAD, int256)
-    premium: int256 = 0
-    if size_delta > 0:
-        premium = max(self._ceil_div(num, den), 0)
-    else:
-        premium = min(self._floor_div(num, den), 0)
-    fill: int256 = convert(price, int256) + premium
-    assert fill > 0, reasons.PERP_FILL_PRICE_NOT_POSITIVE
-    return convert(fill, uint256)
-
-
-@internal
-@view
-def _price() -> (uint256, bool):
-    """
-    @dev The latest index answer in WAD and whether it is fresh.
-    """
-    answer: int256 = 0
-    updated_at: uint256 = 0
-    _: uint80 = 0
-    __: uint256 = 0
-    ___: uint80 = 0
-    _, answer, __, updated_at, ___ = staticcall _FEED.latestRoundData()
     if answer <= 0 or answer >= 2**128:
-        return 0, False
+        return 0
     price: uint256 = convert(answer, uint256) * _PRICE_TO_WAD
     if price >= 2**96:
-        return 0, False
-    heartbeat: uint256 = staticcall IHeartbeat(index_feed).heartbeat()
-    fresh: bool = updated_at <= block.timestamp and block.timestamp - updated_at <= heartbeat
-    return price, fresh
+        return 0
+    return price
 
 
 @internal
 @view
-def _fresh_price() -> uint256:
+def _index() -> Index:
     """
-    @dev The index price in WAD; reverts unless positive and within the heartbeat.
+    @dev The latest index with its freshness, round, and the feed's move limit.
     """
-    price: uint256 = 0
-    fresh: bool = False
-    price, fresh = self._price()
-    assert price != 0, reasons.PERP_INDEX_PRICE_NOT_POSITIVE
-    assert fresh, reasons.PERP_INDEX_PRICE_STALE_OLDER
-    return price
+    answer: int256 = 0
+    observed: uint64 = 0
+    round_id: uint64 = 0
+    heartbeat: uint32 = 0
+    max_move: uint16 = 0
+    halted: bool = False
+    answer, observed, round_id, heartbeat, max_move, halted = staticcall _HUB.trading_state(index_feed_id)
+    price: uint256 = self._to_wad(answer)
+    t: uint256 = convert(observed, uint256)
+    fresh: bool = price != 0 and not halted and t <= block.timestamp and block.timestamp - t <= convert(heartbeat, uint256)
+    return Index(price=price, fresh=fresh, round_id=convert(round_id, uint256), observed_at=t, max_move_bps=convert(max_move, uint256))
+
+
+@internal
+@view
+def _fresh_index() -> Index:
+    """
+    @dev The latest index; reverts unless positive, within the heartbeat and not
+         halted (one message for the three: no trade on it either way).
+    """
+    idx: Index = self._index()
+    assert idx.fresh, reasons.PERP_INDEX_PRICE_STALE_OR_HALTED
+    return idx
 
 
 @internal
@@ -1178,7 +1303,7 @@ def _funding_math(slot: uint256, price: uint256, p: RiskParams, skew: int256) ->
         else:
             r1 = target
             area = (r0 + target) * t_hit // 2 + target * (dt - t_hit)
-    fidx += self._floor_div(area * convert(price, int256), day * IWAD)
+    fidx += perp_math._floor_div(area * convert(price, int256), day * IWAD)
     return fidx, r1
 
 
@@ -1207,36 +1332,22 @@ def _funding_now() -> (int256, int256):
     """
     @dev Funding index and rate accrued to now at the latest index price (views).
     """
-    return self._funding_math(self._funding, self._price()[0], self._params(), self._skew(self._oi))
+    return self._funding_math(self._funding, self._index().price, self._params(), self._skew(self._oi))
 
 
 @internal
 @view
 def _insurance(price: uint256, fidx: int256) -> int256:
     """
-    @dev The insurance fund marked to `price` and `fidx`: cash - margins - fees - the
-         traders' unrealised PnL and funding (rounded up, against the fund).
+    @dev The insurance fund marked to `price` and `fidx`: cash - margins - fees -
+         escrowed keeper fees - the traders' unrealised PnL and funding (rounded up,
+         against the fund).
     """
     skew: int256 = self._skew(self._oi)
     unrealised: int256 = skew * convert(price, int256) - self._sum_size_price - (skew * fidx - self._sum_size_funding)
     book: uint256 = self._book
-    held: int256 = convert(self.cash, int256) - convert(book & MASK128, int256) - convert(book >> 128, int256)
-    return held - self._ceil_div(unrealised, convert(_VALUE_SCALE, int256))
-
-
-@internal
-@view
-def _equity_now(account: address) -> (int256, int256, uint256):
-    """
-    @dev (equity, size, price) at the latest index price, for the views.
-    """
-    a: uint256 = self._pos_a[account]
-    size: int256 = self._size_of(a)
-    margin: int256 = convert(a & MASK128, int256)
-    price: uint256 = self._price()[0]
-    if size == 0:
-        return margin, 0, price
-    return margin + self._settlement(size, self._pos_b[account], price, self._funding_now()[0]), size, price
+    held: int256 = convert(self.cash, int256) - convert(book & MASK128, int256) - convert(book >> 128, int256) - convert(self.escrowed, int256)
+    return held - perp_math._ceil_div(unrealised, convert(_VALUE_SCALE, int256))
 
 
 @internal

@@ -9,7 +9,9 @@ generated Vyper module `contracts/modules/reasons.vy`:
     python -m gpushares.reasons            # rewrite the Vyper module from this file
     python -m gpushares.reasons --check    # exit 1 if it is out of date (the tests do this)
 
-Each message starts with the contract's name; a constant's prefix says which contract
+Each message starts with the contract's name; PerpMarket's fit one 32-byte word each
+(the market sits at the EIP-170 code size limit, and every message is code at each
+revert site), so its client explains them at length (`gpushares.perp`); a constant's prefix says which contract
 uses it (POOL_ for LendingPool, PERP_ for PerpMarket, ...). ERC-1404 transfer
 restriction messages live in `jurisdictions/codes.py`; snekmate's own messages
 ("access_control: account is missing role", ...) in snekmate.
@@ -338,57 +340,50 @@ POOL_FACTORY_RESERVE_FACTOR_ABOVE_50 = "LendingPoolFactory: reserve factor above
 POOL_FACTORY_TREASURY_ZERO_ADDRESS = "LendingPoolFactory: treasury is the zero address"
 
 # --- PerpMarket ----------------------------------------------------------------------------
-PERP_ADMIN_ZERO_ADDRESS = "PerpMarket: admin is the zero address"
+PERP_ADMIN_ZERO_ADDRESS = "PerpMarket: admin is zero"
 PERP_AMOUNT_TOO_LARGE = "PerpMarket: amount too large"
-PERP_FEES_ABOVE_THEIR_CAPS = (
-    "PerpMarket: fees above their caps (taker 1 %, maker <= taker, liquidation 5 %)"
-)
-PERP_FEE_RECIPIENT_ZERO_ADDRESS = "PerpMarket: fee recipient is the zero address"
-PERP_FILL_PRICE_NOT_POSITIVE = (
-    "PerpMarket: fill price is not positive (trade too large for the skew scale)"
-)
-PERP_FILL_PRICE_WORSE_ACCEPTABLE = "PerpMarket: fill price worse than the acceptable price"
+PERP_FEES_ABOVE_THEIR_CAPS = "PerpMarket: fee above its cap"
+PERP_FEE_RECIPIENT_ZERO_ADDRESS = "PerpMarket: zero fee recipient"
+PERP_FILL_PRICE_NOT_POSITIVE = "PerpMarket: fill price <= 0"
+PERP_FILL_PRICE_WORSE_ACCEPTABLE = "PerpMarket: fill past the limit"
 PERP_INDEX_FEED_MORE_18 = "PerpMarket: index feed has more than 18 decimals"
 PERP_INDEX_FEED_NOT_CONTRACT = "PerpMarket: index feed is not a contract"
-PERP_INDEX_PRICE_NOT_POSITIVE = "PerpMarket: index price is not positive or out of range"
-PERP_INDEX_PRICE_STALE_OLDER = "PerpMarket: index price is stale (older than the feed heartbeat)"
-PERP_INSURANCE_DEFICIT_RECORDED_NEW = (
-    "PerpMarket: insurance deficit recorded, new risk is paused until it is funded"
-)
-PERP_INSURANCE_FUND_EXHAUSTED_NEW = (
-    "PerpMarket: insurance fund exhausted, new risk is paused until it is funded"
-)
-PERP_KEEPER_FEE_FUNDING_PARAMETER = "PerpMarket: keeper fee or funding parameter above its cap"
-PERP_LONG_OPEN_INTEREST_CAP = "PerpMarket: long open interest cap reached"
+PERP_INDEX_PRICE_NOT_POSITIVE = "PerpMarket: round price <= 0"
+PERP_INDEX_PRICE_STALE_OR_HALTED = "PerpMarket: index stale/halted"
+PERP_ORDER_SIZE_TOO_LARGE = "PerpMarket: order too large"
+PERP_ORDER_ALREADY_PENDING = "PerpMarket: an order is pending"
+PERP_MARGIN_DOES_NOT_COVER_KEEPER = "PerpMarket: margin < keeper fee"
+PERP_NO_PENDING_ORDER = "PerpMarket: no pending order"
+PERP_ORDER_NOT_EXECUTABLE_YET = "PerpMarket: order too early"
+PERP_ORDER_EXPIRED_CANCEL = "PerpMarket: order expired"
+PERP_ORDER_NOT_EXPIRED = "PerpMarket: order not expired"
+PERP_NO_ORACLE_ROUND_AFTER = "PerpMarket: await next round"
+PERP_TOO_MANY_ROUNDS_SINCE = "PerpMarket: too many rounds"
+PERP_FREE_CASH_DOES_NOT_COVER = "PerpMarket: cash held for fees"
+PERP_FEED_MOVE_REACHES_MAINTENANCE = "PerpMarket: move limit too wide"
+PERP_ORDER_WINDOW_OUT_OF_RANGE = "PerpMarket: bad order window"
+PERP_INSURANCE_DEFICIT_RECORDED_NEW = "PerpMarket: deficit: risk paused"
+PERP_INSURANCE_FUND_EXHAUSTED_NEW = "PerpMarket: insurance exhausted"
+PERP_KEEPER_FEE_FUNDING_PARAMETER = "PerpMarket: keeper/funding cap"
+PERP_LONG_OPEN_INTEREST_CAP = "PerpMarket: long OI cap reached"
 PERP_MARGIN_ASSET_MORE_18 = "PerpMarket: margin asset has more than 18 decimals"
 PERP_MARGIN_ASSET_NOT_CONTRACT = "PerpMarket: margin asset is not a contract"
-PERP_MARGIN_ASSET_TRANSFER_FAILED = "PerpMarket: margin asset transfer failed"
-PERP_MARGIN_BELOW_INITIAL_MARGIN = (
-    "PerpMarket: margin below the initial margin (leverage cap) after the trade"
-)
-PERP_MARGIN_DOES_NOT_COVER = "PerpMarket: margin does not cover the fee and premium"
-PERP_NEED_0_MAINTENANCE_LIQUIDATION = (
-    "PerpMarket: need 0 < maintenance + liquidation fee < initial margin <= 100 %, initial >= 2 "
-    "%"
-)
-PERP_NEW_RISK_PAUSED_GUARDIAN = "PerpMarket: new risk is paused by the guardian (closes still work)"
-PERP_NOT_ENOUGH_CASH_KEEPER = "PerpMarket: not enough cash for the keeper fee"
+PERP_MARGIN_ASSET_TRANSFER_FAILED = "PerpMarket: transfer failed"
+PERP_MARGIN_BELOW_INITIAL_MARGIN = "PerpMarket: below initial margin"
+PERP_MARGIN_DOES_NOT_COVER = "PerpMarket: margin < fee+premium"
+PERP_NEED_0_MAINTENANCE_LIQUIDATION = "PerpMarket: margins out of order"
+PERP_NEW_RISK_PAUSED_GUARDIAN = "PerpMarket: new risk paused"
+PERP_NOT_ENOUGH_CASH_KEEPER = "PerpMarket: no cash for keeper"
 PERP_NO_FEES_COLLECT = "PerpMarket: no fees to collect"
 PERP_NO_OPEN_POSITION = "PerpMarket: no open position"
-PERP_POSITION_ABOVE_MAINTENANCE_MARGIN = "PerpMarket: position is above the maintenance margin"
-PERP_POSITION_BELOW_MAINTENANCE_MARGIN = (
-    "PerpMarket: position is below the maintenance margin (add margin, or wait for a keeper)"
-)
-PERP_REDUCTION_LEAVE_POSITION_BELOW = (
-    "PerpMarket: reduction would leave the position below maintenance"
-)
-PERP_RISK_PARAMETERS_NOT_SET = "PerpMarket: risk parameters not set"
-PERP_SHORT_OPEN_INTEREST_CAP = "PerpMarket: short open interest cap reached"
-PERP_SKEW_SCALE_1_2 = "PerpMarket: skew scale must be 1 to 2**64-1, OI caps 1 to 2**40 GPU-hours"
-PERP_WITHDRAWAL_EXCEEDS_MARGIN = "PerpMarket: withdrawal exceeds the margin"
-PERP_WITHDRAWAL_LEAVE_LESS_INITIAL = (
-    "PerpMarket: withdrawal would leave less than the initial margin"
-)
+PERP_POSITION_ABOVE_MAINTENANCE_MARGIN = "PerpMarket: position is healthy"
+PERP_POSITION_BELOW_MAINTENANCE_MARGIN = "PerpMarket: liquidatable"
+PERP_REDUCTION_LEAVE_POSITION_BELOW = "PerpMarket: reduction too risky"
+PERP_RISK_PARAMETERS_NOT_SET = "PerpMarket: risk params not set"
+PERP_SHORT_OPEN_INTEREST_CAP = "PerpMarket: short OI cap reached"
+PERP_SKEW_SCALE_1_2 = "PerpMarket: skew/OI out of range"
+PERP_WITHDRAWAL_EXCEEDS_MARGIN = "PerpMarket: exceeds the margin"
+PERP_WITHDRAWAL_LEAVE_LESS_INITIAL = "PerpMarket: keep initial margin"
 PERP_ZERO_AMOUNT = "PerpMarket: zero amount"
 PERP_ZERO_SIZE = "PerpMarket: zero size"
 

@@ -34,6 +34,7 @@ SOURCES = {
     "LendingPoolFactory": "LendingPoolFactory.vy",
     "MockStablecoin": "mocks/MockStablecoin.vy",
     "OracleHub": "OracleHub.vy",
+    "PerpLens": "PerpLens.vy",
     "PerpMarket": "PerpMarket.vy",
     "PerpMarketFactory": "PerpMarketFactory.vy",
     "SPVFactory": "SPVFactory.vy",

@@ -117,6 +117,11 @@ def deploy_perps(chain: Chain, admin: Any, on_receipt: OnReceipt = _quiet) -> tu
     return _market_factory(chain, admin, "PerpMarket", "perp", on_receipt)
 
 
+def deploy_perp_lens(chain: Chain, deployer: Any, on_receipt: OnReceipt = _quiet) -> str:
+    """The stateless PerpLens (equity, liquidation price, order status of any market)."""
+    return _deployed(chain, "PerpLens", [], deployer, "PerpLens at {address}", on_receipt)
+
+
 @dataclass(frozen=True)
 class SuiteOptions:
     """What `deploy_suite` wires besides the contracts."""

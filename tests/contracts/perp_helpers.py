@@ -26,8 +26,19 @@ from tests.contracts.oracle_helpers import (
 )
 
 # The market's refusal messages, by the short names the tests use.
-STALE = reasons.PERP_INDEX_PRICE_STALE_OLDER
-NOT_POSITIVE = reasons.PERP_INDEX_PRICE_NOT_POSITIVE
+# Stale, halted and non-positive index prices share one message (no trade on any).
+STALE = reasons.PERP_INDEX_PRICE_STALE_OR_HALTED
+NOT_POSITIVE = reasons.PERP_INDEX_PRICE_STALE_OR_HALTED
+PAST_ROUND_NOT_POSITIVE = reasons.PERP_INDEX_PRICE_NOT_POSITIVE
+NO_ORDER = reasons.PERP_NO_PENDING_ORDER
+ORDER_PENDING = reasons.PERP_ORDER_ALREADY_PENDING
+NO_ROUND_AFTER = reasons.PERP_NO_ORACLE_ROUND_AFTER
+ORDER_EXPIRED = reasons.PERP_ORDER_EXPIRED_CANCEL
+ORDER_NOT_EXPIRED = reasons.PERP_ORDER_NOT_EXPIRED
+ORDER_TOO_EARLY = reasons.PERP_ORDER_NOT_EXECUTABLE_YET
+NO_MARGIN_FOR_KEEPER = reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER
+MOVE_NOT_COVERED = reasons.PERP_FEED_MOVE_REACHES_MAINTENANCE
+FREE_CASH = reasons.PERP_FREE_CASH_DOES_NOT_COVER
 ZERO_SIZE = reasons.PERP_ZERO_SIZE
 NO_POSITION = reasons.PERP_NO_OPEN_POSITION
 LIQUIDATABLE = reasons.PERP_POSITION_BELOW_MAINTENANCE_MARGIN
@@ -106,6 +117,7 @@ class PerpWorld:
     factory: object
     market: object
     params: PerpParams
+    lens: object = None
     signers: list = field(default_factory=list)
     config_version: int = 0
     asset_decimals: int = 6
@@ -135,6 +147,18 @@ class PerpWorld:
             self.last_observed = observed
         return accepted
 
+    def walk_price(self, usd_8dec: int) -> None:
+        """Move the index to `usd_8dec` in accepted rounds, each within the feed's move
+        limit (one round when the feed has none)."""
+        limit = self.hub.feed(INDEX_FEED_ID)[4]
+        current = self.hub.latest_value(INDEX_FEED_ID)[0]
+        while current != usd_8dec:
+            step = current * limit // BPS if limit else abs(usd_8dec - current)
+            nxt = (min(usd_8dec, current + step) if usd_8dec > current
+                   else max(usd_8dec, current - step))
+            assert self.set_price(nxt), "the hub refused a step of the walk"
+            current = nxt
+
     def price_wad(self) -> int:
         """The market's view of the index (WAD)."""
         return self.market.index_price()[0]
@@ -153,12 +177,33 @@ class PerpWorld:
         with boa.env.prank(account):
             self.market.deposit_margin(amount)
 
-    def trade(self, account: str, size_delta: int, acceptable: int | None = None) -> None:
-        """Trade at any fill price unless `acceptable` is given."""
+    def commit(self, account: str, size_delta: int, acceptable: int | None = None) -> None:
+        """Commit an order at any fill price unless `acceptable` is given."""
         if acceptable is None:
             acceptable = MAX_UINT if size_delta > 0 else 0
         with boa.env.prank(account):
-            self.market.modify_position(size_delta, acceptable)
+            self.market.commit_order(size_delta, acceptable)
+
+    def next_round(self, usd_8dec: int | None = None) -> bool:
+        """Publish the next oracle round (the latest value again unless given), observed
+        one second after the last one at the earliest."""
+        if usd_8dec is None:
+            usd_8dec = self.hub.latest_value(INDEX_FEED_ID)[0]
+        return self.set_price(usd_8dec)
+
+    def execute(self, account: str, keeper: str | None = None) -> int:
+        """Execute `account`'s pending order as `keeper` (the world's keeper)."""
+        with boa.env.prank(keeper or self.keeper):
+            return self.market.execute_order(account)
+
+    def trade(self, account: str, size_delta: int, acceptable: int | None = None,
+              price: int | None = None) -> None:
+        """One whole trade the only way the market allows: commit, the next oracle round
+        (at `price`, 8 decimals, or the latest value again), execute. The clock moves
+        one second (funding accrues over it)."""
+        self.commit(account, size_delta, acceptable)
+        assert self.next_round(price), "the hub refused the round"
+        self.execute(account)
 
     def size_of(self, account: str) -> int:
         return self.market.position(account)[0]
@@ -173,7 +218,7 @@ def build_perp_world(
     asset_decimals: int = 6,
     params: PerpParams | None = None,
     heartbeat: int = DAY,
-    max_move_bps: int = 0,
+    max_move_bps: int = 400,
     initial_price: int | None = 2 * FEED_UNIT,
     n_traders: int = 4,
     insurance: int | None = 10_000,
@@ -208,10 +253,11 @@ def build_perp_world(
             asset.address, feed.address, params.as_tuple(), fee_recipient, admin
         )
     market = deployers.PERP_MARKET.at(market_address)
+    lens = deployers.PERP_LENS.at(suite.deploy_perp_lens(deployers.CHAIN, admin))
     world = PerpWorld(
         admin=admin, oracle_admin=oracle_admin, fee_recipient=fee_recipient, insurer=insurer,
         traders=traders, keeper=keeper, stranger=stranger, asset=asset, hub=hub, feed=feed,
-        factory=factory, market=market, params=params, signers=signers,
+        factory=factory, market=market, params=params, signers=signers, lens=lens,
         config_version=hub.config_version(), asset_decimals=asset_decimals,
     )
     if initial_price is not None:
