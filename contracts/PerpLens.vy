@@ -160,10 +160,10 @@ def can_liquidate(market: address, account: address) -> bool:
 @view
 def withdrawable(market: address, account: address) -> uint256:
     """
-    @notice Margin the account can withdraw now: all of it without a position, else
-            what exceeds the initial margin (with the exit premium). A gain realised
-            while the insurance fund is short is paid pro rata, so a withdrawal can
-            find less.
+    @notice Margin the account can withdraw now (the market's rule): all of it
+            without a position; with one, the settled margin less any unrealised loss
+            and funding owed, above the initial margin (exit premium included).
+            Unrealised gains are not withdrawable until an order realises them.
     @param market The PerpMarket.
     @param account The account.
     @return uint256 Margin asset units.
@@ -173,9 +173,11 @@ def withdrawable(market: address, account: address) -> uint256:
         return m.margin
     p: RiskParams = staticcall IPerpMarket(market).risk_params()
     need: int256 = convert(perp_math._requirement(m.size, m.price, p.initial_margin_bps, p.min_keeper_fee, p.skew_scale, m.value_scale), int256)
-    if m.equity <= need:
+    # Losses count, gains do not (the market's rule): min(margin, equity) - need.
+    left: int256 = min(convert(m.margin, int256), m.equity)
+    if left <= need:
         return 0
-    return convert(m.equity - need, uint256)
+    return convert(left - need, uint256)
 
 
 @external
