@@ -435,7 +435,8 @@ def reference_code(a: ShareAsset, s: Party | None, r: Party | None, amount: int,
     if r is not None and not (s is not None and r.is_spv):
         for loc in a.locations:
             rule = rules.get(loc)
-            ok = rule is not None and (
+            # A sanctioned location is never recognised, whatever title_recognition says.
+            ok = rule is not None and not rule.sanctioned and (
                 rule.title_recognition is TitleRecognition.RECOGNISED
                 or (rule.title_recognition is TitleRecognition.UNCLEAR
                     and a.spv_lei is not None

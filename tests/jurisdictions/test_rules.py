@@ -18,10 +18,12 @@ from jurisdictions.codes import HolderPolicyCode, TitleStatus
 from jurisdictions.rules import (
     RULES_DIR,
     Citation,
+    CounterArgument,
     HolderPolicy,
     JurisdictionRules,
     RuleBook,
     RulesError,
+    SubdivisionRules,
     TitleRecognition,
     load_file,
     load_rules,
@@ -141,9 +143,24 @@ def test_readme_table_matches_files(shipped: RuleBook) -> None:
 # --- validation errors ----------------------------------------------------------------------
 
 
+def _inline(value: Any) -> str:
+    """A TOML value, nesting arrays and tables inline (the shared `to_toml` writes only
+    flat arrays of tables; subdivisions and counter-arguments nest citations)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_inline(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    return to_toml({"v": value}).removeprefix("v = ").rstrip("\n")
+
+
 def write(directory: Path, data: dict[str, Any], name: str | None = None) -> Path:
     path = directory / (name or f"{data['alpha2']}.toml")
-    path.write_text(to_toml(data), encoding="utf-8")
+    nested = any(isinstance(v, list | tuple) and any(
+        isinstance(x, list | tuple | dict) for item in v if isinstance(item, dict)
+        for x in item.values()) for v in data.values())
+    text = ("".join(f"{k} = {_inline(v)}\n" for k, v in data.items()) if nested
+            else to_toml(data))
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -161,6 +178,13 @@ def test_valid_tmp_file_loads(tmp_path: Path) -> None:
     assert sorted(book) == [900, 901]
     assert book[901].override_for(LEI_A) is not None
 
+
+# A valid subdivision of the test country XA: a sanctioned, blocked region.
+SUB = {
+    "code": "XA-43", "name": "Region 43", "title_recognition": "not_recognised",
+    "holder_policy": "blocked", "sanctioned": True, "basis": "Embargoed region.",
+    "citations": [{"reference": "XA Region Embargo Order"}],
+}
 
 BAD_FILES = {
     "missing field": (rule_data(basis=None), ["basis", "Field required"]),
@@ -212,6 +236,60 @@ BAD_FILES = {
     "http url": (
         rule_data(citations=[{"reference": "Act", "url": "http://example.org"}]),
         ["citations.0.url"],
+    ),
+    "bad citation date": (
+        rule_data(citations=[{"reference": "Act", "date": "2025-02-30"}]),
+        ["citations.0.date"],
+    ),
+    "counter-argument without sources": (
+        rule_data(counter_arguments=[{"argument": "A", "response": "R", "sources": []}]),
+        ["counter_arguments.0.sources"],
+    ),
+    "counter-argument without response": (
+        rule_data(counter_arguments=[{"argument": "A", "sources": [{"reference": "Act"}]}]),
+        ["counter_arguments.0.response", "Field required"],
+    ),
+    "subdivision code not ISO 3166-2": (
+        rule_data(subdivisions=[{**SUB, "code": "XA43"}]), ["subdivisions.0.code"],
+    ),
+    "subdivision code lowercase": (
+        rule_data(subdivisions=[{**SUB, "code": "xa-43"}]), ["subdivisions.0.code"],
+    ),
+    "subdivision code too long": (
+        rule_data(subdivisions=[{**SUB, "code": "XA-1234"}]), ["subdivisions.0.code"],
+    ),
+    "subdivision of another country": (
+        rule_data(subdivisions=[{**SUB, "code": "UA-43"}]),
+        ["UA-43 is not a subdivision of XA", "'XA-'"],
+    ),
+    "duplicate subdivision": (
+        rule_data(subdivisions=[SUB, SUB]), ["each ISO 3166-2 code at most once"],
+    ),
+    "subdivision more permissive holder policy": (
+        rule_data(holder_policy="accredited_only",
+                  subdivisions=[{**SUB, "holder_policy": "allowed", "sanctioned": False}]),
+        ["XA-43", "holder_policy 'allowed'", "only tightens"],
+    ),
+    "subdivision more permissive title": (
+        rule_data(title_recognition="not_recognised",
+                  subdivisions=[{**SUB, "title_recognition": "unclear", "unknowns": "U."}]),
+        ["XA-43", "title_recognition 'unclear'", "only tightens"],
+    ),
+    "unsanctioned subdivision of a sanctioned country": (
+        rule_data(title_recognition="unclear", holder_policy="blocked", sanctioned=True,
+                  subdivisions=[{**SUB, "sanctioned": False}]),
+        ["XA-43 must be sanctioned"],
+    ),
+    "sanctioned subdivision not blocked": (
+        rule_data(subdivisions=[{**SUB, "holder_policy": "accredited_only"}]),
+        ["subdivisions.0", "holder_policy = 'blocked'"],
+    ),
+    "unclear subdivision without unknowns": (
+        rule_data(subdivisions=[{**SUB, "title_recognition": "unclear"}]),
+        ["subdivisions.0", "unknowns"],
+    ),
+    "subdivision extra field": (
+        rule_data(subdivisions=[{**SUB, "numeric": 1}]), ["subdivisions.0.numeric", "Extra"],
     ),
     "numeric out of range": (rule_data(numeric=1000), ["numeric"]),
     "numeric zero": (rule_data(numeric=0), ["numeric"]),
@@ -362,6 +440,11 @@ def _changes() -> list[tuple[str, Any]]:
         ("sanctioned", True),
         ("citations", (Citation(reference="Test Act of XA"),)),  # url dropped
         ("citations", ()),
+        ("citations", (Citation(reference="Test Act of XA", url="https://example.org/act",
+                                title="Test Act"),)),
+        ("counter_arguments", (CounterArgument(argument="A", response="R",
+                                               sources=(Citation(reference="S"),)),)),
+        ("subdivisions", (SubdivisionRules.model_validate(SUB),)),
         ("as_of", date(2026, 1, 16)),
         ("reviewed_by", "someone else"),
     ]
@@ -436,3 +519,204 @@ def test_mapping_interface(shipped: RuleBook) -> None:
     assert shipped.get(999) is None
     with pytest.raises(KeyError):
         shipped[999]
+
+
+# --- canonical JSON: fields added by issue 22 ------------------------------------------------
+
+# The keys of a rule's canonical JSON before issue 22 (2026-11-21 schema).
+OLD_RULE_KEYS = {"alpha2", "numeric", "name", "title_recognition", "holder_policy", "basis",
+                 "unknowns", "sanctioned", "citations", "as_of", "reviewed_by"}
+
+
+def _canonical(rule: JurisdictionRules) -> dict[str, Any]:
+    return json.loads(json.dumps(rule.model_dump(mode="json", exclude={"title_overrides"})))
+
+
+def test_canonical_json_of_an_old_style_rule_is_unchanged() -> None:
+    """A rule that uses none of the new fields hashes exactly as under the old schema:
+    same keys, citations with only `reference` and `url` (null when absent)."""
+    rule = make_rule("XA", 900, citations=[{"reference": "Act"},
+                                           {"reference": "B", "url": "https://x.org/b"}])
+    data = _canonical(rule)
+    assert set(data) == OLD_RULE_KEYS
+    assert data["citations"] == [{"reference": "Act", "url": None},
+                                 {"reference": "B", "url": "https://x.org/b"}]
+    old_text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert rule.rules_hash() == hashlib.sha256(old_text.encode()).digest()
+
+
+def test_canonical_json_includes_new_fields_when_set() -> None:
+    rule = make_rule(
+        "XA", 900,
+        citations=[{"reference": "Act", "title": "T", "publisher": "P", "date": "2025",
+                    "official_reference": "R"}],
+        counter_arguments=[{"argument": "A", "response": "R",
+                            "sources": [{"reference": "S"}]}],
+        subdivisions=[SUB],
+    )
+    data = _canonical(rule)
+    assert set(data) == OLD_RULE_KEYS | {"counter_arguments", "subdivisions"}
+    assert data["citations"][0] == {"reference": "Act", "url": None, "title": "T",
+                                    "publisher": "P", "date": "2025",
+                                    "official_reference": "R"}
+    assert data["subdivisions"][0]["code"] == "XA-43"
+    assert "counter_arguments" not in data["subdivisions"][0]  # empty: omitted
+    assert data["counter_arguments"][0]["sources"] == [{"reference": "S", "url": None}]
+
+
+def test_round_trip_keeps_the_hash(shipped: RuleBook) -> None:
+    for rule in shipped.values():
+        again = JurisdictionRules.model_validate(rule.model_dump())
+        assert again == rule and again.rules_hash() == rule.rules_hash()
+
+
+def test_subdivision_change_changes_the_country_hash() -> None:
+    rule = make_rule("XA", 900, subdivisions=[SUB])
+    other = make_rule("XA", 900, subdivisions=[{**SUB, "basis": "Other basis."}])
+    assert rule.rules_hash() != other.rules_hash()
+    assert rule.subdivisions[0].rules_hash() != other.subdivisions[0].rules_hash()
+    assert len(rule.subdivisions[0].rules_hash()) == 32
+
+
+# --- subdivisions ------------------------------------------------------------------------------
+
+
+def test_subdivision_lookup() -> None:
+    rule = make_rule("XA", 900, subdivisions=[SUB])
+    sub = rule.subdivision("XA-43")
+    assert sub is rule.subdivisions[0] and rule.subdivision(" xa-43 ") is sub
+    assert sub.alpha2 == "XA" and sub.title_code is TitleStatus.SANCTIONED
+    assert rule.subdivision("XA-44") is None  # listed country, unlisted region
+    with pytest.raises(RulesError, match="not a subdivision of XA"):
+        rule.subdivision("UA-43")
+    with pytest.raises(RulesError, match="not an ISO 3166-2 subdivision code"):
+        rule.subdivision("XA")
+
+
+def test_rulebook_subdivision_lookup(pending: RuleBook, shipped: RuleBook) -> None:
+    assert pending.subdivision("UA-43").name == "Autonomous Republic of Crimea"
+    assert pending.subdivision("ua-40").code == "UA-40"
+    assert pending.subdivision("UA-30") is None  # Kyiv: Ukraine's own rule applies
+    assert shipped.subdivision("DE-BY") is None
+    with pytest.raises(RulesError, match="no rules for 'ZZ'"):
+        shipped.subdivision("ZZ-01")
+    with pytest.raises(RulesError, match="not an ISO 3166-2"):
+        shipped.subdivision("UA_43")
+
+
+def test_subdivision_may_tighten_or_equal() -> None:
+    for policy, title in [("accredited_only", "recognised"), ("blocked", "unclear"),
+                          ("blocked", "not_recognised")]:
+        sub = {**SUB, "holder_policy": policy, "title_recognition": title,
+               "sanctioned": False, "unknowns": "U."}
+        rule = make_rule("XA", 900, holder_policy="accredited_only", subdivisions=[sub])
+        assert rule.subdivision("XA-43").holder_policy is HolderPolicy(policy)
+
+
+def test_strictness_orders() -> None:
+    assert [p.strictness for p in (HolderPolicy.ALLOWED, HolderPolicy.ACCREDITED_ONLY,
+                                   HolderPolicy.BLOCKED)] == [0, 1, 2]
+    assert [t.strictness for t in (TitleRecognition.RECOGNISED, TitleRecognition.UNCLEAR,
+                                   TitleRecognition.NOT_RECOGNISED)] == [0, 1, 2]
+
+
+def test_loaded_nested_file_equals_in_memory_model(tmp_path: Path) -> None:
+    data = rule_data("XA", 900, subdivisions=[SUB],
+                     counter_arguments=[{"argument": "A", "response": "R",
+                                         "sources": [{"reference": "S", "date": "2025-05"}]}])
+    assert load_file(write(tmp_path, data)) == JurisdictionRules.model_validate(data)
+
+
+# --- Ukraine and its embargoed regions (issue 22) ------------------------------------------------
+# Parked in rules/pending/ until the registry, the engine and the attestations carry
+# subdivisions: listed today, a Crimea resident recorded as Ukraine would get UA's row.
+
+
+@pytest.fixture(scope="module")
+def pending() -> RuleBook:
+    return load_rules(RULES_DIR / "pending")
+
+
+UA_EMBARGOED = {"UA-43", "UA-40", "UA-14", "UA-09", "UA-65", "UA-23"}
+
+
+def test_ukraine_lists_its_embargoed_regions(pending: RuleBook) -> None:
+    ua = pending.by_alpha2("UA")
+    assert ua.numeric == 804 and not ua.sanctioned
+    assert ua.holder_policy is HolderPolicy.ACCREDITED_ONLY
+    assert ua.title_recognition is TitleRecognition.UNCLEAR and ua.unknowns
+    assert {s.code for s in ua.subdivisions} == UA_EMBARGOED
+    for sub in ua.subdivisions:
+        assert sub.sanctioned and sub.holder_policy is HolderPolicy.BLOCKED, sub.code
+        assert sub.title_code is TitleStatus.SANCTIONED
+        assert sub.citations and sub.basis, sub.code
+
+
+@pytest.mark.parametrize(("code", "instruments"), [
+    ("UA-43", ["13685", "692/2014"]), ("UA-40", ["13685", "692/2014"]),
+    ("UA-14", ["14065", "2022/263"]), ("UA-09", ["14065", "2022/263"]),
+    ("UA-65", ["2022/263", "2022/1903"]), ("UA-23", ["2022/263", "2022/1903"]),
+])
+def test_each_region_cites_its_embargo(pending: RuleBook, code: str,
+                                       instruments: list[str]) -> None:
+    sub = pending.subdivision(code)
+    assert sub is not None
+    cited = " ".join(f"{c.reference} {c.title} {c.official_reference}" for c in sub.citations)
+    for instrument in instruments:
+        assert instrument in cited, (code, instrument)
+
+
+def test_no_listed_jurisdiction_has_subdivisions_until_the_registry_does(
+        shipped: RuleBook, pending: RuleBook) -> None:
+    assert [r.alpha2 for r in shipped.values() if r.subdivisions] == []
+    assert [r.alpha2 for r in pending.values() if r.subdivisions] == ["UA"]
+
+
+# --- the shipped data: the corrections of issue 22 -----------------------------------------------
+
+
+def _cited(rule: JurisdictionRules) -> str:
+    return " ".join(f"{c.reference} {c.title} {c.official_reference or ''} {c.url or ''}"
+                    for _, c in rule.all_citations())
+
+
+@pytest.mark.parametrize(("alpha2", "fragments"), [
+    ("DE", ["Auffenberg", "Verstappen", "§ 931"]),
+    ("NL", ["Verstappen", "3:115"]),
+    ("GB", ["SI 2024/301", "s. 238", "SI 2001/1060", "para. (8)"]),
+    ("IR", ["2025/1975", "2271/96", "2018/1100"]),
+    ("SY", ["Caesar", "Fiscal Year 2026", "1 June 2026", "90 FR 46056"]),
+    ("BY", ["2025/392", "2025/391"]),
+    ("AE", ["VARA", "Asset-Referenced Virtual Assets"]),
+    ("CH", ["Art. 106", "Art. 1153", "Art. 1153a"]),
+    ("FR", ["Art. 1198"]),
+    ("US", ["230.144", "4(a)(7)", "230.502(d)"]),
+])
+def test_corrections_cited(shipped: RuleBook, alpha2: str, fragments: list[str]) -> None:
+    cited = _cited(shipped.by_alpha2(alpha2))
+    for fragment in fragments:
+        assert fragment in cited, (alpha2, fragment)
+
+
+@pytest.mark.parametrize("alpha2", ["DE", "NL", "CH"])
+def test_arguable_verdicts_record_counter_arguments(shipped: RuleBook, alpha2: str) -> None:
+    rule = shipped.by_alpha2(alpha2)
+    assert rule.counter_arguments
+    for counter in rule.counter_arguments:
+        assert counter.argument and counter.response and counter.sources
+
+
+def test_ae_says_adgm_was_not_reviewed(shipped: RuleBook) -> None:
+    ae = shipped.by_alpha2("AE")
+    assert "ADGM" in (ae.unknowns or "") and "not reviewed" in (ae.unknowns or "")
+
+
+def test_sy_says_what_is_not_verified(shipped: RuleBook) -> None:
+    sy = shipped.by_alpha2("SY")
+    assert "Not verified" in (sy.unknowns or "") and "1 June 2026" in (sy.unknowns or "")
+
+
+def test_every_file_reviewed_for_issue_22(shipped: RuleBook) -> None:
+    for rule in shipped.values():
+        assert rule.as_of == date(2026, 12, 3), rule.alpha2
+        assert "2026-12-03" in rule.reviewed_by, rule.alpha2
