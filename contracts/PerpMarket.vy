@@ -1,5 +1,5 @@
 # pragma version ~=0.4.3
-# pragma optimize gas
+# pragma optimize codesize
 """
 @title Perpetual Market
 @custom:contract-name PerpMarket
@@ -14,8 +14,9 @@
           an order fills at the index of the first oracle round observed strictly
           after its commit, so no trade can be placed at a price that is already
           known (a signed report is public before it lands on-chain). An order not
-          executed within `max_age` can only be cancelled; its margin and escrowed
-          keeper fee stay the trader's.
+          executed within `max_age` can only be cancelled; its margin stays the
+          trader's. The market's keeper fee is reserved in the margin from the
+          commit (not withdrawable) and paid to whoever executes the order.
         - Fills pay a premium over the index that grows with the skew a trade leaves,
           `P * (1 + (skew + size / 2) / skew_scale)` on the part that increases the
           absolute skew; a trade crossing zero skew is priced as two legs split at
@@ -45,7 +46,7 @@
           update (at most the feed's `max_move_bps`) plus the liquidation fee on the
           moved notional and the exit fee stays below the maintenance margin: no
           single update can turn a position that met its margin into bad debt.
-        - Fees and escrowed keeper fees are cash no trader can withdraw. When the
+        - Fees are cash no trader can withdraw. When the
           insurance fund is short, gains are paid pro rata (a haircut): each side's
           net gain is a claim on the fund plus the losing side's net loss, so a
           trader's idle margin never pays another trader's gain.
@@ -146,11 +147,18 @@ MASK16: constant(uint256) = 2**16 - 1
 PAUSED_BIT: constant(uint256) = 2**255
 # @dev Bits of a 32-bit field.
 MASK32: constant(uint256) = 2**32 - 1
+# @dev Bits of an 88-bit and a 104-bit field.
+MASK88: constant(uint256) = 2**88 - 1
+MASK104: constant(uint256) = 2**104 - 1
 # @dev Largest order size (WAD GPU-hours): the open-interest cap's range.
 MAX_ORDER_SIZE: constant(int256) = 2**100
 # @dev Longest order life (30 days) and shortest (one minute).
 MAX_ORDER_AGE: constant(uint256) = 30 * 86_400
 MIN_ORDER_AGE: constant(uint256) = 60
+# @dev Gas `execute_order` needs before it runs the trade: the trade's call gets 63/64
+#      of it, far more than a trade costs, so a keeper cannot make a trade fail for
+#      want of gas (which would cancel the order and still pay the keeper).
+MIN_SETTLE_GAS: constant(uint256) = 300_000
 # @dev Rounds `execute_order` looks through for the first one observed after a commit.
 MAX_ROUND_SCAN: constant(uint256) = 32
 
@@ -243,16 +251,12 @@ _sum_size_funding: int256
 #      each side's net PnL, which the haircut needs.
 _long_sum_price: int256
 _long_sum_funding: int256
-# @dev Pending order per account: bits 0..127 size (int128), 128..223 acceptable
-#      price (WAD), 224..255 commit time.
+# @dev Pending order per account, one slot: bits 0..103 size (int104), 104..191
+#      acceptable price (WAD, uint88), 192..223 commit time, 224..255 the feed's latest
+#      round at the commit.
 _orders: HashMap[address, uint256]
-# @dev Per account: bits 0..95 escrowed keeper fee, 96..159 the feed's latest round
-#      at the commit.
-_order_fees: HashMap[address, uint256]
-# @dev Keeper fees escrowed for pending orders (asset units), part of `cash`.
-escrowed: public(uint256)
 # @dev Packed order window: bits 0..31 minimum delay, 32..63 maximum age (seconds),
-#      64..159 keeper fee escrowed per order (asset units).
+#      64..159 keeper fee each order reserves in the margin (asset units).
 _order_cfg: uint256
 # @dev Packed: bits 0..127 sum of margins, bits 128..255 fees not yet collected.
 _book: uint256
@@ -320,7 +324,18 @@ event OrderExecuted:
     keeper_fee: uint256
 
 
-# @dev Emitted when an expired order is cancelled; its keeper fee went back to the margin.
+# @dev Emitted when an executed order's trade was refused: the order is cancelled
+#      (`reason` is the refusal's ABI-encoded Error(string)), the keeper still paid.
+event OrderFailed:
+    account: indexed(address)
+    keeper: indexed(address)
+    round_id: uint256
+    price: uint256
+    keeper_fee: uint256
+    reason: Bytes[100]
+
+
+# @dev Emitted when an expired order is cancelled.
 event OrderCancelled:
     account: indexed(address)
     caller: indexed(address)
@@ -487,7 +502,8 @@ def withdraw_margin(amount: uint256):
             index, must cover the initial margin: unrealised gains back nothing
             until an order realises them (paid pro rata while the insurance fund is
             short). Without a position the index is not read.
-            Fees and escrowed keeper fees are never paid out as margin.
+            A pending order's keeper fee stays in the margin; fees are never paid
+            out as margin.
     @param amount Margin asset units.
     """
     assert amount != 0, reasons.PERP_ZERO_AMOUNT
@@ -508,8 +524,11 @@ def withdraw_margin(amount: uint256):
         assert equity >= convert(self._initial_margin(size, price, p), int256), reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
     self._pos_a[msg.sender] = a - amount
     self._book -= amount
-    # Fees and escrowed keeper fees are never withdrawable, whatever the fund owes.
-    assert amount + (self._book >> 128) + self.escrowed <= self.cash, reasons.PERP_FREE_CASH_DOES_NOT_COVER
+    # A pending order's keeper fee stays reserved in the margin.
+    if self._orders[msg.sender] != 0:
+        assert margin >= (self._order_cfg >> 64) & MASK96, reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER
+    # Fees are never withdrawable, whatever the fund owes.
+    assert amount + (self._book >> 128) <= self.cash, reasons.PERP_FREE_CASH_DOES_NOT_COVER
     self.cash -= amount
     log MarginWithdrawn(account=msg.sender, amount=amount, margin=margin)
     self._pay(msg.sender, amount)
@@ -528,34 +547,30 @@ def commit_order(size_delta: int256, acceptable_price: uint256):
             GPU-hours (WAD; > 0 buys, < 0 sells). It fills later, when anyone calls
             `execute_order`, at the index of the first oracle round observed strictly
             after this commit, plus the premium and fee; it is refused then if the
-            fill is worse than `acceptable_price`. The market's keeper fee is moved
-            from the margin into escrow now and paid to whoever executes the order.
+            fill is worse than `acceptable_price`. The market's keeper fee is
+            reserved in the margin now (withdrawals leave it) and paid from it to
+            whoever executes the order.
     @dev One pending order per account. Needs no index (works while stale or halted).
          An order that is not executed within the order window's `max_age` can only
          be cancelled (`cancel_order`): nothing is lost.
     @param size_delta Signed change of the position (WAD GPU-hours).
     @param acceptable_price Worst fill price accepted (WAD USD per GPU-hour): the most
-           a buy pays, the least a sell receives.
+           a buy pays, the least a sell receives (above 2**88 - 1 counts as no limit).
     """
     assert size_delta != 0, reasons.PERP_ZERO_SIZE
     assert abs(size_delta) <= MAX_ORDER_SIZE, reasons.PERP_ORDER_SIZE_TOO_LARGE
     assert self._orders[msg.sender] == 0, reasons.PERP_ORDER_ALREADY_PENDING
     assert self._params_a != 0, reasons.PERP_RISK_PARAMETERS_NOT_SET
     fee: uint256 = (self._order_cfg >> 64) & MASK96
-    a: uint256 = self._pos_a[msg.sender]
-    assert a & MASK128 >= fee, reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER
+    assert self._pos_a[msg.sender] & MASK128 >= fee, reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER
     commit_round: uint256 = self._index().round_id
-    # Effects: the fee leaves the margin (book) for the escrow; both stay in `cash`.
-    if fee != 0:
-        self._pos_a[msg.sender] = a - fee
-        self._book -= fee
-        self.escrowed += fee
+    # The fee stays in the margin, reserved: withdrawals keep it there.
     self._orders[msg.sender] = (
-        (convert(convert(size_delta, bytes32), uint256) & MASK128)
-        | (min(acceptable_price, MASK96) << 128)
-        | (block.timestamp << 224)
+        (convert(convert(size_delta, bytes32), uint256) & MASK104)
+        | (min(acceptable_price, MASK88) << 104)
+        | (convert(convert(block.timestamp, uint32), uint256) << 192)
+        | (convert(convert(commit_round, uint32), uint256) << 224)
     )
-    self._order_fees[msg.sender] = fee | (commit_round << 96)
     log OrderCommitted(account=msg.sender, size_delta=size_delta, acceptable_price=acceptable_price, keeper_fee=fee, commit_round=commit_round)
 
 
@@ -566,17 +581,22 @@ def execute_order(account: address) -> uint256:
     @notice Executes `account`'s pending order at the index of the first oracle round
             observed strictly after its commit (read from the hub's round history),
             once the minimum delay has passed and before the order expires. The
-            caller (any keeper) is paid the escrowed keeper fee.
+            caller (any keeper) is paid the market's keeper fee from the trader's
+            margin into its own margin account here (withdrawable at once with
+            `withdraw_margin`: executions are the hot path, so no token moves).
     @dev Needs the latest index fresh and the feed not halted (funding accrues at
          it). The trade's checks are those of every trade: the position is settled
          at the round's price first (a gain paid pro rata while the insurance fund is
          short); opens and increases need the initial margin afterwards, room under
          the open-interest caps, no pause, a solvent insurance fund and risk
          parameters the feed's move limit cannot break; reductions must stay above
-         maintenance; a liquidatable position cannot be modified. A refused
-         execution changes nothing: the order stays until it expires.
+         maintenance; a liquidatable position cannot be modified. When the trade
+         is refused the order is cancelled (`OrderFailed`, with the refusal) and
+         the keeper is still paid, so no order can wait for a better moment. An
+         execution refused before the trade (too early, expired, no round after
+         the commit yet, stale or halted index) reverts and changes nothing.
     @param account The order's owner.
-    @return uint256 The keeper fee paid to the caller (margin asset units).
+    @return uint256 The keeper fee credited to the caller's margin (asset units).
     """
     o: Order = self._pending(account)
     cfg: uint256 = self._order_cfg
@@ -586,16 +606,44 @@ def execute_order(account: address) -> uint256:
     round_id: uint256 = 0
     price: uint256 = 0
     round_id, price = self._round_after(o.committed_at, o.commit_round, idx)
-    # Effects: the order and its escrow go first (the trade may not re-enter anyway).
+    # Effects: the order goes whatever the trade's fate. The trade runs in a call to
+    # `settle_order` so that a refused trade cancels the order instead of leaving it
+    # pending: nobody, the trader included, can hold an order back and execute it
+    # later only if the price went its way. Either way the keeper fee moves from the
+    # trader's margin to the keeper's (no token moves on the hot path).
+    assert msg.gas >= MIN_SETTLE_GAS, reasons.PERP_SEND_MORE_GAS
     self._orders[account] = 0
-    self._order_fees[account] = 0
-    self.escrowed -= o.keeper_fee
-    self.cash -= o.keeper_fee
-    self._trade(account, o.size_delta, o.acceptable_price, price, idx)
-    log OrderExecuted(account=account, keeper=msg.sender, round_id=round_id, price=price, keeper_fee=o.keeper_fee)
-    if o.keeper_fee != 0:
-        self._pay(msg.sender, o.keeper_fee)
-    return o.keeper_fee
+    ok: bool = False
+    reason: Bytes[100] = b""
+    ok, reason = raw_call(
+        self,
+        abi_encode(account, o.size_delta, o.acceptable_price, price, idx.price, idx.max_move_bps, o.keeper_fee, method_id=method_id("settle_order(address,int256,uint256,uint256,uint256,uint256,uint256)")),
+        max_outsize=100,
+        revert_on_failure=False,
+    )
+    paid: uint256 = o.keeper_fee
+    if ok:
+        # The trade took the fee out of the margins (book); it comes back as the keeper's.
+        self._move_book(0, paid, 0)
+        log OrderExecuted(account=account, keeper=msg.sender, round_id=round_id, price=price, keeper_fee=paid)
+    else:
+        a: uint256 = self._pos_a[account]
+        paid = min(paid, a & MASK128)
+        self._pos_a[account] = a - paid
+        log OrderFailed(account=account, keeper=msg.sender, round_id=round_id, price=price, keeper_fee=paid, reason=reason)
+    self._pos_a[msg.sender] += paid
+    return paid
+
+
+@external
+def settle_order(account: address, size_delta: int256, acceptable_price: uint256, price: uint256, latest_price: uint256, max_move_bps: uint256, keeper_fee: uint256):
+    """
+    @notice Internal to `execute_order` (only the market itself may call it): the
+            order's trade, in a call of its own so that a refusal reverts the trade
+            alone and cancels the order.
+    """
+    assert msg.sender == self, reasons.PERP_ONLY_THE_MARKET
+    self._trade(account, size_delta, acceptable_price, price, latest_price, max_move_bps, keeper_fee)
 
 
 @external
@@ -603,7 +651,7 @@ def execute_order(account: address) -> uint256:
 def cancel_order(account: address):
     """
     @notice Cancels `account`'s expired order (older than the order window's
-            `max_age`): its escrowed keeper fee goes back to the margin. Anyone may
+            `max_age`): its keeper fee is no longer reserved. Anyone may
             call; before expiry an order can only be executed (a trader who could
             cancel after seeing the next price would hold a free option).
     @param account The order's owner.
@@ -611,11 +659,6 @@ def cancel_order(account: address):
     o: Order = self._pending(account)
     assert block.timestamp > o.committed_at + ((self._order_cfg >> 32) & MASK32), reasons.PERP_ORDER_NOT_EXPIRED
     self._orders[account] = 0
-    self._order_fees[account] = 0
-    if o.keeper_fee != 0:
-        self.escrowed -= o.keeper_fee
-        self._pos_a[account] += o.keeper_fee
-        self._move_book(0, o.keeper_fee, 0)
     log OrderCancelled(account=account, caller=msg.sender, keeper_fee=o.keeper_fee)
 
 
@@ -631,7 +674,7 @@ def liquidate(account: address) -> uint256:
             premium included) goes to the insurance fund, which also pays any loss
             beyond the margin (`BadDebt`). If the fund is left negative the deficit is
             recorded and new risk pauses (`InsuranceExhausted`). A pending order of
-            the account stays (its escrow is not margin).
+            the account stays (it fails for want of margin and expires).
     @dev Needs a fresh index and a feed that is not halted.
     @param account The position's owner.
     @return uint256 The keeper fee paid to the caller (margin asset units).
@@ -650,10 +693,10 @@ def liquidate(account: address) -> uint256:
     assert equity < convert(self._maintenance_margin(size, price, p), int256), reasons.PERP_POSITION_ABOVE_MAINTENANCE_MARGIN
 
     fee: uint256 = p.min_keeper_fee + perp_math._notional(size, price, False, _VALUE_SCALE) * p.liquidation_fee_bps // BPS
-    assert fee + (self._book >> 128) + self.escrowed <= self.cash, reasons.PERP_NOT_ENOUGH_CASH_KEEPER
+    assert fee + (self._book >> 128) <= self.cash, reasons.PERP_NOT_ENOUGH_CASH_KEEPER
     # Effects: the position disappears; its margin leaves the margin book and the
     # insurance keeps `equity - fee`, the exit premium included (the fund is
-    # `cash - margins - fees - escrow - unrealised`).
+    # `cash - margins - fees - unrealised`).
     self._oi = self._oi_after(oi, size, 0)
     self._move_sums(size, b, 0, 0, 0)
     self._pos_a[account] = 0
@@ -730,8 +773,8 @@ def set_risk_params(params_: RiskParams):
     idx: Index = self._index()
     if old.skew_scale != 0 and idx.fresh:
         self._accrue(idx.price, old, self._skew(self._oi))
-    self._check_move_covered(idx.max_move_bps, params_)
     self._set_params(params_, self._params_b & PAUSED_BIT != 0)
+    self._check_move_covered(idx.max_move_bps, params_)
     log RiskParametersChanged(params=params_, admin=msg.sender)
 
 
@@ -753,13 +796,13 @@ def set_order_window(min_delay: uint256, max_age: uint256, keeper_fee: uint256):
     """
     @notice Sets the order window: an order can be executed from `min_delay` to
             `max_age` seconds after its commit (then only cancelled), and each commit
-            escrows `keeper_fee` from the margin for its executor. Pending orders
-            keep the fee they escrowed and follow the new window.
+            reserves `keeper_fee` in the margin for its executor. Pending orders
+            follow the new window and pay the fee in force at their execution.
     @dev Only `RISK_ADMIN_ROLE`. `max_age` from one minute to 30 days, above
          `min_delay`; the keeper fee fits 96 bits.
     @param min_delay Seconds before an order can be executed.
     @param max_age Seconds after which an order can only be cancelled.
-    @param keeper_fee Margin asset units escrowed per order.
+    @param keeper_fee Margin asset units each order pays its executor.
     """
     access_control._check_role(RISK_ADMIN_ROLE, msg.sender)
     assert max_age >= MIN_ORDER_AGE and max_age <= MAX_ORDER_AGE and min_delay < max_age and keeper_fee <= MASK96, reasons.PERP_ORDER_WINDOW_OUT_OF_RANGE
@@ -814,7 +857,7 @@ def order(account: address) -> Order:
     """
     @notice `account`'s pending order (all zero without one).
     @param account The account.
-    @return Order Size change, acceptable price, escrowed keeper fee, commit time and
+    @return Order Size change, acceptable price, the keeper fee it will pay, commit time and
             the feed's latest round at the commit.
     """
     return self._order(account)
@@ -827,7 +870,7 @@ def order_window() -> (uint256, uint256, uint256):
     @notice The order window.
     @return uint256 Minimum delay (seconds) before an order can be executed.
     @return uint256 Age (seconds) after which it can only be cancelled.
-    @return uint256 Keeper fee escrowed per order (margin asset units).
+    @return uint256 Keeper fee each order pays its executor (margin asset units).
     """
     cfg: uint256 = self._order_cfg
     return cfg & MASK32, (cfg >> 32) & MASK32, (cfg >> 64) & MASK96
@@ -927,16 +970,17 @@ def _deposit_margin(account: address, amount: uint256):
 
 
 @internal
-def _trade(account: address, size_delta: int256, acceptable_price: uint256, price: uint256, idx: Index):
+def _trade(account: address, size_delta: int256, acceptable_price: uint256, price: uint256, latest_price: uint256, max_move_bps: uint256, keeper_fee: uint256):
     """
-    @dev One trade at `price` (the order's round): settle, price, charge, check,
-         store. Funding accrues to now at the latest index `idx`.
+    @dev One trade at `price` (the order's round): settle, price, charge (premium,
+         fee and the executor's `keeper_fee`, which the caller pays out), check,
+         store. Funding accrues to now at the latest index `latest_price`.
     """
     # Risk parameters are set: `commit_order` checked, and they cannot be unset.
     p: RiskParams = self._params()
     oi: uint256 = self._oi
     skew: int256 = self._skew(oi)
-    fidx: int256 = self._accrue(idx.price, p, skew)
+    fidx: int256 = self._accrue(latest_price, p, skew)
 
     a: uint256 = self._pos_a[account]
     b: uint256 = self._pos_b[account]
@@ -955,7 +999,7 @@ def _trade(account: address, size_delta: int256, acceptable_price: uint256, pric
         assert self._params_b & PAUSED_BIT == 0, reasons.PERP_NEW_RISK_PAUSED_GUARDIAN
         assert self.deficit == 0, reasons.PERP_INSURANCE_DEFICIT_RECORDED_NEW
         assert self._insurance(price, fidx) >= 0, reasons.PERP_INSURANCE_FUND_EXHAUSTED_NEW
-        self._check_move_covered(idx.max_move_bps, p)
+        self._check_move_covered(max_move_bps, p)
 
     # Premium: what the trade pays the insurance (the skew's counterparty) over the
     # index, leg by leg (split at zero skew), rounded up; the fill is its average.
@@ -971,7 +1015,7 @@ def _trade(account: address, size_delta: int256, acceptable_price: uint256, pric
     fee_num: uint256 = (taker_part * p.taker_fee_bps + maker_part * p.maker_fee_bps) * fill
     fee: uint256 = (fee_num + _VALUE_SCALE * BPS - 1) // (_VALUE_SCALE * BPS)
 
-    equity = equity - convert(premium + fee, int256)
+    equity = equity - convert(premium + fee + keeper_fee, int256)
     new_oi: uint256 = self._oi_after(oi, size, new_size)
     assert equity >= 0, reasons.PERP_MARGIN_DOES_NOT_COVER
     if new_size != 0:
@@ -998,13 +1042,14 @@ def _order(account: address) -> Order:
     @dev `account`'s pending order, unpacked (zeros without one).
     """
     w: uint256 = self._orders[account]
-    f: uint256 = self._order_fees[account]
+    if w == 0:
+        return empty(Order)
     return Order(
-        size_delta=convert(convert(w << 128, bytes32), int256) >> 128,
-        acceptable_price=(w >> 128) & MASK96,
-        keeper_fee=f & MASK96,
-        committed_at=w >> 224,
-        commit_round=f >> 96,
+        size_delta=convert(convert(w << 152, bytes32), int256) >> 152,
+        acceptable_price=(w >> 104) & MASK88,
+        keeper_fee=(self._order_cfg >> 64) & MASK96,
+        committed_at=(w >> 192) & MASK32,
+        commit_round=w >> 224,
     )
 
 
@@ -1339,14 +1384,13 @@ def _funding_now() -> (int256, int256):
 @view
 def _insurance(price: uint256, fidx: int256) -> int256:
     """
-    @dev The insurance fund marked to `price` and `fidx`: cash - margins - fees -
-         escrowed keeper fees - the traders' unrealised PnL and funding (rounded up,
-         against the fund).
+    @dev The insurance fund marked to `price` and `fidx`: cash - margins - fees - the
+         traders' unrealised PnL and funding (rounded up, against the fund).
     """
     skew: int256 = self._skew(self._oi)
     unrealised: int256 = skew * convert(price, int256) - self._sum_size_price - (skew * fidx - self._sum_size_funding)
     book: uint256 = self._book
-    held: int256 = convert(self.cash, int256) - convert(book & MASK128, int256) - convert(book >> 128, int256) - convert(self.escrowed, int256)
+    held: int256 = convert(self.cash, int256) - convert(book & MASK128, int256) - convert(book >> 128, int256)
     return held - perp_math._ceil_div(unrealised, convert(_VALUE_SCALE, int256))
 
 

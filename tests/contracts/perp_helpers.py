@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import boa
+import eth_abi
 from eth_utils import keccak
 
 from gpushares import reasons
@@ -73,6 +74,15 @@ DEFAULT_ADMIN_ROLE = b"\0" * 32
 ZERO_AMOUNT = reasons.PERP_ZERO_AMOUNT
 NO_FEES = reasons.PERP_NO_FEES_COLLECT
 MISSING_ROLE = reasons.ACCESS_CONTROL_MISSING_ROLE
+
+
+def decode_refusal(data: bytes) -> str:
+    """The message of an ABI-encoded Error(string) (`OrderFailed.reason`)."""
+    data = bytes(data)
+    if data[:4] != bytes.fromhex("08c379a0"):
+        return f"<no reason: 0x{data.hex()}>"
+    (message,) = eth_abi.decode(["string"], data[4:])
+    return str(message)
 
 
 @dataclass
@@ -186,15 +196,32 @@ class PerpWorld:
 
     def next_round(self, usd_8dec: int | None = None) -> bool:
         """Publish the next oracle round (the latest value again unless given), observed
-        one second after the last one at the earliest."""
+        one second from now (so strictly after any commit made so far) at the earliest."""
         if usd_8dec is None:
             usd_8dec = self.hub.latest_value(INDEX_FEED_ID)[0]
+        if boa.env.evm.patch.timestamp > self.last_observed:
+            boa.env.time_travel(seconds=1)
         return self.set_price(usd_8dec)
 
     def execute(self, account: str, keeper: str | None = None) -> int:
-        """Execute `account`'s pending order as `keeper` (the world's keeper)."""
+        """Execute `account`'s pending order as `keeper` (the world's keeper), expecting
+        its trade to go through (a refused trade cancels the order: `OrderFailed`)."""
         with boa.env.prank(keeper or self.keeper):
-            return self.market.execute_order(account)
+            paid = self.market.execute_order(account)
+        failed = [e for e in self.market.get_logs() if type(e).__name__ == "OrderFailed"]
+        assert not failed, f"the order's trade was refused: {decode_refusal(failed[0].reason)}"
+        return paid
+
+    def execute_refused(self, account: str, reason: str, keeper: str | None = None) -> int:
+        """Execute `account`'s pending order expecting its trade to be refused with
+        `reason`: the order is cancelled (`OrderFailed`) and the keeper still paid."""
+        with boa.env.prank(keeper or self.keeper):
+            paid = self.market.execute_order(account)
+        failed = [e for e in self.market.get_logs() if type(e).__name__ == "OrderFailed"]
+        assert failed, "the order's trade went through"
+        assert decode_refusal(failed[0].reason) == reason
+        assert self.market.order(account)[3] == 0, "the order should be gone"
+        return paid
 
     def trade(self, account: str, size_delta: int, acceptable: int | None = None,
               price: int | None = None) -> None:
