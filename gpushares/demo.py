@@ -50,12 +50,20 @@ NAV_FEED = "NAV/LSH1/USD"
 INDEX_HEARTBEAT_DAYS = 2
 # A `gpu-oracle` command that takes this long is hung, not slow.
 COMMAND_TIMEOUT_S = 300
-# The lending story's stress scenario: the day after the last shipped snapshot, every
-# offer's price cut by 18 % (H100 rental prices fell far more than that from 2023 to
-# 2025). Within the NAV feed's 20 % move limit, and enough to push a loan taken at a
-# 68 % LTV past the 80 % liquidation LTV.
+# The index feed's largest accepted move per report. The perp market's margins must
+# cover one whole update (maintenance 5 % > the move x (1 + 0.5 % liquidation fee) +
+# 0.1 % taker fee: at most 487 bps), so one accepted report cannot turn a position above
+# maintenance into bad debt; the hub refuses a larger move and halts the feed for
+# trading until the next accepted report. The shipped days move the index ~2.4 %.
+INDEX_MAX_MOVE_BPS = 400
+# The lending story's stress scenario: after the last shipped snapshot, every offer's
+# price falls 18 % (H100 rental prices fell far more than that from 2023 to 2025), a
+# slide over STRESS_STEPS days, each day's fall (about 3.9 %) within the index feed's
+# move limit; the NAV follows, well within its 20 % move limit. Enough to push a loan
+# taken at a 68 % LTV past the 80 % liquidation LTV.
 STRESS_FACTOR = Decimal("0.82")
-# The stress day comes after the story's idle week: the day after it.
+STRESS_STEPS = 5
+# The slide starts after the story's idle week: the day after it.
 STRESS_DAYS_AFTER = 8
 BORROW_LTV = Decimal("0.68")
 WEEK = 7 * 86_400
@@ -220,33 +228,44 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
     print(f"jurisdiction table      : {len(listed)} jurisdictions from jurisdictions/rules/")
 
 
+def stress_factor(step: int) -> Decimal:
+    """The stress scenario's prices on day `step` (1..STRESS_STEPS) as a multiple of the
+    last shipped day's: STRESS_FACTOR reached in equal relative steps."""
+    return (STRESS_FACTOR ** (Decimal(step) / STRESS_STEPS)).quantize(Decimal("0.000001"))
+
+
 def stress_offers(workdir: Path) -> Path:
-    """A folder with the shipped marketplace snapshots plus one stress-scenario day: a
-    copy of the last shipped day, dated STRESS_DAYS_AFTER days later (the day after the
-    story's idle week), with every offer's price multiplied by STRESS_FACTOR. Its file
-    name, description and source say what it is, and the oracle's log records the file
-    name with the index it produced."""
+    """A folder with the shipped marketplace snapshots plus the stress scenario: copies
+    of the last shipped day dated STRESS_DAYS_AFTER, +1, ... days later (the days after
+    the story's idle week), every offer's price multiplied by `stress_factor(step)`,
+    then one more day at the last step's prices (the prices hold). Their file names,
+    descriptions and sources say what they are, and the oracle's log records the file
+    name with the index each produced."""
     folder = workdir / "offers"
     folder.mkdir()
     days = sorted(OFFERS.glob("*.json.gz"))
     for day in days:
         shutil.copy(day, folder / day.name)
-    snapshot = json.loads(gzip.decompress(days[-1].read_bytes()))
-    collected = (datetime.fromisoformat(snapshot["collected_utc"])
-                 + timedelta(days=STRESS_DAYS_AFTER))
-    snapshot["collected_utc"] = collected.isoformat()
-    snapshot["collection_date"] = collected.date().isoformat()
-    snapshot["description"] = (
-        f"DEMO STRESS SCENARIO, not market data: {days[-1].name} with every price x "
-        f"{STRESS_FACTOR}, dated {STRESS_DAYS_AFTER} days later. "
-        + snapshot.get("description", ""))
-    snapshot["source"] = f"stress scenario derived from {snapshot.get('source', days[-1].name)}"
-    for offers in snapshot["offers_by_model"].values():
-        for offer in offers:
-            if isinstance(offer.get("dph_total"), int | float):
-                offer["dph_total"] = float(Decimal(str(offer["dph_total"])) * STRESS_FACTOR)
-    name = f"stress-scenario-{collected.date().isoformat()}.json.gz"
-    (folder / name).write_bytes(gzip.compress(json.dumps(snapshot).encode(), mtime=0))
+    last = days[-1].read_bytes()
+    factors = [stress_factor(step) for step in range(1, STRESS_STEPS + 1)]
+    for offset, factor in enumerate([*factors, factors[-1]]):
+        snapshot = json.loads(gzip.decompress(last))
+        collected = (datetime.fromisoformat(snapshot["collected_utc"])
+                     + timedelta(days=STRESS_DAYS_AFTER + offset))
+        snapshot["collected_utc"] = collected.isoformat()
+        snapshot["collection_date"] = collected.date().isoformat()
+        snapshot["description"] = (
+            f"DEMO STRESS SCENARIO, not market data: {days[-1].name} with every price x "
+            f"{factor}, dated {STRESS_DAYS_AFTER + offset} days later. "
+            + snapshot.get("description", ""))
+        snapshot["source"] = (f"stress scenario derived from "
+                              f"{snapshot.get('source', days[-1].name)}")
+        for offers in snapshot["offers_by_model"].values():
+            for offer in offers:
+                if isinstance(offer.get("dph_total"), int | float):
+                    offer["dph_total"] = float(Decimal(str(offer["dph_total"])) * factor)
+        name = f"stress-scenario-{collected.date().isoformat()}.json.gz"
+        (folder / name).write_bytes(gzip.compress(json.dumps(snapshot).encode(), mtime=0))
     return folder
 
 
@@ -274,10 +293,13 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
     story.ape(
         "The hub admin adds the H100 SXM GPU-hour index feed and its AggregatorV3 adapter, "
         f"with the production heartbeat of {INDEX_HEARTBEAT_DAYS} days (this chain's clock "
-        "runs at the shipped marketplace snapshots' dates, February-March 2026)",
+        "runs at the shipped marketplace snapshots' dates, February-March 2026) and a move "
+        f"limit of {INDEX_MAX_MOVE_BPS / 100:g} % per report (the perp market's margins cover "
+        "one whole update; a larger move is refused and halts the feed for trading)",
         "run", "oracle", "add-feed", "--account", "TEST::0", "--name", INDEX_FEED,
         "--description", "H100 SXM 80GB / USD per GPU-hour", "--min", "0.10", "--max", "50",
-        "--max-move-bps", "5000", "--heartbeat", str(INDEX_HEARTBEAT_DAYS * 86_400),
+        "--max-move-bps", str(INDEX_MAX_MOVE_BPS),
+        "--heartbeat", str(INDEX_HEARTBEAT_DAYS * 86_400),
     )
     story.ape(
         "... and the NAV-per-share feed of the SPV's shares (for the lending pools)",
@@ -398,9 +420,12 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
 
 def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Path,
                   days: Sequence[int]) -> None:
-    """A lender supplies mUSDC, Bob borrows against his GPU shares, the oracle quorum
-    publishes a falling index (the stress day), the NAV follows, Bob's loan crosses the
-    liquidation LTV and a keeper liquidates it; then everyone's balances."""
+    """A lender supplies mUSDC; the perp market opens and its first orders fill at the
+    next published index; Bob borrows against his GPU shares; the oracle quorum
+    publishes a falling index day by day (the stress scenario) and the NAV follows; the
+    keeper's pass after each round liquidates Dave's perp long once it falls below
+    maintenance, without bad debt; Bob's loan crosses the liquidation LTV and the keeper
+    liquidates it; then everyone's balances, and the perp traders close by orders."""
     dave, bob, erin = (test_account(i) for i in (5, 3, 6))
     story.ape(
         "The platform (TEST::0) opens a lending market: mUSDC loans against LSH1 shares, "
@@ -413,12 +438,14 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
     story.ape("Dave supplies 200,000 mUSDC and receives vault shares (ERC-4626)",
               "run", "pool", "supply", "--account", "TEST::5", "--pool", "1",
               "--amount", "200000")
+    perp_opening(story)
     story.clock_to(timeline.after(days[4]), "the last shipped snapshot's day")
     story.gpu_oracle(
-        "node-2 leads a round: the last shipped day's index, and the NAV that follows it",
+        "node-2 leads a round: the last shipped day's index, the first oracle round observed "
+        "after the three perp orders were committed, and the NAV that follows it",
         "round", "--config", str(cluster.config("node-2")), "--feed", INDEX_FEED,
         "--feed", NAV_FEED)
-    perp_opening(story)
+    perp_fills(story)
     story.ape("Bob (TEST::3) posts 4,000 of his shares as collateral (a gated transfer)",
               "run", "pool", "deposit-collateral", "--account", "TEST::3", "--pool", "1",
               "--shares", "4000")
@@ -457,14 +484,25 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
               "stale (the pool cannot tell whether his loan would stay healthy)",
               "run", "pool", "withdraw-collateral", "--account", "TEST::3", "--pool", "1",
               "--shares", "100", refused=True)
-    print(f"\n    STRESS SCENARIO (demo only): the next marketplace snapshot is the last shipped "
-          f"day with every price x {STRESS_FACTOR} (labelled as such in the file and the "
-          "oracle log); the nodes compute the index from it with the same methodology")
-    story.clock_to(timeline.after(days[5]), "the stress scenario's day")
-    story.gpu_oracle(
-        "node-1 leads a round: the H100 index falls 18 %, and the NAV per share with it",
-        "round", "--config", str(cluster.config("node-1")), "--feed", INDEX_FEED,
-        "--feed", NAV_FEED)
+    print(f"\n    STRESS SCENARIO (demo only): the next marketplace snapshots are the last "
+          f"shipped day with every price cut day by day, to x {STRESS_FACTOR} after "
+          f"{STRESS_STEPS} days (labelled as such in the files and the oracle log); the nodes "
+          "compute the index from them with the same methodology. Each day's fall (about "
+          f"{(1 - stress_factor(1)) * 100:.1f} %) is within the index feed's "
+          f"{INDEX_MAX_MOVE_BPS / 100:g} % move limit: a crash beyond it in one report would "
+          "be refused by the hub and halt the perp market until an accepted report")
+    for step in range(1, STRESS_STEPS + 1):
+        story.clock_to(timeline.after(days[4 + step]),
+                       f"day {step} of {STRESS_STEPS} of the stress scenario")
+        story.gpu_oracle(
+            f"node-1 leads a round: the H100 index falls to x {stress_factor(step)} of the "
+            "last shipped day's, and the NAV per share with it",
+            "round", "--config", str(cluster.config("node-1")), "--feed", INDEX_FEED,
+            "--feed", NAV_FEED)
+        story.ape("Erin's keeper passes over the perp market after the round: a position "
+                  "below maintenance is liquidated while its equity still covers the loss "
+                  "(the margins cover one whole move)",
+                  "run", "keeper", "--account", "TEST::6", "--perp", "1")
     story.ape("The market: Bob's loan is now above the liquidation LTV", "run", "pool",
               "status", "--pool", "1")
     story.ape("The KYC provider registers Erin (TEST::6), a US keeper; she gets 60,000 mUSDC",
@@ -476,55 +514,91 @@ def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Pat
               "the collateral, so she is refused before any transaction, with the message "
               "a wallet shows", "run", "keeper", "--account", "TEST::4", "--pool", "1",
               refused=True)
-    story.ape("The perp market after the fall: Dave's long is below maintenance, the "
-              "operator's short has gained what the fleet's hours lost", "run", "perp",
+    story.ape("The perp market after the fall: Dave's long was liquidated on the way down, "
+              "the operator's short has gained what the fleet's hours lost", "run", "perp",
               "status", "--market", "1")
-    story.ape("Erin's keeper goes through every market: it liquidates Bob's unhealthy loan "
-              "and Dave's perp position", "run", "keeper", "--account", "TEST::6")
+    story.ape("Erin's keeper goes through every market: it liquidates Bob's unhealthy loan",
+              "run", "keeper", "--account", "TEST::6")
     story.ape("A second pass finds nothing to do", "run", "keeper", "--account", "TEST::6")
     lending_summary(web3, pool, {"Dave (lender)": dave, "Bob (borrower)": bob,
                                  "Erin (keeper)": erin})
-    perp_closing(story, web3, workdir)
+    perp_closing(story, cluster, web3, workdir, days)
+
+
+# The worst fill the perp traders accept, percent away from the fill at today's index:
+# an order fills at the next published index, which may move up to the feed's limit.
+ORDER_SLIPPAGE = "5"
 
 
 def perp_opening(story: Story) -> None:
-    """The platform opens the H100 GPU-hour perp market; the operator sells a month of
-    its fleet's hours forward, Alice's AI startup buys hours forward, Dave speculates."""
+    """The platform opens the H100 GPU-hour perp market; the operator commits an order
+    selling a month of its fleet's hours forward, Alice's AI startup one buying hours
+    forward, Dave a speculative long. None fills yet: each waits for the next round."""
     story.ape("The platform (TEST::0) mints itself 20,000 mUSDC for the perp market's "
               "insurance fund (local mock)", "run", "pool", "mint-mock", "--account",
               "TEST::0", "--to", test_account(0), "--amount", "20000")
     story.ape(
         f"The platform opens a perpetual market on the {INDEX_FEED} index (1 contract = 1 "
-        "GPU-hour; up to 10x, 5 % maintenance, skew premium, skew-driven funding) and "
+        "GPU-hour; up to 10x, 5 % maintenance, skew premium, skew-driven funding; trades "
+        "are orders a keeper fills at the next oracle round, 1 mUSDC keeper fee each) and "
         "seeds its insurance fund",
         "run", "perp", "create", "--account", "TEST::0", "--feed", INDEX_FEED,
         "--insurance", "20000")
     story.ape(
         f"The operator (TEST::1) hedges a month of fleet revenue: {GPUS} GPUs x {HOURS} h x "
-        "the attested utilisation, sold forward as a short at 2x",
+        "the attested utilisation, an order to sell them forward as a short at 2x",
         "run", "hedge", "--account", "TEST::1", "--market", "1", "--spv", "1",
         "--hours", str(HOURS), "--leverage", "2")
     story.ape("Alice (TEST::2) also runs an AI startup renting H100s: she gets 10,000 mUSDC "
               "(local mock)", "run", "pool", "mint-mock", "--account", "TEST::0",
               "--to", test_account(2), "--amount", "10000")
-    story.ape("... and buys 5,000 GPU-hours forward (long at 2x) to cap her compute bill",
-              "run", "perp", "open", "--account", "TEST::2", "--market", "1",
-              "--long", "5000", "--margin", "5000")
-    story.ape("Dave (TEST::5), a speculator, goes long 12,500 GPU-hours with 4,200 mUSDC "
-              "(about 4.8x)", "run", "perp", "open", "--account", "TEST::5", "--market", "1",
-              "--long", "12500", "--margin", "4200")
-    story.ape("Dave tries 40,000 more: beyond the 10x leverage cap, refused before sending",
-              "run", "perp", "open", "--account", "TEST::5", "--market", "1",
+    story.ape(f"... and commits an order to buy 5,000 GPU-hours forward (long at 2x) to cap "
+              f"her compute bill, accepting a fill up to {ORDER_SLIPPAGE} % above today's",
+              "run", "perp", "commit", "--account", "TEST::2", "--market", "1",
+              "--long", "5000", "--margin", "5000", "--slippage", ORDER_SLIPPAGE)
+    story.ape("Dave (TEST::5), a speculator, commits a long of 12,500 GPU-hours with 4,200 "
+              "mUSDC (about 4.8x)", "run", "perp", "commit", "--account", "TEST::5",
+              "--market", "1", "--long", "12500", "--margin", "4200", "--slippage",
+              ORDER_SLIPPAGE)
+    story.ape("The perp market: three orders wait for an oracle round observed after their "
+              "commit (the price they fill at is not known to anyone yet)", "run", "perp",
+              "status", "--market", "1")
+
+
+def perp_fills(story: Story) -> None:
+    """A keeper fills the three orders at the round just published."""
+    story.ape("Erin (TEST::6) runs a keeper on the perp market: it executes the three orders "
+              "at that round's index; their keeper fees are credited to her margin there",
+              "run", "keeper", "--account", "TEST::6", "--perp", "1")
+    story.ape("Dave tries to commit 40,000 more: beyond the 10x leverage cap, refused before "
+              "sending", "run", "perp", "commit", "--account", "TEST::5", "--market", "1",
               "--long", "40000", refused=True)
     story.ape("The perp market", "run", "perp", "status", "--market", "1")
 
 
-def perp_closing(story: Story, web3: Web3, workdir: Path) -> None:
-    """The operator and Alice close; the hedge's result against the unhedged revenue."""
-    story.ape("The operator closes its hedge and withdraws its margin", "run", "perp",
-              "close", "--account", "TEST::1", "--market", "1", "--withdraw")
-    story.ape("Alice closes hers too", "run", "perp", "close", "--account", "TEST::2",
-              "--market", "1", "--withdraw")
+def perp_closing(story: Story, cluster: OracleCluster, web3: Web3, workdir: Path,
+                 days: Sequence[int]) -> None:
+    """The operator and Alice close by orders, filled at the next day's index; the
+    hedge's result against the unhedged revenue."""
+    story.ape("The operator commits an order closing its hedge", "run", "perp", "commit",
+              "--account", "TEST::1", "--market", "1", "--close", "--slippage", ORDER_SLIPPAGE)
+    story.ape("Alice commits one closing hers", "run", "perp", "commit", "--account", "TEST::2",
+              "--market", "1", "--close", "--slippage", ORDER_SLIPPAGE)
+    story.clock_to(timeline.after(days[5 + STRESS_STEPS]),
+                   "the next day: the stress scenario's prices hold")
+    story.gpu_oracle(
+        "node-2 leads a round: the day's index (unchanged, published on the feed's "
+        "heartbeat), the first round after the two closing orders",
+        "round", "--config", str(cluster.config("node-2")), "--feed", INDEX_FEED)
+    story.ape("Erin's keeper executes both at that round's index",
+              "run", "keeper", "--account", "TEST::6", "--perp", "1")
+    story.ape("Erin withdraws the keeper fees the five executions credited to her margin in "
+              "the market (executions move no tokens)", "run", "perp", "withdraw",
+              "--account", "TEST::6", "--market", "1", "--all")
+    story.ape("The operator withdraws its margin", "run", "perp", "withdraw", "--account",
+              "TEST::1", "--market", "1", "--all")
+    story.ape("Alice withdraws hers", "run", "perp", "withdraw", "--account", "TEST::2",
+              "--market", "1", "--all")
     story.ape("The perp market at the end", "run", "perp", "status", "--market", "1")
     hedge_summary(web3, workdir, test_account(1))
 

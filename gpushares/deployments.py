@@ -48,6 +48,10 @@ class Deployments(BaseModel):
     perp_market_factory: Address | None = Field(
         default=None, description="PerpMarketFactory (`ape run perp create`)"
     )
+    perp_lens: Address | None = Field(
+        default=None, description="PerpLens (equity, liquidation price, order status of any "
+        "perp market)"
+    )
     mock_stablecoin: bool = Field(description="income_token is the local-chain mock")
 
 

@@ -11,10 +11,10 @@ generated Vyper module `contracts/modules/reasons.vy`:
 
 Each message starts with the contract's name; PerpMarket's fit one 32-byte word each
 (the market sits at the EIP-170 code size limit, and every message is code at each
-revert site), so its client explains them at length (`gpushares.perp`); a constant's prefix says which contract
-uses it (POOL_ for LendingPool, PERP_ for PerpMarket, ...). ERC-1404 transfer
-restriction messages live in `jurisdictions/codes.py`; snekmate's own messages
-("access_control: account is missing role", ...) in snekmate.
+revert site), so its client explains them at length (`gpushares.perp`); a constant's
+prefix says which contract uses it (POOL_ for LendingPool, PERP_ for PerpMarket, ...).
+ERC-1404 transfer restriction messages live in `jurisdictions/codes.py`; snekmate's own
+messages ("access_control: account is missing role", ...) in snekmate.
 """
 
 from __future__ import annotations

@@ -4,12 +4,15 @@
                   [--leverage 2] [--slippage 1] [--dry-run] [--skip-checks]
 
 Selling the GPU-hours the fleet expects to rent out (active GPUs x hours x utilisation,
-the oracle's latest attested one unless `--utilisation` is given) locks today's price
-in: if the index falls, the short gains what the rentals lose. The margin is the
-notional over `--leverage`, plus fee and premium, raised to the market's initial margin
-if that is more; it is deposited first. The trade is checked as the market checks it
-before anything is sent; `--dry-run` prints the plan and sends nothing. Funding is not
-part of the locked-in revenue (`ape run perp status`). The logic lives in
+the oracle's latest attested one unless `--utilisation` is given) locks the price in: if
+the index falls, the short gains what the rentals lose. The sell is an order: this
+command deposits the margin and commits it; a keeper (`ape run keeper`) executes it at
+the first oracle round after the commit, so the fill is the next index, not today's
+(`--slippage` bounds it). The margin is the notional over `--leverage`, plus fee,
+premium and the keeper fee the order reserves, raised to the market's initial margin if
+that is more. The order and its execution are checked as the market checks them before
+anything is sent; `--dry-run` prints the plan and sends nothing. Funding is not part of
+the locked-in revenue (`ape run perp status`). The logic lives in
 `gpushares.client.hedge`; this file parses and prints.
 """
 
@@ -41,7 +44,7 @@ from scripts._lib import account_option, connect, execute, handled, require_acco
               help="Send even if the pre-checks refuse (to see the contract's own refusal).")
 def cli(provider, account, market_number, spv_id, hours, utilisation, leverage, slippage,
         dry_run, skip_checks):
-    """Sell the SPV's expected GPU-hours on a perp market to lock in the rental price."""
+    """Commit a sell of the SPV's expected GPU-hours on a perp market (the rental price)."""
     operator = require_account(account)
     client = connect(provider)
     with handled():
@@ -56,7 +59,5 @@ def cli(provider, account, market_number, spv_id, hours, utilisation, leverage, 
         if dry_run:
             click.echo("dry run: nothing sent")
             return
-        done = perps.outcome(client, market_number,
-                             execute(client, plan, operator, skip_checks=skip_checks))
-        after = perps.position(client, market_number, operator.address)
-        click.echo(hedge.done(done.fills[-1], after))
+        execute(client, plan, operator, skip_checks=skip_checks)
+        click.echo(hedge.committed(perps.order(client, market_number, operator.address)))

@@ -10,8 +10,11 @@ import sys
 
 import pytest
 
-from gpushares import processes
+from gpushares import processes, reasons
+from gpushares.demo import STRESS_STEPS
+from gpushares.demo import test_account as account_address
 from gpushares.devnode import PROJECT_ROOT
+from jurisdictions.rules import load_rules
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("demo")]
 
@@ -37,6 +40,7 @@ def _untracked() -> set[str]:
 
 def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     before = _untracked()
+    jurisdictions = len(load_rules())
     out = run_demo()
     assert "Lone Star H100 Shares (LSH1)" in out
     # Commands are printed as a shell takes them (copy-paste works).
@@ -58,7 +62,8 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     assert re.search(r"Bob \(TEST::3\)\s+US accredited\s+1,500\s+\d\d,\d{3}\.\d\d", out), out
     # The jurisdiction rules at work: sync is idempotent, DE refused with citations,
     # a transfer to a sanctioned-jurisdiction resident refused with the wallet message.
-    assert "registry matches the rules data (16 jurisdictions): nothing to change" in out
+    assert (f"registry matches the rules data ({jurisdictions} jurisdictions): nothing to "
+            "change") in out
     assert "record title override for jurisdiction 840" in out
     assert "Germany (DE): title_recognition = not_recognised." in out
     assert "Einführungsgesetz zum Bürgerlichen Gesetzbuche (EGBGB) Art. 43(1)" in out
@@ -79,8 +84,10 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     assert out.count(": accepted") == 9  # three batches, three nodes
     assert out.count("rejected (replayed:") == 3
     assert "utilisation:0x" in out and ": published = " in out
-    assert out.count("H100-SXM-80GB/USD/GPUh: published = ") == 6
-    assert out.count("NAV/LSH1/USD: published = ") == 6
+    # The index: the five shipped days, the stress scenario's five, the day it holds;
+    # the NAV follows it but on the last day.
+    assert out.count("H100-SXM-80GB/USD/GPUh: published = ") == 5 + STRESS_STEPS + 1
+    assert out.count("NAV/LSH1/USD: published = ") == 5 + STRESS_STEPS
     assert "H100-SXM-80GB/USD/GPUh: published = 1.60138889 entry 2" in out  # 2026-02-27
     assert "outvoted node-3: down or unreachable" in out
     # A stranger's unsigned co-sign request is refused before its body is read; a NAV
@@ -116,16 +123,35 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     assert liquidated, out
     assert loan < float(liquidated[1].replace(",", "")) < loan * 1.01
     assert "no unhealthy loans" in out
-    # Perpetual futures on the H100 index: the operator hedges a month of its fleet's
-    # hours (8 GPUs x 720 h x the attested utilisation) with a short, Alice's startup goes
-    # long, Dave's leveraged long is refused more, the index falls 18 %, Erin's keeper
-    # liquidates Dave (no bad debt), the operator and Alice close, and the hedge's table.
-    assert re.search(r"hedged: short [\d,.]+ GPU-hours in market 1", out), out
-    assert ("trade refused, nothing sent: PerpMarket: margin below the initial margin "
-            "(leverage cap) after the trade") in out
-    assert re.search(r"liquidated 1 position\(s\) \(perp market 1: keeper fees [\d,.]+ mUSDC, "
-                     r"bad debt 0 mUSDC\)", out), out
-    assert "no liquidatable positions" in out
+    # Perpetual futures on the H100 index, traded by orders: the operator commits a hedge
+    # of a month of its fleet's hours (8 GPUs x 720 h x the attested utilisation), a
+    # short; Alice's startup and Dave commit longs; none fills until the next published
+    # round, where Erin's keeper executes all three at that round's index; Dave is
+    # refused more; the index slides 18 % in rounds within the feed's 4 % move limit and
+    # the keeper's pass after each liquidates Dave (no bad debt); the operator and Alice
+    # close by orders executed at the next round, and the hedge's table.
+    assert "a move limit of 4 % per report" in out and "--max-move-bps 400" in out
+    assert re.search(r"hedge order committed: sell [\d,.]+ GPU-hours in market 1", out), out
+    assert out.count("waiting for an oracle round after the commit") >= 5
+    fills = re.findall(r"order (?:buy|sell) [\d,.]+ GPU-hours committed at round (\d+), executed "
+                       r"at round (\d+)'s index ([\d.]+) USD/GPU-h", out)
+    assert len(fills) == 5, fills  # three opening orders, two closing ones
+    assert all(int(executed) == int(committed) + 1 for committed, executed, _ in fills), fills
+    assert {(c, e) for c, e, _ in fills} == {("4", "5"), ("10", "11")}, fills
+    # Round 5 is the last shipped day's index (published after the commits), round 11
+    # the stress scenario's last.
+    assert {i for c, _, i in fills if c == "4"} == {"1.601389"}, fills
+    assert "executed 3 order(s) (perp market 1: keeper fees 3 mUSDC), cancelled 0" in out
+    assert "executed 2 order(s) (perp market 1: keeper fees 2 mUSDC), cancelled 0" in out
+    # The executions credited the keeper fees to Erin's margin; she takes them out.
+    assert f"{account_address(6)}: received 5 mUSDC" in out
+    assert f"order refused, nothing sent: {reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN}" in out
+    liquidations = re.findall(r"liquidated 1 position\(s\) \(perp market 1: keeper fees "
+                              r"[\d,.]+ mUSDC, bad debt ([\d,.]+) mUSDC\)", out)
+    assert liquidations == ["0"], out
+    assert "no liquidatable positions" in out and "no orders to execute or cancel" in out
+    # Every day of the slide is within the move limit: no report refused, no halt.
+    assert "exceeds the feed's limit" not in out and "the hub halted the feed" not in out
     assert re.search(r"the index moved -18\.0 %; hedged, the operator kept \d{2,3}\.\d % of the "
                      r"revenue it locked in", out), out
     assert "Lending market LSH1 / mUSDC after the liquidation" in out

@@ -17,8 +17,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 CONTRACTS = HERE.parents[1] / "contracts"
 NAMES = ("ComplianceRegistry", "FeedAdapter", "GPUShareToken", "KinkedRateModel",
-         "LendingPool", "LendingPoolFactory", "MockStablecoin", "OracleHub", "PerpLens", "PerpMarket",
-         "PerpMarketFactory", "SPVFactory")
+         "LendingPool", "LendingPoolFactory", "MockStablecoin", "OracleHub", "PerpLens",
+         "PerpMarket", "PerpMarketFactory", "SPVFactory")
 #: Where each contract's source is, under contracts/.
 SOURCES = {name: f"{name}.vy" for name in NAMES} | {"MockStablecoin": "mocks/MockStablecoin.vy"}
 

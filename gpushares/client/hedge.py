@@ -6,14 +6,19 @@ falls, the short gains what the rentals lose, and the other way round.
 
     h = hedge.quote(client, operator, market=1, spv_id=1, hours=720)
     for line in h.lines(): print(line)                  # sizing, margin, scenarios
-    plan = hedge.plan_hedge(client, operator, h)        # deposit the margin, sell
+    plan = hedge.plan_hedge(client, operator, h)        # deposit the margin, commit a sell
+
+The sell is an order (`gpushares.client.perp.plan_commit`): a keeper executes it at the
+first oracle round after the commit, so the fill is the next index, not today's; the
+quote and the scenarios assume the next round at today's index.
 
 - GPUs: the share token's `active_gpus()`.
 - Utilisation (a fraction, 0.85 = 85 %): the oracle's latest attested utilisation of the
   SPV's token on the hub, unless one is given.
 - Size: `gpushares.perp.hedge_size(gpus, hours, utilisation)` GPU-hours, sold short.
-- Margin: the notional at the fill divided by the leverage, plus the fee and the
-  premium, raised to the market's initial margin if that is more.
+- Margin: the notional at the fill divided by the leverage, plus the fee, the premium
+  and the keeper fee the order reserves, raised to the market's initial margin (exit
+  premium included) if that is more.
 
 Funding is not part of the locked-in revenue: a short receives it while longs outweigh
 shorts and pays it otherwise.
@@ -106,8 +111,10 @@ class Hedge(BaseModel):
     slippage: Decimal
     index_price: int
     fill_price: int
+    acceptable_price: int  # the order's worst fill
     fee: int
     premium: int
+    keeper_fee: int  # reserved by the order, paid to the keeper who executes it
     margin: int
     margin_raised: bool
     max_leverage: Decimal
@@ -136,7 +143,8 @@ class Hedge(BaseModel):
             ("fill price", perps.fmt_price(self.fill_price)),
             ("revenue locked in", f"{money(self.revenue)} (size x fill; fee {money(self.fee)}, "
                                   "funding not included)"),
-            ("margin posted", f"{money(self.margin)} (leverage {self.leverage}x)"),
+            ("margin posted", f"{money(self.margin)} (leverage {self.leverage}x; "
+                              f"{money(self.keeper_fee)} of it reserved for the keeper)"),
             ("liquidation price", perps.fmt_liquidation(self.liquidation_price)),
         ]
         out.append(f"hedge of SPV {self.spv_id} on perp market {self.market} ({self.feed}):")
@@ -150,6 +158,15 @@ class Hedge(BaseModel):
             out.append(f"  {f'{s.move * 100:+.0f} %':<11} {index:<18} {money(s.unhedged):<22} "
                        f"{money(s.pnl):<22} {money(s.hedged)}{warn}")
         return out
+
+    def committed(self, order: perps.OrderView | None) -> str:
+        """The hedge's order as committed: what happens next."""
+        if order is None:
+            return f"hedge order of market {self.market} is no longer pending"
+        return (f"hedge order committed: {perps.traded(order.size_delta)} in market "
+                f"{self.market}, worst fill {perps.fmt_worst(order.acceptable_price, -1)}; a "
+                "keeper executes it at the next index round (`ape run keeper`), then "
+                "`ape run perp status` shows the position")
 
     def done(self, fill: perps.Fill, after: perps.PositionView) -> str:
         """The hedge as sent: the position and the revenue locked in after the fee."""
@@ -204,8 +221,9 @@ def quote(client: Client, operator: str, market: int, spv_id: int, hours: int, *
     if utilisation is not None:
         util_source = source
     size = perp.hedge_size(gpus, hours, util)
-    state, position = view.state(), perps.position(client, market, who)
-    refusal = view.index.refusal
+    position = perps.position(client, market, who)
+    state, keeper = view.state(next_round=True), view.window.keeper_fee
+    refusal = None if view.index.has_data else reasons.HUB_NO_DATA_PRESENT_FEED
     margin, raised, q = 0, False, None
     acceptable = 0
     if refusal is None:
@@ -218,20 +236,21 @@ def quote(client: Client, operator: str, market: int, spv_id: int, hours: int, *
             costs = perp.quote_trade(state, position.size, 2**200, -size, acceptable)
             notional = -(-size * fill // state.scale)
             margin = int((Decimal(notional) / lev).to_integral_value(rounding=ROUND_CEILING))
-            margin += costs.fee + max(costs.premium, 0)
+            margin += costs.fee + max(costs.premium, 0) + keeper
+            # The trade charges the keeper fee the order reserves in the margin.
             q = perp.quote_trade(state, position.size, position.equity + margin, -size,
-                                 acceptable)
+                                 acceptable, keeper)
             if q.refusal == reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN:
-                margin = (perp.initial_margin(q.size_after, state.price, view.params, state.scale)
-                          + q.fee + q.premium - position.equity)
+                margin = max(perp.initial_margin(q.size_after, state.price, view.params,
+                                                 state.scale)
+                             + q.fee + q.premium + keeper - position.equity, 0)
                 raised = True
                 q = perp.quote_trade(state, position.size, position.equity + margin, -size,
-                                     acceptable)
+                                     acceptable, keeper)
             refusal = q.refusal
     fill_price, fee, premium = (q.fill_price, q.fee, q.premium) if q else (0, 0, 0)
     liq = perp.liquidation_price_after(position.size - size, q.margin_after if q else 0,
-                                        state.price, state.skew - size, view.params,
-                                        state.scale)
+                                       state.price, view.params, state.scale)
     scenarios = []
     for move in MOVES if state.price else ():
         moved = int(Decimal(state.price) * (1 + move))
@@ -243,15 +262,17 @@ def quote(client: Client, operator: str, market: int, spv_id: int, hours: int, *
     return Hedge(market=market, feed=view.feed, asset=view.asset, spv_id=spv_id, symbol=symbol,
                  gpus=gpus, hours=hours, utilisation=util, source=util_source, size=size,
                  leverage=lev, slippage=slip, index_price=state.price, fill_price=fill_price,
-                 fee=fee, premium=premium, margin=margin, margin_raised=raised,
-                 max_leverage=view.max_leverage, liquidation_price=liq, refusal=refusal,
-                 scenarios=scenarios)
+                 acceptable_price=acceptable, fee=fee, premium=premium, keeper_fee=keeper,
+                 margin=margin, margin_raised=raised, max_leverage=view.max_leverage,
+                 liquidation_price=liq, refusal=refusal, scenarios=scenarios)
 
 
 def plan_hedge(client: Client, operator: str, hedge: Hedge) -> Plan:
-    """Deposit the hedge's margin and sell its GPU-hours (`perp.plan_open`), refused as
-    the market would refuse it."""
-    plan = perps.plan_open(client, operator, hedge.market, -hedge.size, margin=hedge.margin,
-                           slippage=hedge.slippage)
+    """Deposit the hedge's margin and commit its sell order at the hedge's worst fill
+    (`perp.plan_commit`), refused as the market would refuse the commit or its
+    execution. A keeper executes it at the next oracle round."""
+    plan = perps.plan_commit(client, operator, hedge.market, -hedge.size, margin=hedge.margin,
+                             acceptable_price=hedge.acceptable_price or None,
+                             slippage=hedge.slippage)
     refusal = Refused("hedge", plan.refusal.reason) if plan.refusal is not None else None
     return Plan(plan.txs, refusal, plan.notes)

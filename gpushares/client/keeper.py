@@ -1,5 +1,5 @@
-"""The liquidation keeper: lending markets (repay unhealthy loans, receive collateral)
-and perp markets (close positions below maintenance, earn the keeper fee).
+"""The keeper: lending markets (repay unhealthy loans, receive collateral) and perp
+markets (close positions below maintenance, execute due orders, cancel expired ones).
 
     plan = keeper.plan_pass(client, me)                 # every lending and perp market
     for line in plan.lines(): print(line)               # what it sees and would do
@@ -13,18 +13,28 @@ ERC-1404 rules, which the pool checks first) and holds the loan asset the
 liquidations pull: otherwise `KeeperPlan.refusal` says why, and no lending market is
 touched.
 
-Perps: a market whose index is stale is skipped; otherwise every position the
-market's `can_liquidate` view flags is liquidated: the market closes it at the index,
-pays the keeper `min_keeper_fee + notional * liquidation_fee` (the keeper needs no
-funds) and its insurance fund takes what is left or pays the bad debt.
+Perps: a market whose index is stale, or whose feed the hub halted after refusing a
+move, gets no liquidation and no execution (the market refuses both); otherwise every
+position the `PerpLens.can_liquidate` view flags is liquidated: the market closes it at
+the index, pays the keeper `min_keeper_fee + notional * liquidation_fee` (the keeper
+needs no funds) and its insurance fund takes what is left or pays the bad debt. Then
+every pending order `PerpLens.order_status` calls executable (inside its window, an
+oracle round observed after its commit) is executed at that round's index
+(`gpushares.client.perp.execution` predicts the fill). An order whose trade the market
+refuses (past its acceptable price, above the leverage cap, ...) is executed all the
+same: the market cancels it (`OrderFailed`), so nobody can hold an order back for a
+better moment. Either way the keeper earns the order's keeper fee, credited to its own
+margin in the market (withdrawable with `ape run perp withdraw`). Expired orders are
+cancelled (their keeper fee no longer reserved in the trader's margin), whatever the
+index.
 
-Scanning: who has a loan or a position is read from each market's events (lending:
-`CollateralSupplied` and `Borrowed`, perps: `PositionModified`), from the market's
-creation block (the factory's `MarketCreated` event for it), never from block 0. A
-`Checkpoints` remembers, per chain id and market address, the last block scanned and
-every account seen, so the next pass reads only the blocks since (and `REORG_MARGIN`
-blocks behind them, for a shallow reorg). With a path the checkpoints persist across
-runs in a JSON file, written atomically:
+Scanning: who has a loan, a position or an order is read from each market's events
+(lending: `CollateralSupplied` and `Borrowed`, perps: `PositionModified` and
+`OrderCommitted`), from the market's creation block (the factory's `MarketCreated`
+event for it), never from block 0. A `Checkpoints` remembers, per chain id and market
+address, the last block scanned and every account seen, so the next pass reads only
+the blocks since (and `REORG_MARGIN` blocks behind them, for a shallow reorg). With a
+path the checkpoints persist across runs in a JSON file, written atomically:
 
     checkpoints = keeper.Checkpoints(keeper.default_state_path(deployments_file))
     plan = keeper.plan_pass(client, me, checkpoints=checkpoints)    # saves them
@@ -48,7 +58,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gpushares import lending
+from gpushares import lending, reasons
 from gpushares import perp as mirror
 from gpushares.client import markets
 from gpushares.client import perp as perp_client
@@ -62,6 +72,7 @@ from gpushares.client.chain import (
     Reverted,
     Tx,
     checksum,
+    revert_reason,
 )
 from gpushares.client.context import Client
 from gpushares.client.markets import LOG_PAGE, Token
@@ -79,9 +90,10 @@ _MODEL = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 # Blocks behind a checkpoint that each pass reads again (in the same query): an event a
 # shallow reorg moved into an already scanned block is still found.
 REORG_MARGIN = 12
-# The events naming a market's accounts: those `pool.loans` and `perp.positions` read.
+# The events naming a market's accounts: those `pool.loans` and `perp.positions` read
+# (a perp account's position and pending order both start with an `OrderCommitted`).
 LENDING_EVENTS = {"CollateralSupplied": "borrower", "Borrowed": "borrower"}
-PERP_EVENTS = {"PositionModified": "account"}
+PERP_EVENTS = {"PositionModified": "account", "OrderCommitted": "account"}
 _KINDS = {"lending": "market", "perp": "perp market"}
 Kind = Literal["lending", "perp"]
 
@@ -360,7 +372,7 @@ class LendingPass(BaseModel):
 
 
 class PerpLiquidation(BaseModel):
-    """One perp position the keeper liquidates, as the market's views value it."""
+    """One perp position the keeper liquidates, as the PerpLens values it."""
 
     model_config = _MODEL
 
@@ -375,8 +387,74 @@ class PerpLiquidation(BaseModel):
         return max(-self.equity, 0)
 
 
+#: What the keeper does with a pending order: execute it (it fills), execute it knowing
+#: the market refuses its trade (it fails: the market cancels it, the keeper still
+#: paid), cancel it (expired), leave it waiting (for its delay, an oracle round after
+#: the commit, or a fresh index), or leave it because the execution itself would revert
+#: before any trade.
+OrderAction = Literal["execute", "fail", "cancel", "wait", "refused"]
+# The refusals of `execute_order` that come before the trade: the transaction reverts
+# and the order stays. Any other refusal is the trade's: the order fails and is
+# cancelled, the keeper paid.
+PRE_TRADE_REFUSALS = frozenset({
+    reasons.PERP_NO_PENDING_ORDER, reasons.PERP_ORDER_NOT_EXECUTABLE_YET,
+    reasons.PERP_ORDER_EXPIRED_CANCEL, reasons.PERP_INDEX_PRICE_STALE_OR_HALTED,
+    reasons.PERP_NO_ORACLE_ROUND_AFTER, reasons.PERP_TOO_MANY_ROUNDS_SINCE,
+    reasons.PERP_INDEX_PRICE_NOT_POSITIVE, reasons.HUB_NO_DATA_PRESENT_FEED,
+})
+
+
+class PerpOrder(BaseModel):
+    """One pending order as the keeper sees it: the order, what the keeper does with it
+    and, for an executable one, the execution predicted (fill round, fill, fees) or the
+    market's refusal."""
+
+    model_config = _MODEL
+
+    order: perp_client.OrderView
+    action: OrderAction
+    quote: perp_client.Quote | None = None
+    waits_for_index: bool = False  # due, but the index is stale or halted
+
+    @property
+    def account(self) -> str:
+        return self.order.account
+
+    def line(self, dry_run: bool) -> str:
+        o, money = self.order, self.order.asset.fmt
+        head = (f"  {o.account}: order {perp_client.traded(o.size_delta)} committed at round "
+                f"{o.commit_round}")
+        q = self.quote
+        verb = "would execute" if dry_run else "executes"
+        if self.action == "execute":
+            assert q is not None
+            return (f"{head} -> {verb} at round {q.round_id}'s index "
+                    f"{perp_client.fmt_price(q.index_price)}: fill "
+                    f"{perp_client.fmt_price(q.fill_price)}, fee {money(q.fee)}, premium "
+                    f"{money(q.premium)}; keeper fee {money(o.keeper_fee)}")
+        if self.action == "fail":
+            assert q is not None
+            return (f"{head} -> {verb} it at round {q.round_id}'s index "
+                    f"{perp_client.fmt_price(q.index_price)}, but the market refuses its trade: "
+                    f"{q.explained}; the order fails and is cancelled, keeper fee "
+                    f"{money(o.keeper_fee)}")
+        if self.action == "cancel":
+            verb = "would cancel it" if dry_run else "cancels it"
+            return (f"{head}, expired {perp_client.fmt_seconds(o.now - o.expires_at)} ago -> "
+                    f"{verb}: its keeper fee {money(o.keeper_fee)} no longer reserved")
+        if self.action == "refused":
+            assert q is not None
+            return (f"{head}: its execution would be refused now: {q.explained}; left pending "
+                    f"(it expires in {perp_client.fmt_seconds(o.expires_at - o.now)})")
+        if self.waits_for_index:
+            return (f"{head}: due, but the index is stale or halted: it waits for the next "
+                    f"accepted report (expires in {perp_client.fmt_seconds(o.expires_at - o.now)})")
+        return f"{head}: {o.state()}"
+
+
 class PerpPass(BaseModel):
-    """One perp market as the keeper sees it."""
+    """One perp market as the keeper sees it: its positions, the liquidations due, its
+    pending orders and what the keeper does with each."""
 
     model_config = _MODEL
 
@@ -386,25 +464,53 @@ class PerpPass(BaseModel):
     asset: Token
     index: perp_client.IndexView
     open_positions: int
-    due: list[PerpLiquidation]
-    txs: list[Tx]
+    due: list[PerpLiquidation]  # liquidations (sent only on a fresh index)
+    orders: list[PerpOrder] = []  # every pending order
+    txs: list[Tx]  # the liquidations, then the executions, then the cancellations
     scan: MarketScan  # what this pass read of the market's events
+
+    def _of(self, action: OrderAction) -> list[PerpOrder]:
+        return [o for o in self.orders if o.action == action]
+
+    @property
+    def executions(self) -> list[PerpOrder]:
+        """The orders to execute: those that fill and those whose trade fails."""
+        return [o for o in self.orders if o.action in ("execute", "fail")]
+
+    @property
+    def cancellations(self) -> list[PerpOrder]:
+        return self._of("cancel")
+
+    @property
+    def orders_due(self) -> int:
+        return len(self.executions) + len(self.cancellations)
 
     def lines(self, dry_run: bool) -> list[str]:
         refusal = self.index.refusal
+        money = self.asset.fmt
         if refusal is not None:
-            return [f"perp market {self.number}: {refusal}: liquidations wait for a fresh index, "
-                    "skipped"]
-        out = [f"perp market {self.number} ({self.feed} / {self.asset.symbol}): "
-               f"{self.open_positions} open position(s), {len(self.due)} liquidatable at "
-               f"{perp_client.fmt_price(self.index.price)}"]
-        if dry_run and self.due:
-            out.append(f"perp market {self.number} (dry run):")
-            money = self.asset.fmt
-            out += [f"  {d.account}: {perp_client.sized(d.size)}, equity {money(d.equity)} "
-                    f"(maintenance {self.asset.fmt(d.maintenance)}) -> would liquidate: keeper "
-                    f"fee {self.asset.fmt(d.keeper_fee)}, bad debt {self.asset.fmt(d.bad_debt)}"
-                    for d in self.due]
+            out = [f"perp market {self.number}: {refusal}{self.index.why_not_fresh()}: "
+                   "liquidations and order executions wait for a fresh index, skipped"]
+        else:
+            out = [f"perp market {self.number} ({self.feed} / {self.asset.symbol}): "
+                   f"{self.open_positions} open position(s), {len(self.due)} liquidatable at "
+                   f"{perp_client.fmt_price(self.index.price)} (round {self.index.round_id})"]
+            if dry_run and self.due:
+                out.append(f"perp market {self.number} (dry run):")
+                out += [f"  {d.account}: {perp_client.sized(d.size)}, equity {money(d.equity)} "
+                        f"(maintenance {money(d.maintenance)}) -> would liquidate: keeper fee "
+                        f"{money(d.keeper_fee)}, bad debt {money(d.bad_debt)}" for d in self.due]
+        if self.orders:
+            counts = {action: len(self._of(action))
+                      for action in ("execute", "fail", "cancel", "wait", "refused")}
+            parts = [f"{len(self.executions)} to execute"
+                     + (f" ({counts['fail']} failing)" if counts["fail"] else ""),
+                     f"{counts['cancel']} expired to cancel", f"{counts['wait']} waiting"]
+            if counts["refused"]:
+                parts.append(f"{counts['refused']} whose execution would be refused now")
+            out.append(f"perp market {self.number}: {len(self.orders)} pending order(s): "
+                       f"{', '.join(parts)}")
+            out += [o.line(True) for o in self.orders if dry_run or o.action == "refused"]
         return out
 
 
@@ -434,6 +540,11 @@ class KeeperPlan(BaseModel):
     def positions_due(self) -> int:
         return sum(len(p.due) for p in self.perps if p.index.refusal is None)
 
+    @property
+    def orders_due(self) -> int:
+        """Orders to execute or cancel."""
+        return sum(p.orders_due for p in self.perps)
+
     def lines(self, dry_run: bool = False) -> list[str]:
         """What the keeper sees, market by market (and, in a dry run, what it would do)."""
         out = list(self.notes)
@@ -454,12 +565,21 @@ class KeeperPlan(BaseModel):
             for market in self.perps:
                 out += market.lines(dry_run)
             stale = sum(1 for p in self.perps if p.index.refusal is not None)
+            note = f" ({stale} perp market(s) skipped: stale or halted index)" if stale else ""
             if self.perps and not self.positions_due:
-                note = f" ({stale} perp market(s) skipped: stale index)" if stale else ""
                 out.append(f"no liquidatable positions{note}")
             elif dry_run:
                 out.append(f"dry run: {self.positions_due} position(s) would be liquidated; "
                            "nothing sent")
+            executions = sum(len(p.executions) for p in self.perps)
+            failing = sum(len(p._of("fail")) for p in self.perps)
+            cancellations = sum(len(p.cancellations) for p in self.perps)
+            if self.perps and not self.orders_due:
+                out.append(f"no orders to execute or cancel{note}")
+            elif dry_run:
+                out.append(f"dry run: {executions} order(s) would be executed"
+                           + (f" ({failing} failing)" if failing else "")
+                           + f" and {cancellations} expired order(s) cancelled; nothing sent")
         return out
 
 
@@ -525,31 +645,55 @@ def _lending_problems(client: Client, keeper: str, passes: Sequence[LendingPass]
     return problems
 
 
+def _order_plan(m: perp_client._Market, order: perp_client.OrderView,
+                index: perp_client.IndexView) -> PerpOrder:
+    """What the keeper does with one pending order (its `PerpLens.order_status`)."""
+    if order.status == mirror.ORDER_EXPIRED:
+        return PerpOrder(order=order, action="cancel")
+    if order.status != mirror.ORDER_EXECUTABLE:
+        return PerpOrder(order=order, action="wait")
+    if index.refusal is not None:
+        return PerpOrder(order=order, action="wait", waits_for_index=True)
+    quote = perp_client._execution_quote(m, order.account)
+    action: OrderAction = ("execute" if quote.refusal is None
+                           else "refused" if quote.refusal in PRE_TRADE_REFUSALS else "fail")
+    return PerpOrder(order=order, action=action, quote=quote)
+
+
 def _perp_pass(client: Client, number: int, checkpoints: Checkpoints) -> PerpPass:
-    view = perp_client.market(client, number)
+    from oracle.reports import feed_name
+
     m = perp_client._load(client, number)
-    traders, scan = scan_accounts(client, checkpoints, "perp", number, m.market,
-                                  client.perp_factory(), PERP_EVENTS)
+    accounts, scan = scan_accounts(client, checkpoints, "perp", number, m.market,
+                                   client.perp_factory(), PERP_EVENTS)
+    # Only what the keeper acts on (not the whole `perp.market` view): one pass a block.
+    index, window, now = m.index(), m.window(), client.chain.now()
+    lens, where = m.lens, m.market.address
     due: list[PerpLiquidation] = []
+    pending: list[perp_client.OrderView] = []
     opened = 0
-    if view.index.refusal is None:
-        for who in traders:
-            pos = perp_client._position(m, who, view.index)
-            if pos.size == 0:
-                continue
+    for who in accounts:
+        size, _margin = m.position(who)
+        if size != 0:
             opened += 1
-            if pos.liquidatable:
+            if index.refusal is None and lens.can_liquidate(where, who):
                 due.append(PerpLiquidation(
-                    account=pos.account, size=pos.size, equity=pos.equity,
-                    maintenance=mirror.maintenance_margin(pos.size, view.index.price, view.params,
-                                                          view.scale),
-                    keeper_fee=mirror.keeper_fee(pos.size, view.index.price, view.params,
-                                                 view.scale)))
-    market = client.chain.contract("PerpMarket", view.address)
-    return PerpPass(number=number, address=view.address, feed=view.feed, asset=view.asset,
-                    index=view.index, open_positions=opened, due=due,
-                    txs=[market.liquidate.tx(d.account, what=f"liquidate {d.account}")
-                         for d in due], scan=scan)
+                    account=who, size=size, equity=int(lens.equity(where, who)),
+                    maintenance=mirror.maintenance_margin(size, index.price, m.params, m.scale),
+                    keeper_fee=mirror.keeper_fee(size, index.price, m.params, m.scale)))
+        order = m.order(who, window, now)
+        if order is not None:
+            pending.append(order)
+    orders = [_order_plan(m, o, index) for o in pending]
+    market = m.market
+    txs = [market.liquidate.tx(d.account, what=f"liquidate {d.account}") for d in due]
+    txs += [market.execute_order.tx(o.account, what=f"execute {o.account}'s order")
+            for o in orders if o.action in ("execute", "fail")]
+    txs += [market.cancel_order.tx(o.account, what=f"cancel {o.account}'s expired order")
+            for o in orders if o.action == "cancel"]
+    return PerpPass(number=number, address=where, feed=feed_name("0x" + m.feed_id.hex()),
+                    asset=m.asset, index=index, open_positions=opened, due=due, orders=orders,
+                    txs=txs, scan=scan)
 
 
 def plan_pass(client: Client, keeper: str, pools: Sequence[int] | None = None,
@@ -587,21 +731,30 @@ def plan_pass(client: Client, keeper: str, pools: Sequence[int] | None = None,
 
 class KeeperOutcome(BaseModel):
     """What a keeper pass did: its summary lines and the errors (a refused keeper, a
-    liquidation the contract refused)."""
+    liquidation the contract refused). Orders: `orders_executed` filled,
+    `orders_failed` executed but their trade refused (the market cancelled them),
+    `orders_cancelled` expired and cancelled, `orders_refused` whose execution or
+    cancellation the contract reverted (another keeper was first, ...): no error of the
+    keeper's, the order stays as it was."""
 
     model_config = _MODEL
 
     loans: int = 0
     positions: int = 0
+    orders_executed: int = 0
+    orders_failed: int = 0
+    orders_cancelled: int = 0
+    orders_refused: int = 0
     errors: list[str] = []
 
 
 def _send(client: Client, sender: Any, tx: Tx, on_receipt: Callable[[Receipt], None],
-          on_line: Callable[[str], None], subject: str) -> Receipt | None:
+          on_line: Callable[[str], None], subject: str,
+          action: str = "liquidation") -> Receipt | None:
     try:
         receipt = client.chain.send(tx, sender)
     except Reverted as exc:
-        on_line(f"  {subject}: liquidation refused by the contract: {exc.reason}")
+        on_line(f"  {subject}: {action} refused by the contract: {exc.reason}")
         return None
     on_receipt(receipt)
     return receipt
@@ -610,12 +763,14 @@ def _send(client: Client, sender: Any, tx: Tx, on_receipt: Callable[[Receipt], N
 def run(client: Client, sender: Any, plan: KeeperPlan, *,
         on_receipt: Callable[[Receipt], None] = lambda _r: None,
         on_line: Callable[[str], None] = lambda _s: None) -> KeeperOutcome:
-    """Send a pass's liquidations (signed by `sender`), one line each through
-    `on_line`, then a summary per side. A refused keeper sends no lending liquidation
-    (its perp liquidations still go, they need nothing from it); a liquidation the
-    contract refuses is reported and the others go on."""
+    """Send a pass's transactions (signed by `sender`), one line each through
+    `on_line`, then a summary per side: lending liquidations, then per perp market its
+    liquidations, order executions and cancellations. A refused keeper sends no lending
+    liquidation (its perp transactions still go, they need nothing from it); a
+    transaction the contract refuses is reported and the others go on."""
     errors = []
-    loans = positions = 0
+    loans = 0
+    perps = _PerpTally()
     if plan.covers_lending and plan.loans_due:
         if plan.refusal is not None:
             errors.append(f"lending markets: {plan.refusal}")
@@ -623,11 +778,13 @@ def run(client: Client, sender: Any, plan: KeeperPlan, *,
             loans, failed = _run_lending(client, sender, plan, on_receipt, on_line)
             if failed:
                 errors.append(f"lending markets: {failed} liquidation(s) refused (see above)")
-    if plan.covers_perps and plan.positions_due:
-        positions, failed = _run_perps(client, sender, plan, on_receipt, on_line)
-        if failed:
-            errors.append(f"perp markets: {failed} liquidation(s) refused (see above)")
-    return KeeperOutcome(loans=loans, positions=positions, errors=errors)
+    if plan.covers_perps and (plan.positions_due or plan.orders_due):
+        perps = _run_perps(client, sender, plan, on_receipt, on_line)
+        if perps.failed:
+            errors.append(f"perp markets: {perps.failed} liquidation(s) refused (see above)")
+    return KeeperOutcome(loans=loans, positions=perps.positions, orders_executed=perps.executed,
+                         orders_failed=perps.order_failed, orders_cancelled=perps.cancelled,
+                         orders_refused=perps.refused, errors=errors)
 
 
 def _summary(done: str, parts: list[str], stale: int, skipped: str) -> str:
@@ -670,42 +827,142 @@ def _run_lending(client: Client, sender: Any, plan: KeeperPlan,
     return done, failed
 
 
-def _run_perps(client: Client, sender: Any, plan: KeeperPlan,
+@dataclass
+class _PerpTally:
+    positions: int = 0
+    failed: int = 0  # liquidations refused
+    executed: int = 0
+    order_failed: int = 0  # executed, the trade refused: cancelled by the market
+    cancelled: int = 0
+    refused: int = 0  # executions (or cancellations) the contract reverted
+
+
+def _liquidate(client: Client, sender: Any, market: PerpPass, contract: Contract,
+               tx: Tx, pos: PerpLiquidation, tally: _PerpTally,
                on_receipt: Callable[[Receipt], None],
                on_line: Callable[[str], None]) -> tuple[int, int]:
-    done = failed = 0
-    parts = []
+    """One liquidation: (keeper fee, bad debt), zeros when refused."""
+    money = market.asset.fmt
+    receipt = _send(client, sender, tx, on_receipt, on_line, pos.account)
+    if receipt is None:
+        tally.failed += 1
+        return 0, 0
+    event = contract.events("PositionLiquidated", receipt)[0]
+    fee = int(event["keeper_fee"])
+    debt = sum(int(e["amount"]) for e in contract.events("BadDebt", receipt))
+    on_line(f"  {pos.account}: {perp_client.sized(int(event['size']))} closed at "
+            f"{perp_client.fmt_price(int(event['index_price']))}, equity "
+            f"{money(int(event['equity']))}: keeper fee {money(fee)}, bad debt {money(debt)}")
+    for exhausted in contract.events("InsuranceExhausted", receipt):
+        on_line(f"  insurance fund exhausted: deficit {money(int(exhausted['deficit']))} "
+                "recorded, new risk paused until `ape run perp fund-insurance` covers it")
+    tally.positions += 1
+    return fee, debt
+
+
+def _execute(client: Client, sender: Any, market: PerpPass, contract: Contract, tx: Tx,
+             due: PerpOrder, tally: _PerpTally, on_receipt: Callable[[Receipt], None],
+             on_line: Callable[[str], None]) -> int:
+    """One order execution: the keeper fee earned (credited to the keeper's margin), 0
+    when the contract reverted it."""
+    o, money = due.order, market.asset.fmt
+    receipt = _send(client, sender, tx, on_receipt, on_line, o.account, "execution")
+    if receipt is None:
+        on_line(f"  {o.account}: the order stays pending until it is executed or expires")
+        tally.refused += 1
+        return 0
+    head = (f"  {o.account}: order {perp_client.traded(o.size_delta)} committed at round "
+            f"{o.commit_round}")
+    for failed in contract.events("OrderFailed", receipt):
+        fee = int(failed["keeper_fee"])
+        why = revert_reason(bytes(failed["reason"]))
+        on_line(f"{head}, failed at round {int(failed['round_id'])}'s index "
+                f"{perp_client.fmt_price(int(failed['price']))}: the market refused its trade "
+                f"({why}) and cancelled the order; keeper fee {money(fee)}")
+        tally.order_failed += 1
+        return fee
+    done = contract.events("OrderExecuted", receipt)[0]
+    fill = contract.events("PositionModified", receipt)[0]
+    fee = int(done["keeper_fee"])
+    on_line(f"{head}, executed at round {int(done['round_id'])}'s index "
+            f"{perp_client.fmt_price(int(done['price']))}: filled at "
+            f"{perp_client.fmt_price(int(fill['fill_price']))}, fee {money(int(fill['fee']))}, "
+            f"premium {money(int(fill['premium']))}, now "
+            f"{perp_client.sized(int(fill['size']))}; keeper fee {money(fee)}")
+    for cut in contract.events("GainHaircut", receipt):
+        on_line(f"  {o.account}: the insurance fund is short: of a {money(int(cut['gain']))} "
+                f"gain {money(int(cut['paid']))} was paid (a haircut, the same share for every "
+                "gain)")
+    tally.executed += 1
+    return fee
+
+
+def _cancel(client: Client, sender: Any, market: PerpPass, contract: Contract, tx: Tx,
+            due: PerpOrder, tally: _PerpTally, on_receipt: Callable[[Receipt], None],
+            on_line: Callable[[str], None]) -> None:
+    o, money = due.order, market.asset.fmt
+    receipt = _send(client, sender, tx, on_receipt, on_line, o.account, "cancellation")
+    if receipt is None:
+        tally.refused += 1
+        return
+    event = contract.events("OrderCancelled", receipt)[0]
+    on_line(f"  {o.account}: expired order {perp_client.traded(o.size_delta)} (committed at "
+            f"round {o.commit_round}) cancelled: its keeper fee "
+            f"{money(int(event['keeper_fee']))} is no longer reserved in its margin")
+    tally.cancelled += 1
+
+
+def _run_perps(client: Client, sender: Any, plan: KeeperPlan,
+               on_receipt: Callable[[Receipt], None],
+               on_line: Callable[[str], None]) -> _PerpTally:
+    tally = _PerpTally()
+    liquidated, executed = [], []
     for market in plan.perps:
-        if not market.due or market.index.refusal is not None:
+        # The plan liquidates only on a fresh index (`_perp_pass`).
+        due = market.due if market.index.refusal is None else []
+        if not due and not market.orders_due:
             continue
         on_line(f"perp market {market.number}:")
         contract = client.chain.contract("PerpMarket", market.address)
-        fees = bad = 0
         money = market.asset.fmt
-        for pos, tx in zip(market.due, market.txs, strict=True):
-            receipt = _send(client, sender, tx, on_receipt, on_line, pos.account)
-            if receipt is None:
-                failed += 1
-                continue
-            event = contract.events("PositionLiquidated", receipt)[0]
-            fee = int(event["keeper_fee"])
-            debt = sum(int(e["amount"]) for e in contract.events("BadDebt", receipt))
-            on_line(f"  {pos.account}: {perp_client.sized(int(event['size']))} closed at "
-                    f"{perp_client.fmt_price(int(event['index_price']))}, equity "
-                    f"{money(int(event['equity']))}: keeper fee {money(fee)}, bad debt "
-                    f"{money(debt)}")
-            for exhausted in contract.events("InsuranceExhausted", receipt):
-                on_line(f"  insurance fund exhausted: deficit {money(int(exhausted['deficit']))} "
-                        "recorded, new risk paused until `ape run perp fund-insurance` covers it")
-            done += 1
-            fees += fee
-            bad += debt
-        on_line(f"  perp market {market.number}: insurance fund after "
-                f"{money(int(contract.insurance_fund()))}, deficit "
-                f"{money(int(contract.deficit()))}")
+        txs = iter(market.txs)  # the liquidations, executions, cancellations, in order
+        fees = bad = 0
+        for pos in due:
+            fee, debt = _liquidate(client, sender, market, contract, next(txs), pos, tally,
+                                   on_receipt, on_line)
+            fees, bad = fees + fee, bad + debt
+        if due:
+            _longs, _shorts, _skew, _margins, _fees, insurance, _deficit = contract.market()
+            on_line(f"  perp market {market.number}: insurance fund after "
+                    f"{money(int(insurance))}, deficit {money(int(contract.deficit()))}")
         if fees or bad:
-            parts.append(f"perp market {market.number}: keeper fees {money(fees)}, bad debt "
-                         f"{money(bad)}")
+            liquidated.append(f"perp market {market.number}: keeper fees {money(fees)}, bad "
+                              f"debt {money(bad)}")
+        earned = 0
+        for order in market.executions:
+            earned += _execute(client, sender, market, contract, next(txs), order, tally,
+                               on_receipt, on_line)
+        for order in market.cancellations:
+            _cancel(client, sender, market, contract, next(txs), order, tally, on_receipt,
+                    on_line)
+        if market.executions:
+            executed.append(f"perp market {market.number}: keeper fees {money(earned)}")
+            if earned:
+                on_line(f"  keeper fees {money(earned)} credited to "
+                        f"{client.chain.address_of(sender)}'s margin in perp market "
+                        f"{market.number} (`ape run perp withdraw --market {market.number} "
+                        "--all`)")
     stale = sum(1 for p in plan.perps if p.index.refusal is not None)
-    on_line(_summary(f"{done} position(s)", parts, stale, "perp market(s) skipped: stale index"))
-    return done, failed
+    skipped = "perp market(s) skipped: stale or halted index"
+    if plan.positions_due:
+        on_line(_summary(f"{tally.positions} position(s)", liquidated, stale, skipped))
+    if plan.orders_due:
+        text = f"executed {tally.executed + tally.order_failed} order(s)"
+        text += f" ({'; '.join(executed)})" if executed else ""
+        if tally.order_failed:
+            text += f", {tally.order_failed} of them failed (cancelled by the market)"
+        text += f", cancelled {tally.cancelled} expired order(s)"
+        if tally.refused:
+            text += f"; {tally.refused} refused by the market (see above)"
+        on_line(text)
+    return tally

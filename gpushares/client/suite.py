@@ -2,9 +2,9 @@
 
 `deploy_suite` is what `ape run deploy` does on any network; the titanoboa test worlds,
 the benchmark and the demo use the same parts (`deploy_registry`, `deploy_spv_factory`,
-`deploy_oracle`, `deploy_lending`, `deploy_perps`, `deploy_mock_stablecoin`), each with
-the admin the world wants, so a constructor argument or a role grant changes in one
-place only.
+`deploy_oracle`, `deploy_lending`, `deploy_perps`, `deploy_perp_lens`,
+`deploy_mock_stablecoin`), each with the admin the world wants, so a constructor
+argument or a role grant changes in one place only.
 
     receipts: list[Receipt] = []
     deployed = deploy_suite(chain, deployer, operators=[op], on_receipt=receipts.append)
@@ -154,6 +154,7 @@ def deploy_suite(chain: Chain, deployer: Any, options: SuiteOptions = SuiteOptio
     adapter_blueprint, hub = deploy_oracle(chain, deployer, on_receipt)
     pool_blueprint, lending = deploy_lending(chain, deployer, on_receipt)
     perp_blueprint, perps = deploy_perps(chain, deployer, on_receipt)
+    lens = deploy_perp_lens(chain, deployer, on_receipt)
     return deployments_file.Deployments(
         chain_id=chain.chain_id,
         network=options.network,
@@ -170,4 +171,5 @@ def deploy_suite(chain: Chain, deployer: Any, options: SuiteOptions = SuiteOptio
         lending_pool_factory=lending,
         perp_market_blueprint=perp_blueprint,
         perp_market_factory=perps,
+        perp_lens=lens,
     )

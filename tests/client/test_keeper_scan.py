@@ -3,12 +3,14 @@ creation block, never from block 0; a checkpoint (the last block scanned and the
 accounts seen, per chain id and market address) makes the next pass read only the new
 blocks, persists in a JSON file written atomically, and is dropped for a scan from the
 creation block when the chain's head is below it (a restarted local node) or the suite
-was redeployed. Every pass finds what a full scan finds.
+was redeployed. Every pass finds what a full scan finds. A perp account is found from
+its first `OrderCommitted`, before any position: its pending order is the keeper's too.
 
 The log queries are counted by a wrapper on the chain object (`counted`). The world
 (module-scoped, each test rolls back to it) is `test_keeper`'s, spread over blocks:
 lending market 1 created 40 blocks after the SPV, perp market 1 40 blocks later, then
-Bob's loan and Bob's and Alice's longs, and the fall that makes Bob's liquidatable.
+Bob's loan and Bob's and Alice's longs (orders, executed at the next round), and the
+fall (rounds within the feed's move limit) that makes Bob's liquidatable.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from gpushares.client import pool as pools
 from gpushares.client.chain import ChainError, checksum
 from gpushares.client.context import Client
 from gpushares.client.markets import accounts_in_events
+from gpushares.perp import WAD
 from tests.client.conftest import ALICE, BOB, OPERATOR, STRANGER, sent
-from tests.client.test_perp import open_, perp_market
+from tests.client.test_perp import next_round, open_, perp_market, walk
 from tests.client.test_pool import (
-    INDEX_FEED,
     KEEPER,
     NAV_FEED,
     SHARE,
@@ -68,7 +70,7 @@ def world(client: Client) -> SpvWorld:
     open_(client, BOB, 4_000, 1_100)
     boa.env.time_travel(blocks=20)
     result.oracle.publish(NAV_FEED, "12.5")
-    result.oracle.publish(INDEX_FEED, "2.20")
+    walk(client, "2.20")
     result.extra["created"] = created
     return result
 
@@ -105,7 +107,7 @@ def essence(plan: keepers.KeeperPlan) -> tuple[Any, ...]:
     return ([line for p in plan.lending for line in p.lines(True)],
             [line for p in plan.perps for line in p.lines(True)],
             [(p.address, p.open_loans, p.due, p.txs) for p in plan.lending],
-            [(p.address, p.open_positions, p.due, p.txs) for p in plan.perps],
+            [(p.address, p.open_positions, p.due, p.orders, p.txs) for p in plan.perps],
             plan.refusal is None)
 
 
@@ -134,7 +136,7 @@ def new_activity(client: Client, world: SpvWorld) -> None:
     boa.env.time_travel(blocks=5)
     open_(client, STRANGER, 4_000, 1_000)
     boa.env.time_travel(blocks=5)
-    world.oracle.publish(INDEX_FEED, "2.00")
+    walk(client, "2.00")
 
 
 def test_the_first_pass_reads_each_market_from_its_creation_block(client: Client,
@@ -204,6 +206,34 @@ def test_the_next_pass_reads_only_the_new_blocks_and_finds_new_accounts(client: 
         keepers.plan_pass(client, KEEPER, checkpoints=keepers.Checkpoints(path))
     margin = now + 1 - keepers.REORG_MARGIN
     assert queries == [(pool, margin, now + 3), (market, margin, now + 3)]
+
+
+def test_an_order_is_found_from_its_commit_before_any_fill(client: Client, world: SpvWorld,
+                                                          tmp_path: Path):
+    """The operator, who never traded, commits an order after a checkpointed pass: the
+    next pass finds the account in the new blocks' `OrderCommitted` (no position yet)
+    and leaves the order waiting; after the next round it executes it."""
+    path = tmp_path / "keeper.json"
+    keepers.plan_pass(client, KEEPER, checkpoints=keepers.Checkpoints(path, margin=0))
+    before = head(client)
+    assert OPERATOR not in remembered(client, path, world)[1]
+    boa.env.time_travel(blocks=10)
+    sent(client, perps.plan_commit(client, OPERATOR, 1, -500 * WAD, margin=300 * USDC),
+         OPERATOR)
+    plan = keepers.plan_pass(client, KEEPER, checkpoints=keepers.Checkpoints(path, margin=0))
+    (scan,) = [s for s in plan.scans if s.kind == "perp"]
+    assert (scan.first, scan.new_accounts) == (before + 1, 1)
+    assert OPERATOR in remembered(client, path, world)[1]
+    (order,) = plan.perps[0].orders
+    assert (order.account, order.action) == (OPERATOR, "wait")
+    assert plan.perps[0].open_positions == 2  # Alice and Bob: the operator has none yet
+    assert essence(plan) == essence(keepers.plan_pass(client, KEEPER))
+    next_round(client)
+    plan = keepers.plan_pass(client, KEEPER, checkpoints=keepers.Checkpoints(path, margin=0))
+    assert [o.account for o in plan.perps[0].executions] == [OPERATOR]
+    done = keepers.run(client, KEEPER, plan)
+    assert done.orders_executed == 1
+    assert perps.position(client, 1, OPERATOR).size == -500 * WAD
 
 
 def test_a_chain_whose_head_is_below_the_checkpoint_is_read_again_from_creation(

@@ -4,18 +4,24 @@ tests/client/test_perp.py, test_hedge.py and test_keeper.py.
 
 One anvil and one deployment for the module: the platform deploys, the SPV operator
 registers its fleet of 8 H100s, the hub admin installs a 2-of-3 oracle signer set and
-the H100 (and an A100) GPU-hour index feed, and index values reach the hub as real
+the H100 (and an A100) GPU-hour index feed, each moving at most 4 % per report (the
+market's margins cover one whole update), and index values reach the hub as real
 reports: an `offer-median` snapshot, signed by two of the three oracle keys, logged and
 published by the oracle's publisher; the fleet's utilisation arrives the same way, as a
 `time-weighted-utilisation` report (no mock oracle anywhere).
 
-Then one story, as an operator's shell runs it: create market 1 with an insurance fund;
-the operator's hedge dry run as a real `ape` process (nothing sent), then the hedge on
-the oracle's attested utilisation; a startup and a speculator go long, an over-levered
-open is refused before sending; `perp status` as a real `ape` process against the
-chain's views; the index falls, the keeper's dry run, its liquidation and a second pass;
-the startup closes and withdraws. The chain state is read with web3, independently of
-the scripts, around each step.
+Then one story, as an operator's shell runs it, every trade an order: create market 1
+with an insurance fund and its order window; the operator's hedge dry run as a real
+`ape` process (nothing sent), then the hedge's order on the oracle's attested
+utilisation; a startup and a speculator commit longs, an over-levered order is refused
+before sending; the pending orders as a real `ape` process; the oracle publishes the
+next round and the keeper executes the three orders at its index; `perp status` as a
+real `ape` process against the PerpLens's views; the index falls in rounds within the
+move limit, the keeper's dry run, its liquidation and a second pass; the startup closes
+by an order the keeper fills at the next round, and withdraws; an order nobody executes
+cannot be cancelled early, expires, and the keeper cancels it (its keeper fee no longer
+reserved in the margin) although the index is stale by then. The chain state is read with web3,
+independently of the scripts, around each step.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ SPV_LEI = "5493001KJTIIGC8Y1R12"
 INDEX_FEED = "H100-SXM-80GB/USD/GPUh"
 SECOND_FEED = "A100-SXM-80GB/USD/GPUh"
 HEARTBEAT = 2 * 86_400
+MAX_MOVE_BPS = 400  # the feeds' move limit per report (these margins accept up to 487)
+ORDER_MAX_AGE = 2 * HEARTBEAT  # the order window's default: two heartbeats of the feed
 
 DEPLOYER, OPERATOR, STARTUP, DEGEN, KEEPER, SHORTER = (account_address(i) for i in range(6))
 PEOPLE = {"deployer": DEPLOYER, "operator": OPERATOR, "startup": STARTUP, "degen": DEGEN,
@@ -229,7 +237,7 @@ def world(ape: ApeRunner, chain: Chain, tmp_path_factory: pytest.TempPathFactory
         ape,
         ("oracle", "add-feed", "--account", "TEST::0", "--name", INDEX_FEED,
          "--description", "H100 SXM 80GB / USD per GPU-hour", "--min", "0.10", "--max", "50",
-         "--max-move-bps", "5000", "--heartbeat", str(HEARTBEAT)),
+         "--max-move-bps", str(MAX_MOVE_BPS), "--heartbeat", str(HEARTBEAT)),
         ("spv", "add-gpus", "--account", "TEST::1", "--spv", "1", "--csv", str(FLEET_CSV)),
     )
     deployed = json.loads(next(ape.deployments_dir.glob("*.json")).read_text())
@@ -237,7 +245,7 @@ def world(ape: ApeRunner, chain: Chain, tmp_path_factory: pytest.TempPathFactory
     hub = oracle.hub.functions
     second = bytes.fromhex(reports.feed_id(SECOND_FEED)[2:])
     transact(chain, hub.add_feed(second, "A100 SXM 80GB / USD per GPU-hour", 10**7, 50 * 10**8,
-                                 5_000, HEARTBEAT), DEPLOYER)
+                                 MAX_MOVE_BPS, HEARTBEAT), DEPLOYER)
     stable = chain.contract("MockStablecoin", deployed["income_token"]).functions
     for who, amount in ((DEPLOYER, 100_000), (STARTUP, 20_000), (DEGEN, 10_000),
                         (SHORTER, 1_000_000)):
@@ -267,18 +275,25 @@ def market(chain: Chain, world: World, number: int = 1) -> Any:
     return markets(chain, world)[number - 1]
 
 
+def lens(chain: Chain, world: World) -> Any:
+    return chain.contract("PerpLens", world.deployed["perp_lens"]).functions
+
+
 def read_state(chain: Chain, world: World) -> dict[str, Any]:
-    """Every market's stored state, the balances, and what shows that nothing was sent
-    (block height and the nonces of the test accounts)."""
+    """Every market's stored state (positions and pending orders), the balances, and
+    what shows that nothing was sent (block height and the nonces of the test
+    accounts)."""
     stable = chain.contract("MockStablecoin", world.deployed["income_token"]).functions
     state = {
         "markets": [{
             "positions": {who: tuple(m.position(a).call()) for who, a in PEOPLE.items()},
+            "orders": {who: tuple(m.order(a).call()) for who, a in PEOPLE.items()},
             "market": tuple(m.market().call()),
             "cash": m.cash().call(),
             "deficit": m.deficit().call(),
             "paused": m.paused().call(),
             "params": tuple(m.risk_params().call()),
+            "window": tuple(m.order_window().call()),
             "fee_recipient": m.fee_recipient().call(),
         } for m in markets(chain, world)],
         "stablecoin": {who: stable.balanceOf(a).call() for who, a in PEOPLE.items()},
@@ -293,8 +308,10 @@ def read_state(chain: Chain, world: World) -> dict[str, Any]:
 
 
 def views(chain: Chain, world: World, number: int = 1) -> dict[str, Any]:
-    """What `perp status` shows, read through the views at the current block."""
-    m = market(chain, world, number)
+    """What `perp status` shows, read through the market's and the PerpLens's views at
+    the current block."""
+    m, views_ = market(chain, world, number), lens(chain, world)
+    where = m.address
     result: dict[str, Any] = {
         "index": tuple(m.index_price().call()),
         "market": tuple(m.market().call()),
@@ -305,10 +322,12 @@ def views(chain: Chain, world: World, number: int = 1) -> dict[str, Any]:
         size, margin, _, _ = m.position(a).call()
         if size or margin:
             result["positions"][who] = {
-                "size": size, "margin": margin, "pnl": m.pnl(a).call(),
-                "funding": m.funding_owed(a).call(), "equity": m.equity(a).call(),
-                "ratio": m.margin_ratio(a).call(), "liq": m.liquidation_price(a).call(),
-                "can_liquidate": m.can_liquidate(a).call(),
+                "size": size, "margin": margin, "pnl": views_.pnl(where, a).call(),
+                "funding": views_.funding_owed(where, a).call(),
+                "equity": views_.equity(where, a).call(),
+                "ratio": views_.margin_ratio(where, a).call(),
+                "liq": views_.liquidation_price(where, a).call(),
+                "can_liquidate": views_.can_liquidate(where, a).call(),
             }
     return result
 
@@ -321,12 +340,35 @@ def position_line(who: str, v: dict[str, Any]) -> str:
             f"{money(v['equity'])}, margin ratio {rate_text(v['ratio'])}")
 
 
-def modified_events(chain: Chain, world: World, who: str, number: int = 1) -> list[Any]:
+def market_events(chain: Chain, world: World, event: str, who: str,
+                  number: int = 1) -> list[Any]:
     factory = chain.contract("PerpMarketFactory", world.deployed["perp_market_factory"])
     address = factory.functions.market_at(number).call()
     contract = chain.contract("PerpMarket", address)
-    return [e.args for e in contract.events.PositionModified.get_logs(
+    return [e.args for e in getattr(contract.events, event).get_logs(
         from_block=0, argument_filters={"account": who})]
+
+
+def modified_events(chain: Chain, world: World, who: str, number: int = 1) -> list[Any]:
+    return market_events(chain, world, "PositionModified", who, number)
+
+
+def latest_round(world: World, name: str = INDEX_FEED) -> int:
+    return world.oracle.hub.functions.latest_value(
+        bytes.fromhex(reports.feed_id(name)[2:])).call()[2]
+
+
+def tick(chain: Chain, seconds: int) -> None:
+    """The chain's clock moves `seconds` on (a block mined at the new time)."""
+    chain.web3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    chain.web3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def next_round(chain: Chain, world: World, value: str) -> None:
+    """A second on, the oracle publishes the index at `value`: an order committed
+    before fills at it."""
+    tick(chain, 1)
+    world.published.append(world.oracle.publish({INDEX_FEED: value}))
 
 
 @dataclass(frozen=True)
@@ -346,38 +388,28 @@ class Step:
 
 
 class Recorder:
-    """Runs labelled commands and records the state around each refusal."""
+    """Runs labelled commands and records the state around each refusal and each
+    marked step."""
 
     def __init__(self, ape: ApeRunner, chain: Chain, world: World) -> None:
         self.ape, self.chain, self.world = ape, chain, world
         self.results: dict[str, ApeResult] = {}
         self.refusals: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.around: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.before = self.read()
 
     def read(self) -> dict[str, Any]:
         return read_state(self.chain, self.world)
 
-    def run(self, label: str, *args: str, subprocess: bool = False) -> ApeResult:
+    def run(self, label: str, *args: str, subprocess: bool = False,
+            record: bool = False) -> ApeResult:
         """A command that must succeed; `subprocess`: as a real `ape` process (the smoke
-        tests of a script, as a shell runs it)."""
+        tests of a script, as a shell runs it); `record`: keep the state around it."""
+        before = self.read() if record else None
         self.results[label] = ok(self.ape.subprocess(*args) if subprocess else self.ape(*args))
+        if before is not None:
+            self.around[label] = (before, self.read())
         return self.results[label]
-
-    def together(
-        self,
-        succeed: dict[str, tuple[str, ...]],
-        refused: dict[str, tuple[str, ...]] | None = None,
-    ) -> None:
-        """A group of commands, in order: `succeed` must succeed (different senders), the
-        `refused` ones are recorded like `refused` (then `succeed` must send nothing)."""
-        refused = refused or {}
-        before = self.read()
-        results = run_each(self.ape, *succeed.values(), *refused.values())
-        after = self.read()
-        for label, result in zip([*succeed, *refused], results, strict=True):
-            self.results[label] = ok(result) if label in succeed else result
-            if label in refused:
-                self.refusals[label] = (before, after)
 
     def refused(self, label: str, *args: str) -> ApeResult:
         """A command that must fail; the state around it is kept for the test."""
@@ -389,7 +421,7 @@ class Recorder:
 
     def step(self, **extra: Any) -> Step:
         return Step(dict(self.results), self.before, self.read(),
-                    {"refusals": self.refusals, **extra})
+                    {"refusals": self.refusals, "around": self.around, **extra})
 
 
 def assert_nothing_sent(step: Step, label: str, *fragments: str) -> None:
@@ -405,13 +437,21 @@ def assert_nothing_sent(step: Step, label: str, *fragments: str) -> None:
     assert after["sent"] == before["sent"], "a transaction was sent"
 
 
+def around(step: Step, label: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The contracts' state before and after a recorded command."""
+    before, after = step.extra["around"][label]
+    return before["contracts"], after["contracts"]
+
+
 # ---------------------------------------------------------------------------------
 # The perp story
 # ---------------------------------------------------------------------------------
 
-OPEN = ("perp", "open", "--market", "1")
+COMMIT = ("perp", "commit", "--market", "1")
 HEDGE = ("hedge", "--account", "TEST::1", "--market", "1", "--spv", "1", "--hours", str(HOURS))
 KEEPER_PASS = ("keeper", "--account", "TEST::4", "--perp", "1")
+# The fall, in rounds within the 4 % move limit: 2.40 -> 2.31 -> 2.22 -> 2.20.
+FALL = ("2.31", "2.22", "2.20")
 
 
 @pytest.fixture(scope="module")
@@ -424,21 +464,34 @@ def story(ape: ApeRunner, chain: Chain, world: World) -> Step:
     after_dry = r.read()
     bps = world.oracle.publish_utilisation(world.token, "80")
     r.run("hedge", *HEDGE)
-    r.run("long", *OPEN, "--account", "TEST::2", "--long", "3000", "--margin", "1500")
-    r.run("degen", *OPEN, "--account", "TEST::3", "--long", "4000", "--margin", "1100")
-    r.refused("over leverage", *OPEN, "--account", "TEST::5", "--long", "20000",
+    r.run("long", *COMMIT, "--account", "TEST::2", "--long", "3000", "--margin", "1500")
+    r.run("degen", *COMMIT, "--account", "TEST::3", "--long", "4000", "--margin", "1100")
+    r.refused("over leverage", *COMMIT, "--account", "TEST::5", "--long", "20000",
               "--margin", "1000")
+    r.run("pending", "perp", "status", "--market", "1", "--orders", subprocess=True)
+    commit_round = latest_round(world)
+    next_round(chain, world, "2.40")
+    r.run("fill", *KEEPER_PASS, record=True)
     r.run("status", "perp", "status", "--market", "1", subprocess=True)
     checked = views(chain, world)
-    world.published.append(world.oracle.publish({INDEX_FEED: "2.20"}))
-    before_keeper = r.read()
+    for value in FALL:
+        next_round(chain, world, value)
     r.run("keeper dry", *KEEPER_PASS, "--dry-run")
-    r.run("keeper", *KEEPER_PASS)
-    after_keeper = r.read()
+    r.run("keeper", *KEEPER_PASS, record=True)
     r.run("second pass", *KEEPER_PASS)
-    r.run("close", "perp", "close", "--account", "TEST::2", "--market", "1", "--withdraw")
+    r.run("close", *COMMIT, "--account", "TEST::2", "--close")
+    close_round = latest_round(world)
+    next_round(chain, world, "2.20")
+    r.run("close fill", *KEEPER_PASS, record=True)
+    r.run("withdraw", "perp", "withdraw", "--account", "TEST::2", "--market", "1", "--all")
+    # An order nobody executes: not cancellable before it expires, cancelled after.
+    r.run("late", *COMMIT, "--account", "TEST::5", "--short", "1000", "--margin", "1000")
+    r.refused("early cancel", "perp", "cancel", "--account", "TEST::5", "--market", "1")
+    tick(chain, ORDER_MAX_AGE + 1)
+    r.run("expired", "perp", "status", "--market", "1", "--orders")
+    r.run("cancel pass", *KEEPER_PASS, record=True)
     return r.step(utilisation_bps=bps, views=checked, dry=(before_dry, after_dry),
-                  before_keeper=before_keeper, after_keeper=after_keeper)
+                  commit_round=commit_round, close_round=close_round)
 
 
 # ---------------------------------------------------------------------------------
@@ -446,39 +499,43 @@ def story(ape: ApeRunner, chain: Chain, world: World) -> Step:
 # ---------------------------------------------------------------------------------
 
 
-def test_perp_create_seeds_the_insurance_and_status_matches_the_chain(story: Step,
-                                                                     world: World,
-                                                                     chain: Chain) -> None:
+def test_perp_create_seeds_the_insurance_sets_the_order_window_and_status_matches_the_chain(
+        story: Step, world: World, chain: Chain) -> None:
     m = market(chain, world)
     assert perp.RiskParams.from_chain(m.risk_params().call()) == PARAMS
     assert m.index_feed().call() == world.adapters[INDEX_FEED]
+    assert tuple(m.order_window().call()) == (0, ORDER_MAX_AGE, USDC)  # 1 mUSDC keeper fee
     created = story["create"].output
     assert f"market 1: PerpMarket {m.address}" in created
-    assert f"insurance fund {money(INSURANCE * USDC)}" in created
-    assert len(TX_LINE.findall(created)) == 3  # create_market, approve, fund_insurance
+    assert f"seed the insurance of market 1 with {money(INSURANCE * USDC)}" in created
+    assert "keeper fee 1 mUSDC" in created
+    assert f"index feed move limit {MAX_MOVE_BPS} bps per update (covered" in created
+    # create_market, set_order_window, approve, fund_insurance
+    assert len(TX_LINE.findall(created)) == 4
     out = story["status"].output  # a real `ape` process
     v = story.extra["views"]
     price, fresh = v["index"]
-    assert fresh and f"index {price_text(price)}, fresh" in out
+    assert fresh and f"index {price_text(price)} (round {story.extra['commit_round'] + 1}), " \
+                     "fresh" in out
     longs, shorts, _skew, margins, fees, insurance, deficit = v["market"]
     assert f"open interest long {gpuh(longs)}, short {gpuh(shorts)}" in out
     assert (f"insurance fund {money(insurance)}, deficit {money(deficit)}, fees uncollected "
             f"{money(fees)}, margins {money(margins)}") in out
-    assert set(v["positions"]) == {"operator", "startup", "degen"}
-    for who, position in v["positions"].items():
-        assert position_line(who, position) in out, f"{who} missing from\n{out}"
-    event = modified_events(chain, world, STARTUP)[0]  # the open (then the close)
-    assert f"filled buy {gpuh(3_000 * WAD)} at {price_text(event['fill_price'])}" in \
-        story["long"].output
+    # The keeper holds no position: its margin is the keeper fees the executions credited.
+    assert set(v["positions"]) == {"operator", "startup", "degen", "keeper"}
+    assert (v["positions"]["keeper"]["size"], v["positions"]["keeper"]["margin"]) == (0, 3 * USDC)
+    for who in ("operator", "startup", "degen"):
+        assert position_line(who, v["positions"][who]) in out, f"{who} missing from\n{out}"
+    assert ": order " not in out  # the three orders were executed: none listed
 
 
-def test_an_over_levered_open_is_refused_before_sending(story: Step) -> None:
-    assert_nothing_sent(story, "over leverage", "trade refused, nothing sent",
-                        reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN, "trade at most",
+def test_an_over_levered_order_is_refused_before_sending(story: Step) -> None:
+    assert_nothing_sent(story, "over leverage", "order refused, nothing sent",
+                        reasons.PERP_MARGIN_BELOW_INITIAL_MARGIN, "order at most",
                         "max leverage 10.00x")
 
 
-def test_the_hedge_dry_run_as_a_real_process_then_the_hedge_on_the_attested_utilisation(
+def test_the_hedge_dry_run_as_a_real_process_then_the_hedge_order_on_the_attested_utilisation(
         story: Step, world: World, chain: Chain) -> None:
     before, after = story.extra["dry"]
     assert before == after
@@ -488,24 +545,63 @@ def test_the_hedge_dry_run_as_a_real_process_then_the_hedge_on_the_attested_util
     assert "dry run: nothing sent" in out and not TX_LINE.search(out)
     assert story.extra["utilisation_bps"] == 8_000
     size = perp.hedge_size(GPUS, HOURS, Decimal("0.8"))
-    (event,) = modified_events(chain, world, OPERATOR)
-    assert event["size"] == -size == -4_608 * WAD
+    (committed,) = market_events(chain, world, "OrderCommitted", OPERATOR)
+    assert committed["size_delta"] == -size == -4_608 * WAD
+    assert committed["commit_round"] == story.extra["commit_round"]
     hedged = story["hedge"].output
     assert row("utilisation", "80.00% (oracle: 8 GPUs reporting") in hedged
-    assert f"hedged: short {gpuh(size)} in market 1, margin {money(event['margin'])}" in hedged
-    assert len(TX_LINE.findall(hedged)) == 3  # approve, deposit, modify_position
+    assert f"hedge order committed: sell {gpuh(size)} in market 1" in hedged
+    assert len(TX_LINE.findall(hedged)) == 3  # approve, deposit, commit_order
+    (event,) = modified_events(chain, world, OPERATOR)  # filled by the keeper, later
+    assert event["size"] == -size
 
 
-def test_the_keeper_liquidates_the_over_levered_long(story: Step) -> None:
+def test_the_orders_wait_for_the_next_round_and_the_keeper_fills_them_at_its_index(
+        story: Step, world: World, chain: Chain) -> None:
+    pending = story["pending"].output  # a real `ape` process, before the round
+    assert "pending orders (3):" in pending
+    for who, text in (("operator", "sell 4,608"), ("startup", "buy 3,000"),
+                      ("degen", "buy 4,000")):
+        assert f"{PEOPLE[who]}: order {text} GPU-hours" in pending, pending
+    assert pending.count("waiting for an oracle round after the commit") == 3
+    before, after = around(story, "fill")
+    m = before["markets"][0]
+    assert all(m["positions"][who][0] == 0 for who in ("operator", "startup", "degen"))
+    assert all(m["orders"][who][3] != 0 for who in ("operator", "startup", "degen"))
+    assert all(after["markets"][0]["orders"][who] == (0, 0, 0, 0, 0)
+               for who in ("operator", "startup", "degen"))
+    # Each order's keeper fee is credited to the keeper's margin in the market.
+    assert after["markets"][0]["positions"]["keeper"][1] - m["positions"]["keeper"][1] \
+        == 3 * USDC
+    assert after["stablecoin"]["keeper"] == before["stablecoin"]["keeper"]
+    assert [after["markets"][0]["positions"][who][0] for who in ("operator", "startup", "degen")] \
+        == [-4_608 * WAD, 3_000 * WAD, 4_000 * WAD]
+    out = story["fill"].output
+    n = story.extra["commit_round"]
+    assert len(TX_LINE.findall(out)) == 3
+    for who, text in (("operator", "sell 4,608"), ("startup", "buy 3,000"),
+                      ("degen", "buy 4,000")):
+        assert (f"{PEOPLE[who]}: order {text} GPU-hours committed at round {n}, executed at "
+                f"round {n + 1}'s index 2.400000 USD/GPU-h") in out, out
+        (executed,) = market_events(chain, world, "OrderExecuted", PEOPLE[who])[:1]
+        assert (executed["round_id"], executed["price"], executed["keeper"]) == (
+            n + 1, 240 * WAD // 100, KEEPER)
+    assert "executed 3 order(s) (perp market 1: keeper fees 3 mUSDC), cancelled 0 expired " \
+        "order(s)" in out
+    assert f"keeper fees 3 mUSDC credited to {KEEPER}'s margin in perp market 1" in out
+
+
+def test_the_keeper_liquidates_the_over_levered_long(story: Step, world: World) -> None:
     dry = story["keeper dry"].output
     assert "no unhealthy loans" not in dry  # --perp 1 only
-    assert "3 open position(s), 1 liquidatable at 2.200000 USD/GPU-h" in dry
+    assert (f"3 open position(s), 1 liquidatable at 2.200000 USD/GPU-h (round "
+            f"{story.extra['commit_round'] + 1 + len(FALL)})") in dry
     assert re.search(rf"{DEGEN}: long 4,000 GPU-hours, equity .* -> would liquidate: keeper fee "
                      r"49 mUSDC, bad debt 0 mUSDC", dry), dry
     assert "dry run: 1 position(s) would be liquidated; nothing sent" in dry
+    assert "no orders to execute or cancel" in dry
     assert not TX_LINE.search(dry)
-    before = story.extra["before_keeper"]["contracts"]
-    after = story.extra["after_keeper"]["contracts"]
+    before, after = around(story, "keeper")
     assert after["markets"][0]["positions"]["degen"] == (0, 0, 0, 0)
     assert after["stablecoin"]["keeper"] - before["stablecoin"]["keeper"] == 49 * USDC
     out = story["keeper"].output
@@ -514,7 +610,53 @@ def test_the_keeper_liquidates_the_over_levered_long(story: Step) -> None:
         in out
     second = story["second pass"].output
     assert "no liquidatable positions" in second and not TX_LINE.search(second)
+    assert "no orders to execute or cancel" in second
+
+
+def test_the_startup_closes_by_an_order_filled_at_the_next_round_then_withdraws(
+        story: Step, world: World, chain: Chain) -> None:
     closed = story["close"].output
-    assert f"close long {gpuh(3_000 * WAD)} in market 1: tx" in closed
-    assert "flat in market 1, margin 0 mUSDC" in closed
-    assert story.state()["markets"][0]["positions"]["startup"] == (0, 0, 0, 0)
+    assert f"commit an order to sell {gpuh(3_000 * WAD)} in market 1" in closed
+    assert "pending order sell 3,000 GPU-hours" in closed
+    n = story.extra["close_round"]
+    out = story["close fill"].output
+    assert (f"{STARTUP}: order sell 3,000 GPU-hours committed at round {n}, executed at round "
+            f"{n + 1}'s index 2.200000 USD/GPU-h") in out
+    assert "now flat; keeper fee 1 mUSDC" in out
+    before, after = around(story, "close fill")
+    assert after["markets"][0]["positions"]["startup"][0] == 0
+    keeper = [state["markets"][0]["positions"]["keeper"][1] for state in (before, after)]
+    assert keeper[1] - keeper[0] == USDC
+    withdrawn = story["withdraw"].output
+    assert "flat in market 1, margin 0 mUSDC" in withdrawn
+    (event,) = market_events(chain, world, "MarginWithdrawn", STARTUP)
+    assert f"received {money(event['amount'])}" in withdrawn
+    fills = modified_events(chain, world, STARTUP)
+    assert [f["size_delta"] for f in fills] == [3_000 * WAD, -3_000 * WAD]
+
+
+def test_an_order_nobody_executes_expires_and_the_keeper_cancels_it(story: Step,
+                                                                   world: World) -> None:
+    assert_nothing_sent(story, "early cancel", "cancellation refused, nothing sent",
+                        reasons.PERP_ORDER_NOT_EXPIRED, "it expires in")
+    late = story["late"].output
+    assert "commit an order to sell 1,000 GPU-hours in market 1" in late
+    expired = story["expired"].output
+    assert f"{SHORTER}: order sell 1,000 GPU-hours" in expired
+    assert re.search(r"EXPIRED \d+s ago: cancel it", expired), expired
+    out = story["cancel pass"].output
+    # The index is four days old by then: no execution or liquidation, but a
+    # cancellation needs none.
+    assert f"perp market 1: {reasons.PERP_INDEX_PRICE_STALE_OR_HALTED} (the index is" in out
+    assert "perp market 1: 1 pending order(s): 0 to execute, 1 expired to cancel" in out
+    assert f"cancel {SHORTER}'s expired order: tx" in out and len(TX_LINE.findall(out)) == 1
+    assert (f"{SHORTER}: expired order sell 1,000 GPU-hours (committed at round "
+            f"{story.extra['close_round'] + 1}) cancelled: its keeper fee 1 mUSDC is no longer "
+            "reserved in its margin") in out
+    assert "executed 0 order(s), cancelled 1 expired order(s)" in out
+    before, after = around(story, "cancel pass")
+    b, a = before["markets"][0], after["markets"][0]
+    assert b["orders"]["shorter"][3] != 0 and a["orders"]["shorter"] == (0, 0, 0, 0, 0)
+    # The fee never left the trader's margin; nobody earns it.
+    assert a["positions"] == b["positions"]
+    assert after["stablecoin"] == before["stablecoin"]
