@@ -163,26 +163,25 @@ def withdrawable(market: address, account: address) -> uint256:
     @notice Margin the account can withdraw now (the market's rule): all of it
             without a position; with one, the settled margin less any unrealised loss
             and funding owed, above the initial margin (exit premium included).
-            Unrealised gains are not withdrawable until an order realises them, and a
-            pending order's keeper fee stays reserved.
+            Unrealised gains are not withdrawable until an order realises them, and
+            nothing is while an order is pending.
     @param market The PerpMarket.
     @param account The account.
     @return uint256 Margin asset units.
     """
     m: Marked = self._mark(market, account)
-    # A pending order's keeper fee stays reserved in the margin.
-    o: Order = staticcall IPerpMarket(market).order(account)
-    reserved: uint256 = o.keeper_fee if o.committed_at != 0 else 0
-    free: uint256 = m.margin - min(reserved, m.margin)
+    # Nothing is withdrawable while an order is pending.
+    if (staticcall IPerpMarket(market).order(account)).committed_at != 0:
+        return 0
     if m.size == 0:
-        return free
+        return m.margin
     p: RiskParams = staticcall IPerpMarket(market).risk_params()
     need: int256 = convert(perp_math._requirement(m.size, m.price, p.initial_margin_bps, p.min_keeper_fee, p.skew_scale, m.value_scale), int256)
     # Losses count, gains do not (the market's rule): min(margin, equity) - need.
     left: int256 = min(convert(m.margin, int256), m.equity)
     if left <= need:
         return 0
-    return min(convert(left - need, uint256), free)
+    return convert(left - need, uint256)
 
 
 @external

@@ -502,8 +502,8 @@ def withdraw_margin(amount: uint256):
             index, must cover the initial margin: unrealised gains back nothing
             until an order realises them (paid pro rata while the insurance fund is
             short). Without a position the index is not read.
-            A pending order's keeper fee stays in the margin; fees are never paid
-            out as margin.
+            Refused while the caller has a pending order (cancelled or executed
+            first); fees are never paid out as margin.
     @param amount Margin asset units.
     """
     assert amount != 0, reasons.PERP_ZERO_AMOUNT
@@ -524,9 +524,10 @@ def withdraw_margin(amount: uint256):
         assert equity >= convert(self._initial_margin(size, price, p), int256), reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
     self._pos_a[msg.sender] = a - amount
     self._book -= amount
-    # A pending order's keeper fee stays reserved in the margin.
-    if self._orders[msg.sender] != 0:
-        assert margin >= (self._order_cfg >> 64) & MASK96, reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER
+    # No withdrawal while an order is pending: its keeper fee stays reserved, and a
+    # trader who sees the round's price first cannot make the trade fail (cancel it)
+    # by taking the margin away.
+    assert self._orders[msg.sender] == 0, reasons.PERP_ORDER_ALREADY_PENDING
     # Fees are never withdrawable, whatever the fund owes.
     assert amount + (self._book >> 128) <= self.cash, reasons.PERP_FREE_CASH_DOES_NOT_COVER
     self.cash -= amount

@@ -70,11 +70,12 @@ EXPLANATIONS: dict[str, str] = {
         "commits and cancellations of expired orders still work).",
     reasons.PERP_ORDER_SIZE_TOO_LARGE: "An order moves at most 2**100 WAD GPU-hours: "
         "order less.",
-    reasons.PERP_ORDER_ALREADY_PENDING: "The account has an order pending (one at a time): "
-        "wait for a keeper to execute it, or cancel it once it has expired.",
+    reasons.PERP_ORDER_ALREADY_PENDING: "The account has an order pending (one at a time, "
+        "and no withdrawal meanwhile, so nobody can make a trade fail after seeing its "
+        "price): wait for a keeper to execute it, or cancel it once it has expired.",
     reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER: "An order reserves the market's keeper fee in "
         "the margin until it is executed or cancelled: deposit at least that much first "
-        "(--margin), or withdraw less while an order is pending.",
+        "(--margin).",
     reasons.PERP_NO_PENDING_ORDER: "The account has no pending order: nothing to execute or "
         "cancel (`ape run perp orders` lists them).",
     reasons.PERP_ORDER_NOT_EXECUTABLE_YET: "The order's minimum delay has not passed yet: "
@@ -428,8 +429,8 @@ def withdrawable(size: int, margin: int, equity: int, price: int, params: RiskPa
                  scale: int, reserved: int = 0) -> int:
     """`PerpLens.withdrawable`: all of the settled margin without a position; with one,
     `min(margin, equity) - initial margin` (losses count, gains do not), at least 0.
-    `reserved`: a pending order's keeper fee, which the margin keeps (the market's rule;
-    the lens leaves it out, so with 0 this is exactly the lens)."""
+    `reserved`: a pending order's keeper fee, which the margin keeps (the market refuses
+    every withdrawal while an order is pending, and so does the lens)."""
     room = margin - reserved
     if size != 0:
         room = min(room, min(margin, equity) - initial_margin(size, price, params, scale))
@@ -441,7 +442,7 @@ def withdrawal_refusal(amount: int, size: int, margin: int, settled: int, price:
                        reserved: int | None = None) -> str | None:
     """`PerpMarket.withdraw_margin`'s checks, in its order. `settled`: PnL minus funding
     owed at `price` now; `free_cash`: cash - uncollected fees; `reserved`: the keeper
-    fee a pending order keeps in the margin (None: no order pending)."""
+    fee of a pending order (None: no order pending; with one nothing is withdrawable)."""
     if amount == 0:
         return reasons.PERP_ZERO_AMOUNT
     if amount > margin:
@@ -451,8 +452,8 @@ def withdrawal_refusal(amount: int, size: int, margin: int, settled: int, price:
             return reasons.PERP_INDEX_PRICE_STALE_OR_HALTED
         if margin - amount + min(settled, 0) < initial_margin(size, price, params, scale):
             return reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
-    if reserved is not None and margin - amount < reserved:
-        return reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER
+    if reserved is not None:
+        return reasons.PERP_ORDER_ALREADY_PENDING
     if amount > free_cash:
         return reasons.PERP_FREE_CASH_DOES_NOT_COVER
     return None

@@ -1069,8 +1069,8 @@ def plan_withdraw(client: Client, trader: str, number: int, amount: int | None =
     """Withdraw `amount` of settled margin, or all that can be withdrawn (None):
     everything when flat; with a position the settled margin less any unrealised loss
     above the initial margin (gains count only once an order realises them), less a
-    buffer for the funding that accrues until the transaction is mined. A pending
-    order's keeper fee stays reserved in the margin. With a position the index must be
+    buffer for the funding that accrues until the transaction is mined. Nothing while an
+    order is pending (it is executed or cancelled first). With a position the index must be
     fresh; never more than the cash the uncollected fees do not hold."""
     who = address(trader, "trader")
     m = _load(client, number)
@@ -1085,6 +1085,8 @@ def plan_withdraw(client: Client, trader: str, number: int, amount: int | None =
     settled = equity - margin
     need = perp.initial_margin(size, index.price, p, m.scale) if size else 0
     units = None if amount is None else _positive(amount, "amount")
+    if units is None and pending is not None:
+        units = margin  # refused below: nothing leaves while an order is pending
     if units is None:
         room = perp.withdrawable(0, margin, margin, 0, p, m.scale, reserved or 0)
         if size != 0:

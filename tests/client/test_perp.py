@@ -333,13 +333,13 @@ def test_one_order_at_a_time_and_the_keeper_fee_comes_from_the_margin(client: Cl
     again = perps.plan_commit(client, BOB, 1, 10 * WAD)
     assert "waiting for an oracle round" in again.refusal.reason
     refused_alike(client, again, BOB, reasons.PERP_ORDER_ALREADY_PENDING)
-    # The pending order's keeper fee stays reserved in the margin.
-    refused_alike(client, perps.plan_withdraw(client, BOB, 1, 100 * USDC), BOB,
-                  reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER)
-    everything = perps.plan_withdraw(client, BOB, 1)
-    assert "1 mUSDC stays reserved for the pending order's keeper" in everything.notes
-    assert perps.outcome(client, 1, sent(client, everything, BOB)).withdrawn == 99 * USDC
-    assert perps.position(client, 1, BOB).margin == ORDER_FEE
+    # Nothing leaves the margin while the order is pending (its keeper fee is reserved,
+    # and nobody can make the trade fail after seeing the round's price).
+    refused_alike(client, perps.plan_withdraw(client, BOB, 1, 1), BOB,
+                  reasons.PERP_ORDER_ALREADY_PENDING)
+    refused_alike(client, perps.plan_withdraw(client, BOB, 1), BOB,
+                  reasons.PERP_ORDER_ALREADY_PENDING)
+    assert perps.position(client, 1, BOB).margin == 100 * USDC
     refused_alike(client, perps.plan_commit(client, ALICE, 1, 0, margin=USDC), ALICE,
                   reasons.PERP_ZERO_SIZE)
 
