@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import eth_abi
 from eth_account import Account
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from gpushares import abi, processes, timeline
 from gpushares.client import suite
@@ -152,17 +154,19 @@ def run_share_token(b: Bench, accounts: list[str]) -> dict[str, Contract]:
 
 
 def signed_feed(b: Bench, admin: str, name: str, description: str, high: int,
-                key_index: int) -> tuple[str, Any]:
+                key_index: int, *, max_move_bps: int = 0) -> tuple[str, Any]:
     """An OracleHub of its own (2-of-3, keys `dev_key(key_index..+2)`) with one feed
-    (bounds 1..`high`, no move limit, 30-day heartbeat); returns the feed's adapter and
-    `publish(usd_8dec)`, which submits a co-signed report observed at the latest block."""
+    (bounds 1..`high`, move limit `max_move_bps`, none by default, 30-day heartbeat);
+    returns the feed's adapter and `publish(usd_8dec)`, which submits a co-signed report
+    observed at the latest block (and fails if the hub refuses the move)."""
     w3 = b.web3
     hub = b.contract("OracleHub", suite.deploy_oracle(b.chain, admin)[1])
     keys = [dev_key(key_index + i) for i in range(3)]
     signer_set = sorted((Account.from_key(k).address for k in keys), key=lambda a: int(a, 16))
     b.send(hub.functions.set_signers(signer_set, 2), admin)
     feed_id = reports.feed_id(name)
-    b.send(hub.functions.add_feed(feed_id, description, 1, high, 0, 30 * 86_400), admin)
+    b.send(hub.functions.add_feed(feed_id, description, 1, high, max_move_bps, 30 * 86_400),
+           admin)
     domain = attest.Domain(chain_id=w3.eth.chain_id, hub=hub.address)
     log_size = 0
 
@@ -178,7 +182,10 @@ def signed_feed(b: Bench, admin: str, name: str, description: str, high: int,
             config_version=1,
         )
         signed = attest.cosign(report, domain, keys[:2])
-        b.send(hub.functions.submit_price(report.as_tuple(), signed.signature_structs()), admin)
+        receipt = b.send(hub.functions.submit_price(report.as_tuple(),
+                                                    signed.signature_structs()), admin)
+        if not hub.events.PriceUpdated().process_receipt(receipt, errors=DISCARD):
+            raise RuntimeError(f"benchmark feed {name}: the hub refused {usd_8dec}")
 
     return hub.functions.feed_adapter(feed_id).call(), publish
 
@@ -257,32 +264,108 @@ WAD = 10**18
 # The perp market of the benchmark: the demo's parameters (10x, 5 % maintenance).
 PERP_PARAMS = (1_000_000, 500_000, 500_000, 1_000, 500, 10, 5, 50, 5 * USDC,
                3 * WAD // 100, 5 * WAD // 100)
+# The index feed's move limit per update (bps): within the market's risk rule
+# m * (1 + liquidation fee) + taker fee < maintenance margin (here m <= 487).
+PERP_MAX_MOVE_BPS = 400
+# The order window: no minimum delay, a day to execute, a 2 USDC keeper fee reserved in
+# the margin at every commit and credited to the executor's margin in the market.
+PERP_ORDER_WINDOW = (0, 86_400, 2 * USDC)
 PERP_CROWD = 1_000
 
 
+def perp_index_feed(b: Bench, admin: str) -> tuple[str, Any]:
+    """The H100 index feed of the perp scenarios: its own OracleHub (2-of-3, keys
+    `dev_key(43..45)`), move limit `PERP_MAX_MOVE_BPS`; (adapter, publish)."""
+    return signed_feed(b, admin, "H100-SXM-80GB/USD/GPUh", "H100 SXM 80GB / USD per GPU-hour",
+                       10**11, 43, max_move_bps=PERP_MAX_MOVE_BPS)
+
+
+def executed(market: Contract, receipt: dict[str, Any]) -> dict[str, Any]:
+    """`receipt` of an `execute_order` whose trade went through: a refused trade does not
+    revert (the order is cancelled, `OrderFailed`), so the bench checks the event."""
+    failed = market.events.OrderFailed().process_receipt(receipt, errors=DISCARD)
+    if failed:
+        reason = bytes(failed[0]["args"]["reason"])  # Error(string), ABI-encoded
+        text = eth_abi.decode(["string"], reason[4:])[0] if len(reason) > 4 else "?"
+        raise RuntimeError(f"benchmark order refused: {text}")
+    if not market.events.OrderExecuted().process_receipt(receipt, errors=DISCARD):
+        raise RuntimeError("benchmark execution: no OrderExecuted event")
+    return receipt
+
+
 def run_perps(b: Bench, accounts: list[str], world: dict[str, Contract]) -> None:
-    """A PerpMarket on an H100 index feed of its own OracleHub (2-of-3). The measured open
-    and close are by a trader who already holds margin, each an hour after the previous
-    operation (so funding accrues in each), with one other position in the market; the
-    same open is then measured again with 1,000 other positions (real ones, opened by
-    proxy traders of bench/contracts/BenchCrowd.vy), which must cost the same: funding is
-    one index, not a loop over positions. The measured liquidation is a keeper's second."""
-    admin, keeper = accounts[0], accounts[8]
+    """A PerpMarket on an H100 index feed of its own OracleHub (2-of-3, move limit 400 bps)
+    with a 2 USDC order keeper fee. Every trade is an order: committed by the trader,
+    filled at the next oracle round (observed after the commit), executed by a keeper.
+    The keeper fee is reserved in the trader's margin at the commit and, at the
+    execution, moved from the trader's margin to the keeper's margin account in the
+    market: no token moves. "Keeper fee paid" in these numbers means that credit; the
+    keeper's `withdraw_margin` of what it earned is a transaction of its own (a token
+    transfer), made as rarely as the keeper likes, and is not in any number here.
+
+    Measured, with one other position in the market (a long, so both the market's sums
+    and its long side's sums are already non-zero, as in any market with longs):
+    - `perp_order_commit`: a trader who holds margin but never ordered commits an open
+      of 1,000 GPU-hours: its one order slot is written from zero (as at every commit:
+      an execution or a cancellation clears it);
+    - `perp_order_execute`: an hour later (funding accrues over it) the next round
+      lands and a keeper executes it; the keeper already has a margin account from
+      earlier executions (as a running keeper does), so the fee credit rewrites a
+      non-zero slot; the order slot goes back to zero (its refund counts). The close
+      the same way (`perp_order_execute_close`);
+    - `perp_order_execute_first_keeper_credit`: the same open, executed by a keeper
+      that never had a margin account in the market (its first credit creates the
+      slot); no target: a keeper pays it once per market;
+    - `perp_liquidate`: a keeper's second liquidation, after the index rose 10 % in
+      rounds within the move limit (the liquidation fee is a token transfer; the
+      keeper's stablecoin balance already exists);
+    - `perp_order_execute_1000_positions`: the open of `perp_order_execute` again with
+      1,000 other positions (real ones, committed by proxy traders of
+      bench/contracts/BenchCrowd.vy and executed in batches), which must cost the same:
+      funding is one index, not a loop over positions."""
+    admin, keeper, first_keeper = accounts[0], accounts[8], accounts[3]
     counterparty, trader, risky_a, risky_b = accounts[5], accounts[6], accounts[7], accounts[2]
     stable = world["stable"]
     w3 = b.web3
 
-    def hour_later() -> None:
-        w3.provider.make_request("evm_increaseTime", [3_600])  # type: ignore[arg-type]
+    def later(seconds: int) -> None:
+        w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
-    adapter, publish = signed_feed(b, admin, "H100-SXM-80GB/USD/GPUh",
-                                   "H100 SXM 80GB / USD per GPU-hour", 10**11, 43)
-    publish(2 * 10**8)
+    adapter, publish = perp_index_feed(b, admin)
+    index = 2 * 10**8
+    publish(index)
     factory = b.contract("PerpMarketFactory", suite.deploy_perps(b.chain, admin)[1])
     b.send(factory.functions.create_market(stable.address, adapter, PERP_PARAMS, admin, admin),
            admin)
     market = b.contract("PerpMarket", factory.functions.market_at(1).call())
+    b.send(market.functions.set_order_window(*PERP_ORDER_WINDOW), admin)
+
+    def commit(size: int) -> Any:
+        return market.functions.commit_order(size, 2**256 - 1 if size > 0 else 0)
+
+    def next_round(wait: int = 1, value: int | None = None) -> None:
+        """The next oracle round (at `value`, else the index again), observed `wait`
+        seconds after the last block: strictly after every commit so far."""
+        nonlocal index
+        index = index if value is None else value
+        later(wait)
+        publish(index)
+
+    def execute(account: str, by: str = keeper, key: str | None = None) -> None:
+        """`by` executes `account`'s order (its trade must go through); gas under `key`."""
+        receipt = executed(market, b.send(market.functions.execute_order(account), by))
+        if key is not None:
+            b.gas[key] = int(receipt["gasUsed"])
+
+    def trade(*orders: tuple[str, int]) -> None:
+        """Commit each order, publish the next round, execute each (by the keeper)."""
+        for account, size in orders:
+            b.send(commit(size), account)
+        next_round()
+        for account, _size in orders:
+            execute(account)
+
     for account in (admin, counterparty, trader, risky_a, risky_b):
         b.send(stable.functions.mint(account, 10**6 * USDC), admin)
         b.send(stable.functions.approve(market.address, 2**256 - 1), account)
@@ -290,26 +373,38 @@ def run_perps(b: Bench, accounts: list[str], world: dict[str, Contract]) -> None
     for account, margin in ((counterparty, 50_000), (trader, 10_000), (risky_a, 500),
                             (risky_b, 500)):
         b.send(market.functions.deposit_margin(margin * USDC), account)
-    # The counterparty's short, increased an hour later: its last funding index is not
+    # The counterparty's long, increased an hour later: its last funding index is not
     # zero, as in any market that has run for a while (so no measured call is the first
-    # to make the market's funding sum non-zero).
-    b.send(market.functions.modify_position(-10_000 * WAD, 0), counterparty)
-    hour_later()
-    b.send(market.functions.modify_position(-10_000 * WAD, 0), counterparty)
-    # The trader opens and closes once, then the measured open and close.
-    b.send(market.functions.modify_position(1_000 * WAD, 2**256 - 1), trader)
-    b.send(market.functions.close_position(0), trader)
-    hour_later()
-    b.measure("perp_open", market.functions.modify_position(1_000 * WAD, 2**256 - 1), trader)
-    hour_later()
-    b.measure("perp_close", market.functions.close_position(0), trader)
-    # Two 9x longs; the index falls 10 % and the keeper liquidates both.
-    for account in (risky_a, risky_b):
-        b.send(market.functions.modify_position(2_200 * WAD, 2**256 - 1), account)
-    hour_later()
-    publish(18 * 10**7)
+    # to make the market's funding sum non-zero). The keeper's first credits are here.
+    trade((counterparty, 10_000 * WAD))
+    later(3_600)
+    trade((counterparty, 10_000 * WAD))
+    if market.functions.position(keeper).call()[1] == 0:
+        raise RuntimeError("benchmark keeper: no margin account before the measured execution")
+    later(3_600)
+    b.measure("perp_order_commit", commit(1_000 * WAD), trader)
+    next_round(3_600)
+    execute(trader, key="perp_order_execute")
+    later(3_600)
+    b.send(commit(-1_000 * WAD), trader)
+    next_round()
+    execute(trader, key="perp_order_execute_close")
+    # The same open an hour later, executed by a keeper new to the market.
+    later(3_600)
+    b.send(commit(1_000 * WAD), trader)
+    next_round(3_600)
+    if any(market.functions.position(first_keeper).call()):
+        raise RuntimeError("benchmark first keeper: it already has a margin account")
+    execute(trader, by=first_keeper, key="perp_order_execute_first_keeper_credit")
+    trade((trader, -1_000 * WAD))
+    # Two 9x shorts (they reduce the skew: no premium); the index rises 10 % in three
+    # rounds within the move limit (2.00 -> 2.08 -> 2.1632 -> 2.20) and the keeper
+    # liquidates both.
+    trade((risky_a, -2_200 * WAD), (risky_b, -2_200 * WAD))
+    for value in (208_000_000, 216_320_000, 220_000_000):
+        next_round(1_200, value)
     b.send(market.functions.liquidate(risky_a), keeper)
-    hour_later()
+    later(3_600)
     b.measure("perp_liquidate", market.functions.liquidate(risky_b), keeper)
     # 1,000 other positions, half long half short, then the same open again.
     crowd = b.deploy(compile_vyper(PROJECT_ROOT / "bench/contracts/BenchCrowd.vy"), admin)
@@ -320,11 +415,15 @@ def run_perps(b: Bench, accounts: list[str], world: dict[str, Contract]) -> None
     for start in range(0, PERP_CROWD, 100):
         b.send(crowd.functions.spawn(trader_impl.address, market.address, stable.address,
                                      100 * USDC, sizes[start:start + 100]), admin)
+    next_round()
+    for start in range(0, PERP_CROWD, 100):
+        b.send(crowd.functions.execute(market.address, start, 100), admin)
     if sum(market.functions.market().call()[:2]) - before != sum(map(abs, sizes)):
-        raise RuntimeError("benchmark crowd: not every proxy trader opened its position")
-    hour_later()
-    b.measure("perp_open_1000_positions",
-              market.functions.modify_position(1_000 * WAD, 2**256 - 1), trader)
+        raise RuntimeError("benchmark crowd: not every proxy trader's order was executed")
+    later(3_600)
+    b.send(commit(1_000 * WAD), trader)
+    next_round(3_600)
+    execute(trader, key="perp_order_execute_1000_positions")
 
 
 def run_oracle(b: Bench, accounts: list[str]) -> None:
@@ -415,11 +514,14 @@ def check(gas: dict[str, int]) -> list[tuple[str, bool]]:
         ("pool_withdraw_collateral <= 110,000", gas["pool_withdraw_collateral"] <= 110_000),
         ("pool_claim_income <= 112,000", gas["pool_claim_income"] <= 112_000),
         ("pool_liquidate <= 160,000", gas["pool_liquidate"] <= 160_000),
-        ("perp_open <= 120,000", gas["perp_open"] <= 120_000),
-        ("perp_close <= 110,000", gas["perp_close"] <= 110_000),
+        # issue 18 (two-step orders): the execution pays the keeper fee (credited to the
+        # margin account in the market of a keeper that already has one)
+        ("perp_order_commit <= 90,000", gas["perp_order_commit"] <= 90_000),
+        ("perp_order_execute <= 140,000", gas["perp_order_execute"] <= 140_000),
         ("perp_liquidate <= 130,000", gas["perp_liquidate"] <= 130_000),
-        ("perp_open_1000_positions within 2 % of perp_open",
-         abs(gas["perp_open_1000_positions"] - gas["perp_open"]) * 50 <= gas["perp_open"]),
+        ("perp_order_execute_1000_positions within 2 % of perp_order_execute",
+         abs(gas["perp_order_execute_1000_positions"] - gas["perp_order_execute"]) * 50
+         <= gas["perp_order_execute"]),
     ]
 
 
@@ -651,8 +753,9 @@ def measure_keeper_scan() -> dict[str, float]:
     """A keeper pass over every market (`gpushares.client.keeper.plan_pass`, no
     checkpoint: each market's events read from its creation block) on anvil, after
     1,000+ blocks of history: a lending market where three borrowers post collateral
-    and borrow and a perp market where four traders trade, a borrower and a trader
-    acting every 100 blocks. Best of 3 passes."""
+    and borrow and a perp market where four traders trade (each trade an order executed
+    after the next index round), a borrower and a trader acting every 100 blocks. Best
+    of 3 passes."""
     from gpushares import deployments as deployments_file
     from gpushares.client import keeper
     from gpushares.client.context import Client
@@ -678,8 +781,7 @@ def measure_keeper_scan() -> dict[str, float]:
         expiry = web3.eth.get_block("latest")["timestamp"] + 365 * 86_400
         b.send(registry.functions.set_investor(pool.address, 840, True, expiry), admin)
         b.send(registry.functions.set_custodian(pool.address, True), admin)
-        index, publish_index = signed_feed(b, admin, "H100-SXM-80GB/USD/GPUh", "Bench H100",
-                                           10**11, 43)
+        index, publish_index = perp_index_feed(b, admin)
         publish_index(2 * 10**8)
         perp_factory = suite.deploy_perps(b.chain, admin)[1]
         perps = b.contract("PerpMarketFactory", perp_factory)
@@ -702,10 +804,16 @@ def measure_keeper_scan() -> dict[str, float]:
             b.send(pool.functions.supply_collateral(SHARE, who), who)
             if step < len(borrowers):
                 b.send(pool.functions.borrow(5 * USDC, who), who)
-            long = step % len(traders) % 2 == 0  # each trader always on one side
-            b.send(market.functions.modify_position((10 if long else -10) * WAD,
-                                                    2**256 - 1 if long else 0),
-                   traders[step % len(traders)])
+            # Each trader always on one side; an order, the next round a second later,
+            # its execution (by the admin, as a keeper).
+            trader = traders[step % len(traders)]
+            long = step % len(traders) % 2 == 0
+            b.send(market.functions.commit_order((10 if long else -10) * WAD,
+                                                 2**256 - 1 if long else 0), trader)
+            web3.provider.make_request("evm_increaseTime", [1])  # type: ignore[arg-type]
+            web3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            publish_index(2 * 10**8)
+            executed(market, b.send(market.functions.execute_order(trader), admin))
             web3.provider.make_request("anvil_mine", [hex(gap)])  # type: ignore[arg-type]
         # What the deployments file would say of this world.
         spv_factory = b.contract("SPVFactory", token.functions.factory().call())
@@ -715,7 +823,8 @@ def measure_keeper_scan() -> dict[str, float]:
             share_token_blueprint=spv_factory.functions.share_token_blueprint().call(),
             spv_factory=spv_factory.address, compliance_registry=registry.address,
             income_token=stable.address, mock_stablecoin=True,
-            lending_pool_factory=lending_factory, perp_market_factory=perp_factory)
+            lending_pool_factory=lending_factory, perp_market_factory=perp_factory,
+            perp_lens=suite.deploy_perp_lens(b.chain, admin))
         client = Client(b.chain, deployed)
         best = float("inf")
         for _ in range(3):
@@ -787,16 +896,17 @@ def main() -> int:
     BUILD.mkdir(exist_ok=True)
     out = BUILD / "bench.json"
     existing = json.loads(out.read_text()) if out.is_file() else {}
-    existing.setdefault("gas", {}).update(gas)
+    existing["gas"] = gas  # every key is measured in each run: none left from older ones
     existing.setdefault("timing", {}).update(timing)
     out.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
 
-    print(f"{'gas (receipt gasUsed on anvil)':<36}{'gas':>10}")
+    width = max([36, *(len(key) + 2 for key in (*gas, *timing))])
+    print(f"{'gas (receipt gasUsed on anvil)':<{width}}{'gas':>10}")
     for key in sorted(gas):
-        print(f"{key:<36}{gas[key]:>10,}")
-    print(f"\n{'timing (this machine)':<36}{'value':>10}")
+        print(f"{key:<{width}}{gas[key]:>10,}")
+    print(f"\n{'timing (this machine)':<{width}}{'value':>10}")
     for key in sorted(timing):
-        print(f"{key:<36}{timing[key]:>10,}")
+        print(f"{key:<{width}}{timing[key]:>10,}")
     print()
     failed = 0
     for desc, ok in check(gas) + check_timing(timing):

@@ -513,15 +513,7 @@ def withdraw_margin(amount: uint256):
     assert amount <= margin, reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN
     margin -= amount
     if size != 0:
-        # Unrealised PnL stays unrealised; what stays must cover the initial margin
-        # at the fresh index.
-        price: uint256 = self._fresh_index().price
-        p: RiskParams = self._params()
-        fidx: int256 = self._funding_math(self._funding, price, p, self._skew(self._oi))[0]
-        # Losses count, gains do not: a gain backs nothing until an order realises
-        # it (and it may be paid pro rata then).
-        equity: int256 = convert(margin, int256) + min(self._settlement(size, self._pos_b[msg.sender], price, fidx), 0)
-        assert equity >= convert(self._initial_margin(size, price, p), int256), reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
+        self._check_keeps_initial(msg.sender, size, margin)
     self._pos_a[msg.sender] = a - amount
     self._book -= amount
     # No withdrawal while an order is pending: its keeper fee stays reserved, and a
@@ -564,8 +556,11 @@ def commit_order(size_delta: int256, acceptable_price: uint256):
     assert self._params_a != 0, reasons.PERP_RISK_PARAMETERS_NOT_SET
     fee: uint256 = (self._order_cfg >> 64) & MASK96
     assert self._pos_a[msg.sender] & MASK128 >= fee, reasons.PERP_MARGIN_DOES_NOT_COVER_KEEPER
+    # The fee stays in the margin, reserved (no withdrawal while the order is
+    # pending). A refused execution still pays it, even from a position's margin
+    # (at most one fee per round, and a reduction must stay possible for a thin
+    # position: docs/perps.md, stated limits).
     commit_round: uint256 = self._index().round_id
-    # The fee stays in the margin, reserved: withdrawals keep it there.
     self._orders[msg.sender] = (
         (convert(convert(size_delta, bytes32), uint256) & MASK104)
         | (min(acceptable_price, MASK88) << 104)
@@ -1034,6 +1029,22 @@ def _trade(account: address, size_delta: int256, acceptable_price: uint256, pric
     self._pos_b[account] = self._pack_b(price, fidx) if new_size != 0 else 0
     self._move_book(margin, new_margin, fee)
     log PositionModified(account=account, size_delta=size_delta, size=new_size, index_price=price, fill_price=fill, fee=fee, premium=convert(premium, int256), settled=settled, margin=new_margin)
+
+
+@internal
+@view
+def _check_keeps_initial(account: address, size: int256, margin_left: uint256):
+    """
+    @dev Refuses unless `margin_left`, less the position's unrealised loss and funding
+         owed at the fresh index, covers its initial margin: losses count, gains do
+         not (a gain backs nothing until an order realises it, and it may be paid pro
+         rata then). The rule of withdrawals and of a keeper fee reserved at commit.
+    """
+    price: uint256 = self._fresh_index().price
+    p: RiskParams = self._params()
+    fidx: int256 = self._funding_math(self._funding, price, p, self._skew(self._oi))[0]
+    equity: int256 = convert(margin_left, int256) + min(self._settlement(size, self._pos_b[account], price, fidx), 0)
+    assert equity >= convert(self._initial_margin(size, price, p), int256), reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
 
 
 @internal
