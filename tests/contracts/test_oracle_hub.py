@@ -684,6 +684,82 @@ def test_feeds_are_independent(hub, dom, oracle_admin, members):
     assert hub.latest_value(other) == (5 * USD, t, 1)
 
 
+# ===================================================================== trading state, halt
+
+
+def test_trading_state_reads_the_latest_round_and_the_feed_settings(hub, dom, oracle_admin,
+                                                                     members):
+    """What a market reads in one call: latest value, its observation time and round
+    id (zeros before the first report), the heartbeat, the move limit and the halt
+    flag; an unknown feed reads as zeros. The hub has no `feed_halted`."""
+    assert not hasattr(hub, "feed_halted")
+    assert hub.trading_state(oh.FEED_ID) == (0, 0, 0, oh.FEED_HEARTBEAT, oh.FEED_MOVE_BPS,
+                                             False)
+    assert hub.trading_state(b"\x43" * 32) == (0, 0, 0, 0, 0, False)
+    first = accept(hub, dom, members[:3], report_now(hub, 2 * USD))
+    assert hub.trading_state(oh.FEED_ID) == (
+        2 * USD, first.observed_at, 1, oh.FEED_HEARTBEAT, oh.FEED_MOVE_BPS, False)
+    second = accept(hub, dom, members[:3], report_now(hub, 2 * USD + 7))
+    assert hub.trading_state(oh.FEED_ID)[:3] == (2 * USD + 7, second.observed_at, 2)
+    assert hub.trading_state(oh.FEED_ID)[:3] == hub.latest_value(oh.FEED_ID)
+    with boa.env.prank(oracle_admin):
+        hub.set_feed_config(oh.FEED_ID, oh.FEED_MIN, oh.FEED_MAX, 400, 120, True)
+    assert hub.trading_state(oh.FEED_ID) == (
+        2 * USD + 7, second.observed_at, 2, 120, 400, False)
+
+
+def test_a_refused_move_halts_the_feed_until_an_accepted_report(hub, dom, members):
+    """The refused value is public (its event, the signed log), so the stored one is
+    known to be wrong: the feed is halted for trading, the stored value and round stay.
+    Another refused report keeps the halt; the next accepted report (any value within
+    the limit, the unchanged one too) lifts it."""
+    first = accept(hub, dom, members[:3], report_now(hub, 2 * USD))
+    too_far = report_now(hub, 2 * USD + 41_000_000)  # +20.5 %
+    assert oh.submit_price(hub, too_far, oh.cosigned(too_far, dom, members[:3])) is False
+    assert oh.events(hub, "PriceMoveRefused")
+    assert hub.trading_state(oh.FEED_ID) == (
+        2 * USD, first.observed_at, 1, oh.FEED_HEARTBEAT, oh.FEED_MOVE_BPS, True)
+    again = report_now(hub, 2 * USD - 50_000_000)  # -25 %
+    assert oh.submit_price(hub, again, oh.cosigned(again, dom, members[:3])) is False
+    assert hub.trading_state(oh.FEED_ID)[5] is True
+    # A report refused with a revert changes nothing, the halt included.
+    out = report_now(hub, oh.FEED_MAX + 1)
+    with boa.reverts(oh.OUT_OF_BOUNDS):
+        oh.submit_price(hub, out, oh.cosigned(out, dom, members[:3]))
+    assert hub.trading_state(oh.FEED_ID)[5] is True
+    same = accept(hub, dom, members[:3], report_now(hub, 2 * USD))
+    assert hub.trading_state(oh.FEED_ID) == (
+        2 * USD, same.observed_at, 2, oh.FEED_HEARTBEAT, oh.FEED_MOVE_BPS, False)
+    # An accepted report on a feed that is not halted leaves it so.
+    accept(hub, dom, members[:3], report_now(hub, 2 * USD + 1))
+    assert hub.trading_state(oh.FEED_ID)[5] is False
+
+
+def test_a_halt_is_kept_across_set_feed_config(hub, dom, oracle_admin, members):
+    """Widening the move limit (or lifting it), disabling and re-enabling the feed do
+    not make the stored value right: only an accepted report lifts the halt. The
+    halt is per feed and leaves the feed view's flags alone."""
+    other = b"\x77" * 32
+    oh.add_feed(hub, oracle_admin, feed_id=other, description="B200 / USD")
+    accept(hub, dom, members[:3], report_now(hub, 2 * USD))
+    accept(hub, dom, members[:3], oh.price_report(5 * USD, oh.now(), 1, feed_id=other))
+    too_far = report_now(hub, 3 * USD)  # +50 %
+    assert oh.submit_price(hub, too_far, oh.cosigned(too_far, dom, members[:3])) is False
+    assert hub.trading_state(oh.FEED_ID)[5] is True
+    assert hub.trading_state(other)[5] is False
+    with boa.env.prank(oracle_admin):
+        for move, enabled in ((5_000, True), (0, True), (0, False), (oh.FEED_MOVE_BPS, True)):
+            hub.set_feed_config(oh.FEED_ID, oh.FEED_MIN, oh.FEED_MAX, move, 600, enabled)
+            assert hub.trading_state(oh.FEED_ID)[3:] == (600, move, True)
+            view = hub.feed(oh.FEED_ID)
+            assert (view.exists, view.enabled, view.max_move_bps) == (True, enabled, move)
+    assert hub.trading_state(other)[5] is False
+    with boa.env.prank(oracle_admin):
+        hub.set_feed_config(oh.FEED_ID, oh.FEED_MIN, oh.FEED_MAX, 0, 600, True)
+    accept(hub, dom, members[:3], report_now(hub, 3 * USD))  # the move, now accepted
+    assert hub.trading_state(oh.FEED_ID) == (3 * USD, oh.now(), 2, 600, 0, False)
+
+
 # ===================================================================== checkpoint
 
 

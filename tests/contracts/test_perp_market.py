@@ -1,9 +1,14 @@
 """PerpMarket unit tests: every external function against the real suite (OracleHub +
-FeedAdapter index feed signed 2-of-3, a test stablecoin, the factory and one market).
+FeedAdapter index feed signed 2-of-3, a test stablecoin, the factory, one market and
+the stateless PerpLens for the derived views).
 
-Every amount is checked with exact integers against `gpushares.perp`, the Python mirror
-of the market's arithmetic (fill price, premium, fee, settlement, funding step,
-margin requirements, keeper fee); refusals are matched on their exact strings.
+A trade is an order: committed, then executed by a keeper at the index of the first
+oracle round observed after the commit (the order lifecycle itself is tested in
+test_perp_orders.py). Every amount is checked with exact integers against the
+market's own formulas (`contracts/modules/perp_math.vy`: the premium paid leg by leg,
+split at zero skew; margin requirements with the exit premium; settlement; the funding
+step of `gpushares.perp`), predicted at the block the order executes in; refusals are
+matched on their exact strings.
 
 One world per asset-decimals is built per module and every test runs in its own
 `boa.env.anchor()` (tests/contracts/conftest.py), so tests never see each other."""
@@ -11,7 +16,7 @@ One world per asset-decimals is built per module and every test runs in its own
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import boa
 import pytest
@@ -35,8 +40,10 @@ from tests.contracts.perp_helpers import (
     LONG_CAP,
     MAX_UINT,
     MISSING_ROLE,
+    MOVE_NOT_COVERED,
     NO_FEES,
     NO_MARGIN_FOR_FEE,
+    NO_ORDER,
     NO_POSITION,
     NOT_POSITIVE,
     REDUCTION_BELOW_MAINTENANCE,
@@ -47,30 +54,30 @@ from tests.contracts.perp_helpers import (
     WAD,
     ZERO_AMOUNT,
     ZERO_SIZE,
+    PerpParams,
     PerpWorld,
     build_perp_world,
+    decode_refusal,
 )
 
 FEED_TICK = 10**10  # one unit of the 8-decimal feed (1e-8 USD) in WAD
 PRICE = 2 * FEED_UNIT  # the world's starting index: 2 USD per GPU-hour
 GPUH = WAD  # one GPU-hour of size
 MASK128 = 2**128 - 1
+MASK96 = 2**96 - 1
 MAX_OI = 2**40  # the highest open-interest cap (whole GPU-hours)
 
-P = "PerpMarket: "
-FILL_NOT_POSITIVE = P + "fill price is not positive (trade too large for the skew scale)"
-ZERO_FEE_RECIPIENT = P + "fee recipient is the zero address"
-AMOUNT_TOO_LARGE = P + "amount too large"
-BAD_SCALE = P + "skew scale must be 1 to 2**64-1, OI caps 1 to 2**40 GPU-hours"
-BAD_MARGINS = (
-    P + "need 0 < maintenance + liquidation fee < initial margin <= 100 %, initial >= 2 %"
-)
-BAD_FEES = P + "fees above their caps (taker 1 %, maker <= taker, liquidation 5 %)"
-BAD_KEEPER_OR_FUNDING = P + "keeper fee or funding parameter above its cap"
+FILL_NOT_POSITIVE = reasons.PERP_FILL_PRICE_NOT_POSITIVE
+ZERO_FEE_RECIPIENT = reasons.PERP_FEE_RECIPIENT_ZERO_ADDRESS
+AMOUNT_TOO_LARGE = reasons.PERP_AMOUNT_TOO_LARGE
+BAD_SCALE = reasons.PERP_SKEW_SCALE_1_2
+BAD_MARGINS = reasons.PERP_NEED_0_MAINTENANCE_LIQUIDATION
+BAD_FEES = reasons.PERP_FEES_ABOVE_THEIR_CAPS
+BAD_KEEPER_OR_FUNDING = reasons.PERP_KEEPER_FEE_FUNDING_PARAMETER
 
 
 # ---------------------------------------------------------------------------------
-# Fixtures and helpers
+# Fixtures
 # ---------------------------------------------------------------------------------
 
 
@@ -94,7 +101,7 @@ def _restoring(world: PerpWorld):
 
 @pytest.fixture
 def world(_world6):
-    """The 6-decimal market (10,000 tUSD of insurance, index 2 USD)."""
+    """The 6-decimal market (10,000 tUSD of insurance, index 2 USD, move limit 4 %)."""
     yield from _restoring(_world6)
 
 
@@ -102,6 +109,217 @@ def world(_world6):
 def any_world(_world_any):
     """The market with a 6- and an 18-decimal margin asset."""
     yield from _restoring(_world_any)
+
+
+# ---------------------------------------------------------------------------------
+# The market's arithmetic (contracts/modules/perp_math.vy), exactly
+# ---------------------------------------------------------------------------------
+
+
+def _ceil(x: int, y: int) -> int:
+    return -((-x) // y)
+
+
+def _exit_premium(size: int, price: int, p: PerpParams, vs: int) -> int:
+    """`perp_math._exit_premium`: |size|^2 x P / (2 x skew_scale), rounded up twice."""
+    n = abs(size)
+    return _ceil(_ceil(price * n, 2 * p.skew_scale * WAD) * n, vs)
+
+
+def _requirement(size: int, price: int, bps: int, p: PerpParams, vs: int) -> int:
+    """`perp_math._requirement`: ceil(notional x bps) + keeper fee + exit premium."""
+    return _ceil(abs(size) * price * bps, vs * BPS) + p.min_keeper_fee \
+        + _exit_premium(size, price, p, vs)
+
+
+def _initial(size: int, price: int, p: PerpParams, vs: int) -> int:
+    return _requirement(size, price, p.initial_margin_bps, p, vs)
+
+
+def _maintenance(size: int, price: int, p: PerpParams, vs: int) -> int:
+    return _requirement(size, price, p.maintenance_margin_bps + p.liquidation_fee_bps, p, vs)
+
+
+def _premium(price: int, skew: int, size_delta: int, scale: int, vs: int) -> tuple[int, int]:
+    """`perp_math._premium`: (premium in asset units, average fill). Only the part
+    that increases |skew| pays, from its start skew (zero past a crossing); the
+    average rounds against the trader. ValueError where the market refuses the fill."""
+    start, leg = skew, size_delta
+    if skew != 0 and (skew > 0) != (size_delta > 0):
+        if abs(size_delta) <= abs(skew):
+            return 0, price
+        start, leg = 0, size_delta + skew
+    n = abs(leg)
+    paid = _ceil(price * (2 * abs(start) + n), 2 * scale * WAD) * n
+    avg = _ceil(paid, abs(size_delta))
+    if size_delta < 0:
+        if avg >= price:
+            raise ValueError(FILL_NOT_POSITIVE)
+        return _ceil(paid, vs), price - avg
+    return _ceil(paid, vs), price + avg
+
+
+def _fee(skew: int, size_delta: int, fill: int, p: PerpParams, vs: int) -> int:
+    """Maker fee on the part that reduces |skew|, taker on the rest, rounded up."""
+    maker = min(abs(size_delta), abs(skew)) if skew and (skew > 0) != (size_delta > 0) else 0
+    taker = abs(size_delta) - maker
+    return _ceil((taker * p.taker_fee_bps + maker * p.maker_fee_bps) * fill, vs * BPS)
+
+
+def _keeper_fee(size: int, price: int, p: PerpParams, vs: int) -> int:
+    return p.min_keeper_fee + abs(size) * price // vs * p.liquidation_fee_bps // BPS
+
+
+def _move_covered(max_move_bps: int, p: PerpParams) -> bool:
+    return max_move_bps != 0 and max_move_bps * (BPS + p.liquidation_fee_bps) \
+        + p.taker_fee_bps * BPS < p.maintenance_margin_bps * BPS
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the market's `_trade` reads, at the current block."""
+
+    price: int
+    fresh: bool
+    long_oi: int
+    short_oi: int
+    insurance: int
+    deficit: int
+    paused: bool
+    max_move_bps: int
+    params: PerpParams
+    vs: int
+
+    @property
+    def skew(self) -> int:
+        return self.long_oi - self.short_oi
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A predicted execution: the refusal, or the trade's result."""
+
+    refusal: str | None
+    fill_price: int = 0
+    fee: int = 0
+    premium: int = 0
+    size_after: int = 0
+    margin_after: int = 0
+    settled: int = 0
+
+
+def _params(w: PerpWorld) -> PerpParams:
+    return PerpParams(*tuple(w.market.risk_params()))
+
+
+def _snapshot(w: PerpWorld) -> Snapshot:
+    m = w.market
+    price, fresh = m.index_price()
+    long_oi, short_oi, _skew, _margins, _fees, insurance, deficit = m.market()
+    return Snapshot(
+        price=price, fresh=fresh, long_oi=long_oi, short_oi=short_oi, insurance=insurance,
+        deficit=deficit, paused=m.paused(), max_move_bps=w.hub.trading_state(INDEX_FEED_ID)[4],
+        params=_params(w), vs=w.value_scale,
+    )
+
+
+def _predict(s: Snapshot, size: int, margin: int, settled: int, size_delta: int,
+             acceptable: int) -> Quote:
+    """The market's `_trade` on a position of `size` and settled `margin` whose
+    settlement at the order's round is `settled` (no haircut: the fund is not short
+    wherever a test predicts a realised gain), in the market's order of checks."""
+    p, vs = s.params, s.vs
+    if size_delta == 0:
+        return Quote(ZERO_SIZE)
+    if not s.fresh:
+        return Quote(STALE)
+    if size and margin + settled < _maintenance(size, s.price, p, vs):
+        return Quote(LIQUIDATABLE)
+    new_size = size + size_delta
+    increases = abs(new_size) > abs(size) or (
+        size != 0 and new_size != 0 and (new_size > 0) != (size > 0))
+    if increases:
+        if s.paused:
+            return Quote(GUARDIAN_PAUSED)
+        if s.deficit:
+            return Quote(DEFICIT_PAUSED)
+        if s.insurance < 0:
+            return Quote(INSURANCE_EXHAUSTED)
+        if not _move_covered(s.max_move_bps, p):
+            return Quote(MOVE_NOT_COVERED)
+    try:
+        premium, fill = _premium(s.price, s.skew, size_delta, p.skew_scale, vs)
+    except ValueError as exc:
+        return Quote(str(exc))
+    if (fill > acceptable) if size_delta > 0 else (fill < acceptable):
+        return Quote(SLIPPAGE, fill_price=fill)
+    fee = _fee(s.skew, size_delta, fill, p, vs)
+    after = margin + settled - premium - fee
+    result = {"fill_price": fill, "fee": fee, "premium": premium, "size_after": new_size,
+              "margin_after": max(after, 0), "settled": settled}
+    if after < 0:
+        return Quote(NO_MARGIN_FOR_FEE, **result)
+    if new_size != 0:
+        if increases:
+            if after < _initial(new_size, s.price, p, vs):
+                return Quote(BELOW_INITIAL, **result)
+            longs = s.long_oi + max(new_size, 0) - max(size, 0)
+            shorts = s.short_oi + max(-new_size, 0) - max(-size, 0)
+            if longs > p.max_long_oi * WAD and longs > s.long_oi:
+                return Quote(LONG_CAP, **result)
+            if shorts > p.max_short_oi * WAD and shorts > s.short_oi:
+                return Quote(SHORT_CAP, **result)
+        elif after < _maintenance(new_size, s.price, p, vs):
+            return Quote(REDUCTION_BELOW_MAINTENANCE, **result)
+    return Quote(None, **result)
+
+
+def _acceptable(size_delta: int) -> int:
+    return MAX_UINT if size_delta > 0 else 0
+
+
+def _quote(w: PerpWorld, account, size_delta: int, acceptable: int | None = None) -> Quote:
+    """The market's answer to `account`'s order were it executed in this block at the
+    latest index (the round an order fills at is the latest one in these tests)."""
+    if acceptable is None:
+        acceptable = _acceptable(size_delta)
+    size, margin, _, _ = w.market.position(account)
+    settled = _lens(w).equity(account) - margin if size else 0
+    return _predict(_snapshot(w), size, margin, settled, size_delta, acceptable)
+
+
+def _max_size_for_margin(w: PerpWorld, margin: int, short: bool) -> int:
+    """The largest position `margin` opens from flat now (binary search over the
+    prediction, so every rounding matches the market)."""
+    s, sign = _snapshot(w), -1 if short else 1
+    lo, hi = 0, max(s.params.max_long_oi, s.params.max_short_oi) * WAD
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _predict(s, 0, margin, 0, sign * mid, _acceptable(sign)).refusal is None:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# ---------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------
+
+
+class _Lens:
+    """The PerpLens views of one market: `_lens(w).equity(account)`."""
+
+    def __init__(self, w: PerpWorld):
+        self._lens, self._market = w.lens, w.market.address
+
+    def __getattr__(self, name):
+        view = getattr(self._lens, name)
+        return lambda *args: view(self._market, *args)
+
+
+def _lens(w: PerpWorld) -> _Lens:
+    return _Lens(w)
 
 
 def _events(contract, name):
@@ -116,59 +334,62 @@ def _event(contract, name):
     return event
 
 
-def _params(w: PerpWorld) -> perp.RiskParams:
-    return perp.RiskParams.from_chain(tuple(w.market.risk_params()))
+def _now() -> int:
+    return boa.env.evm.patch.timestamp
 
 
-def _state(w: PerpWorld) -> perp.MarketState:
-    m = w.market
-    price, fresh = m.index_price()
-    long_oi, short_oi, _skew, _margins, _fees, insurance, deficit = m.market()
-    return perp.MarketState(
-        price=price, fresh=fresh, long_oi=long_oi, short_oi=short_oi, paused=m.paused(),
-        deficit=deficit, insurance=insurance, params=_params(w),
-        asset_decimals=w.asset_decimals,
-    )
+def _round_after_commit(w: PerpWorld, price: int | None = None) -> None:
+    """The next oracle round, observed strictly after an order committed in this block
+    (the helper publishes at the current second when the last report is older)."""
+    if w.last_observed < _now():
+        boa.env.time_travel(seconds=1)
+    assert w.next_round(price), "the hub refused the round"
 
 
-def _acceptable(size_delta: int) -> int:
-    return MAX_UINT if size_delta > 0 else 0
+def _trade(w: PerpWorld, account, size_delta: int, acceptable: int | None = None,
+           price: int | None = None) -> None:
+    """Commit, the next round (at `price`, 8 decimals, or the latest value again),
+    execute: the clock moves one second (funding accrues over it)."""
+    w.commit(account, size_delta, acceptable)
+    _round_after_commit(w, price)
+    w.execute(account)
 
 
-def _quote(w: PerpWorld, account, size_delta: int, acceptable: int | None = None):
-    if acceptable is None:
-        acceptable = _acceptable(size_delta)
-    return perp.quote_trade(
-        _state(w), w.size_of(account), w.market.equity(account), size_delta, acceptable
-    )
+def _trade_together(w: PerpWorld, *orders) -> None:
+    """Several `(account, size_delta)` orders committed in one block and executed in
+    the block of the one round after them, in order: no funding between them."""
+    for account, size_delta in orders:
+        w.commit(account, size_delta)
+    _round_after_commit(w)
+    for account, _ in orders:
+        w.execute(account)
 
 
-def _check_trade(w: PerpWorld, account, size_delta: int, acceptable: int | None = None,
-                 *, accrued: tuple[int, int, int] | None = None):
-    """Trade and check the event, the stored position and the fee book against the
-    mirror's prediction (and, given `accrued`, the FundingAccrued event's index, rate
-    and price). Returns the PositionModified event."""
+def _open(w: PerpWorld, account, margin: int, size_delta: int) -> None:
+    w.deposit(account, margin)
+    _trade(w, account, size_delta)
+
+
+def _execute_and_check(w: PerpWorld, account, size_delta: int, acceptable: int | None):
+    """Execute `account`'s order and check the PositionModified event, the stored
+    position, the fee book and the funding accrual against the prediction made in the
+    execution's block. Returns the PositionModified event."""
     m = w.market
     quote = _quote(w, account, size_delta, acceptable)
     assert quote.refusal is None, quote.refusal
-    size, _margin, last_price, last_funding = m.position(account)
-    price, fidx = w.price_wad(), m.funding_index()
-    settled = (
-        perp.settlement(size, last_price, last_funding, price, fidx, w.value_scale)
-        if size else 0
-    )
+    price, fidx, rate = w.price_wad(), m.funding_index(), m.funding_rate()
     fees = m.market()[4]
-    w.trade(account, size_delta, acceptable)
+    w.execute(account)
     event = _event(m, "PositionModified")
-    if accrued is not None:
-        funding = _event(m, "FundingAccrued")
-        assert (funding.funding_index, funding.funding_rate, funding.index_price) == accrued
+    for funding in _events(m, "FundingAccrued"):
+        assert (funding.funding_index, funding.funding_rate, funding.index_price) == (
+            fidx, rate, price)
     assert (
         event.account, event.size_delta, event.size, event.index_price, event.fill_price,
         event.fee, event.premium, event.settled, event.margin,
     ) == (
         account, size_delta, quote.size_after, price, quote.fill_price, quote.fee,
-        quote.premium, settled, quote.margin_after,
+        quote.premium, quote.settled, quote.margin_after,
     )
     kept = quote.size_after != 0
     assert m.position(account) == (
@@ -178,18 +399,20 @@ def _check_trade(w: PerpWorld, account, size_delta: int, acceptable: int | None 
     return event
 
 
-def _open(w: PerpWorld, account, margin: int, size_delta: int) -> None:
-    w.deposit(account, margin)
-    w.trade(account, size_delta)
+def _check_trades(w: PerpWorld, *orders, price: int | None = None):
+    """Commit `(account, size_delta[, acceptable])` orders in this block, publish one
+    round (at `price` or the latest value), execute and check each in order."""
+    orders = [(*order, None) if len(order) == 2 else order for order in orders]
+    for account, size_delta, acceptable in orders:
+        w.commit(account, size_delta, acceptable)
+    _round_after_commit(w, price)
+    return [_execute_and_check(w, *order) for order in orders]
 
 
-def _now() -> int:
-    return boa.env.evm.patch.timestamp
-
-
-def _set_params(w: PerpWorld, **changes) -> None:
-    with boa.env.prank(w.admin):
-        w.market.set_risk_params(replace(w.params, **changes).as_tuple())
+def _check_trade(w: PerpWorld, account, size_delta: int, acceptable: int | None = None,
+                 *, price: int | None = None):
+    """One checked trade (see `_execute_and_check`)."""
+    return _check_trades(w, (account, size_delta, acceptable), price=price)[0]
 
 
 @contextmanager
@@ -201,6 +424,72 @@ def _anchor(w: PerpWorld):
     w.last_observed = observed
 
 
+def _refused(w: PerpWorld, account, size_delta: int, reason: str,
+             acceptable: int | None = None, *, keeper_fee: int | None = None) -> None:
+    """The order commits, but its trade at the next round is refused with `reason`:
+    the execution goes through and cancels the order (`OrderFailed`), the keeper is
+    paid min(keeper fee, margin) from the trader's margin into its own margin in the
+    market, and nothing else moves: the position keeps its size and settlement point,
+    no funding accrues, no token moves, the fee book and the sum of margins stay (all
+    inside an anchor). `keeper_fee` is the order window's fee for the order (one unit
+    of the asset unless given)."""
+    m = w.market
+    with _anchor(w):
+        if keeper_fee is None:
+            keeper_fee = w.unit
+        with boa.env.prank(w.admin):
+            m.set_order_window(0, 2 * DAY, keeper_fee)
+        w.commit(account, size_delta, acceptable)
+        _round_after_commit(w)
+        size, margin, last_price, last_funding = m.position(account)
+        keeper_margin = m.position(w.keeper)[1]
+        cash, book, funding = m.cash(), m.market()[3:5], m._storage._funding.get()
+        balances = (w.asset.balanceOf(m.address), w.asset.balanceOf(w.keeper))
+        paid = min(keeper_fee, margin)
+        with boa.env.prank(w.keeper):
+            assert m.execute_order(account) == paid  # no revert: the order is settled
+        failed = _event(m, "OrderFailed")
+        assert decode_refusal(failed.reason) == reason
+        assert (failed.account, failed.keeper, failed.round_id, failed.price,
+                failed.keeper_fee) == (account, w.keeper, w.hub.trading_state(INDEX_FEED_ID)[2],
+                                       w.price_wad(), paid)
+        assert not _events(m, "OrderExecuted") and not _events(m, "PositionModified")
+        assert tuple(m.order(account)) == (0, 0, 0, 0, 0)
+        assert m.position(account) == (size, margin - paid, last_price, last_funding)
+        assert m.position(w.keeper)[1] == keeper_margin + paid
+        assert (m.cash(), m.market()[3:5], m._storage._funding.get()) == (cash, book, funding)
+        assert (w.asset.balanceOf(m.address), w.asset.balanceOf(w.keeper)) == balances
+        with boa.env.prank(w.keeper), boa.reverts(NO_ORDER):
+            m.execute_order(account)  # gone: nobody can execute it later
+
+
+def _execution_reverts(w: PerpWorld, account, size_delta: int, reason: str) -> None:
+    """The order commits, but its execution at the next round is refused BEFORE the
+    trade (a check of the index): it reverts, changes nothing, and the order stays
+    pending (all inside an anchor)."""
+    m = w.market
+    with _anchor(w):
+        w.commit(account, size_delta)
+        _round_after_commit(w)
+        position, order, cash = m.position(account), m.order(account), m.cash()
+        with boa.reverts(reason):
+            w.execute(account)
+        assert (m.position(account), m.order(account), m.cash()) == (position, order, cash)
+
+
+def _set_params(w: PerpWorld, **changes) -> None:
+    with boa.env.prank(w.admin):
+        w.market.set_risk_params(replace(w.params, **changes).as_tuple())
+
+
+def _set_move_limit(w: PerpWorld, max_move_bps: int) -> None:
+    """The oracle admin changes the feed's move limit (bounds and heartbeat kept)."""
+    view = w.hub.feed(INDEX_FEED_ID)
+    with boa.env.prank(w.oracle_admin):
+        w.hub.set_feed_config(INDEX_FEED_ID, view.min_answer, view.max_answer, max_move_bps,
+                              view.heartbeat, True)
+
+
 def _make_stale(w: PerpWorld) -> None:
     boa.env.time_travel(seconds=DAY + 1)
     assert w.market.index_price()[1] is False
@@ -209,8 +498,18 @@ def _make_stale(w: PerpWorld) -> None:
 def _first_liquidatable_tick(w: PerpWorld, account) -> int:
     """The feed value (8 decimals) closest to `liquidation_price` on the liquidatable
     side (longs: at or below it; shorts: above it)."""
-    lp = w.market.liquidation_price(account)
+    lp = _lens(w).liquidation_price(account)
     return lp // FEED_TICK if w.size_of(account) > 0 else lp // FEED_TICK + 1
+
+
+def _make_liquidatable(w: PerpWorld, account) -> None:
+    """Walk the index (within the feed's move limit) to the first liquidatable tick;
+    funding accrued on the way may move it, so aim again until it is."""
+    for _ in range(3):
+        w.walk_price(_first_liquidatable_tick(w, account))
+        if _lens(w).can_liquidate(account):
+            return
+    raise AssertionError("the position did not become liquidatable")
 
 
 # ---------------------------------------------------------------------------------
@@ -322,33 +621,39 @@ def test_index_is_fresh_up_to_exactly_the_heartbeat(world):
     assert m.index_price() == (PRICE * FEED_TICK, False)
 
 
-def test_withdraw_with_a_position_settles_pnl_and_keeps_the_initial_margin(any_world):
-    """A withdrawal first settles the position at the index (the profit becomes
-    margin, the settlement point moves), then what stays must cover the initial
-    margin: `withdrawable()` exactly is accepted, one unit more is not."""
+@pytest.mark.parametrize("rise", [True, False], ids=["gain", "loss"])
+def test_withdraw_with_a_position_counts_losses_not_gains(any_world, rise):
+    """A withdrawal with a position settles nothing: the margin stays settled where it
+    was, and what stays, less any unrealised loss and funding owed, must cover the
+    initial margin at the index (exit premium included). An unrealised gain backs
+    nothing until an order realises it. `withdrawable()` exactly is accepted, one unit
+    more is not."""
     w = any_world
-    m, alice = w.market, w.traders[0]
+    m, alice, lens = w.market, w.traders[0], _lens(w)
     size = 1_000 * GPUH
     _open(w, alice, 1_000 * w.unit, size)
-    assert w.set_price(22 * FEED_UNIT // 10)  # +10 %
-    price, fidx = w.price_wad(), m.funding_index()
     _, margin, last_price, last_funding = m.position(alice)
-    equity = margin + perp.settlement(size, last_price, last_funding, price, fidx,
-                                      w.value_scale)
-    assert m.equity(alice) == equity
-    need = perp.initial_margin(size, price, _params(w), w.value_scale)
-    assert m.withdrawable(alice) == equity - need
+    w.walk_price(22 * FEED_UNIT // 10 if rise else 19 * FEED_UNIT // 10)  # +10 % / -5 %
+    price, fidx, p = w.price_wad(), m.funding_index(), _params(w)
+    settled = perp.settlement(size, last_price, last_funding, price, fidx, w.value_scale)
+    assert (settled > 0) is rise
+    assert lens.equity(alice) == margin + settled
+    need = _initial(size, price, p, w.value_scale)
+    free = margin + min(settled, 0) - need
+    assert lens.withdrawable(alice) == free > 0
     with boa.env.prank(alice):
         with boa.reverts(EXCEEDS_MARGIN):
-            m.withdraw_margin(equity + 1)
+            m.withdraw_margin(margin + 1)
         with boa.reverts(BELOW_INITIAL_WITHDRAW):
-            m.withdraw_margin(equity - need + 1)
-        m.withdraw_margin(equity - need)
+            m.withdraw_margin(free + 1)
+        m.withdraw_margin(free)
     event = _event(m, "MarginWithdrawn")
-    assert (event.account, event.amount, event.margin) == (alice, equity - need, need)
-    assert m.position(alice) == (size, need, price, fidx)
-    assert m.pnl(alice) == 0 and m.withdrawable(alice) == 0
-    assert w.asset.balanceOf(alice) == equity - need
+    assert (event.account, event.amount, event.margin) == (alice, free, margin - free)
+    # Nothing settled: the position keeps its settlement point, the PnL stays unrealised.
+    assert m.position(alice) == (size, margin - free, last_price, last_funding)
+    assert lens.pnl(alice) == perp.settlement(size, last_price, 0, price, 0, w.value_scale)
+    assert lens.withdrawable(alice) == 0
+    assert w.asset.balanceOf(alice) == free
 
 
 @pytest.mark.parametrize("short", [False, True], ids=["long", "short"])
@@ -356,49 +661,51 @@ def test_a_skew_reducing_open_fills_at_the_index_without_a_rebate(any_world, sho
     """Bob's 200,000 GPU-hour position makes the skew; Alice's 20,000 the other way
     reduce it and fill at the index, never better: no premium either way (no rebate
     to withdraw), the maker fee on 40,000 USD (20 USD). The open needs the initial
-    margin (10 % of 40,000 USD + the 5 USD keeper fee) + the fee, to the unit;
-    `withdrawable()` is equity - initial margin at the opening index and after a
-    move, and the requirements do not depend on the skew."""
+    margin (10 % of 40,000 USD + the 5 USD keeper fee + the 400 USD exit premium at
+    zero skew) + the fee, to the unit; `withdrawable()` is margin - initial margin at
+    the opening index and after a move in her favour (the gain stays unrealised), and
+    the requirements do not depend on the skew."""
     w = any_world
-    m, alice, bob = w.market, w.traders[0], w.traders[1]
+    m, alice, bob, lens = w.market, w.traders[0], w.traders[1], _lens(w)
     sign = -1 if short else 1
     size = sign * 20_000 * GPUH
-    _open(w, bob, 100_000 * w.unit, -10 * size)
+    _open(w, bob, 150_000 * w.unit, -10 * size)
     price, p, scale = w.price_wad(), _params(w), w.value_scale
-    fill = perp.fill_price(price, -10 * size, size, p.skew_scale)
-    assert fill == price == m.fill_price(size)
-    premium = perp.premium_cost(size, fill, price, scale)
-    fee = perp.trade_fee(-10 * size, size, fill, p, scale)
-    assert (premium, fee) == (0, 20 * w.unit)
-    need = perp.initial_margin(size, price, p, scale)
-    assert need == 4_005 * w.unit
+    premium, fill = _premium(price, -10 * size, size, p.skew_scale, scale)
+    assert (premium, fill) == (0, price)
+    assert lens.fill_price(size) == price
+    fee = _fee(-10 * size, size, fill, p, scale)
+    assert fee == 20 * w.unit
+    need = _initial(size, price, p, scale)
+    assert _exit_premium(size, price, p, scale) == 400 * w.unit
+    assert need == 4_405 * w.unit
     least = need + premium + fee
 
     w.deposit(alice, least - 1)
     assert _quote(w, alice, size).refusal == BELOW_INITIAL
-    with boa.reverts(BELOW_INITIAL):
-        w.trade(alice, size)
+    _refused(w, alice, size, BELOW_INITIAL, keeper_fee=0)  # to the unit
     w.deposit(alice, 1)
     event = _check_trade(w, alice, size)
     assert (event.fill_price, event.premium, event.fee, event.margin) == (
         price, 0, fee, need,
     )
     assert m.market()[2] == -9 * size
-    assert m.equity(alice) == need and m.withdrawable(alice) == 0
-    assert not m.can_liquidate(alice)
+    assert lens.equity(alice) == need and lens.withdrawable(alice) == 0
+    assert not lens.can_liquidate(alice)
 
     w.deposit(alice, 1_000 * w.unit)
-    assert m.withdrawable(alice) == 1_000 * w.unit
-    assert w.set_price(PRICE + sign * FEED_UNIT // 10)  # 2.10 USD long, 1.90 USD short
-    price, equity = w.price_wad(), m.equity(alice)
-    need = perp.initial_margin(size, price, p, scale)
-    assert need == (3_805 if short else 4_205) * w.unit  # 10 % of the notional + 5 USD
-    assert m.withdrawable(alice) == equity - need > 1_000 * w.unit
+    assert lens.withdrawable(alice) == 1_000 * w.unit
+    w.walk_price(PRICE + sign * FEED_UNIT // 10)  # 2.10 USD long, 1.90 USD short
+    price, margin = w.price_wad(), w.margin_of(alice)
+    need = _initial(size, price, p, scale)
+    assert need == (4_185 if short else 4_625) * w.unit  # 10 % + 5 USD + exit premium
+    assert lens.equity(alice) > margin  # a gain, which backs nothing yet
+    assert lens.withdrawable(alice) == margin - need
     with boa.env.prank(alice):
         with boa.reverts(BELOW_INITIAL_WITHDRAW):
-            m.withdraw_margin(equity - need + 1)
-        m.withdraw_margin(equity - need)
-    assert m.equity(alice) == need and m.withdrawable(alice) == 0
+            m.withdraw_margin(margin - need + 1)
+        m.withdraw_margin(margin - need)
+    assert w.margin_of(alice) == need and lens.withdrawable(alice) == 0
 
 
 # ---------------------------------------------------------------------------------
@@ -415,18 +722,17 @@ def test_open_long_fills_at_the_skew_premium(any_world):
     size, deposit = 1_000 * GPUH, 1_000 * w.unit
     w.deposit(alice, deposit)
     price = w.price_wad()
-    insurance = m.insurance_fund()
-    fill = perp.fill_price(price, 0, size, w.params.skew_scale)
-    premium = perp.premium_cost(size, fill, price, w.value_scale)
-    fee = perp.trade_fee(0, size, fill, _params(w), w.value_scale)
-    assert m.fill_price(size) == fill == 2_001 * WAD // 1_000
+    insurance = m.market()[5]
+    premium, fill = _premium(price, 0, size, w.params.skew_scale, w.value_scale)
+    fee = _fee(0, size, fill, _params(w), w.value_scale)
+    assert _lens(w).fill_price(size) == fill == 2_001 * WAD // 1_000
     assert premium == w.unit and fee == 2_001 * w.unit // 1_000
     event = _check_trade(w, alice, size)
     assert (event.fill_price, event.premium, event.fee, event.settled, event.margin) == (
         fill, premium, fee, 0, deposit - premium - fee,
     )
     assert m.market()[:5] == (size, 0, size, deposit - premium - fee, fee)
-    assert m.insurance_fund() == insurance + premium
+    assert m.market()[5] == insurance + premium
 
 
 def test_open_short_fills_below_the_index(any_world):
@@ -434,32 +740,35 @@ def test_open_short_fills_below_the_index(any_world):
     m, alice = w.market, w.traders[0]
     size = -1_000 * GPUH
     w.deposit(alice, 1_000 * w.unit)
-    fill = perp.fill_price(w.price_wad(), 0, size, w.params.skew_scale)
-    assert fill == 1_999 * WAD // 1_000
+    assert _premium(w.price_wad(), 0, size, w.params.skew_scale, w.value_scale)[1] == (
+        1_999 * WAD // 1_000)
     event = _check_trade(w, alice, size)
+    assert event.fill_price == 1_999 * WAD // 1_000
     assert event.premium == w.unit  # a sell below the index pays the premium too
     assert event.fee == 1_999 * w.unit // 1_000
     assert m.market()[:3] == (0, -size, size)
 
 
 def test_increase_settles_pnl_and_funding_first(world):
-    """An increase settles the open position at the index (PnL minus the funding the
-    long owes) before charging the new premium, which grows with the skew the trade
-    leaves."""
+    """An increase settles the open position at the order's round (PnL minus the
+    funding the long owes, accrued up to the execution) before charging the new
+    premium, which grows with the skew the trade leaves."""
     m, alice = world.market, world.traders[0]
     size = 10_000 * GPUH
     _open(world, alice, 5_000 * world.unit, size)
     opened = _now()
     boa.env.time_travel(seconds=3_600)
-    assert world.set_price(21 * FEED_UNIT // 10)
+    world.walk_price(21 * FEED_UNIT // 10)  # +5 %: two rounds
+    event = _check_trade(world, alice, 5_000 * GPUH)
     price = world.price_wad()
     fidx, rate = perp.funding_step(0, 0, _now() - opened, price, size, _params(world))
-    assert (m.funding_index(), m.funding_rate()) == (fidx, rate)
+    assert (m.funding_index(), m.funding_rate()) == (fidx, rate)  # accrued by the trade
     assert fidx > 0 and rate > 0
-    event = _check_trade(world, alice, 5_000 * GPUH, accrued=(fidx, rate, price))
     assert event.settled == perp.settlement(size, PRICE * FEED_TICK, 0, price, fidx,
                                             world.value_scale)
-    assert event.fill_price == perp.fill_price(price, size, 5_000 * GPUH, 1_000_000)
+    assert event.settled < size * (price - PRICE * FEED_TICK) // world.value_scale
+    assert event.fill_price == _premium(price, size, 5_000 * GPUH, 1_000_000,
+                                        world.value_scale)[1]
 
 
 def test_reduce_realises_pnl_with_the_maker_fee_at_the_index(world):
@@ -467,18 +776,20 @@ def test_reduce_realises_pnl_with_the_maker_fee_at_the_index(world):
     trade fills at the index (no premium, no rebate)."""
     m, alice = world.market, world.traders[0]
     _open(world, alice, 1_000 * world.unit, 1_000 * GPUH)
-    assert world.set_price(22 * FEED_UNIT // 10)
+    world.walk_price(22 * FEED_UNIT // 10)
     event = _check_trade(world, alice, -400 * GPUH)
     fill = event.fill_price
     assert fill == world.price_wad() and event.premium == 0
+    assert event.settled > 0
     assert event.fee == perp.ceil_div(400 * GPUH * 5 * fill, world.value_scale * BPS)
     assert event.size == 600 * GPUH
     assert m.market()[:3] == (600 * GPUH, 0, 600 * GPUH)
 
 
 def test_flip_splits_the_fee_between_maker_and_taker(world):
-    """Selling 1,500 against one's own 1,000 long: 1,000 reduce the skew (maker), 500
-    open a short (taker)."""
+    """Selling 1,500 against one's own 1,000 long: 1,000 reduce the skew (maker, no
+    premium), 500 open a short (taker, and the premium of a 500 leg from zero skew,
+    averaged over the 1,500)."""
     m, alice = world.market, world.traders[0]
     _open(world, alice, 1_000 * world.unit, 1_000 * GPUH)
     event = _check_trade(world, alice, -1_500 * GPUH)
@@ -486,6 +797,10 @@ def test_flip_splits_the_fee_between_maker_and_taker(world):
     assert event.fee == perp.ceil_div(
         (taker * 10 + maker * 5) * event.fill_price, world.value_scale * BPS
     )
+    # The 500 leg pays 500 x P x 250 / 1e6 = 0.25 USD; averaged over 1,500 GPU-hours.
+    assert event.premium == world.unit // 4
+    paid = perp.ceil_div(PRICE * FEED_TICK * 500 * GPUH, 2 * 1_000_000 * WAD) * 500 * GPUH
+    assert event.fill_price == PRICE * FEED_TICK - perp.ceil_div(paid, 1_500 * GPUH)
     assert event.size == -500 * GPUH
     assert m.market()[:3] == (0, 500 * GPUH, -500 * GPUH)
 
@@ -507,97 +822,108 @@ def test_maker_and_taker_fees_split_a_trade_that_crosses_the_skew(world):
     assert m.market()[:3] == (3_000 * GPUH, 5_000 * GPUH, -2_000 * GPUH)
 
 
-def test_close_position_returns_to_flat(world):
-    m, alice = world.market, world.traders[0]
+def test_an_order_of_the_whole_position_returns_to_flat(world):
+    """There is no close call: an order of minus the size closes, at the index (it
+    reduces the skew), with an acceptable price exactly its fill."""
+    m, alice, lens = world.market, world.traders[0], _lens(world)
     _open(world, alice, 1_000 * world.unit, -1_000 * GPUH)
-    assert world.set_price(19 * FEED_UNIT // 10)  # the short gains
-    quote = _quote(world, alice, 1_000 * GPUH)
-    with boa.env.prank(alice):
-        m.close_position(quote.fill_price)
-    event = _event(m, "PositionModified")
-    assert (event.size_delta, event.size, event.margin) == (
-        1_000 * GPUH, 0, quote.margin_after,
-    )
-    assert m.position(alice) == (0, quote.margin_after, 0, 0)
+    world.walk_price(19 * FEED_UNIT // 10)  # the short gains
+    fill = lens.fill_price(1_000 * GPUH)
+    assert fill == world.price_wad()
+    event = _check_trade(world, alice, 1_000 * GPUH, fill)
+    assert (event.size_delta, event.size, event.fill_price) == (1_000 * GPUH, 0, fill)
+    assert event.settled > 0
+    assert m.position(alice) == (0, event.margin, 0, 0)
     assert m.market()[:3] == (0, 0, 0)
-    assert m.pnl(alice) == 0 and m.funding_owed(alice) == 0
-    with boa.env.prank(alice), boa.reverts(NO_POSITION):
-        m.close_position(0)
+    assert lens.pnl(alice) == 0 and lens.funding_owed(alice) == 0
+    assert lens.equity(alice) == lens.withdrawable(alice) == event.margin
 
 
 def test_acceptable_price_bounds_a_buy(world):
     """A buy fills at most at `acceptable_price`: the exact fill passes, one wei less
-    is refused."""
-    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    is refused (the order is cancelled, its keeper paid)."""
+    alice, bob = world.traders[0], world.traders[1]
     _open(world, bob, 1_000 * world.unit, -2_000 * GPUH)
     world.deposit(alice, 1_000 * world.unit)
-    fill = m.fill_price(700 * GPUH)
-    assert fill == perp.fill_price(world.price_wad(), -2_000 * GPUH, 700 * GPUH, 1_000_000)
-    with boa.reverts(SLIPPAGE):
-        world.trade(alice, 700 * GPUH, fill - 1)
+    fill = _lens(world).fill_price(700 * GPUH)
+    assert fill == world.price_wad()  # against the short skew: at the index
+    _refused(world, alice, 700 * GPUH, SLIPPAGE, fill - 1)
     assert _check_trade(world, alice, 700 * GPUH, fill).fill_price == fill
 
 
 def test_acceptable_price_bounds_a_sell(world):
     """A sell fills at least at `acceptable_price`: the exact fill passes, one wei more
     is refused."""
-    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    alice, bob = world.traders[0], world.traders[1]
     _open(world, bob, 1_000 * world.unit, 2_000 * GPUH)
     world.deposit(alice, 1_000 * world.unit)
-    fill = m.fill_price(-700 * GPUH)
-    assert fill == perp.fill_price(world.price_wad(), 2_000 * GPUH, -700 * GPUH, 1_000_000)
-    with boa.reverts(SLIPPAGE):
-        world.trade(alice, -700 * GPUH, fill + 1)
+    fill = _lens(world).fill_price(-700 * GPUH)
+    assert fill == world.price_wad()
+    _refused(world, alice, -700 * GPUH, SLIPPAGE, fill + 1)
     assert _check_trade(world, alice, -700 * GPUH, fill).fill_price == fill
+
+
+def test_acceptable_price_bounds_a_premium_paying_buy(world):
+    """On a premium-paying buy the bound is the average fill, premium included."""
+    alice = world.traders[0]
+    world.deposit(alice, 1_000 * world.unit)
+    fill = _lens(world).fill_price(700 * GPUH)
+    assert fill == _premium(world.price_wad(), 0, 700 * GPUH, 1_000_000,
+                            world.value_scale)[1] > world.price_wad()
+    _refused(world, alice, 700 * GPUH, SLIPPAGE, fill - 1)
+    assert _check_trade(world, alice, 700 * GPUH, fill).fill_price == fill
 
 
 def test_zero_size_is_refused(world):
     world.deposit(world.traders[0], world.unit)
     with boa.reverts(ZERO_SIZE):
-        world.trade(world.traders[0], 0, 0)
+        world.commit(world.traders[0], 0, 0)
 
 
 def test_fill_price_must_stay_positive(world):
-    """A sell of twice the skew scale would fill at zero or less: refused (before any
-    margin or cap check), and the view refuses it the same way."""
-    m, alice = world.market, world.traders[0]
+    """A sell of twice the skew scale would fill at zero or less: its trade is refused
+    at execution (before any margin or cap check), and the view refuses it the same
+    way."""
+    alice = world.traders[0]
+    world.deposit(alice, 10 * world.unit)  # the keeper fee
     too_big = -2 * world.params.skew_scale * GPUH
     with boa.reverts(FILL_NOT_POSITIVE):
-        m.fill_price(too_big)
-    with boa.reverts(FILL_NOT_POSITIVE):
-        world.trade(alice, too_big)
+        _lens(world).fill_price(too_big)
+    _refused(world, alice, too_big, FILL_NOT_POSITIVE)
+    # One GPU-hour less fills above zero (the view answers; the margin is the limit).
+    assert 0 < _lens(world).fill_price(too_big + GPUH) < world.price_wad()
 
 
 def test_margin_must_cover_the_fee_and_the_premium(world):
     """One unit of margin cannot pay the 1 USD premium and 2 USD fee of a 1,000
-    GPU-hour open."""
+    GPU-hour open. With a keeper fee of one unit the refused order still pays it: the
+    keeper takes the whole margin."""
     world.deposit(world.traders[0], world.unit)
-    with boa.reverts(NO_MARGIN_FOR_FEE):
-        world.trade(world.traders[0], 1_000 * GPUH)
+    assert _quote(world, world.traders[0], 1_000 * GPUH).refusal == NO_MARGIN_FOR_FEE
+    _refused(world, world.traders[0], 1_000 * GPUH, NO_MARGIN_FOR_FEE)
 
 
 @pytest.mark.parametrize("short", [False, True], ids=["long", "short"])
 def test_leverage_cap_is_the_initial_margin(any_world, short):
-    """The largest position 1,000 units of margin opens (the mirror's search over the
-    market's own checks) is accepted; one wei more is refused by the leverage cap.
-    Leverage stays under `max_leverage()` (the minimum keeper fee is on top)."""
+    """The largest position 1,000 units of margin opens (a search over the market's own
+    checks: initial margin with the exit premium, plus the premium and fee) is
+    accepted; one wei more is refused by the leverage cap. Leverage stays under
+    `max_leverage()` (the keeper fee and exit premium are on top)."""
     w = any_world
-    m, alice = w.market, w.traders[0]
+    alice, lens = w.traders[0], _lens(w)
     sign = -1 if short else 1
     deposit = 1_000 * w.unit
     w.deposit(alice, deposit)
-    largest = perp.max_size_for_margin(_state(w), deposit, short)
+    largest = _max_size_for_margin(w, deposit, short)
     assert largest > 0
-    with boa.reverts(BELOW_INITIAL):
-        w.trade(alice, sign * (largest + 1))
+    _refused(w, alice, sign * (largest + 1), BELOW_INITIAL, keeper_fee=0)
     _check_trade(w, alice, sign * largest)
-    price = w.price_wad()
-    equity = m.equity(alice)
-    assert m.market()[2] == sign * largest
-    assert equity >= perp.initial_margin(sign * largest, price, _params(w), w.value_scale)
-    assert perp.notional(largest, price, w.value_scale) * WAD // equity <= m.max_leverage()
-    with boa.reverts(BELOW_INITIAL):  # an increase needs it too
-        w.trade(alice, sign * GPUH)
+    price, p = w.price_wad(), _params(w)
+    equity = lens.equity(alice)
+    assert w.market.market()[2] == sign * largest
+    assert equity >= _initial(sign * largest, price, p, w.value_scale)
+    assert perp.notional(largest, price, w.value_scale) * WAD // equity <= lens.max_leverage()
+    _refused(w, alice, sign * GPUH, BELOW_INITIAL)  # an increase needs it too
 
 
 def test_open_interest_caps_bind_each_side(world):
@@ -609,54 +935,47 @@ def test_open_interest_caps_bind_each_side(world):
     _set_params(world, max_long_oi=1_000, max_short_oi=800)
     for account in world.traders:
         world.deposit(account, 5_000 * world.unit)
-    world.trade(alice, 1_000 * GPUH)
-    with boa.reverts(LONG_CAP):
-        world.trade(bob, 1)
-    world.trade(bob, -800 * GPUH)
-    with boa.reverts(SHORT_CAP):
-        world.trade(carol, -1)
-    with boa.reverts(SHORT_CAP):  # a flip adds to the other side
-        world.trade(alice, -1_001 * GPUH)
+    _trade(world, alice, 1_000 * GPUH)
+    _refused(world, bob, 1, LONG_CAP)
+    _trade(world, bob, -800 * GPUH)
+    _refused(world, carol, -1, SHORT_CAP)
+    _refused(world, alice, -1_001 * GPUH, SHORT_CAP)  # a flip adds to the other side
     assert m.market()[:2] == (1_000 * GPUH, 800 * GPUH)
 
     _set_params(world, max_long_oi=500, max_short_oi=800)
-    with boa.reverts(LONG_CAP):
-        world.trade(alice, 1)
-    with boa.reverts(LONG_CAP):
-        world.trade(dave, 1)
-    world.trade(alice, -100 * GPUH)  # the side above its cap shrinks
-    world.trade(bob, 100 * GPUH)  # the short side makes room ...
-    world.trade(carol, -100 * GPUH)  # ... and refills: longs did not grow
+    _refused(world, alice, 1, LONG_CAP)
+    _refused(world, dave, 1, LONG_CAP)
+    _trade(world, alice, -100 * GPUH)  # the side above its cap shrinks
+    _trade(world, bob, 100 * GPUH)  # the short side makes room ...
+    _trade(world, carol, -100 * GPUH)  # ... and refills: longs did not grow
     assert m.market()[:2] == (900 * GPUH, 800 * GPUH)
 
 
 def test_reduction_below_maintenance_is_refused(world):
     """Alice's long sits just above maintenance while Bob's big short makes the skew
     short. Selling half of it increases the skew: the premium (about 462 GPU-hours x
-    the index) and the 1 % taker fee cost more than the maintenance (9 %) the smaller
-    size releases, so the reduction is refused. Once Bob has closed, her long is the
-    skew: the same sell reduces it, fills at the index for the maker fee only, and
-    passes."""
-    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    the index) and the 1 % taker fee cost more than the maintenance (9 % and the exit
+    premium) the smaller size releases, so the reduction is refused. Once Bob has
+    closed, her long is the skew: the same sell reduces it, fills at the index for the
+    maker fee only, and passes."""
+    m, alice, bob, lens = world.market, world.traders[0], world.traders[1], _lens(world)
     _set_params(world, taker_fee_bps=100, maintenance_margin_bps=900, liquidation_fee_bps=0)
     _open(world, alice, 2_500 * world.unit, 10_000 * GPUH)
-    _open(world, bob, 40_000 * world.unit, -100_000 * GPUH)
+    _open(world, bob, 60_000 * world.unit, -100_000 * GPUH)
     skew, p = m.market()[2], _params(world)
     assert skew == -90_000 * GPUH
-    assert world.set_price(m.liquidation_price(alice) // FEED_TICK + 1_000)
-    assert not m.can_liquidate(alice)
+    assert world.set_price(lens.liquidation_price(alice) // FEED_TICK + 1_000)
+    assert not lens.can_liquidate(alice)
     price = world.price_wad()
-    assert m.equity(alice) - perp.maintenance_margin(10_000 * GPUH, price, p,
-                                                     world.value_scale) < world.unit
+    assert lens.equity(alice) - _maintenance(10_000 * GPUH, price, p,
+                                             world.value_scale) < world.unit
     quote = _quote(world, alice, -5_000 * GPUH)
     assert quote.refusal == REDUCTION_BELOW_MAINTENANCE
-    released = perp.maintenance_margin(10_000 * GPUH, price, p, world.value_scale) \
-        - perp.maintenance_margin(5_000 * GPUH, price, p, world.value_scale)
-    assert quote.premium > released > 800 * world.unit
-    with boa.reverts(REDUCTION_BELOW_MAINTENANCE):
-        world.trade(alice, -5_000 * GPUH)
-    with boa.env.prank(bob):
-        m.close_position(MAX_UINT)
+    released = _maintenance(10_000 * GPUH, price, p, world.value_scale) \
+        - _maintenance(5_000 * GPUH, price, p, world.value_scale)
+    assert quote.premium + quote.fee > released > 800 * world.unit
+    _refused(world, alice, -5_000 * GPUH, REDUCTION_BELOW_MAINTENANCE)
+    _trade(world, bob, 100_000 * GPUH)  # Bob closes
     assert m.market()[2] == 10_000 * GPUH
     quote = _quote(world, alice, -5_000 * GPUH)
     assert quote.refusal is None
@@ -665,18 +984,13 @@ def test_reduction_below_maintenance_is_refused(world):
 
 
 def test_liquidatable_position_cannot_be_modified_but_can_be_topped_up(world):
-    m, alice = world.market, world.traders[0]
-    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
-    assert world.set_price(_first_liquidatable_tick(world, alice))
-    assert m.can_liquidate(alice)
+    alice, lens = world.traders[0], _lens(world)
+    _open(world, alice, 2_300 * world.unit, 10_000 * GPUH)
+    _make_liquidatable(world, alice)
     for size_delta in (GPUH, -GPUH, -10_000 * GPUH, -20_000 * GPUH):
-        with boa.reverts(LIQUIDATABLE):
-            world.trade(alice, size_delta)
-    with boa.env.prank(alice):
-        with boa.reverts(LIQUIDATABLE):
-            m.close_position(0)
+        _refused(world, alice, size_delta, LIQUIDATABLE)
     world.deposit(alice, 500 * world.unit)
-    assert not m.can_liquidate(alice)
+    assert not lens.can_liquidate(alice)
     _check_trade(world, alice, -10_000 * GPUH)
 
 
@@ -731,14 +1045,16 @@ def test_the_heavy_side_pays_and_funding_owed_rounds_against_the_trader(world,
                                                                           short_skew):
     """With more longs than shorts the rate turns positive and longs pay shorts (and
     the reverse). `funding_owed` rounds a payment up and a receipt down; closing
-    settles the funding rounded down for the trader."""
-    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    settles the funding rounded down for the trader (read in the execution's block)."""
+    m, alice, bob, lens = world.market, world.traders[0], world.traders[1], _lens(world)
     sign = -1 if short_skew else 1
     heavy, light = sign * 3_000_123_456_789 * 10**9, -sign * 1_000_987_654_321 * 10**9
     _open(world, alice, 10_000 * world.unit, heavy)
     _open(world, bob, 10_000 * world.unit, light)
     boa.env.time_travel(seconds=DAY)
     assert world.set_price(PRICE)
+    world.commit(alice, -heavy)  # the close, executed below at the next round
+    _round_after_commit(world)
     fidx = m.funding_index()
     assert (m.funding_rate() > 0) == (not short_skew) and m.funding_rate() != 0
     scale = world.value_scale
@@ -746,12 +1062,12 @@ def test_the_heavy_side_pays_and_funding_owed_rounds_against_the_trader(world,
     raw_light = light * (fidx - m.position(bob)[3])
     assert raw_heavy > 0 > raw_light  # the heavy side owes, the light side receives
     assert raw_heavy % scale != 0 and raw_light % scale != 0
-    assert m.funding_owed(alice) == perp.ceil_div(raw_heavy, scale)  # paid: up
-    assert m.funding_owed(bob) == -((-raw_light) // scale)  # received: down
-    assert m.pnl(alice) == 0 and m.pnl(bob) == 0
-    assert m.equity(alice) == world.margin_of(alice) + (-raw_heavy) // scale
-    owed = m.funding_owed(alice)
-    event = _check_trade(world, alice, -heavy)
+    assert lens.funding_owed(alice) == perp.ceil_div(raw_heavy, scale)  # paid: up
+    assert lens.funding_owed(bob) == -((-raw_light) // scale)  # received: down
+    assert lens.pnl(alice) == 0 and lens.pnl(bob) == 0
+    assert lens.equity(alice) == world.margin_of(alice) + (-raw_heavy) // scale
+    owed = lens.funding_owed(alice)
+    event = _execute_and_check(world, alice, -heavy, None)
     assert event.settled == (-raw_heavy) // scale == -owed
 
 
@@ -777,81 +1093,87 @@ def test_funding_accrual_is_path_independent(world):
 
 
 # ---------------------------------------------------------------------------------
-# Views
+# Views (PerpLens)
 # ---------------------------------------------------------------------------------
 
 
 def test_views_without_a_position(world):
-    m, alice = world.market, world.traders[0]
+    m, alice, lens = world.market, world.traders[0], _lens(world)
     world.deposit(alice, 77 * world.unit)
     assert m.position(alice) == (0, 77 * world.unit, 0, 0)
-    assert m.pnl(alice) == 0 and m.funding_owed(alice) == 0
-    assert m.equity(alice) == m.withdrawable(alice) == 77 * world.unit
-    assert m.margin_ratio(alice) == MAX_UINT
-    assert m.liquidation_price(alice) == 0
-    assert m.can_liquidate(alice) is False
+    assert lens.pnl(alice) == 0 and lens.funding_owed(alice) == 0
+    assert lens.equity(alice) == lens.withdrawable(alice) == 77 * world.unit
+    assert lens.margin_ratio(alice) == MAX_UINT
+    assert lens.liquidation_price(alice) == 0
+    assert lens.can_liquidate(alice) is False
     assert m.position(world.stranger) == (0, 0, 0, 0)
+    assert lens.equity(world.stranger) == 0
 
 
 def test_pnl_equity_and_margin_ratio_views(any_world):
-    """Gains round down, losses up (a short after a rise loses a non-round amount)."""
+    """Gains round down, losses up (a short after a rise loses a non-round amount).
+    The two orders execute in one block: no skew, no funding."""
     w = any_world
-    m, alice, bob = w.market, w.traders[0], w.traders[1]
+    m, alice, bob, lens = w.market, w.traders[0], w.traders[1], _lens(w)
     size = 1_234_567 * GPUH // 1_000
-    _open(w, alice, 1_000 * w.unit, size)
-    _open(w, bob, 1_000 * w.unit, -size)  # no skew: no funding
+    w.deposit(alice, 1_000 * w.unit)
+    w.deposit(bob, 1_000 * w.unit)
+    _trade_together(w, (alice, size), (bob, -size))
     assert w.set_price(PRICE + 3_333_333)
     price, scale = w.price_wad(), w.value_scale
     move = price - PRICE * FEED_TICK
     assert m.funding_index() == 0
-    assert m.pnl(alice) == size * move // scale
-    assert m.pnl(bob) == -perp.ceil_div(size * move, scale)
+    assert lens.pnl(alice) == size * move // scale
+    assert lens.pnl(bob) == -perp.ceil_div(size * move, scale)
     # Both rounded against the trader: together they lose a unit unless exact.
-    assert m.pnl(alice) + m.pnl(bob) == (-1 if size * move % scale else 0)
+    assert lens.pnl(alice) + lens.pnl(bob) == (-1 if size * move % scale else 0)
     for account in (alice, bob):
-        equity = w.margin_of(account) + m.pnl(account)
-        assert m.equity(account) == equity
-        assert m.margin_ratio(account) == equity * WAD // perp.ceil_div(size * price, scale)
+        equity = w.margin_of(account) + lens.pnl(account)
+        assert lens.equity(account) == equity
+        assert lens.margin_ratio(account) == equity * WAD // perp.ceil_div(size * price, scale)
 
 
 def _expected_liquidation_price(w: PerpWorld, account) -> int:
     """`liquidation_price` from its formula: the index at which equity (funding held
-    where it is now) meets maintenance + liquidation fee + min keeper fee (all WAD x
-    WAD, floored). Only for a position some positive price liquidates (numerator and
-    denominator positive)."""
+    where it is now) meets maintenance + liquidation fee + min keeper fee + the exit
+    premium `|size| / (2 x skew_scale)` of the notional (all WAD x WAD, floored). Only
+    for a position some positive price liquidates."""
     m, p, vs = w.market, _params(w), w.value_scale
     size, margin, last, last_funding = m.position(account)
     funding_paid = size * (m.funding_index() - last_funding)
     keeper = p.min_keeper_fee * vs
-    c = p.maintenance_margin_bps + p.liquidation_fee_bps
+    c = (p.maintenance_margin_bps + p.liquidation_fee_bps) * WAD // BPS \
+        + abs(size) // (2 * p.skew_scale)
     if size > 0:
-        num = (keeper - margin * vs + size * last + funding_paid) * BPS
-        den = size * (BPS - c)
+        num = (keeper - margin * vs + size * last + funding_paid) * WAD
+        den = size * (WAD - c)
     else:
-        num = (margin * vs - size * last - funding_paid - keeper) * BPS
-        den = -size * (BPS + c)
+        num = (margin * vs - size * last - funding_paid - keeper) * WAD
+        den = -size * (WAD + c)
     assert num > 0 and den > 0
     return num // den
 
 
 def _check_liquidation_boundary(w: PerpWorld, account) -> None:
-    """One feed tick on the safe side of `liquidation_price` `can_liquidate` is false
-    and a keeper is refused; at the first tick on the liquidatable side it is true and
-    a keeper liquidates (for a fee)."""
-    m = w.market
-    liquidation_price = m.liquidation_price(account)
+    """Walk the index to the safe side of `liquidation_price`, then: one feed tick on
+    the safe side `can_liquidate` is false and a keeper is refused; at the first tick
+    on the liquidatable side it is true and a keeper liquidates (for a fee)."""
+    m, lens = w.market, _lens(w)
+    step = 1 if w.size_of(account) > 0 else -1
+    w.walk_price(_first_liquidatable_tick(w, account) + step)
+    liquidation_price = lens.liquidation_price(account)
     inside = _first_liquidatable_tick(w, account)
-    outside = inside + (1 if w.size_of(account) > 0 else -1)
+    outside = inside + step
     with _anchor(w):
         assert w.set_price(outside)
-        assert m.can_liquidate(account) is False
+        assert lens.can_liquidate(account) is False
         with boa.env.prank(w.keeper), boa.reverts(ABOVE_MAINTENANCE):
             m.liquidate(account)
     assert w.set_price(inside)
-    assert m.can_liquidate(account) is True
-    # Two seconds of funding later (zero without a skew), still the formula.
-    assert m.liquidation_price(account) == _expected_liquidation_price(w, account)
-    assert m.liquidation_price(account) // FEED_TICK == liquidation_price // FEED_TICK
+    assert lens.can_liquidate(account) is True
+    # A second of funding later (none without a skew), still the formula.
+    assert lens.liquidation_price(account) == _expected_liquidation_price(w, account)
+    assert lens.liquidation_price(account) // FEED_TICK == liquidation_price // FEED_TICK
     with boa.env.prank(w.keeper):
         assert m.liquidate(account) > 0
 
@@ -860,15 +1182,17 @@ def _check_liquidation_boundary(w: PerpWorld, account) -> None:
 def test_liquidation_price_is_the_boundary_of_can_liquidate(world, short):
     """At the feed tick on the liquidatable side of `liquidation_price` the position
     can be liquidated (and a keeper does); one tick back it cannot (and a keeper is
-    refused). A counter-position keeps the skew, hence funding, at zero."""
-    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    refused). A counter-position executed in the same block keeps the skew, hence
+    funding, at zero."""
+    m, alice, bob, lens = world.market, world.traders[0], world.traders[1], _lens(world)
     sign = -1 if short else 1
     size = sign * 100_000 * GPUH
-    _open(world, bob, 100_000 * world.unit, -size)  # bob pays the premium ...
-    _open(world, alice, 22_000 * world.unit, size)  # ... alice's trade fills at the index
-    assert _event(m, "PositionModified").premium == 0
+    world.deposit(bob, 100_000 * world.unit)
+    world.deposit(alice, 32_000 * world.unit)
+    _trade_together(world, (bob, -size), (alice, size))  # bob pays the premium ...
+    assert _event(m, "PositionModified").premium == 0  # ... alice fills at the index
     assert m.market()[2] == 0 and m.funding_index() == 0
-    liquidation_price = m.liquidation_price(alice)
+    liquidation_price = lens.liquidation_price(alice)
     assert liquidation_price == _expected_liquidation_price(world, alice)
     _check_liquidation_boundary(world, alice)
     assert m.funding_index() == 0  # no skew, no funding: nothing moved the price
@@ -882,98 +1206,114 @@ def test_liquidation_price_does_not_depend_on_the_skew(world, short):
     `can_liquidate` boundary, one feed tick either side. Moving the skew further
     (Carol trading Bob's way) does not bring it nearer."""
     m, alice, bob, carol = world.market, *world.traders[:3]
+    lens = _lens(world)
     sign = -1 if short else 1
     size = sign * 20_000 * GPUH
-    _open(world, bob, 100_000 * world.unit, -10 * size)
-    _open(world, alice, 10_000 * world.unit, size)
+    world.deposit(bob, 150_000 * world.unit)
+    world.deposit(alice, 10_000 * world.unit)
+    _trade_together(world, (bob, -10 * size), (alice, size))
     assert m.market()[2] == -9 * size
-    liquidation_price = m.liquidation_price(alice)
+    liquidation_price = lens.liquidation_price(alice)
     assert liquidation_price == _expected_liquidation_price(world, alice)
-    # Margin 9,980 USD after the 20 USD fee, c = 5.5 %. Long: (40,000 - 9,980 + 5) /
-    # (20,000 x 0.945) = 1.5886 USD. Short: (40,000 + 9,980 - 5) / (20,000 x 1.055) =
-    # 2.3684 USD.
-    assert liquidation_price // 10**14 == (15_886 if sign > 0 else 23_684)
+    # Margin 9,980 USD after the 20 USD fee, c = 5.5 % + 20,000 / 2,000,000 (the exit
+    # premium). Long: (40,000 - 9,980 + 5) / (20,000 x 0.935) = 1.6056 USD. Short:
+    # (40,000 + 9,980 - 5) / (20,000 x 1.065) = 2.3462 USD.
+    assert liquidation_price // 10**14 == (16_056 if sign > 0 else 23_462)
     with _anchor(world):
         _open(world, carol, 100_000 * world.unit, -5 * size)
         assert m.market()[2] == -14 * size
-        assert m.liquidation_price(alice) == _expected_liquidation_price(world, alice)
-        assert abs(m.liquidation_price(alice) - liquidation_price) < 10**12  # funding only
-        assert m.can_liquidate(alice) is False
+        assert lens.liquidation_price(alice) == _expected_liquidation_price(world, alice)
+        assert abs(lens.liquidation_price(alice) - liquidation_price) < 10**12  # funding
+        assert lens.can_liquidate(alice) is False
     _check_liquidation_boundary(world, alice)
 
 
 def test_a_rise_never_liquidates_a_long(world):
     """Skew scale 100,000 GPU-hours: Bob's 100,000 short fills at half the index and
     Alice's 10,000 long against it at the index. Her liquidation price is below the
-    index and no rise, however large, makes her liquidatable (the requirement does
-    not depend on the skew nor carry a close cost that grows with the price)."""
-    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    index and no rise, however large, makes her liquidatable: the requirement does
+    not depend on the skew, and her exit premium grows with the price at |size| / (2
+    x skew_scale) = 5 % of the notional, far less than her gain. (A view: the test
+    lifts the feed's move limit to jump the index.)"""
+    m, alice, bob, lens = world.market, world.traders[0], world.traders[1], _lens(world)
     _set_params(world, skew_scale=100_000)
     world.fund(world.insurer, 100_000 * world.unit)
     with boa.env.prank(world.insurer):
         m.fund_insurance(100_000 * world.unit)
     _open(world, bob, 400_000 * world.unit, -100_000 * GPUH)
-    _open(world, alice, 3_000 * world.unit, 10_000 * GPUH)
+    assert _event(m, "PositionModified").fill_price == world.price_wad() // 2
+    _open(world, alice, 4_000 * world.unit, 10_000 * GPUH)
     price = world.price_wad()
-    assert m.can_liquidate(alice) is False
-    assert 0 < m.liquidation_price(alice) < price
-    with _anchor(world):
-        assert world.set_price(40 * FEED_UNIT)
-        assert m.can_liquidate(alice) is False
+    assert lens.can_liquidate(alice) is False
+    assert 0 < lens.liquidation_price(alice) < price
+    _set_move_limit(world, 0)
+    for value in (4 * FEED_UNIT, 40 * FEED_UNIT, 10_000 * FEED_UNIT):
+        assert world.set_price(value)
+        assert lens.can_liquidate(alice) is False
 
 
 def test_liquidation_price_is_zero_when_no_price_liquidates_a_long(world):
-    """A long margined beyond its whole notional cannot be liquidated at any positive
-    price."""
-    m, alice = world.market, world.traders[0]
+    """A long margined beyond its whole notional and requirement cannot be liquidated
+    at any positive price."""
+    alice, lens = world.traders[0], _lens(world)
     _open(world, alice, 3_000 * world.unit, 1_000 * GPUH)
-    assert m.liquidation_price(alice) == 0
+    assert lens.liquidation_price(alice) == 0
+    _set_move_limit(world, 0)  # a view: jump the index in one report
     assert world.set_price(1)  # the hub's minimum: 1e-8 USD
-    assert m.can_liquidate(alice) is False
+    assert lens.can_liquidate(alice) is False
 
 
 def test_max_leverage_is_one_over_the_initial_margin(world):
-    m = world.market
-    assert m.max_leverage() == 10 * WAD
+    lens = _lens(world)
+    assert lens.max_leverage() == 10 * WAD
+    _set_move_limit(world, 80)  # 80 x 1.005 % + 0.1 % < the 1 % maintenance below
     _set_params(world, initial_margin_bps=200, maintenance_margin_bps=100,
                 liquidation_fee_bps=50)
-    assert m.max_leverage() == 50 * WAD
+    assert lens.max_leverage() == 50 * WAD
     _set_params(world, initial_margin_bps=3_000)
-    assert m.max_leverage() == BPS * WAD // 3_000
+    assert lens.max_leverage() == BPS * WAD // 3_000
 
 
-@pytest.mark.parametrize("size_delta", [1, 999 * GPUH, -1, -999 * GPUH, -7_001 * GPUH])
-def test_fill_price_view_matches_the_mirror(world, size_delta):
-    """`P * (1 + (skew + size_delta / 2) / skew_scale)`, buys rounded up, sells down,
-    never better than the index: sells into the 3,000 long skew fill at the index
-    until the average skew they trade through turns short (-7,001 here)."""
+@pytest.mark.parametrize("size_delta", [1, 999 * GPUH, -1, -999 * GPUH, -3_000 * GPUH,
+                                        -3_001 * GPUH, -7_001 * GPUH])
+def test_fill_price_view_matches_the_premium_formula(world, size_delta):
+    """`P * (1 + (skew + size_delta / 2) / skew_scale)` on the part that increases the
+    absolute skew, averaged over the trade, buys rounded up, sells down, never better
+    than the index: sells into the 3,000 long skew fill at the index up to 3,000; a
+    bigger sell pays the premium of its leg past zero skew (from zero), averaged over
+    the whole sell."""
     _open(world, world.traders[1], 10_000 * world.unit, 3_000 * GPUH)
     price, scale = world.price_wad(), world.params.skew_scale
-    num, den = price * (6_000 * GPUH + size_delta), 2 * scale * WAD
-    expected = price + (max(-(-num // den), 0) if size_delta > 0 else min(num // den, 0))
-    assert (expected == price) is (size_delta < 0 and size_delta != -7_001 * GPUH)
-    assert world.market.fill_price(size_delta) == expected == perp.fill_price(
-        price, 3_000 * GPUH, size_delta, scale)
+    den = 2 * scale * WAD
+    if size_delta > 0:
+        expected = price + perp.ceil_div(price * (6_000 * GPUH + size_delta), den)
+    elif size_delta >= -3_000 * GPUH:
+        expected = price
+    else:
+        leg = -(size_delta + 3_000 * GPUH)
+        expected = price - perp.ceil_div(perp.ceil_div(price * leg, den) * leg, -size_delta)
+    assert _lens(world).fill_price(size_delta) == expected == _premium(
+        price, 3_000 * GPUH, size_delta, scale, world.value_scale)[1]
 
 
 def test_market_view_tracks_open_interest_margins_fees_and_insurance(world):
-    """At an unchanged index and funding, the insurance fund is the seed plus every
-    premium paid (never negative: no rebates); fees stay apart in their own book."""
+    """At an unchanged index and funding (both orders execute in one block), the
+    insurance fund is the seed plus every premium paid (never negative: no rebates);
+    fees stay apart in their own book."""
     m, alice, bob = world.market, world.traders[0], world.traders[1]
-    seed = m.insurance_fund()
+    seed = m.market()[5]
     assert seed == 10_000 * world.unit
     world.deposit(alice, 2_000 * world.unit)
     world.deposit(bob, 2_000 * world.unit)
-    first = _check_trade(world, alice, 4_000 * GPUH)
-    second = _check_trade(world, bob, -1_500 * GPUH)
+    first, second = _check_trades(world, (alice, 4_000 * GPUH), (bob, -1_500 * GPUH))
     fees = first.fee + second.fee
     margins = first.margin + second.margin
+    assert second.premium == 0  # against the skew
     assert m.market() == (
         4_000 * GPUH, 1_500 * GPUH, 2_500 * GPUH, margins, fees,
         seed + first.premium + second.premium, 0,
     )
     assert m.cash() == seed + 4_000 * world.unit
-    assert m.insurance_fund() == m.market()[5]
 
 
 # ---------------------------------------------------------------------------------
@@ -983,33 +1323,36 @@ def test_market_view_tracks_open_interest_margins_fees_and_insurance(world):
 
 def test_liquidation_pays_the_keeper_and_the_rest_to_insurance(any_world):
     """Keeper fee = min_keeper_fee + notional x liquidation_fee; the insurance keeps
-    equity - fee; the position, its open interest and its margin disappear."""
+    equity - fee (the exit premium included); the position, its open interest and its
+    margin disappear."""
     w = any_world
-    m, alice, keeper = w.market, w.traders[0], w.keeper
+    m, alice, keeper, lens = w.market, w.traders[0], w.keeper, _lens(w)
     size = 10_000 * GPUH
-    _open(w, alice, 2_200 * w.unit, size)
-    assert w.set_price(_first_liquidatable_tick(w, alice))
-    price, fidx = w.price_wad(), m.funding_index()
+    _open(w, alice, 2_300 * w.unit, size)
+    _make_liquidatable(w, alice)
+    price, fidx, p = w.price_wad(), m.funding_index(), _params(w)
     _, margin, last_price, last_funding = m.position(alice)
     unrealised = size * (price - last_price) - size * (fidx - last_funding)
     equity = margin + unrealised // w.value_scale
-    assert m.equity(alice) == equity
-    fee = perp.keeper_fee(size, price, _params(w), w.value_scale)
+    assert lens.equity(alice) == equity
+    assert equity < _maintenance(size, price, p, w.value_scale)
+    fee = _keeper_fee(size, price, p, w.value_scale)
     assert fee == w.params.min_keeper_fee + (size * price // w.value_scale) * 50 // BPS
     assert 0 <= fee < equity
-    insurance, cash = m.insurance_fund(), m.cash()
+    insurance, cash = m.market()[5], m.cash()
     with boa.env.prank(keeper):
         assert m.liquidate(alice) == fee
     event = _event(m, "PositionLiquidated")
     assert (event.account, event.keeper, event.size, event.index_price, event.equity,
-            event.keeper_fee) == (alice, keeper, size, price, equity, fee)
+            event.exit_premium, event.keeper_fee) == (
+        alice, keeper, size, price, equity, _exit_premium(size, price, p, w.value_scale), fee)
     assert not _events(m, "BadDebt") and not _events(m, "InsuranceExhausted")
     assert w.asset.balanceOf(keeper) == fee
     assert m.position(alice) == (0, 0, 0, 0)
     assert m.market()[:4] == (0, 0, 0, 0)
     assert m.cash() == cash - fee
     # The fund had marked the position at -ceil(unrealised); it now holds equity - fee.
-    assert m.insurance_fund() == insurance + perp.ceil_div(unrealised, w.value_scale) \
+    assert m.market()[5] == insurance + perp.ceil_div(unrealised, w.value_scale) \
         + margin - fee
     with boa.env.prank(keeper), boa.reverts(NO_POSITION):
         m.liquidate(alice)
@@ -1017,7 +1360,7 @@ def test_liquidation_pays_the_keeper_and_the_rest_to_insurance(any_world):
 
 def test_liquidation_is_refused_above_maintenance_and_without_a_position(world):
     m, alice = world.market, world.traders[0]
-    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
+    _open(world, alice, 2_300 * world.unit, 10_000 * GPUH)
     with boa.env.prank(world.keeper):
         with boa.reverts(ABOVE_MAINTENANCE):
             m.liquidate(alice)
@@ -1027,47 +1370,50 @@ def test_liquidation_is_refused_above_maintenance_and_without_a_position(world):
 
 def test_liquidation_is_refused_on_a_stale_index(world):
     m, alice = world.market, world.traders[0]
-    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
-    assert world.set_price(_first_liquidatable_tick(world, alice))
+    _open(world, alice, 2_300 * world.unit, 10_000 * GPUH)
+    _make_liquidatable(world, alice)
     _make_stale(world)
-    assert m.can_liquidate(alice)
+    assert _lens(world).can_liquidate(alice)
     with boa.env.prank(world.keeper), boa.reverts(STALE):
         m.liquidate(alice)
 
 
 def test_bad_debt_within_the_insurance_fund(world):
-    """A gap through the margin: equity is negative, the fund pays the difference and
-    the keeper fee (BadDebt), and stays positive: no deficit, no pause."""
-    m, alice = world.market, world.traders[0]
+    """Keepers slept while the index walked 25 % down (every round within the feed's
+    move limit): equity is negative, the fund pays the difference and the keeper fee
+    (BadDebt), and stays positive: no deficit, no pause."""
+    m, alice, lens = world.market, world.traders[0], _lens(world)
     world.fund(world.insurer, 100_000 * world.unit)
     with boa.env.prank(world.insurer):
         m.fund_insurance(100_000 * world.unit)
-    _open(world, alice, 35_000 * world.unit, 100_000 * GPUH)
-    assert world.set_price(15 * FEED_UNIT // 10)
-    equity = m.equity(alice)
+    _open(world, alice, 45_000 * world.unit, 100_000 * GPUH)
+    world.walk_price(15 * FEED_UNIT // 10)
+    equity = lens.equity(alice)
     assert equity < 0
     with boa.env.prank(world.keeper):
         fee = m.liquidate(alice)
     assert _event(m, "BadDebt").amount == -equity
     assert _event(m, "BadDebt").account == alice
     assert not _events(m, "InsuranceExhausted")
-    assert m.deficit() == 0 and m.insurance_fund() > 0
+    assert m.deficit() == 0 and m.market()[5] > 0
     assert world.asset.balanceOf(world.keeper) == fee
     world.deposit(world.traders[1], 1_000 * world.unit)
-    world.trade(world.traders[1], 100 * GPUH)  # new risk is still open
+    _trade(world, world.traders[1], 100 * GPUH)  # new risk is still open
 
 
 def test_insurance_exhaustion_records_a_deficit_and_pauses_new_risk(world):
-    """Bob's short balances Alice's long, so the fund has no exposure to gain from
-    Alice's loss: a gap through her margin is a loss it cannot absorb.
-    InsuranceExhausted records the shortfall as `deficit`; opens and increases are
-    refused until `fund_insurance` covers all of it, while reductions and closes still
-    work."""
+    """Bob's short balances Alice's long (both executed in one block: no funding), so
+    the fund has no exposure to gain from Alice's loss: a fall through her margin (30 %,
+    walked while keepers slept) is a loss it cannot absorb. InsuranceExhausted records
+    the shortfall as `deficit`; opens and increases are refused until `fund_insurance`
+    covers all of it, while reductions and closes still work."""
     m, alice, bob, carol = world.market, *world.traders[:3]
-    _open(world, bob, 35_000 * world.unit, -100_000 * GPUH)
-    _open(world, alice, 22_000 * world.unit, 100_000 * GPUH)
-    assert world.set_price(15 * FEED_UNIT // 10)
-    equity = m.equity(alice)
+    lens = _lens(world)
+    world.deposit(bob, 50_000 * world.unit)
+    world.deposit(alice, 32_000 * world.unit)
+    _trade_together(world, (bob, -100_000 * GPUH), (alice, 100_000 * GPUH))
+    world.walk_price(14 * FEED_UNIT // 10)
+    equity = lens.equity(alice)
     with boa.env.prank(world.keeper):
         m.liquidate(alice)
     assert _event(m, "BadDebt").amount == -equity
@@ -1075,30 +1421,28 @@ def test_insurance_exhaustion_records_a_deficit_and_pauses_new_risk(world):
     deficit = m.deficit()
     assert deficit > 0
     assert (exhausted.deficit, exhausted.insurance) == (deficit, -deficit)
-    assert m.insurance_fund() == -deficit
+    assert m.market()[5] == -deficit
 
     world.deposit(carol, 1_000 * world.unit)
-    with boa.reverts(DEFICIT_PAUSED):
-        world.trade(carol, 10 * GPUH)
-    with boa.reverts(DEFICIT_PAUSED):
-        world.trade(bob, -10 * GPUH)
-    with boa.env.anchor():
-        world.trade(bob, 40_000 * GPUH)  # reductions and closes still work
-        with boa.env.prank(bob):
-            m.close_position(MAX_UINT)
+    _refused(world, carol, 10 * GPUH, DEFICIT_PAUSED)
+    _refused(world, bob, -10 * GPUH, DEFICIT_PAUSED)
+    with _anchor(world):
+        _trade(world, bob, 40_000 * GPUH)  # reductions and closes still work
+        _trade(world, bob, 60_000 * GPUH)
+        assert world.size_of(bob) == 0
 
     world.fund(world.insurer, deficit)
     with boa.env.prank(world.insurer):
         m.fund_insurance(deficit - 1)
-        event = _event(m, "InsuranceFunded")
-        assert (event.sender, event.amount, event.deficit) == (world.insurer, deficit - 1, 1)
-        with boa.reverts(DEFICIT_PAUSED):
-            world.trade(carol, 10 * GPUH)
+    event = _event(m, "InsuranceFunded")
+    assert (event.sender, event.amount, event.deficit) == (world.insurer, deficit - 1, 1)
+    _refused(world, carol, 10 * GPUH, DEFICIT_PAUSED)
+    with boa.env.prank(world.insurer):
         m.fund_insurance(1)
     assert _event(m, "InsuranceFunded").deficit == 0
     assert m.deficit() == 0
-    assert m.insurance_fund() == 0
-    world.trade(carol, 10 * GPUH)
+    assert m.market()[5] == 0
+    _trade(world, carol, 10 * GPUH)
 
 
 def test_negative_insurance_without_deficit_pauses_new_risk(world):
@@ -1106,16 +1450,15 @@ def test_negative_insurance_without_deficit_pauses_new_risk(world):
     refused (INSURANCE_EXHAUSTED) though no liquidation recorded a deficit;
     reductions still work."""
     m, alice, bob = world.market, world.traders[0], world.traders[1]
-    _open(world, alice, 35_000 * world.unit, 100_000 * GPUH)
-    assert world.set_price(23 * FEED_UNIT // 10)
-    assert m.insurance_fund() < 0 and m.deficit() == 0
+    _open(world, alice, 45_000 * world.unit, 100_000 * GPUH)
+    world.walk_price(23 * FEED_UNIT // 10)
+    assert m.market()[5] < 0 and m.deficit() == 0
     world.deposit(bob, 1_000 * world.unit)
     assert _quote(world, bob, GPUH).refusal == INSURANCE_EXHAUSTED
-    with boa.reverts(INSURANCE_EXHAUSTED):
-        world.trade(bob, GPUH)
-    with boa.reverts(INSURANCE_EXHAUSTED):
-        world.trade(alice, GPUH)
-    world.trade(alice, -10_000 * GPUH)
+    _refused(world, bob, GPUH, INSURANCE_EXHAUSTED)
+    _refused(world, alice, GPUH, INSURANCE_EXHAUSTED)
+    _trade(world, alice, -10_000 * GPUH)
+    assert world.size_of(alice) == 90_000 * GPUH
 
 
 # ---------------------------------------------------------------------------------
@@ -1127,7 +1470,7 @@ def test_guardian_pause_stops_new_risk_only(world):
     """Paused: opens, increases and flips are refused; reductions, closes, deposits,
     withdrawals and liquidations go on. Unpausing restores everything."""
     m, alice, bob, carol = world.market, *world.traders[:3]
-    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
+    _open(world, alice, 2_300 * world.unit, 10_000 * GPUH)
     world.deposit(bob, 1_000 * world.unit)
     with boa.env.prank(world.admin):
         m.pause()
@@ -1137,21 +1480,19 @@ def test_guardian_pause_stops_new_risk_only(world):
     assert _quote(world, bob, GPUH).refusal == GUARDIAN_PAUSED
     for account, size_delta in ((bob, GPUH), (bob, -GPUH), (alice, GPUH),
                                 (alice, -20_000 * GPUH)):
-        with boa.reverts(GUARDIAN_PAUSED):
-            world.trade(account, size_delta)
-    world.trade(alice, -1_000 * GPUH)
+        _refused(world, account, size_delta, GUARDIAN_PAUSED)
+    _trade(world, alice, -1_000 * GPUH)
     world.deposit(alice, world.unit)
     world.deposit(carol, world.unit)
     with boa.env.prank(alice):
         m.withdraw_margin(world.unit)
     with boa.env.prank(bob):
         m.withdraw_margin(world.unit)
-    with boa.env.anchor():
-        with boa.env.prank(alice):
-            m.close_position(0)
+    with _anchor(world):
+        _trade(world, alice, -9_000 * GPUH)
         assert world.size_of(alice) == 0
     with _anchor(world):
-        assert world.set_price(_first_liquidatable_tick(world, alice))
+        _make_liquidatable(world, alice)
         with boa.env.prank(world.keeper):
             m.liquidate(alice)
     with boa.env.prank(world.admin):
@@ -1159,7 +1500,7 @@ def test_guardian_pause_stops_new_risk_only(world):
     event = _event(m, "PauseChanged")
     assert (event.paused, event.account) == (False, world.admin)
     assert m.paused() is False
-    world.trade(bob, GPUH)
+    _trade(world, bob, GPUH)
 
 
 def test_admin_holds_the_market_roles(world):
@@ -1171,12 +1512,14 @@ def test_admin_holds_the_market_roles(world):
         assert not m.hasRole(role, world.stranger)
 
 
-@pytest.mark.parametrize("call", ["set_risk_params", "set_fee_recipient", "pause", "unpause"])
+@pytest.mark.parametrize("call", ["set_risk_params", "set_fee_recipient", "set_order_window",
+                                  "pause", "unpause"])
 def test_strangers_cannot_administer(world, call):
     m = world.market
     args = {
         "set_risk_params": (world.params.as_tuple(),),
         "set_fee_recipient": (world.stranger,),
+        "set_order_window": (0, 600, 0),
         "pause": (),
         "unpause": (),
     }[call]
@@ -1185,14 +1528,15 @@ def test_strangers_cannot_administer(world, call):
 
 
 def test_risk_admin_and_guardian_are_separate_roles(world):
-    """A risk admin sets parameters but cannot pause; a guardian pauses but cannot set
-    parameters."""
+    """A risk admin sets parameters and the order window but cannot pause; a guardian
+    pauses but cannot set either."""
     m, risk, guardian = world.market, world.traders[2], world.traders[3]
     with boa.env.prank(world.admin):
         m.grantRole(RISK_ADMIN_ROLE, risk)
         m.grantRole(GUARDIAN_ROLE, guardian)
     with boa.env.prank(risk):
         m.set_risk_params(replace(world.params, taker_fee_bps=20).as_tuple())
+        m.set_order_window(0, 600, 0)
         with boa.reverts(MISSING_ROLE):
             m.pause()
     with boa.env.prank(guardian):
@@ -1201,6 +1545,8 @@ def test_risk_admin_and_guardian_are_separate_roles(world):
             m.set_risk_params(world.params.as_tuple())
         with boa.reverts(MISSING_ROLE):
             m.set_fee_recipient(guardian)
+        with boa.reverts(MISSING_ROLE):
+            m.set_order_window(0, 600, 0)
     assert m.paused() and m.risk_params()[5] == 20
 
 
@@ -1241,18 +1587,31 @@ def test_set_fee_recipient(world):
     ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items())
     if isinstance(value, dict) else None,
 )
-def test_set_risk_params_refuses_each_invalid_parameter(world, changes, reason):
+@pytest.mark.parametrize("max_move_bps", [1, 0], ids=["move-1bp", "no-move-limit"])
+def test_set_risk_params_refuses_each_invalid_parameter(world, changes, reason,
+                                                         max_move_bps):
+    """Each parameter's own check, with a feed move limit of 1 bp (which the feed
+    check passes wherever any move limit could) and with none (which covers no
+    parameters at all): the parameters are validated before the feed's move limit,
+    so an invalid parameter always gets its own reason (a zero maintenance margin
+    too, which no move limit could cover)."""
+    _set_move_limit(world, max_move_bps)
     with boa.env.prank(world.admin), boa.reverts(reason):
         world.market.set_risk_params(replace(world.params, **changes).as_tuple())
 
 
 def test_set_risk_params_accepts_every_boundary(world):
+    """Every parameter at its limit, with a feed move limit of 1 bp. A maintenance
+    margin of 1 bp is the one limit no feed can cover now (a 1 bp move plus the
+    liquidation fee on it reaches it): the lowest is 2 bps, without fees."""
     m = world.market
+    _set_move_limit(world, 1)
     for changes in (
         {"skew_scale": 2**64 - 1, "max_long_oi": MAX_OI, "max_short_oi": MAX_OI},
         {"skew_scale": 1, "max_long_oi": 1, "max_short_oi": 1},
         {"initial_margin_bps": 200, "maintenance_margin_bps": 149, "liquidation_fee_bps": 50},
-        {"initial_margin_bps": BPS, "maintenance_margin_bps": 1, "liquidation_fee_bps": 500},
+        {"initial_margin_bps": BPS, "maintenance_margin_bps": 2, "liquidation_fee_bps": 500,
+         "taker_fee_bps": 0, "maker_fee_bps": 0},
         {"taker_fee_bps": 100, "maker_fee_bps": 100},
         {"taker_fee_bps": 0, "maker_fee_bps": 0, "liquidation_fee_bps": 0,
          "min_keeper_fee": 0},
@@ -1265,6 +1624,9 @@ def test_set_risk_params_accepts_every_boundary(world):
         event = _event(m, "RiskParametersChanged")
         assert event.params == params.as_tuple() == tuple(m.risk_params())
         assert event.admin == world.admin
+    with boa.env.prank(world.admin), boa.reverts(MOVE_NOT_COVERED):
+        m.set_risk_params(replace(world.params, maintenance_margin_bps=1, taker_fee_bps=0,
+                                  maker_fee_bps=0, liquidation_fee_bps=0).as_tuple())
 
 
 def test_set_risk_params_accrues_under_the_old_parameters_and_keeps_the_pause(world):
@@ -1300,14 +1662,14 @@ def test_collect_fees_pays_the_fee_recipient(world):
     world.deposit(bob, 2_000 * world.unit)
     fees = _check_trade(world, alice, 3_000 * GPUH).fee
     fees += _check_trade(world, bob, -5_000 * GPUH).fee
-    insurance, cash = m.insurance_fund(), m.cash()
+    insurance, cash = m.market()[5], m.cash()
     with boa.env.prank(world.stranger):
         assert m.collect_fees() == fees
     event = _event(m, "FeesCollected")
     assert (event.recipient, event.amount) == (world.fee_recipient, fees)
     assert world.asset.balanceOf(world.fee_recipient) == fees
     assert m.cash() == cash - fees
-    assert m.market()[4] == 0 and m.insurance_fund() == insurance
+    assert m.market()[4] == 0 and m.market()[5] == insurance
     with boa.env.prank(world.stranger), boa.reverts(NO_FEES):
         m.collect_fees()
 
@@ -1324,27 +1686,27 @@ def test_collect_fees_follows_the_fee_recipient(world):
 
 def test_fund_insurance_adds_to_the_fund(world):
     m = world.market
-    before = m.insurance_fund()
+    before = m.market()[5]
     world.fund(world.stranger, 123 * world.unit)
     with boa.env.prank(world.stranger):
         m.fund_insurance(123 * world.unit)
     event = _event(m, "InsuranceFunded")
     assert (event.sender, event.amount, event.deficit) == (world.stranger, 123 * world.unit, 0)
-    assert m.insurance_fund() == before + 123 * world.unit
+    assert m.market()[5] == before + 123 * world.unit
 
 
 def test_a_donation_changes_nothing(world):
     """A plain transfer to the market is not in `cash`: no margin, fee, insurance or
     view moves, and nobody can withdraw it."""
-    m, alice, bob = world.market, world.traders[0], world.traders[1]
+    m, alice, bob, lens = world.market, world.traders[0], world.traders[1], _lens(world)
     _open(world, alice, 1_000 * world.unit, 2_000 * GPUH)
     world.deposit(bob, 500 * world.unit)
 
     def snapshot():
         return (
-            m.cash(), m.market(), m.insurance_fund(), m.position(alice), m.position(bob),
-            m.equity(alice), m.withdrawable(alice), m.withdrawable(bob),
-            m.margin_ratio(alice), m.liquidation_price(alice), m.fill_price(GPUH),
+            m.cash(), m.market(), m.position(alice), m.position(bob),
+            lens.equity(alice), lens.withdrawable(alice), lens.withdrawable(bob),
+            lens.margin_ratio(alice), lens.liquidation_price(alice), lens.fill_price(GPUH),
         )
 
     before = snapshot()
@@ -1365,18 +1727,17 @@ def test_a_donation_changes_nothing(world):
                          ids=["zero", "negative", "above-2**96-wad"])
 def test_a_non_positive_or_out_of_range_index_stops_trading(world, feed_value):
     """Reachable only if the oracle admin widens the hub's bounds (the default minimum
-    is 1): the market then reads price 0 / not fresh and refuses trades, withdrawals
-    with a position and liquidations with NOT_POSITIVE; deposits and withdrawals
-    without a position still work."""
+    is 1): the market then reads price 0 / not fresh and refuses executions,
+    withdrawals with a position and liquidations with NOT_POSITIVE; deposits, commits
+    and withdrawals without a position still work."""
     m, alice, bob = world.market, world.traders[0], world.traders[1]
-    _open(world, alice, 2_200 * world.unit, 10_000 * GPUH)
+    _open(world, alice, 2_300 * world.unit, 10_000 * GPUH)
     with boa.env.prank(world.oracle_admin):
         world.hub.set_feed_config(INDEX_FEED_ID, -10 * FEED_UNIT, 10**21, 0, DAY, True)
     assert world.set_price(feed_value)
     assert m.index_price() == (0, False)
     for size_delta in (GPUH, -10_000 * GPUH):
-        with boa.reverts(NOT_POSITIVE):
-            world.trade(alice, size_delta)
+        _execution_reverts(world, alice, size_delta, NOT_POSITIVE)
     with boa.env.prank(alice), boa.reverts(NOT_POSITIVE):
         m.withdraw_margin(1)
     with boa.env.prank(world.keeper), boa.reverts(NOT_POSITIVE):
@@ -1439,19 +1800,24 @@ def test_the_sum_of_margins_is_capped_at_its_128_bits(world18):
 
 def test_a_settled_gain_never_overflows_the_margin_fields(world18):
     """Alice's margin is the whole 128 bits. She buys 1,000 GPU-hours (the premium and
-    fee bring it just under) and the index rises 10 %: her 200 USD gain settles into
-    the margin on a 1-wei withdrawal. Whatever the market does about it (refuse, or
-    cap: it refuses), her position must stay 1,000 GPU-hours and the fee book untouched."""
+    fee bring it just under) and the index rises 10 %. A withdrawal settles nothing, so
+    a 1-wei one goes through; her 200 USD gain settles into the margin only when an
+    order executes, and that would take the sum of margins past its 128 bits: the
+    execution is refused, her position stays 1,000 GPU-hours and the fee book is
+    untouched."""
     w = world18
     m, alice = w.market, w.traders[0]
     size = 1_000 * GPUH
     _open(w, alice, MASK128, size)
     fees = m.market()[4]
-    assert w.set_price(22 * FEED_UNIT // 10)
-    assert m.equity(alice) > MASK128
-    # The settlement would take the sum of margins past its 128 bits: refused.
-    with boa.env.prank(alice), boa.reverts(reasons.PERP_AMOUNT_TOO_LARGE):
+    w.walk_price(22 * FEED_UNIT // 10)
+    assert _lens(w).equity(alice) > MASK128
+    margin = w.margin_of(alice)
+    with boa.env.prank(alice):
         m.withdraw_margin(1)
+    assert w.margin_of(alice) == margin - 1
+    _refused(w, alice, -GPUH, AMOUNT_TOO_LARGE)
+    _refused(w, alice, GPUH, AMOUNT_TOO_LARGE)
     assert w.size_of(alice) == size
     assert m.market()[4] == fees
 

@@ -2,8 +2,10 @@
 market's own parameter refusals bubbling up through `create_market`, one market per
 (margin asset, index feed), the registry views (`market_id_of`, `market_of`,
 `market_at`, `list_markets` paging), the MarketCreated event, market roles that belong
-to the named admin and never to the factory, and the market constructor's own checks
-when the blueprint is used without the factory."""
+to the named admin and never to the factory, the feed's move limit checked against the
+maintenance margin at creation, and the market constructor's own checks when the
+blueprint is used without the factory (the factory checks contract-ness and decimals;
+the constructor only the addresses)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,13 @@ from eth_utils import keccak
 from gpushares import reasons
 from tests.contracts import deployers
 from tests.contracts.perp_helpers import (
+    DAY,
     DEFAULT_ADMIN_ROLE,
     GUARDIAN_ROLE,
+    INDEX_FEED_ID,
     MARKET_CREATOR_ROLE,
     MISSING_ROLE,
+    MOVE_NOT_COVERED,
     RISK_ADMIN_ROLE,
     WAD,
     PerpWorld,
@@ -28,21 +33,19 @@ from tests.contracts.perp_helpers import (
 )
 
 ZERO = "0x" + "00" * 20
-F = "PerpMarketFactory: "
-ALREADY = F + "market already exists"
-ASSET_NOT_CONTRACT = F + "margin asset is not a contract"
-FEED_NOT_CONTRACT = F + "index feed is not a contract"
-BAD_ADMIN = F + "admin must be an account other than the factory"
-ZERO_FEE_RECIPIENT = F + "fee recipient is the zero address"
-ASSET_DECIMALS = F + "margin asset has more than 18 decimals"
-FEED_DECIMALS = F + "index feed has more than 18 decimals"
+ALREADY = reasons.PERP_FACTORY_MARKET_ALREADY_EXISTS
+ASSET_NOT_CONTRACT = reasons.PERP_FACTORY_MARGIN_ASSET_NOT_CONTRACT
+FEED_NOT_CONTRACT = reasons.PERP_FACTORY_INDEX_FEED_NOT_CONTRACT
+BAD_ADMIN = reasons.PERP_FACTORY_ADMIN_ACCOUNT_OTHER_FACTORY
+ZERO_FEE_RECIPIENT = reasons.PERP_FACTORY_FEE_RECIPIENT_ZERO_ADDRESS
+ASSET_DECIMALS = reasons.PERP_FACTORY_MARGIN_ASSET_MORE_18
+FEED_DECIMALS = reasons.PERP_FACTORY_INDEX_FEED_MORE_18
 
-M = "PerpMarket: "
-NO_PARAMS = M + "risk parameters not set"
-BAD_SCALE = M + "skew scale must be 1 to 2**64-1, OI caps 1 to 2**40 GPU-hours"
-BAD_MARGINS = M + "need 0 < maintenance + liquidation fee < initial margin <= 100 %, initial >= 2 %"
-BAD_FEES = M + "fees above their caps (taker 1 %, maker <= taker, liquidation 5 %)"
-BAD_KEEPER_OR_FUNDING = M + "keeper fee or funding parameter above its cap"
+NO_PARAMS = reasons.PERP_RISK_PARAMETERS_NOT_SET
+BAD_SCALE = reasons.PERP_SKEW_SCALE_1_2
+BAD_MARGINS = reasons.PERP_NEED_0_MAINTENANCE_LIQUIDATION
+BAD_FEES = reasons.PERP_FEES_ABOVE_THEIR_CAPS
+BAD_KEEPER_OR_FUNDING = reasons.PERP_KEEPER_FEE_FUNDING_PARAMETER
 
 
 @pytest.fixture(scope="module")
@@ -253,8 +256,14 @@ def test_create_market_refuses_each_bad_input_with_its_reason(world, case, reaso
         ({"max_short_oi": 2**64}, BAD_SCALE),
         ({"max_long_oi": 2**40 + 1}, BAD_SCALE),
         ({"initial_margin_bps": 150}, BAD_MARGINS),
+        # The parameters are validated before the feed's move limit: a zero
+        # maintenance margin, which no move limit could cover, gets its own reason.
         ({"maintenance_margin_bps": 0}, BAD_MARGINS),
-        ({"taker_fee_bps": 101}, BAD_FEES),
+        ({"taker_fee_bps": 101, "maintenance_margin_bps": 600}, BAD_FEES),
+        # 4 % x 1.005 + 0.1 % reaches 4.12 % of the notional: a maintenance margin of
+        # 4.12 % or less is refused.
+        ({"maintenance_margin_bps": 412}, MOVE_NOT_COVERED),
+        ({"taker_fee_bps": 100}, MOVE_NOT_COVERED),
         ({"maker_fee_bps": 11}, BAD_FEES),
         ({"max_funding_rate": WAD + 1}, BAD_KEEPER_OR_FUNDING),
         ({"min_keeper_fee": 2**96}, BAD_KEEPER_OR_FUNDING),
@@ -271,6 +280,62 @@ def test_invalid_risk_params_bubble_up_the_markets_reason(world, asset18, change
         _create(world, _inputs(world, asset18, params=params))
     assert world.factory.market_count() == 1
     assert world.factory.market_of(_market_id(asset18.address, world.feed.address)) == ZERO
+
+
+@pytest.mark.parametrize(("max_move_bps", "created"), [(487, True), (488, False), (0, False)],
+                         ids=["4.87%", "4.88%", "no-limit"])
+def test_create_market_checks_the_feeds_move_limit(world, asset18, max_move_bps, created):
+    """With the default parameters (maintenance 5 %, liquidation fee 0.5 %, taker fee
+    0.1 %) one accepted update of m bps must stay below the maintenance margin, m x
+    1.005 + 0.1 % < 5 %: 487 bps is the widest move limit a market is created on; 488
+    and a feed without a limit (0) are refused with the market's reason, the whole
+    creation undone."""
+    (feed,) = _hub_feeds(world, 1, max_move_bps)
+    inputs = _inputs(world, asset18, index_feed=feed.address)
+    if created:
+        market = deployers.PERP_MARKET.at(_create(world, inputs))
+        assert tuple(market.risk_params()) == world.params.as_tuple()
+    else:
+        with boa.reverts(MOVE_NOT_COVERED):
+            _create(world, inputs)
+        assert world.factory.market_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"skew_scale": 0}, BAD_SCALE),
+        ({"maintenance_margin_bps": 0}, BAD_MARGINS),
+        ({"initial_margin_bps": 150}, BAD_MARGINS),
+        ({"maker_fee_bps": 11}, BAD_FEES),
+        ({"max_funding_rate": WAD + 1}, BAD_KEEPER_OR_FUNDING),
+    ],
+    ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, dict) else None,
+)
+def test_invalid_risk_params_get_their_own_reason_on_a_feed_without_a_move_limit(
+        world, asset18, changes, reason):
+    """On a feed no parameters pass (no move limit covers nothing), invalid parameters
+    are still refused with their own reason: the market validates them before the
+    feed's move limit. The creation is undone."""
+    (feed,) = _hub_feeds(world, 1, 0)
+    params = replace(world.params, **changes).as_tuple()
+    with boa.reverts(reason):
+        _create(world, _inputs(world, asset18, index_feed=feed.address, params=params))
+    with boa.reverts(MOVE_NOT_COVERED):  # the valid ones: the move limit
+        _create(world, _inputs(world, asset18, index_feed=feed.address))
+    assert world.factory.market_count() == 1
+
+
+def test_create_market_needs_a_maintenance_margin_the_feed_covers(world, asset18):
+    """On the world's feed (4 % per update) 4.13 % maintenance is the least a market is
+    created with (4 x 1.005 + 0.1 = 4.12 is reached)."""
+    params = replace(world.params, maintenance_margin_bps=412).as_tuple()
+    with boa.reverts(MOVE_NOT_COVERED):
+        _create(world, _inputs(world, asset18, params=params))
+    params = replace(world.params, maintenance_margin_bps=413).as_tuple()
+    market = deployers.PERP_MARKET.at(_create(world, _inputs(world, asset18, params=params)))
+    assert market.risk_params()[4] == 413
 
 
 # ---------------------------------------------------------------------------------
@@ -290,13 +355,26 @@ def test_market_id_of_is_the_hash_of_the_ordered_pair(world, asset18):
     assert factory.market_at(2) == ZERO
 
 
+def _hub_feeds(world: PerpWorld, n: int, max_move_bps: int = 400) -> list:
+    """`n` more feeds on the world's hub (no reports yet): a market reads its hub and
+    feed id through the adapter, and checks the move limit when its parameters are
+    set."""
+    feeds = []
+    with boa.env.prank(world.oracle_admin):
+        for i in range(n):
+            feeds.append(deployers.FEED_ADAPTER.at(world.hub.add_feed(
+                keccak(text=f"factory-test-feed-{i}"), f"feed {i}", 1, 10**12,
+                max_move_bps, DAY)))
+    return feeds
+
+
 def test_list_markets_paging(world):
-    """101 markets (10 assets x 10 stand-in feeds plus the world's): pages are cut at
+    """101 markets (10 assets x 10 more hub feeds plus the world's): pages are cut at
     the market count and at 100, ids start at 1, and walking page by page sees every
     market once, in creation order."""
     factory = world.factory
     assets = [deployers.TEST_STABLE.deploy(6) for _ in range(10)]
-    feeds = [deployers.TEST_STABLE.deploy(8) for _ in range(10)]
+    feeds = _hub_feeds(world, 10)
     created = [world.market.address]
     for asset in assets:
         for feed in feeds:
@@ -340,12 +418,8 @@ def test_list_markets_past_the_end_is_empty_for_any_start_and_count(world):
 @pytest.mark.parametrize(
     ("case", "reason"),
     [
-        ("asset is an account", M + "margin asset is not a contract"),
-        ("feed is an account", M + "index feed is not a contract"),
-        ("zero admin", M + "admin is the zero address"),
-        ("zero fee recipient", M + "fee recipient is the zero address"),
-        ("asset with 19 decimals", M + "margin asset has more than 18 decimals"),
-        ("feed with 19 decimals", M + "index feed has more than 18 decimals"),
+        ("zero admin", reasons.PERP_ADMIN_ZERO_ADDRESS),
+        ("zero fee recipient", reasons.PERP_FEE_RECIPIENT_ZERO_ADDRESS),
     ],
 )
 def test_market_constructor_refuses_each_bad_input(world, case, reason):
@@ -355,16 +429,35 @@ def test_market_constructor_refuses_each_bad_input(world, case, reason):
         "fee_recipient": world.fee_recipient,
         "admin": world.admin,
     }
+    args.update({
+        "zero admin": {"admin": ZERO},
+        "zero fee recipient": {"fee_recipient": ZERO},
+    }[case])
+    with boa.reverts(reason):
+        deployers.PERP_MARKET.deploy(*args.values())
+
+
+@pytest.mark.parametrize("case", ["asset is an account", "feed is an account",
+                                  "asset with 19 decimals", "feed is not a hub adapter"])
+def test_market_constructor_without_the_factorys_checks_cannot_deploy(world, case):
+    """Contract-ness and decimals are the factory's checks (the market sits at the
+    code size limit): used directly, the blueprint still cannot deploy on such an
+    asset or feed, it only reverts without a reason (a call into an account, a
+    decimals scale that underflows, a feed without a hub)."""
     eoa = boa.env.generate_address("not-a-contract")
+    args = {
+        "asset": world.asset.address,
+        "feed": world.feed.address,
+        "fee_recipient": world.fee_recipient,
+        "admin": world.admin,
+    }
     args.update({
         "asset is an account": {"asset": eoa},
         "feed is an account": {"feed": eoa},
-        "zero admin": {"admin": ZERO},
-        "zero fee recipient": {"fee_recipient": ZERO},
         "asset with 19 decimals": {"asset": deployers.TEST_STABLE.deploy(19).address},
-        "feed with 19 decimals": {"feed": deployers.TEST_STABLE.deploy(19).address},
+        "feed is not a hub adapter": {"feed": deployers.TEST_STABLE.deploy(8).address},
     }[case])
-    with boa.reverts(reason):
+    with boa.reverts():
         deployers.PERP_MARKET.deploy(*args.values())
 
 
@@ -406,16 +499,23 @@ def test_market_deployed_directly_trades_only_once_its_parameters_are_set(world)
         assert market.hasRole(role, admin)
     assert market.factory() == admin
     assert tuple(market.risk_params()) == (0,) * 11
+    assert market.oracle_hub() == world.hub.address
+    assert market.index_feed_id() == INDEX_FEED_ID
     world.asset.mint(alice, 1_000 * world.unit)
     with boa.env.prank(alice):
         world.asset.approve(market.address, 2**256 - 1)
         market.deposit_margin(1_000 * world.unit)  # deposits do not need parameters
         with boa.reverts(NO_PARAMS):
-            market.modify_position(WAD, 2**256 - 1)
+            market.commit_order(WAD, 2**256 - 1)
     with boa.env.prank(admin):
         market.set_risk_params(world.params.as_tuple())
     with boa.env.prank(alice):
-        market.modify_position(100 * WAD, 2**256 - 1)
+        market.commit_order(100 * WAD, 2**256 - 1)
+    boa.env.time_travel(seconds=1)
+    assert world.next_round()  # the first round observed after the commit
+    with boa.env.prank(world.keeper):
+        assert market.execute_order(alice) == 0  # no keeper fee by default
+    assert [type(e).__name__ for e in market.get_logs()][-1] == "OrderExecuted"
     assert market.position(alice)[0] == 100 * WAD
 
 
