@@ -1,6 +1,6 @@
 """Property tests of PerpMarket's arithmetic, for 6- and 18-decimal margin assets, in the
 full suite (`perp_helpers.build_perp_world`: the signed OracleHub and its FeedAdapter
-as the GPU-hour index):
+as the GPU-hour index, trades as two-step orders, derived views on the PerpLens):
 
 (a) funding is path independent: `gpushares.perp.funding_step` over `dt` in one step
     and split into random sub-steps (constant price and skew) agree within dust, and
@@ -14,21 +14,26 @@ as the GPU-hour index):
     `funding_rate()` are exactly `gpushares.perp.funding_step` from the stored slot, and
     an accrual writes exactly that;
 (c) no fill is better than the index: a closed skew loop's unclamped premiums sum to
-    zero (`sum d * (s + d / 2) = (s_end**2 - s_start**2) / 2`), every charged premium
-    is at least the exact one and at least zero (a skew-reducing trade fills at the
-    index, no rebate), so the loop's premiums sum to at least zero; on chain any round
-    trip of one trader (random trades back to flat, same index, same block) loses
-    exactly its fees plus its (never negative) premiums, so at least its fees;
-(d) `liquidation_price()` agrees with `can_liquidate()` and `liquidate()`: with funding
-    held constant (no funding speed, no cap), the index one feed tick on the safe side of
-    it (plus the rounding band) leaves a long or a short alone, one tick past it makes
-    the position liquidatable, and the view is the mirror's formula;
-(e) what is guaranteed when a winner's settled gain is paid beyond the insurance fund
-    (a KNOWN LIMITATION, docs/perps.md "Limits": withdrawals are first come first
-    served until the fund is refilled): whenever the market's cash no longer covers
-    every settled margin and the fees, `insurance_fund()` is visibly negative (it was
-    before the withdrawal too) and new risk is refused (INSURANCE_EXHAUSTED); while it
-    covers them, a flat trader gets her whole margin back;
+    zero (`sum d * (s + d / 2) = (s_end**2 - s_start**2) / 2`), and every charged
+    premium (only the leg that increases |skew| pays, a trade crossing zero skew is
+    split there) is at least the exact one and at least zero, so the loop's premiums
+    sum to at least zero; a trade crossing zero pays what its two halves split at zero
+    pay (issue 18 item 2: no premium saved by crossing); on chain any round trip of one
+    trader (random trades back to flat, same index, funding off) loses exactly its fees
+    plus its (never negative) premiums, so at least its fees;
+(d) the lens's `liquidation_price()` agrees with `can_liquidate()` and `liquidate()`
+    (the maintenance requirement includes the position's exit premium): with funding
+    held constant, the index one feed tick past it makes the position liquidatable,
+    the index on the safe side of it (past the rounding band) leaves it alone, and the
+    view is the mirror's formula;
+(e) a winner's gain beyond the insurance fund is paid pro rata (issue 18 item 5): a
+    withdrawal with a position backs nothing with the unrealised gain, the gain is
+    realised by an order at `gain * (claims + fund) / claims` (GainHaircut) while the
+    fund is short, the market's cash always covers every margin (a pending order's
+    keeper fee is reserved inside its margin, no escrow) and the fees, the flat trader
+    gets her whole margin back, the fees stay collectable, and new risk is refused
+    while the fund is negative (INSURANCE_EXHAUSTED: the order is cancelled,
+    `OrderFailed`, and its keeper still paid from the trader's margin);
 (f) the maintenance requirement does not depend on the skew: one keeper pass over every
     flagged account leaves nothing liquidatable; no trade at an unchanged index makes
     another trader's healthy position liquidatable, and the round trip around it costs
@@ -37,7 +42,10 @@ as the GPU-hour index):
 
 Each world is deployed once per module into its own `boa.Env`; every example runs in an
 anchor of it (the clock included), and the World's Python-side `last_observed` is
-restored after each example."""
+restored after each example. Every executed trade takes the next oracle round, so the
+clock moves one second per trade; tests that need exact accounting turn funding off.
+The expected values come from this file's mirror of `contracts/modules/perp_math.vy`
+(premium leg by leg, requirements with the exit premium), not from the client's."""
 
 from __future__ import annotations
 
@@ -58,8 +66,8 @@ from tests.contracts.perp_helpers import (
     BPS,
     DAY,
     FEED_UNIT,
+    INDEX_FEED_ID,
     INSURANCE_EXHAUSTED,
-    MAX_UINT,
     WAD,
     PerpWorld,
     build_perp_world,
@@ -81,6 +89,104 @@ def ceil_div(a: int, b: int) -> int:
 
 def signed(x: int, bits: int) -> int:
     return x - (1 << bits) if x >> (bits - 1) else x
+
+
+# ---------------------------------------------------------------------------------
+# The market's arithmetic (contracts/modules/perp_math.vy and PerpMarket._trade)
+# ---------------------------------------------------------------------------------
+
+
+def mirror_premium(price: int, skew: int, size_delta: int, skew_scale: int,
+                   scale: int) -> tuple[int, int]:
+    """`perp_math._premium`: (premium in asset units, average fill). Only the leg that
+    increases |skew| pays, from its start skew `s` (zero once the trade crosses zero):
+    `ceil(ceil(P * (2|s| + |x|) / (2 * skew_scale * WAD)) * |x| / scale)`; the fill is
+    the index plus the premium per unit, rounded against the trader. Raises ValueError
+    where the market refuses a non-positive fill."""
+    start, leg = skew, size_delta
+    if skew != 0 and (skew > 0) != (size_delta > 0):
+        if abs(size_delta) <= abs(skew):
+            return 0, price
+        start, leg = 0, size_delta + skew
+    n = abs(leg)
+    per_unit = ceil_div(price * (2 * abs(start) + n), 2 * skew_scale * WAD)
+    paid = per_unit * n
+    avg = ceil_div(paid, abs(size_delta))
+    if size_delta < 0:
+        if avg >= price:
+            raise ValueError("fill price is not positive")
+        return ceil_div(paid, scale), price - avg
+    return ceil_div(paid, scale), price + avg
+
+
+def mirror_fee(skew: int, size_delta: int, fill: int, params: perp.RiskParams,
+               scale: int) -> int:
+    """Maker fee on the part that reduces |skew|, taker on the rest, on the fill."""
+    maker = 0
+    if skew != 0 and (skew > 0) != (size_delta > 0):
+        maker = min(abs(size_delta), abs(skew))
+    taker = abs(size_delta) - maker
+    num = (taker * params.taker_fee_bps + maker * params.maker_fee_bps) * fill
+    return ceil_div(num, scale * BPS)
+
+
+def exit_premium(size: int, price: int, skew_scale: int, scale: int) -> int:
+    """`perp_math._exit_premium`: what closing `size` against a zero skew pays."""
+    n = abs(size)
+    return ceil_div(ceil_div(price * n, 2 * skew_scale * WAD) * n, scale)
+
+
+def requirement(size: int, price: int, bps: int, params: perp.RiskParams, scale: int) -> int:
+    """`perp_math._requirement`: `ceil(notional * bps) + keeper + exit premium`."""
+    return (ceil_div(abs(size) * price * bps, scale * BPS) + params.min_keeper_fee
+            + exit_premium(size, price, params.skew_scale, scale))
+
+
+def initial_margin(size: int, price: int, params: perp.RiskParams, scale: int) -> int:
+    return requirement(size, price, params.initial_margin_bps, params, scale)
+
+
+def maintenance_margin(size: int, price: int, params: perp.RiskParams, scale: int) -> int:
+    return requirement(size, price, params.maintenance_margin_bps + params.liquidation_fee_bps,
+                       params, scale)
+
+
+def keeper_fee(size: int, price: int, params: perp.RiskParams, scale: int) -> int:
+    """What a liquidation of `size` at `price` pays the keeper (rounded down)."""
+    return params.min_keeper_fee + abs(size) * price // scale * params.liquidation_fee_bps // BPS
+
+
+def opens(price: int, skew: int, long_oi: int, short_oi: int, equity: int, size_delta: int,
+          params: perp.RiskParams, scale: int) -> bool:
+    """Whether a position of `size_delta` opens from flat on `equity` (premium, fee,
+    initial margin with the exit premium, open-interest caps)."""
+    try:
+        premium, fill = mirror_premium(price, skew, size_delta, params.skew_scale, scale)
+    except ValueError:
+        return False
+    after = equity - premium - mirror_fee(skew, size_delta, fill, params, scale)
+    if after < initial_margin(size_delta, price, params, scale):
+        return False
+    if size_delta > 0:
+        return long_oi + size_delta <= params.max_long_oi * WAD
+    return short_oi - size_delta <= params.max_short_oi * WAD
+
+
+def max_open(w: PerpWorld, equity: int, short: bool) -> int:
+    """The largest position (WAD GPU-hours, positive) `equity` opens from flat at the
+    index (binary search over `opens`, so every rounding matches the market)."""
+    price = w.market.index_price()[0]
+    long_oi, short_oi, skew = w.market.market()[:3]
+    params = params_of(w)
+    lo, hi = 0, max(params.max_long_oi, params.max_short_oi) * WAD
+    sign = -1 if short else 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if opens(price, skew, long_oi, short_oi, equity, sign * mid, params, w.value_scale):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def funding_dust(steps: int, dt: int, rmax: int, price: int) -> int:
@@ -186,15 +292,13 @@ def set_params(w: PerpWorld, params: perp.RiskParams) -> None:
         w.market.set_risk_params(params.as_tuple())
 
 
-def state_of(w: PerpWorld) -> perp.MarketState:
-    m = w.market
-    price, fresh = m.index_price()
-    long_oi, short_oi, _, _, _, insurance, deficit = m.market()
-    return perp.MarketState(
-        price=price, fresh=fresh, long_oi=long_oi, short_oi=short_oi, paused=m.paused(),
-        deficit=deficit, insurance=insurance, params=params_of(w),
-        asset_decimals=w.asset_decimals,
-    )
+def funding_off(w: PerpWorld) -> perp.RiskParams:
+    """No funding from here on (accrued under the old parameters first): trades one
+    second apart then settle exactly their price moves."""
+    params = params_of(w).model_copy(update={"max_funding_velocity": 0,
+                                             "max_funding_rate": 0})
+    set_params(w, params)
+    return params
 
 
 def now() -> int:
@@ -206,12 +310,31 @@ def skew_of(w: PerpWorld) -> int:
 
 
 def refresh(w: PerpWorld, price: int) -> None:
-    assert w.set_price(price)
+    """The index at `price` (8 decimals): one round when within the feed's move limit;
+    a bigger jump is one round with the limit lifted for it (and put back). The price
+    path does not matter where this is used (no position yet, or funding held
+    constant and only the views and a liquidation at the final price are checked);
+    `walk_price` would take hundreds of rounds to reach the feed's extremes."""
+    limit = w.hub.feed(INDEX_FEED_ID)[4]
+    current = w.hub.latest_value(INDEX_FEED_ID)[0]
+    if not limit or abs(price - current) * BPS <= limit * current:
+        assert w.set_price(price)
+        return
+    with boa.env.prank(w.oracle_admin):
+        w.hub.set_feed_config(INDEX_FEED_ID, 1, FEED_MAX, 0, DAY, True)
+        assert w.set_price(price)
+        w.hub.set_feed_config(INDEX_FEED_ID, 1, FEED_MAX, limit, DAY, True)
 
 
 def poke(w: PerpWorld) -> None:
     """An accrual: the same parameters set again (accrues when the index is fresh)."""
     set_params(w, params_of(w))
+
+
+def modified(w: PerpWorld):
+    """The PositionModified event of the last execution."""
+    (log,) = [x for x in w.market.get_logs() if type(x).__name__ == "PositionModified"]
+    return log
 
 
 velocities = st.one_of(
@@ -363,6 +486,7 @@ sizes = st.one_of(
 ).flatmap(lambda x: st.sampled_from([x, -x]))
 
 
+
 @settings(budget("perp_pure"))
 @given(
     price=st.integers(TICK, 10**22), skew_scale=st.integers(1, 10**7),
@@ -381,22 +505,29 @@ def test_premiums_over_a_closed_skew_loop_sum_to_at_least_zero(price, skew_scale
         # Exact: d * P * (skew + d / 2) / skew_scale, over the value scale.
         exact = Fraction(d * price * (2 * skew + d), 2 * skew_scale * WAD * scale)
         try:
-            fill = perp.fill_price(price, skew, d, skew_scale)
+            rounded, fill = mirror_premium(price, skew, d, skew_scale, scale)
         except ValueError:  # the market refuses a non-positive fill: no premium
             return
-        rounded = perp.premium_cost(d, fill, price, scale)
+        # What the market charges exactly: the leg that increases |skew| (from zero
+        # once the trade crosses it), `P * (end**2 - start**2) / (2 * skew_scale)`.
+        end = skew + d
+        if skew != 0 and (skew > 0) != (d > 0):
+            leg = Fraction(price * end * end, 2 * skew_scale * WAD * scale) \
+                if abs(d) > abs(skew) else Fraction(0)
+        else:
+            leg = exact
         # Never better than the index (no rebate: a skew-reducing trade fills at it),
         # and rounded against the trader: the fill (buys up, sells down), the premium.
         assert (fill >= price) if d > 0 else (fill <= price)
-        charged = max(exact, Fraction(0))
-        assert rounded >= charged
-        assert rounded < charged + 1 + Fraction(abs(d), scale)
-        if exact <= 0:
+        assert leg >= max(exact, Fraction(0))  # crossing zero pays at least the whole
+        assert rounded >= leg
+        assert rounded < leg + 1 + Fraction(abs(d), scale)
+        if leg == 0:
             assert fill == price and rounded == 0
         exact_total += exact
-        charged_total += charged
+        charged_total += leg
         rounded_total += rounded
-        skew += d
+        skew = end
     assert skew == start
     assert exact_total == 0
     assert charged_total <= rounded_total
@@ -412,14 +543,20 @@ def test_premiums_over_a_closed_skew_loop_sum_to_at_least_zero(price, skew_scale
     deltas=st.lists(st.one_of(st.sampled_from([1, -1, 7, -7, WAD, -WAD]),
                               st.integers(-150_000 * WAD, 150_000 * WAD)),
                     min_size=1, max_size=4),
-    maker_fee=st.sampled_from([0, 1, 5]), taker_fee=st.sampled_from([0, 1, 10, 100]),
+    # The taker fee stays under what the feed's 4 % move limit leaves of the
+    # maintenance margin (the market refuses wider: PERP_FEED_MOVE_REACHES_MAINTENANCE).
+    maker_fee=st.sampled_from([0, 1, 5]), taker_fee=st.sampled_from([0, 1, 10, 90]),
 )
 def test_round_trip_loses_at_least_the_fees(decimals, price, other, deltas, maker_fee,
                                             taker_fee):
+    """Random trades of one trader back to flat at one index, each executed at the next
+    round (one second later; funding off, so nothing settles): the fee and premium of
+    each are the mirror's, no premium is negative, and the margin loses exactly their
+    sum."""
     with example(world(decimals)) as w:
         m = w.market
         refresh(w, price)
-        params = params_of(w).model_copy(update={
+        params = funding_off(w).model_copy(update={
             "taker_fee_bps": taker_fee, "maker_fee_bps": min(maker_fee, taker_fee),
             "max_long_oi": 10**7, "max_short_oi": 10**7,
         })
@@ -430,42 +567,27 @@ def test_round_trip_loses_at_least_the_fees(decimals, price, other, deltas, make
             w.trade(b, other)
         w.deposit(a, TRADER_FUNDS * w.unit)
         margin0 = m.position(a)[1]
-        time0 = now()
+        p_wad = price * TICK
         fees = premiums = 0
         trades = [d for d in deltas if d]
-        for d in trades:
-            state = state_of(w)
-            size = m.position(a)[0]
-            quote = perp.quote_trade(state, size, m.equity(a), d, MAX_UINT if d > 0 else 0)
-            assert quote.refusal is None
-            if size + d == 0:
-                with boa.env.prank(a):
-                    m.close_position(0 if d < 0 else MAX_UINT)
-            else:
-                w.trade(a, d)
-            (log,) = [x for x in m.get_logs() if type(x).__name__ == "PositionModified"]
-            assert (log.fee, log.premium, log.settled) == (quote.fee, quote.premium, 0)
-            assert log.premium >= 0
-            fees += log.fee
-            premiums += log.premium
         size = m.position(a)[0]
-        if size:
-            state = state_of(w)
-            acceptable = 0 if size > 0 else MAX_UINT
-            quote = perp.quote_trade(state, size, m.equity(a), -size, acceptable)
-            assert quote.refusal is None
-            with boa.env.prank(a):
-                m.close_position(acceptable)
-            (log,) = [x for x in m.get_logs() if type(x).__name__ == "PositionModified"]
-            assert (log.fee, log.premium, log.settled) == (quote.fee, quote.premium, 0)
-            fees += log.fee
-            premiums += log.premium
-            trades.append(-size)
-        assert now() == time0  # one block: no funding, no index move
+        if size + sum(trades):
+            trades.append(-(size + sum(trades)))
+        for d in trades:
+            skew = skew_of(w)
+            premium, fill = mirror_premium(p_wad, skew, d, params.skew_scale, w.value_scale)
+            fee = mirror_fee(skew, d, fill, params, w.value_scale)
+            w.trade(a, d)
+            log = modified(w)
+            assert (log.fill_price, log.fee, log.premium, log.settled) == (fill, fee, premium, 0)
+            assert (fill >= p_wad) if d > 0 else (fill <= p_wad)
+            fees += fee
+            premiums += premium
+        assert m.index_price()[0] == p_wad
         assert m.position(a) == (0, margin0 - fees - premiums, 0, 0)
         # The skew went back where it was; no premium is negative (no fill better than
         # the index), so the round trip costs at least the fees.
-        assert m.market()[2] == other
+        assert skew_of(w) == other
         assert premiums >= 0
         assert margin0 - m.position(a)[1] >= fees
 
@@ -477,25 +599,28 @@ def test_round_trip_loses_at_least_the_fees(decimals, price, other, deltas, make
 
 def liquidation_terms(pos, fidx_now: int, params: perp.RiskParams,
                       scale: int) -> tuple[int, int]:
-    """(num, den) of `liquidation_price()`: the position is at its maintenance
-    requirement (independent of the skew) where `P * den = num`."""
+    """(num, den) of the lens's `liquidation_price()`: the position is at its
+    maintenance requirement (maintenance margin, liquidation fee, keeper fee and exit
+    premium; independent of the skew) where `P * den = num`. The requirement per unit
+    of notional `c` (WAD) is floored: `den` errs by under `2 * |size|`."""
     size, margin, last, last_funding = pos
     paid = size * (fidx_now - last_funding)
-    c = params.maintenance_margin_bps + params.liquidation_fee_bps
     keeper = params.min_keeper_fee * scale
+    c = ((params.maintenance_margin_bps + params.liquidation_fee_bps) * WAD // BPS
+         + abs(size) // (2 * params.skew_scale))
     if size > 0:
-        num = (keeper - margin * scale + size * last + paid) * BPS
-        return num, size * (BPS - c)
-    num = (margin * scale - size * last - paid - keeper) * BPS
-    return num, -size * (BPS + c)
+        return (keeper - margin * scale + size * last + paid) * WAD, size * (WAD - c)
+    return (margin * scale - size * last - paid - keeper) * WAD, -size * (WAD + c)
 
 
 def mirror_liquidation_price(pos, fidx_now: int, params: perp.RiskParams,
                              scale: int) -> int:
-    """`liquidation_price()` in Python (funding held where it is now)."""
+    """`PerpLens.liquidation_price()` in Python (funding held where it is now)."""
     if pos[0] == 0:
         return 0
     num, den = liquidation_terms(pos, fidx_now, params, scale)
+    if pos[0] > 0 and den <= 0:
+        return 2**256 - 1
     return 0 if num <= 0 else num // den
 
 
@@ -504,7 +629,7 @@ def mirror_liquidatable(pos, fidx_now: int, price: int,
     """`can_liquidate()` in Python at `price`."""
     size, margin, last, last_funding = pos
     equity = margin + perp.settlement(size, last, last_funding, price, fidx_now, scale)
-    return equity < perp.maintenance_margin(size, price, params, scale)
+    return equity < maintenance_margin(size, price, params, scale)
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
@@ -520,44 +645,47 @@ def test_liquidation_price_flips_can_liquidate(decimals, short, margin_units, bp
                                                days, price):
     """On the liquidatable side of `liquidation_price()` (one feed tick past it) the
     position is liquidatable; on the safe side, past the band the rounding can move the
-    flip by (floor of the equity, ceiling of the requirement: within the conservative
-    `3 + P / value_scale` units), it is not; the view is the mirror's formula, and
-    `can_liquidate` and `liquidate` agree with the mirror at both prices."""
+    flip by (floor of the equity; ceilings of the requirement and of the exit premium
+    per unit; the floored `c` of the view), it is not; the view is the mirror's
+    formula, and `can_liquidate` and `liquidate` agree with the mirror at both
+    prices."""
     with example(world(decimals)) as w:
-        m, scale = w.market, w.value_scale
+        m, lens, scale = w.market, w.lens, w.value_scale
         a, b = w.traders[0], w.traders[1]
         refresh(w, price)
         if other:  # someone else's position: the skew and its funding
             w.deposit(b, TRADER_FUNDS * w.unit)
             w.trade(b, other)
         w.deposit(a, margin_units * w.unit)
-        room = perp.max_size_for_margin(state_of(w), margin_units * w.unit, short)
+        room = max_open(w, margin_units * w.unit, short)
+        hypothesis.assume(room > 0)
         size = max(room * bps // 10_000, 1)
         w.trade(a, -size if short else size)
         if days:  # funding moves the position's equity
             boa.env.time_travel(seconds=days * DAY)
             refresh(w, price)
         # Funding held constant from here (accrued under the old parameters first).
-        params = params_of(w).model_copy(update={"max_funding_velocity": 0,
-                                                 "max_funding_rate": 0})
-        set_params(w, params)
+        params = funding_off(w)
         fidx = m.funding_index()
         pos = m.position(a)
-        liq = m.liquidation_price(a)
+        liq = lens.liquidation_price(m, a)
         assert liq == mirror_liquidation_price(pos, fidx, params, scale)
         num, den = liquidation_terms(pos, fidx, params, scale)
+        n = abs(pos[0])
+        # The safe side: the exact equity beats the exact requirement by the rounding
+        # band (4 units and the exit premium's per-unit ceiling, n / scale), with `den`
+        # off by under 2n and one more P of slack per unit.
+        band = (5 * scale + n) * WAD
 
         if pos[0] > 0:  # a long: liquidatable below the price
-            unsafe = (liq - 1) // TICK if liq else None  # under the exact price
-            # Safe where P * den - num >= (3 * scale + P) * BPS.
+            unsafe = (liq - 1) // TICK if 0 < liq < 2**255 else None  # under the price
             safe = None
-            if den > BPS:
-                safe = max(-(-(Fraction(num + 3 * scale * BPS) / (den - BPS)) // TICK), 1)
+            if den - 2 * n - WAD > 0:
+                safe = max(ceil_div(ceil_div(num + band, den - 2 * n - WAD), TICK), 1)
             sides = [(unsafe, True), (safe, False)]
         else:  # a short: liquidatable above the price
             unsafe = ceil_div(liq + 1, TICK)  # over the exact price
-            # Safe where num - P * den >= (3 * scale + P) * BPS.
-            safe = min(Fraction(num - 3 * scale * BPS) / (den + BPS) // TICK, FEED_MAX)
+            safe = min((num - band) // (den + 2 * n + WAD) // TICK, FEED_MAX)
             sides = [(unsafe, True), (safe, False)]
         checked = 0
         for feed_price, liquidatable in sides:
@@ -568,11 +696,11 @@ def test_liquidation_price_flips_can_liquidate(decimals, short, margin_units, bp
                 refresh(w, feed_price)
                 p_wad = feed_price * TICK
                 assert m.funding_index() == fidx
-                assert m.liquidation_price(a) == liq
+                assert lens.liquidation_price(m, a) == liq
                 assert mirror_liquidatable(pos, fidx, p_wad, params, scale) is liquidatable
-                assert m.can_liquidate(a) is liquidatable
-                fee = perp.keeper_fee(pos[0], p_wad, params, scale)
-                spare = m.cash() - m.market()[4]
+                assert lens.can_liquidate(m, a) is liquidatable
+                fee = keeper_fee(pos[0], p_wad, params, scale)
+                spare = m.cash() - m.market()[4]  # fees are not the keeper's
                 with boa.env.prank(w.keeper):
                     if not liquidatable:
                         with boa.reverts(ABOVE_MAINTENANCE):
@@ -586,8 +714,39 @@ def test_liquidation_price_flips_can_liquidate(decimals, short, margin_units, bp
 
 
 # ---------------------------------------------------------------------------------
-# (e) a winner paid beyond the insurance fund: what is guaranteed
+# (e) a winner's gain beyond the insurance fund: paid pro rata
 # ---------------------------------------------------------------------------------
+
+
+def free_cash(w: PerpWorld) -> int:
+    """Cash beyond every settled margin and the fees (the realised part of the
+    insurance fund; a pending order's keeper fee is reserved inside its margin):
+    never negative."""
+    m = w.market
+    _, _, _, margins, fees, _, _ = m.market()
+    return m.cash() - margins - fees
+
+
+def set_keeper_fee(w: PerpWorld, fee: int) -> None:
+    """The order window's keeper fee (the delays kept): every order reserves it."""
+    min_delay, max_age, _ = w.market.order_window()
+    with boa.env.prank(w.admin):
+        w.market.set_order_window(min_delay, max_age, fee)
+
+
+def execute_refused(w: PerpWorld, account, reason: str) -> int:
+    """Execute `account`'s order expecting its trade refused with `reason`: the order
+    is cancelled (`OrderFailed`), the position untouched, and the keeper paid
+    `min(fee, margin)` from the trader's margin into its own margin in the market."""
+    m = w.market
+    fee = m.order_window()[2]
+    before, keeper_margin = m.position(account), m.position(w.keeper)[1]
+    paid = w.execute_refused(account, reason)
+    assert paid == min(fee, before[1])
+    after = m.position(account)
+    assert (after[0], after[1], *after[2:]) == (before[0], before[1] - paid, *before[2:])
+    assert m.position(w.keeper)[1] == keeper_margin + paid
+    return paid
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
@@ -599,57 +758,98 @@ def test_liquidation_price_flips_can_liquidate(decimals, short, margin_units, bp
     bps=st.integers(5_000, 10_000), rally_bps=st.integers(1_000, 20_000),
     short=st.booleans(),
 )
-def test_a_winner_paid_beyond_the_fund_leaves_a_visible_deficit_and_pauses_new_risk(
+def test_a_gain_beyond_the_fund_is_paid_pro_rata_and_never_from_idle_margin(
         decimals, winner_units, flat_units, bps, rally_bps, short):
-    """A winner takes what the market lets her (`withdrawable`, at most the cash). Her
-    settled gain is paid from the market's whole cash, so once it outgrows the
-    insurance fund other traders' settled margins back it: a KNOWN LIMITATION
-    (docs/perps.md, "Limits": withdrawals are first come first served until the fund
-    is refilled). What the market does guarantee: whenever the cash no longer covers
-    every settled margin and the fees, `insurance_fund()` is negative, visibly so
-    already before the withdrawal, and opens and increases are refused with
-    INSURANCE_EXHAUSTED; while the cash covers them, a flat trader gets her whole
-    margin back."""
+    """The old market paid a winner's settled gain from its whole cash, other traders'
+    margins included (issue 18 item 5). Now: with the position open the winner can
+    withdraw only settled margin above the initial margin (the gain backs nothing);
+    while the fund is negative new risk is refused (INSURANCE_EXHAUSTED: the order is
+    cancelled and its keeper paid from the trader's margin); the order that closes
+    the position realises the gain in full while the fund covers it, else
+    `gain * (claims + fund) / claims` (GainHaircut; one winner: the fund's cash), so
+    the fund never ends negative; after every step the cash covers every margin (a
+    pending order's keeper fee is reserved in its margin) and the fees, the flat
+    trader gets her whole margin back and the fees are collected. Funding off: the
+    marked fund does not move between the checks."""
     with example(world(decimals)) as w:
-        m = w.market
+        m, lens = w.market, w.lens
         winner, flat, newcomer = w.traders[0], w.traders[1], w.traders[2]
+        params = funding_off(w)
         w.deposit(flat, flat_units * w.unit)
         w.deposit(winner, winner_units * w.unit)
-        room = perp.max_size_for_margin(state_of(w), winner_units * w.unit, short)
-        size = room * bps // 10_000
+        size = max_open(w, winner_units * w.unit, short) * bps // 10_000
+        hypothesis.assume(size > 0)
         w.trade(winner, -size if short else size)
+        size = m.position(winner)[0]
         # The index moves the winner's way (a fall for a short, a rally for a long).
         move = 2 * FEED_UNIT * rally_bps // 10_000
-        refresh(w, 2 * FEED_UNIT - move // 3 if short else 2 * FEED_UNIT + move)
-        insurance_before = m.insurance_fund()
-        amount = min(m.withdrawable(winner), m.cash())
-        if amount:
-            with boa.env.prank(winner):
-                m.withdraw_margin(amount)
-        _, _, _, margins, fees, insurance, deficit = m.market()
-        # Settling the gain moves it between the books: the fund's mark only loses its
-        # rounding (unrealised gains are marked up, settled ones paid down).
-        assert insurance == m.insurance_fund()
-        assert 0 <= insurance - insurance_before <= 1
-        assert deficit == 0  # no liquidation: nothing recorded, the fund is marked
-        if m.cash() < margins + fees:
-            event("cash short of the margins: deficit visible, new risk refused")
-            assert insurance_before < 0 and m.insurance_fund() < 0
-            w.deposit(newcomer, 1_000 * w.unit)
+        w.walk_price(2 * FEED_UNIT - move // 3 if short else 2 * FEED_UNIT + move)
+        price = m.index_price()[0]
+        assert free_cash(w) >= 0
+
+        # The unrealised gain backs no withdrawal.
+        margin = m.position(winner)[1]
+        need = initial_margin(size, price, params, w.value_scale)
+        assert lens.equity(m, winner) >= margin
+        assert lens.withdrawable(m, winner) == max(margin - need, 0)
+        with boa.env.prank(winner):
+            if margin > need:
+                with boa.reverts(reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL):
+                    m.withdraw_margin(margin - need + 1)
+                m.withdraw_margin(margin - need)
+            else:
+                with boa.reverts(reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL):
+                    m.withdraw_margin(1)
+        assert free_cash(w) >= 0
+
+        insurance = m.market()[5]
+        if insurance < 0:
+            event("the fund is short: new risk refused, the gain paid pro rata")
             for account, delta in ((newcomer, WAD), (newcomer, -WAD),
-                                   (winner, WAD if size and not short else -WAD)):
-                quote = perp.quote_trade(state_of(w), m.position(account)[0],
-                                         m.equity(account), delta,
-                                         MAX_UINT if delta > 0 else 0)
-                assert quote.refusal == INSURANCE_EXHAUSTED
-                with boa.reverts(INSURANCE_EXHAUSTED):
-                    w.trade(account, delta)
+                                   (winner, -WAD if short else WAD)):
+                with branch(w):
+                    set_keeper_fee(w, w.unit)
+                    w.deposit(newcomer, 1_000 * w.unit)
+                    w.commit(account, delta)
+                    assert w.next_round()
+                    # Refused: the order is cancelled and the keeper paid; nothing
+                    # is left to execute once the fund recovers.
+                    assert execute_refused(w, account, INSURANCE_EXHAUSTED) == w.unit
+                    assert free_cash(w) >= 0
         else:
-            event("cash covers the margins: the flat trader leaves")
-            balance = w.asset.balanceOf(flat)
-            with boa.env.prank(flat):
-                m.withdraw_margin(flat_units * w.unit)
-            assert w.asset.balanceOf(flat) == balance + flat_units * w.unit
+            event("the fund covers the gain: paid in full")
+
+        # The close realises the gain: in full, or pro rata while the fund is short.
+        last = m.position(winner)[2]
+        gain = perp.settlement(size, last, 0, price, 0, w.value_scale)
+        claims = ceil_div(size * (price - last), w.value_scale)
+        expected = gain
+        if insurance < 0:
+            expected = min(gain * (claims + insurance) // claims, gain) \
+                if claims + insurance > 0 else 0
+        margin = m.position(winner)[1]
+        w.trade(winner, -size)
+        log = modified(w)
+        haircuts = [x for x in m.get_logs() if type(x).__name__ == "GainHaircut"]
+        assert log.settled == expected
+        assert log.premium == 0  # the close reduces the skew
+        if insurance < 0:
+            (cut,) = haircuts
+            assert (cut.account, cut.gain, cut.paid) == (winner, gain, expected)
+        else:
+            assert not haircuts
+        assert m.position(winner) == (0, margin + expected - log.fee, 0, 0)
+        assert m.market()[5] >= 0 and free_cash(w) >= 0
+
+        # Everyone leaves with their whole margin; the fees are collected.
+        for account, amount in ((winner, m.position(winner)[1]), (flat, flat_units * w.unit)):
+            balance = w.asset.balanceOf(account)
+            with boa.env.prank(account):
+                m.withdraw_margin(amount)
+            assert w.asset.balanceOf(account) == balance + amount
+        fees = m.market()[4]
+        assert m.collect_fees() == fees
+        assert m.cash() == free_cash(w) >= 0
 
 
 # ---------------------------------------------------------------------------------
@@ -662,29 +862,31 @@ def test_a_winner_paid_beyond_the_fund_leaves_a_visible_deficit_and_pauses_new_r
 @hypothesis.example(drop_bps=800)
 @given(drop_bps=st.integers(100, 1_500))
 def test_one_keeper_pass_leaves_nothing_liquidatable(decimals, drop_bps):
-    """A short of 200,000 GPU-hours, then longs of 40,000 (9,000 USD of margin) and
-    150,000 (30,500 USD); the index falls by `drop_bps`; a keeper liquidates every
-    account `can_liquidate` flags, in account order (the first long is visited first):
-    afterwards no account is liquidatable (a liquidation moves the skew at the index,
-    which no longer changes anyone else's requirement)."""
+    """A short of 200,000 GPU-hours, then longs of 40,000 (10,600 USD of margin: the
+    old 9,000 plus the 1,600 exit premium the requirements now include) and 150,000
+    (53,000 USD: 30,500 plus 22,500); the index falls by `drop_bps` (in rounds within
+    the feed's 4 % limit); a keeper liquidates every account `can_liquidate` flags, in
+    account order (the first long is visited first): afterwards no account is
+    liquidatable (a liquidation moves the skew at the index, which no longer changes
+    anyone else's requirement)."""
     with example(world(decimals)) as w:
-        m = w.market
+        m, lens = w.market, w.lens
         first, second, short = w.traders[0], w.traders[1], w.traders[2]
         w.deposit(short, 1_000_000 * w.unit)
         w.trade(short, -200_000 * WAD)
-        w.deposit(first, 9_000 * w.unit)
+        w.deposit(first, 10_600 * w.unit)
         w.trade(first, 40_000 * WAD)
-        w.deposit(second, 30_500 * w.unit)
+        w.deposit(second, 53_000 * w.unit)
         w.trade(second, 150_000 * WAD)
-        refresh(w, 2 * FEED_UNIT * (10_000 - drop_bps) // 10_000)
-        flagged = [m.can_liquidate(a) for a in (first, second, short)]
+        w.walk_price(2 * FEED_UNIT * (10_000 - drop_bps) // 10_000)
+        flagged = [lens.can_liquidate(m, a) for a in (first, second, short)]
         event(f"keeper pass: {sum(flagged)} flagged")
         for account, liquidatable in zip((first, second, short), flagged, strict=True):
-            assert m.can_liquidate(account) is liquidatable  # no knock-on effect
+            assert lens.can_liquidate(m, account) is liquidatable  # no knock-on effect
             if liquidatable:
                 with boa.env.prank(w.keeper):
                     m.liquidate(account)
-        assert [m.can_liquidate(a) for a in (first, second, short)] == [False] * 3
+        assert [lens.can_liquidate(m, a) for a in (first, second, short)] == [False] * 3
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
@@ -695,30 +897,31 @@ def test_one_keeper_pass_leaves_nothing_liquidatable(decimals, drop_bps):
 def test_no_trade_forces_a_liquidation_and_the_round_trip_loses(decimals, victim_units,
                                                                victim_hours, short_hours):
     """A trader with a healthy long (at most the leverage cap); another trader sells
-    `short_hours` at an unchanged index, in one block: the victim's equity and
-    requirement do not move, so she stays safe (`can_liquidate` False, a keeper is
-    refused), and the attacker buying back loses exactly its fees plus its premiums
-    (never negative: no fill better than the index), so at least the fees."""
+    `short_hours` at an unchanged index (funding off: the orders execute a second
+    apart): the victim's equity and requirement do not move, so she stays safe
+    (`can_liquidate` False, a keeper is refused), and the attacker buying back loses
+    exactly its fees plus its premiums (never negative: no fill better than the index;
+    selling across zero skew pays for the leg past zero), so at least the fees."""
     with example(world(decimals)) as w:
-        m = w.market
+        m, lens = w.market, w.lens
         victim, attacker = w.traders[0], w.traders[2]
+        funding_off(w)
         w.deposit(victim, victim_units * w.unit)
-        room = perp.max_size_for_margin(state_of(w), victim_units * w.unit, False)
+        room = max_open(w, victim_units * w.unit, False)
         w.trade(victim, min(victim_hours * WAD, room))
-        assert not m.can_liquidate(victim)
-        equity, ratio = m.equity(victim), m.margin_ratio(victim)
+        assert not lens.can_liquidate(m, victim)
+        equity, ratio = lens.equity(m, victim), lens.margin_ratio(m, victim)
         w.deposit(attacker, 2_000_000 * w.unit)
         margin0, wallet0 = m.position(attacker)[1], w.asset.balanceOf(attacker)
         w.trade(attacker, -short_hours * WAD)
-        (log,) = [x for x in m.get_logs() if type(x).__name__ == "PositionModified"]
+        log = modified(w)
         fees, premiums = log.fee, log.premium
-        assert (m.equity(victim), m.margin_ratio(victim)) == (equity, ratio)
-        assert m.can_liquidate(victim) is False
+        assert (lens.equity(m, victim), lens.margin_ratio(m, victim)) == (equity, ratio)
+        assert lens.can_liquidate(m, victim) is False
         with boa.env.prank(attacker), boa.reverts(ABOVE_MAINTENANCE):
             m.liquidate(victim)
-        with boa.env.prank(attacker):
-            m.close_position(MAX_UINT)
-        (log,) = [x for x in m.get_logs() if type(x).__name__ == "PositionModified"]
+        w.trade(attacker, short_hours * WAD)
+        log = modified(w)
         assert log.fill_price >= m.index_price()[0]  # a buy: never under the index
         fees += log.fee
         premiums += log.premium
@@ -734,19 +937,19 @@ def test_no_trade_forces_a_liquidation_and_the_round_trip_loses(decimals, victim
 def test_zero_liquidation_price_means_never_liquidatable(decimals, skew_scale, short_hours,
                                                          long_hours):
     """A fully margined long (10,000 USD for at most 10,000 GPU-hours at 2 USD) against a
-    short skew; the admin then sets a skew scale under the open interest. Whenever
-    `liquidation_price()` says 0, `can_liquidate()` is False at the index (and at the
-    feed's lowest price)."""
+    short skew; the admin then sets a skew scale under the open interest (the exit
+    premium in the requirement grows). Whenever `liquidation_price()` says 0,
+    `can_liquidate()` is False at the index (and at the feed's lowest price)."""
     with example(world(decimals)) as w:
-        m = w.market
+        m, lens = w.market, w.lens
         a, b = w.traders[0], w.traders[1]
         w.deposit(b, TRADER_FUNDS * w.unit)
         w.trade(b, -short_hours * WAD)
         w.deposit(a, 10_000 * w.unit)
         w.trade(a, long_hours * WAD)
         set_params(w, params_of(w).model_copy(update={"skew_scale": skew_scale}))
-        if m.liquidation_price(a) == 0:
+        if lens.liquidation_price(m, a) == 0:
             event("liquidation price 0")
-            assert not m.can_liquidate(a)
+            assert not lens.can_liquidate(m, a)
             refresh(w, 1)
-            assert not m.can_liquidate(a)
+            assert not lens.can_liquidate(m, a)
