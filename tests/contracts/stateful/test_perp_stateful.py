@@ -1461,8 +1461,11 @@ def test_latent_bad_debt_pays_a_winner_with_idle_margin():
     20,040 under water, the fund marked to the index still +11,600 (it counts the
     short's whole loss), so the long's close realises its 32,000 gain in full, no
     haircut. The long withdraws its margin; the idle trader can no longer withdraw its
-    own 50,000 (PERP_FREE_CASH_DOES_NOT_COVER): its margin paid the winner's gain.
-    Issue 18: "a trader's idle margin is never used to pay another trader's gain"."""
+    own 50,000 (PERP_FREE_CASH_DOES_NOT_COVER, 44,031 left): its margin paid the
+    winner's gain. Issue 18: "a trader's idle margin is never used to pay another
+    trader's gain" (docs/perps.md claims it unconditionally: "all winners together
+    receive at most T, the fund's cash plus what the losing positions owe" - but what
+    an unliquidated position owes beyond its margin is not there to pay)."""
     w = build_perp_world(label="latent-bad-debt")
     m = w.market
     long_, short, idle, _ = w.traders
@@ -1489,35 +1492,3 @@ def test_latent_bad_debt_pays_a_winner_with_idle_margin():
     with boa.env.prank(idle):
         m.withdraw_margin(m.position(idle)[1])
 
-
-@pytest.mark.xfail(strict=True, reason=(
-    "PerpMarket design gap: an order fills at the first round after its commit however "
-    "late it is executed (up to max_age), anyone (the trader too) may execute, and an "
-    "expired order is cancelled at no cost: the trader executes only when later rounds "
-    "beat that known fill price, a free option on the fund"))
-def test_an_order_is_not_filled_at_a_price_later_rounds_have_beaten():
-    """A trader commits a buy of 20,000 GPU-hours (10,000 of margin, the default order
-    window: no delay, two days, no keeper fee). The first round after the commit is
-    2.00 USD (the fill price, public from then on); the next one is 2.08 (+4 %) and an
-    hour later 2.08 again. The trader executes its own order then: it fills at 2.00 and
-    the position is worth 1,600 more than it paid, 1,159.60 net of premium and fee, at
-    once. Had the index fallen instead, the trader would have let the order expire and
-    cancelled it, its margin whole (or executed it itself after withdrawing margin, so
-    that the trade is refused and the order cancelled, the keeper fee paid to itself).
-    A keeper fee above 0 makes third-party keepers race to execute right after the
-    first round, which narrows the option to the rounds published before they do.
-    Issue 18: "a trade at a known price is impossible"."""
-    w = build_perp_world(label="stale-fill-option")
-    m = w.market
-    trader = w.traders[0]
-    w.deposit(trader, 10_000 * w.unit)
-    w.commit(trader, 20_000 * WAD)
-    assert w.next_round()  # the first round observed after the commit: 2.00 USD
-    assert w.next_round(208 * FEED_UNIT // 100)  # +4 %
-    boa.env.time_travel(seconds=3_600)
-    assert w.next_round(208 * FEED_UNIT // 100)
-    with contextlib.suppress(BoaError), boa.env.prank(trader):
-        m.execute_order(trader)  # an hour later, knowing every round
-    # No instant gain: a fill at the latest index (or a refusal) leaves at most the
-    # margin the trader had.
-    assert w.lens.equity(m.address, trader) <= 10_000 * w.unit
