@@ -7,17 +7,24 @@ way they do in production: a signed report submitted to the hub.
 
 Units: sizes are WAD GPU-hours (signed), prices WAD USD per GPU-hour in the market
 (the feed has 8 decimals), margins asset units (6 or 18 decimals).
+
+Also what every perp test file shares: the tests' own mirror of the market's arithmetic
+(`contracts/modules/perp_math.vy`), and small chain helpers (nested anchors, events,
+the order window's keeper fee, the feed's move limit, funding off, a world in its own
+`boa.Env` for the property and stateful tests).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import boa
 import eth_abi
 from eth_utils import keccak
 
-from gpushares import reasons
+from gpushares import perp, reasons
 from gpushares.client import suite
 from tests.contracts import deployers
 from tests.contracts.oracle_helpers import (
@@ -55,12 +62,15 @@ REDUCTION_BELOW_MAINTENANCE = reasons.PERP_REDUCTION_LEAVE_POSITION_BELOW
 EXCEEDS_MARGIN = reasons.PERP_WITHDRAWAL_EXCEEDS_MARGIN
 BELOW_INITIAL_WITHDRAW = reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL
 ABOVE_MAINTENANCE = reasons.PERP_POSITION_ABOVE_MAINTENANCE_MARGIN
+FILL_NOT_POSITIVE = reasons.PERP_FILL_PRICE_NOT_POSITIVE
 
 
 WAD = 10**18
 BPS = 10_000
 DAY = 86_400
 FEED_UNIT = 10**8  # feed decimals: 1 USD
+FEED_TICK = WAD // FEED_UNIT  # one unit of the 8-decimal feed, in WAD
+GPUH = WAD  # one GPU-hour of size
 INDEX_FEED_ID = keccak(text="H100-SXM-80GB/USD/GPUh")
 MAX_UINT = 2**256 - 1
 
@@ -132,6 +142,7 @@ class PerpWorld:
     config_version: int = 0
     asset_decimals: int = 6
     last_observed: int = 0
+    last_refusal: object = None  # the OrderFailed event of the last `execute_refused`
 
     @property
     def unit(self) -> int:
@@ -214,13 +225,28 @@ class PerpWorld:
 
     def execute_refused(self, account: str, reason: str, keeper: str | None = None) -> int:
         """Execute `account`'s pending order expecting its trade to be refused with
-        `reason`: the order is cancelled (`OrderFailed`) and the keeper still paid."""
-        with boa.env.prank(keeper or self.keeper):
-            paid = self.market.execute_order(account)
-        failed = [e for e in self.market.get_logs() if type(e).__name__ == "OrderFailed"]
-        assert failed, "the order's trade went through"
-        assert decode_refusal(failed[0].reason) == reason
-        assert self.market.order(account)[3] == 0, "the order should be gone"
+        `reason`: the order is cancelled (`OrderFailed`, nobody can execute it later),
+        the position untouched, and the keeper paid `min(fee in force, margin)` from
+        the trader's margin into its own margin in the market. Returns the fee paid."""
+        m, keeper = self.market, keeper or self.keeper
+        fee = m.order_window()[2]
+        before, keeper_margin = m.position(account), m.position(keeper)[1]
+        with boa.env.prank(keeper):
+            paid = m.execute_order(account)
+        assert not events_of(m, "OrderExecuted"), "the order's trade went through"
+        assert not events_of(m, "PositionModified")
+        failed = self.last_refusal = event_of(m, "OrderFailed")
+        assert decode_refusal(failed.reason) == reason
+        assert (failed.account, failed.keeper, failed.keeper_fee) == (account, keeper, paid)
+        assert m.order(account)[3] == 0, "the order should be gone"
+        assert paid == min(fee, before[1])
+        if keeper != account:
+            assert m.position(account) == (before[0], before[1] - paid, *before[2:])
+            assert m.position(keeper)[1] == keeper_margin + paid
+        else:  # the trader paid itself
+            assert m.position(account) == before
+        with boa.reverts(NO_ORDER):  # nothing left to execute later
+            m.execute_order(account)
         return paid
 
     def trade(self, account: str, size_delta: int, acceptable: int | None = None,
@@ -295,3 +321,234 @@ def build_perp_world(
         with boa.env.prank(insurer):
             market.fund_insurance(amount)
     return world
+
+
+# ---------------------------------------------------------------------------------
+# The market's arithmetic (contracts/modules/perp_math.vy and PerpMarket._trade)
+# ---------------------------------------------------------------------------------
+# The tests' own copy, kept apart from the client's (`gpushares.perp`) on purpose: a
+# change to the market's formulas has to be made here by hand too before the contract
+# tests pass, and the tests that compare the client's pre-trade checks with the market
+# check the client's copy against this one. `params` is a `perp.RiskParams` or a
+# `PerpParams` (the same field names); `scale` is `PerpWorld.value_scale`.
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def signed(x: int, bits: int) -> int:
+    """A two's-complement `bits`-bit field of a storage word, as a Python int."""
+    return x - (1 << bits) if x >> (bits - 1) else x
+
+
+def premium_and_fill(price: int, skew: int, size_delta: int, skew_scale: int,
+                     scale: int) -> tuple[int, int]:
+    """`perp_math._premium`: (premium in asset units, average fill). Only the leg that
+    increases |skew| pays, from its start skew `s` (zero once the trade crosses zero):
+    `ceil(ceil(P * (2|s| + |x|) / (2 * skew_scale * WAD)) * |x| / scale)`; the fill is
+    the index plus the premium per unit, rounded against the trader. Raises
+    `ValueError(FILL_NOT_POSITIVE)` where the market refuses a non-positive fill."""
+    start, leg = skew, size_delta
+    if skew != 0 and (skew > 0) != (size_delta > 0):
+        if abs(size_delta) <= abs(skew):
+            return 0, price
+        start, leg = 0, size_delta + skew
+    n = abs(leg)
+    paid = ceil_div(price * (2 * abs(start) + n), 2 * skew_scale * WAD) * n
+    avg = ceil_div(paid, abs(size_delta))
+    if size_delta < 0:
+        if avg >= price:
+            raise ValueError(FILL_NOT_POSITIVE)
+        return ceil_div(paid, scale), price - avg
+    return ceil_div(paid, scale), price + avg
+
+
+def trade_fee(skew: int, size_delta: int, fill: int, params, scale: int) -> int:
+    """Maker fee on the part that reduces |skew|, taker on the rest, on the fill,
+    rounded up."""
+    maker = 0
+    if skew != 0 and (skew > 0) != (size_delta > 0):
+        maker = min(abs(size_delta), abs(skew))
+    taker = abs(size_delta) - maker
+    num = (taker * params.taker_fee_bps + maker * params.maker_fee_bps) * fill
+    return ceil_div(num, scale * BPS)
+
+
+def exit_premium(size: int, price: int, skew_scale: int, scale: int) -> int:
+    """`perp_math._exit_premium`: what closing `size` against a zero skew pays,
+    |size|^2 x P / (2 x skew_scale), rounded up twice."""
+    n = abs(size)
+    return ceil_div(ceil_div(price * n, 2 * skew_scale * WAD) * n, scale)
+
+
+def requirement(size: int, price: int, bps: int, params, scale: int) -> int:
+    """`perp_math._requirement`: `ceil(notional * bps) + keeper fee + exit premium`."""
+    return (ceil_div(abs(size) * price * bps, scale * BPS) + params.min_keeper_fee
+            + exit_premium(size, price, params.skew_scale, scale))
+
+
+def initial_margin(size: int, price: int, params, scale: int) -> int:
+    """Equity a position needs after an open or increase (leverage cap, exit premium)."""
+    return requirement(size, price, params.initial_margin_bps, params, scale)
+
+
+def maintenance_margin(size: int, price: int, params, scale: int) -> int:
+    """Equity under which a position can be liquidated (independent of the skew)."""
+    return requirement(size, price, params.maintenance_margin_bps + params.liquidation_fee_bps,
+                       params, scale)
+
+
+def liquidation_keeper_fee(size: int, price: int, params, scale: int) -> int:
+    """What a liquidation of `size` at `price` pays the keeper (rounded down)."""
+    return params.min_keeper_fee + abs(size) * price // scale * params.liquidation_fee_bps // BPS
+
+
+def move_covered(max_move_bps: int, params) -> bool:
+    """`PerpMarket._check_move_covered`: one feed update at the move limit, with the
+    liquidation fee on the moved notional and the exit fee, stays below maintenance."""
+    return max_move_bps != 0 and (max_move_bps * (BPS + params.liquidation_fee_bps)
+                                  + params.taker_fee_bps * BPS
+                                  < params.maintenance_margin_bps * BPS)
+
+
+def funding_dust(steps: int, dt: int, rmax: int, price: int) -> int:
+    """Bound on |computed - exact integral| of the funding index (WAD USD per
+    GPU-hour) over `dt` seconds accrued in `steps` steps at a constant price and skew:
+    per step one wei of the index's floor; in area (rate x seconds) per step the
+    trapezoid's halving, the cap-hit time truncated to the second (at most one second
+    of the rate's swing to the cap, <= rmax) and the rate's truncation (< 1 wei a step)
+    carried over the rest of the interval."""
+    area = steps * (2 + rmax) + steps * dt
+    return steps + ceil_div(area * price, DAY * WAD)
+
+
+# ---------------------------------------------------------------------------------
+# Chain helpers
+# ---------------------------------------------------------------------------------
+
+
+def now() -> int:
+    return boa.env.evm.patch.timestamp
+
+
+def events_of(contract, name: str) -> list:
+    """`contract`'s events `name` from the last call."""
+    return [log for log in contract.get_logs()
+            if type(log).__name__ == name and log.address == contract.address]
+
+
+def event_of(contract, name: str):
+    """`contract`'s one event `name` from the last call."""
+    (log,) = events_of(contract, name)
+    return log
+
+
+def modified(w: PerpWorld):
+    """The market's PositionModified event of the last execution."""
+    return event_of(w.market, "PositionModified")
+
+
+def restoring(world: PerpWorld) -> Iterator[PerpWorld]:
+    """For a function-scoped fixture over a module's world: the chain state is
+    anchored per test (tests/contracts/conftest.py); the helper's clock of the last
+    report is plain Python, so put it back too (`yield from restoring(_world)`)."""
+    observed = world.last_observed
+    yield world
+    world.last_observed = observed
+
+
+@contextlib.contextmanager
+def branch(w: PerpWorld) -> Iterator[None]:
+    """A nested anchor (a what-if on the same state) that also restores the helper's
+    clock of the last report."""
+    observed = w.last_observed
+    with boa.env.anchor():
+        try:
+            yield
+        finally:
+            w.last_observed = observed
+
+
+def params_of(w: PerpWorld) -> perp.RiskParams:
+    """The market's risk parameters as it stores them."""
+    return perp.RiskParams.from_chain(tuple(w.market.risk_params()))
+
+
+def set_params(w: PerpWorld, params) -> None:
+    with boa.env.prank(w.admin):
+        w.market.set_risk_params(params.as_tuple())
+
+
+def funding_off(w: PerpWorld) -> perp.RiskParams:
+    """No funding from here on (accrued under the old parameters first): orders a
+    second apart then settle exactly their price moves. Returns the new parameters."""
+    params = params_of(w).model_copy(update={"max_funding_velocity": 0,
+                                             "max_funding_rate": 0})
+    set_params(w, params)
+    return params
+
+
+def set_keeper_fee(w: PerpWorld, fee: int) -> None:
+    """The order window's keeper fee (the delays kept): every order reserves it."""
+    min_delay, max_age, _ = w.market.order_window()
+    with boa.env.prank(w.admin):
+        w.market.set_order_window(min_delay, max_age, fee)
+
+
+def set_move_limit(w: PerpWorld, max_move_bps: int) -> None:
+    """The oracle admin changes the feed's move limit (bounds and heartbeat kept)."""
+    view = w.hub.feed(INDEX_FEED_ID)
+    with boa.env.prank(w.oracle_admin):
+        w.hub.set_feed_config(INDEX_FEED_ID, view.min_answer, view.max_answer, max_move_bps,
+                              view.heartbeat, True)
+
+
+def round_after_commit(w: PerpWorld, price: int | None = None) -> None:
+    """The next oracle round (at `price`, 8 decimals, or the latest value again),
+    observed strictly after an order committed in this block."""
+    if w.last_observed < now():
+        boa.env.time_travel(seconds=1)
+    assert w.next_round(price), "the hub refused the round"
+
+
+# ---------------------------------------------------------------------------------
+# A world in its own boa.Env (property and stateful tests)
+# ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Built:
+    """A world deployed once into its own `boa.Env`; examples run in anchors of it."""
+
+    env: boa.Env
+    world: PerpWorld
+    last_observed: int
+
+
+def build_in_own_env(decimals: int, label: str, funds: int, *,
+                     everyone: bool = False) -> Built:
+    """`build_perp_world` in a new `boa.Env`, each trader minted `funds` whole units
+    (`everyone`: the insurer and the stranger too)."""
+    env = boa.Env()
+    with boa.swap_env(env):
+        boa.env.enable_fast_mode()
+        w = build_perp_world(asset_decimals=decimals, label=label)
+        for account in [*w.traders, *((w.insurer, w.stranger) if everyone else ())]:
+            w.fund(account, funds * w.unit)
+    return Built(env, w, w.last_observed)
+
+
+@contextlib.contextmanager
+def example(built: Built) -> Iterator[PerpWorld]:
+    """One example: the world's env, inside an anchor (the clock included), with
+    fresh traces; the oracle's Python-side clock restored on the way out."""
+    w = built.world
+    with boa.swap_env(built.env), built.env.anchor():
+        boa.env.sha3_trace = {}
+        boa.env.sstore_trace = {}
+        w.last_observed = built.last_observed
+        try:
+            yield w
+        finally:
+            w.last_observed = built.last_observed

@@ -15,7 +15,6 @@ One world per asset-decimals is built per module and every test runs in its own
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import boa
@@ -31,7 +30,10 @@ from tests.contracts.perp_helpers import (
     DEFAULT_ADMIN_ROLE,
     DEFICIT_PAUSED,
     EXCEEDS_MARGIN,
+    FEED_TICK,
     FEED_UNIT,
+    FILL_NOT_POSITIVE,
+    GPUH,
     GUARDIAN_PAUSED,
     GUARDIAN_ROLE,
     INDEX_FEED_ID,
@@ -43,7 +45,6 @@ from tests.contracts.perp_helpers import (
     MOVE_NOT_COVERED,
     NO_FEES,
     NO_MARGIN_FOR_FEE,
-    NO_ORDER,
     NO_POSITION,
     NOT_POSITIVE,
     REDUCTION_BELOW_MAINTENANCE,
@@ -54,20 +55,30 @@ from tests.contracts.perp_helpers import (
     WAD,
     ZERO_AMOUNT,
     ZERO_SIZE,
-    PerpParams,
     PerpWorld,
+    branch,
     build_perp_world,
-    decode_refusal,
+    event_of,
+    events_of,
+    exit_premium,
+    initial_margin,
+    liquidation_keeper_fee,
+    maintenance_margin,
+    move_covered,
+    now,
+    params_of,
+    premium_and_fill,
+    restoring,
+    round_after_commit,
+    set_move_limit,
+    trade_fee,
 )
 
-FEED_TICK = 10**10  # one unit of the 8-decimal feed (1e-8 USD) in WAD
 PRICE = 2 * FEED_UNIT  # the world's starting index: 2 USD per GPU-hour
-GPUH = WAD  # one GPU-hour of size
 MASK128 = 2**128 - 1
 MASK96 = 2**96 - 1
 MAX_OI = 2**40  # the highest open-interest cap (whole GPU-hours)
 
-FILL_NOT_POSITIVE = reasons.PERP_FILL_PRICE_NOT_POSITIVE
 ZERO_FEE_RECIPIENT = reasons.PERP_FEE_RECIPIENT_ZERO_ADDRESS
 AMOUNT_TOO_LARGE = reasons.PERP_AMOUNT_TOO_LARGE
 BAD_SCALE = reasons.PERP_SKEW_SCALE_1_2
@@ -91,88 +102,16 @@ def _world_any(request) -> PerpWorld:
     return build_perp_world(asset_decimals=request.param, label=f"pmx{request.param}")
 
 
-def _restoring(world: PerpWorld):
-    """The chain state is anchored per test; the helper's clock of the last report is
-    plain Python, so put it back too."""
-    observed = world.last_observed
-    yield world
-    world.last_observed = observed
-
-
 @pytest.fixture
 def world(_world6):
     """The 6-decimal market (10,000 tUSD of insurance, index 2 USD, move limit 4 %)."""
-    yield from _restoring(_world6)
+    yield from restoring(_world6)
 
 
 @pytest.fixture
 def any_world(_world_any):
     """The market with a 6- and an 18-decimal margin asset."""
-    yield from _restoring(_world_any)
-
-
-# ---------------------------------------------------------------------------------
-# The market's arithmetic (contracts/modules/perp_math.vy), exactly
-# ---------------------------------------------------------------------------------
-
-
-def _ceil(x: int, y: int) -> int:
-    return -((-x) // y)
-
-
-def _exit_premium(size: int, price: int, p: PerpParams, vs: int) -> int:
-    """`perp_math._exit_premium`: |size|^2 x P / (2 x skew_scale), rounded up twice."""
-    n = abs(size)
-    return _ceil(_ceil(price * n, 2 * p.skew_scale * WAD) * n, vs)
-
-
-def _requirement(size: int, price: int, bps: int, p: PerpParams, vs: int) -> int:
-    """`perp_math._requirement`: ceil(notional x bps) + keeper fee + exit premium."""
-    return _ceil(abs(size) * price * bps, vs * BPS) + p.min_keeper_fee \
-        + _exit_premium(size, price, p, vs)
-
-
-def _initial(size: int, price: int, p: PerpParams, vs: int) -> int:
-    return _requirement(size, price, p.initial_margin_bps, p, vs)
-
-
-def _maintenance(size: int, price: int, p: PerpParams, vs: int) -> int:
-    return _requirement(size, price, p.maintenance_margin_bps + p.liquidation_fee_bps, p, vs)
-
-
-def _premium(price: int, skew: int, size_delta: int, scale: int, vs: int) -> tuple[int, int]:
-    """`perp_math._premium`: (premium in asset units, average fill). Only the part
-    that increases |skew| pays, from its start skew (zero past a crossing); the
-    average rounds against the trader. ValueError where the market refuses the fill."""
-    start, leg = skew, size_delta
-    if skew != 0 and (skew > 0) != (size_delta > 0):
-        if abs(size_delta) <= abs(skew):
-            return 0, price
-        start, leg = 0, size_delta + skew
-    n = abs(leg)
-    paid = _ceil(price * (2 * abs(start) + n), 2 * scale * WAD) * n
-    avg = _ceil(paid, abs(size_delta))
-    if size_delta < 0:
-        if avg >= price:
-            raise ValueError(FILL_NOT_POSITIVE)
-        return _ceil(paid, vs), price - avg
-    return _ceil(paid, vs), price + avg
-
-
-def _fee(skew: int, size_delta: int, fill: int, p: PerpParams, vs: int) -> int:
-    """Maker fee on the part that reduces |skew|, taker on the rest, rounded up."""
-    maker = min(abs(size_delta), abs(skew)) if skew and (skew > 0) != (size_delta > 0) else 0
-    taker = abs(size_delta) - maker
-    return _ceil((taker * p.taker_fee_bps + maker * p.maker_fee_bps) * fill, vs * BPS)
-
-
-def _keeper_fee(size: int, price: int, p: PerpParams, vs: int) -> int:
-    return p.min_keeper_fee + abs(size) * price // vs * p.liquidation_fee_bps // BPS
-
-
-def _move_covered(max_move_bps: int, p: PerpParams) -> bool:
-    return max_move_bps != 0 and max_move_bps * (BPS + p.liquidation_fee_bps) \
-        + p.taker_fee_bps * BPS < p.maintenance_margin_bps * BPS
+    yield from restoring(_world_any)
 
 
 @dataclass(frozen=True)
@@ -187,7 +126,7 @@ class Snapshot:
     deficit: int
     paused: bool
     max_move_bps: int
-    params: PerpParams
+    params: perp.RiskParams
     vs: int
 
     @property
@@ -208,10 +147,6 @@ class Quote:
     settled: int = 0
 
 
-def _params(w: PerpWorld) -> PerpParams:
-    return PerpParams(*tuple(w.market.risk_params()))
-
-
 def _snapshot(w: PerpWorld) -> Snapshot:
     m = w.market
     price, fresh = m.index_price()
@@ -219,7 +154,7 @@ def _snapshot(w: PerpWorld) -> Snapshot:
     return Snapshot(
         price=price, fresh=fresh, long_oi=long_oi, short_oi=short_oi, insurance=insurance,
         deficit=deficit, paused=m.paused(), max_move_bps=w.hub.trading_state(INDEX_FEED_ID)[4],
-        params=_params(w), vs=w.value_scale,
+        params=params_of(w), vs=w.value_scale,
     )
 
 
@@ -233,7 +168,7 @@ def _predict(s: Snapshot, size: int, margin: int, settled: int, size_delta: int,
         return Quote(ZERO_SIZE)
     if not s.fresh:
         return Quote(STALE)
-    if size and margin + settled < _maintenance(size, s.price, p, vs):
+    if size and margin + settled < maintenance_margin(size, s.price, p, vs):
         return Quote(LIQUIDATABLE)
     new_size = size + size_delta
     increases = abs(new_size) > abs(size) or (
@@ -245,15 +180,15 @@ def _predict(s: Snapshot, size: int, margin: int, settled: int, size_delta: int,
             return Quote(DEFICIT_PAUSED)
         if s.insurance < 0:
             return Quote(INSURANCE_EXHAUSTED)
-        if not _move_covered(s.max_move_bps, p):
+        if not move_covered(s.max_move_bps, p):
             return Quote(MOVE_NOT_COVERED)
     try:
-        premium, fill = _premium(s.price, s.skew, size_delta, p.skew_scale, vs)
+        premium, fill = premium_and_fill(s.price, s.skew, size_delta, p.skew_scale, vs)
     except ValueError as exc:
         return Quote(str(exc))
     if (fill > acceptable) if size_delta > 0 else (fill < acceptable):
         return Quote(SLIPPAGE, fill_price=fill)
-    fee = _fee(s.skew, size_delta, fill, p, vs)
+    fee = trade_fee(s.skew, size_delta, fill, p, vs)
     after = margin + settled - premium - fee
     result = {"fill_price": fill, "fee": fee, "premium": premium, "size_after": new_size,
               "margin_after": max(after, 0), "settled": settled}
@@ -261,7 +196,7 @@ def _predict(s: Snapshot, size: int, margin: int, settled: int, size_delta: int,
         return Quote(NO_MARGIN_FOR_FEE, **result)
     if new_size != 0:
         if increases:
-            if after < _initial(new_size, s.price, p, vs):
+            if after < initial_margin(new_size, s.price, p, vs):
                 return Quote(BELOW_INITIAL, **result)
             longs = s.long_oi + max(new_size, 0) - max(size, 0)
             shorts = s.short_oi + max(-new_size, 0) - max(-size, 0)
@@ -269,7 +204,7 @@ def _predict(s: Snapshot, size: int, margin: int, settled: int, size_delta: int,
                 return Quote(LONG_CAP, **result)
             if shorts > p.max_short_oi * WAD and shorts > s.short_oi:
                 return Quote(SHORT_CAP, **result)
-        elif after < _maintenance(new_size, s.price, p, vs):
+        elif after < maintenance_margin(new_size, s.price, p, vs):
             return Quote(REDUCTION_BELOW_MAINTENANCE, **result)
     return Quote(None, **result)
 
@@ -322,36 +257,12 @@ def _lens(w: PerpWorld) -> _Lens:
     return _Lens(w)
 
 
-def _events(contract, name):
-    return [
-        log for log in contract.get_logs()
-        if type(log).__name__ == name and log.address == contract.address
-    ]
-
-
-def _event(contract, name):
-    (event,) = _events(contract, name)
-    return event
-
-
-def _now() -> int:
-    return boa.env.evm.patch.timestamp
-
-
-def _round_after_commit(w: PerpWorld, price: int | None = None) -> None:
-    """The next oracle round, observed strictly after an order committed in this block
-    (the helper publishes at the current second when the last report is older)."""
-    if w.last_observed < _now():
-        boa.env.time_travel(seconds=1)
-    assert w.next_round(price), "the hub refused the round"
-
-
 def _trade(w: PerpWorld, account, size_delta: int, acceptable: int | None = None,
            price: int | None = None) -> None:
     """Commit, the next round (at `price`, 8 decimals, or the latest value again),
     execute: the clock moves one second (funding accrues over it)."""
     w.commit(account, size_delta, acceptable)
-    _round_after_commit(w, price)
+    round_after_commit(w, price)
     w.execute(account)
 
 
@@ -360,7 +271,7 @@ def _trade_together(w: PerpWorld, *orders) -> None:
     the block of the one round after them, in order: no funding between them."""
     for account, size_delta in orders:
         w.commit(account, size_delta)
-    _round_after_commit(w)
+    round_after_commit(w)
     for account, _ in orders:
         w.execute(account)
 
@@ -380,8 +291,8 @@ def _execute_and_check(w: PerpWorld, account, size_delta: int, acceptable: int |
     price, fidx, rate = w.price_wad(), m.funding_index(), m.funding_rate()
     fees = m.market()[4]
     w.execute(account)
-    event = _event(m, "PositionModified")
-    for funding in _events(m, "FundingAccrued"):
+    event = event_of(m, "PositionModified")
+    for funding in events_of(m, "FundingAccrued"):
         assert (funding.funding_index, funding.funding_rate, funding.index_price) == (
             fidx, rate, price)
     assert (
@@ -405,7 +316,7 @@ def _check_trades(w: PerpWorld, *orders, price: int | None = None):
     orders = [(*order, None) if len(order) == 2 else order for order in orders]
     for account, size_delta, acceptable in orders:
         w.commit(account, size_delta, acceptable)
-    _round_after_commit(w, price)
+    round_after_commit(w, price)
     return [_execute_and_check(w, *order) for order in orders]
 
 
@@ -413,15 +324,6 @@ def _check_trade(w: PerpWorld, account, size_delta: int, acceptable: int | None 
                  *, price: int | None = None):
     """One checked trade (see `_execute_and_check`)."""
     return _check_trades(w, (account, size_delta, acceptable), price=price)[0]
-
-
-@contextmanager
-def _anchor(w: PerpWorld):
-    """A nested anchor that also restores the helper's clock of the last report."""
-    observed = w.last_observed
-    with boa.env.anchor():
-        yield
-    w.last_observed = observed
 
 
 def _refused(w: PerpWorld, account, size_delta: int, reason: str,
@@ -434,33 +336,25 @@ def _refused(w: PerpWorld, account, size_delta: int, reason: str,
     inside an anchor). `keeper_fee` is the order window's fee for the order (one unit
     of the asset unless given)."""
     m = w.market
-    with _anchor(w):
+    with branch(w):
         if keeper_fee is None:
             keeper_fee = w.unit
         with boa.env.prank(w.admin):
             m.set_order_window(0, 2 * DAY, keeper_fee)
         w.commit(account, size_delta, acceptable)
-        _round_after_commit(w)
-        size, margin, last_price, last_funding = m.position(account)
-        keeper_margin = m.position(w.keeper)[1]
+        round_after_commit(w)
+        margin = m.position(account)[1]
         cash, book, funding = m.cash(), m.market()[3:5], m._storage._funding.get()
         balances = (w.asset.balanceOf(m.address), w.asset.balanceOf(w.keeper))
-        paid = min(keeper_fee, margin)
-        with boa.env.prank(w.keeper):
-            assert m.execute_order(account) == paid  # no revert: the order is settled
-        failed = _event(m, "OrderFailed")
-        assert decode_refusal(failed.reason) == reason
-        assert (failed.account, failed.keeper, failed.round_id, failed.price,
-                failed.keeper_fee) == (account, w.keeper, w.hub.trading_state(INDEX_FEED_ID)[2],
-                                       w.price_wad(), paid)
-        assert not _events(m, "OrderExecuted") and not _events(m, "PositionModified")
+        # No revert: the order is settled and gone (the helper checks the event, the
+        # position, the keeper's margin and that nobody can execute the order later).
+        assert w.execute_refused(account, reason) == min(keeper_fee, margin)
+        failed = w.last_refusal
+        assert (failed.round_id, failed.price) == (w.hub.trading_state(INDEX_FEED_ID)[2],
+                                                   w.price_wad())
         assert tuple(m.order(account)) == (0, 0, 0, 0, 0)
-        assert m.position(account) == (size, margin - paid, last_price, last_funding)
-        assert m.position(w.keeper)[1] == keeper_margin + paid
         assert (m.cash(), m.market()[3:5], m._storage._funding.get()) == (cash, book, funding)
         assert (w.asset.balanceOf(m.address), w.asset.balanceOf(w.keeper)) == balances
-        with boa.env.prank(w.keeper), boa.reverts(NO_ORDER):
-            m.execute_order(account)  # gone: nobody can execute it later
 
 
 def _execution_reverts(w: PerpWorld, account, size_delta: int, reason: str) -> None:
@@ -468,9 +362,9 @@ def _execution_reverts(w: PerpWorld, account, size_delta: int, reason: str) -> N
     trade (a check of the index): it reverts, changes nothing, and the order stays
     pending (all inside an anchor)."""
     m = w.market
-    with _anchor(w):
+    with branch(w):
         w.commit(account, size_delta)
-        _round_after_commit(w)
+        round_after_commit(w)
         position, order, cash = m.position(account), m.order(account), m.cash()
         with boa.reverts(reason):
             w.execute(account)
@@ -480,14 +374,6 @@ def _execution_reverts(w: PerpWorld, account, size_delta: int, reason: str) -> N
 def _set_params(w: PerpWorld, **changes) -> None:
     with boa.env.prank(w.admin):
         w.market.set_risk_params(replace(w.params, **changes).as_tuple())
-
-
-def _set_move_limit(w: PerpWorld, max_move_bps: int) -> None:
-    """The oracle admin changes the feed's move limit (bounds and heartbeat kept)."""
-    view = w.hub.feed(INDEX_FEED_ID)
-    with boa.env.prank(w.oracle_admin):
-        w.hub.set_feed_config(INDEX_FEED_ID, view.min_answer, view.max_answer, max_move_bps,
-                              view.heartbeat, True)
 
 
 def _make_stale(w: PerpWorld) -> None:
@@ -525,7 +411,7 @@ def test_deposit_credits_the_margin_and_the_internal_cash(any_world):
     w.fund(alice, amount)
     with boa.env.prank(alice):
         m.deposit_margin(amount)
-    event = _event(m, "MarginDeposited")
+    event = event_of(m, "MarginDeposited")
     assert (event.account, event.sender, event.amount, event.margin) == (
         alice, alice, amount, amount,
     )
@@ -535,7 +421,7 @@ def test_deposit_credits_the_margin_and_the_internal_cash(any_world):
     assert w.asset.balanceOf(alice) == 0
     assert m.market()[3] == amount  # the margin book
     w.deposit(alice, 1)
-    assert _event(m, "MarginDeposited").margin == amount + 1
+    assert event_of(m, "MarginDeposited").margin == amount + 1
 
 
 def test_zero_amounts_are_refused(world):
@@ -565,7 +451,7 @@ def test_withdraw_without_a_position_returns_the_margin(any_world):
         with boa.reverts(EXCEEDS_MARGIN):
             m.withdraw_margin(amount + 1)
         m.withdraw_margin(amount // 5)
-        event = _event(m, "MarginWithdrawn")
+        event = event_of(m, "MarginWithdrawn")
         assert (event.account, event.amount, event.margin) == (
             alice, amount // 5, amount - amount // 5,
         )
@@ -615,7 +501,7 @@ def test_withdraw_with_a_position_is_refused_on_a_stale_index(world):
 def test_index_is_fresh_up_to_exactly_the_heartbeat(world):
     m = world.market
     updated = world.feed.latestRoundData()[3]
-    boa.env.time_travel(seconds=updated + DAY - _now())
+    boa.env.time_travel(seconds=updated + DAY - now())
     assert m.index_price() == (PRICE * FEED_TICK, True)
     boa.env.time_travel(seconds=1)
     assert m.index_price() == (PRICE * FEED_TICK, False)
@@ -634,11 +520,11 @@ def test_withdraw_with_a_position_counts_losses_not_gains(any_world, rise):
     _open(w, alice, 1_000 * w.unit, size)
     _, margin, last_price, last_funding = m.position(alice)
     w.walk_price(22 * FEED_UNIT // 10 if rise else 19 * FEED_UNIT // 10)  # +10 % / -5 %
-    price, fidx, p = w.price_wad(), m.funding_index(), _params(w)
+    price, fidx, p = w.price_wad(), m.funding_index(), params_of(w)
     settled = perp.settlement(size, last_price, last_funding, price, fidx, w.value_scale)
     assert (settled > 0) is rise
     assert lens.equity(alice) == margin + settled
-    need = _initial(size, price, p, w.value_scale)
+    need = initial_margin(size, price, p, w.value_scale)
     free = margin + min(settled, 0) - need
     assert lens.withdrawable(alice) == free > 0
     with boa.env.prank(alice):
@@ -647,7 +533,7 @@ def test_withdraw_with_a_position_counts_losses_not_gains(any_world, rise):
         with boa.reverts(BELOW_INITIAL_WITHDRAW):
             m.withdraw_margin(free + 1)
         m.withdraw_margin(free)
-    event = _event(m, "MarginWithdrawn")
+    event = event_of(m, "MarginWithdrawn")
     assert (event.account, event.amount, event.margin) == (alice, free, margin - free)
     # Nothing settled: the position keeps its settlement point, the PnL stays unrealised.
     assert m.position(alice) == (size, margin - free, last_price, last_funding)
@@ -670,14 +556,14 @@ def test_a_skew_reducing_open_fills_at_the_index_without_a_rebate(any_world, sho
     sign = -1 if short else 1
     size = sign * 20_000 * GPUH
     _open(w, bob, 150_000 * w.unit, -10 * size)
-    price, p, scale = w.price_wad(), _params(w), w.value_scale
-    premium, fill = _premium(price, -10 * size, size, p.skew_scale, scale)
+    price, p, scale = w.price_wad(), params_of(w), w.value_scale
+    premium, fill = premium_and_fill(price, -10 * size, size, p.skew_scale, scale)
     assert (premium, fill) == (0, price)
     assert lens.fill_price(size) == price
-    fee = _fee(-10 * size, size, fill, p, scale)
+    fee = trade_fee(-10 * size, size, fill, p, scale)
     assert fee == 20 * w.unit
-    need = _initial(size, price, p, scale)
-    assert _exit_premium(size, price, p, scale) == 400 * w.unit
+    need = initial_margin(size, price, p, scale)
+    assert exit_premium(size, price, p.skew_scale, scale) == 400 * w.unit
     assert need == 4_405 * w.unit
     least = need + premium + fee
 
@@ -697,7 +583,7 @@ def test_a_skew_reducing_open_fills_at_the_index_without_a_rebate(any_world, sho
     assert lens.withdrawable(alice) == 1_000 * w.unit
     w.walk_price(PRICE + sign * FEED_UNIT // 10)  # 2.10 USD long, 1.90 USD short
     price, margin = w.price_wad(), w.margin_of(alice)
-    need = _initial(size, price, p, scale)
+    need = initial_margin(size, price, p, scale)
     assert need == (4_185 if short else 4_625) * w.unit  # 10 % + 5 USD + exit premium
     assert lens.equity(alice) > margin  # a gain, which backs nothing yet
     assert lens.withdrawable(alice) == margin - need
@@ -723,8 +609,8 @@ def test_open_long_fills_at_the_skew_premium(any_world):
     w.deposit(alice, deposit)
     price = w.price_wad()
     insurance = m.market()[5]
-    premium, fill = _premium(price, 0, size, w.params.skew_scale, w.value_scale)
-    fee = _fee(0, size, fill, _params(w), w.value_scale)
+    premium, fill = premium_and_fill(price, 0, size, w.params.skew_scale, w.value_scale)
+    fee = trade_fee(0, size, fill, params_of(w), w.value_scale)
     assert _lens(w).fill_price(size) == fill == 2_001 * WAD // 1_000
     assert premium == w.unit and fee == 2_001 * w.unit // 1_000
     event = _check_trade(w, alice, size)
@@ -740,7 +626,7 @@ def test_open_short_fills_below_the_index(any_world):
     m, alice = w.market, w.traders[0]
     size = -1_000 * GPUH
     w.deposit(alice, 1_000 * w.unit)
-    assert _premium(w.price_wad(), 0, size, w.params.skew_scale, w.value_scale)[1] == (
+    assert premium_and_fill(w.price_wad(), 0, size, w.params.skew_scale, w.value_scale)[1] == (
         1_999 * WAD // 1_000)
     event = _check_trade(w, alice, size)
     assert event.fill_price == 1_999 * WAD // 1_000
@@ -756,18 +642,18 @@ def test_increase_settles_pnl_and_funding_first(world):
     m, alice = world.market, world.traders[0]
     size = 10_000 * GPUH
     _open(world, alice, 5_000 * world.unit, size)
-    opened = _now()
+    opened = now()
     boa.env.time_travel(seconds=3_600)
     world.walk_price(21 * FEED_UNIT // 10)  # +5 %: two rounds
     event = _check_trade(world, alice, 5_000 * GPUH)
     price = world.price_wad()
-    fidx, rate = perp.funding_step(0, 0, _now() - opened, price, size, _params(world))
+    fidx, rate = perp.funding_step(0, 0, now() - opened, price, size, params_of(world))
     assert (m.funding_index(), m.funding_rate()) == (fidx, rate)  # accrued by the trade
     assert fidx > 0 and rate > 0
     assert event.settled == perp.settlement(size, PRICE * FEED_TICK, 0, price, fidx,
                                             world.value_scale)
     assert event.settled < size * (price - PRICE * FEED_TICK) // world.value_scale
-    assert event.fill_price == _premium(price, size, 5_000 * GPUH, 1_000_000,
+    assert event.fill_price == premium_and_fill(price, size, 5_000 * GPUH, 1_000_000,
                                         world.value_scale)[1]
 
 
@@ -868,7 +754,7 @@ def test_acceptable_price_bounds_a_premium_paying_buy(world):
     alice = world.traders[0]
     world.deposit(alice, 1_000 * world.unit)
     fill = _lens(world).fill_price(700 * GPUH)
-    assert fill == _premium(world.price_wad(), 0, 700 * GPUH, 1_000_000,
+    assert fill == premium_and_fill(world.price_wad(), 0, 700 * GPUH, 1_000_000,
                             world.value_scale)[1] > world.price_wad()
     _refused(world, alice, 700 * GPUH, SLIPPAGE, fill - 1)
     assert _check_trade(world, alice, 700 * GPUH, fill).fill_price == fill
@@ -918,10 +804,10 @@ def test_leverage_cap_is_the_initial_margin(any_world, short):
     assert largest > 0
     _refused(w, alice, sign * (largest + 1), BELOW_INITIAL, keeper_fee=0)
     _check_trade(w, alice, sign * largest)
-    price, p = w.price_wad(), _params(w)
+    price, p = w.price_wad(), params_of(w)
     equity = lens.equity(alice)
     assert w.market.market()[2] == sign * largest
-    assert equity >= _initial(sign * largest, price, p, w.value_scale)
+    assert equity >= initial_margin(sign * largest, price, p, w.value_scale)
     assert perp.notional(largest, price, w.value_scale) * WAD // equity <= lens.max_leverage()
     _refused(w, alice, sign * GPUH, BELOW_INITIAL)  # an increase needs it too
 
@@ -962,17 +848,17 @@ def test_reduction_below_maintenance_is_refused(world):
     _set_params(world, taker_fee_bps=100, maintenance_margin_bps=900, liquidation_fee_bps=0)
     _open(world, alice, 2_500 * world.unit, 10_000 * GPUH)
     _open(world, bob, 60_000 * world.unit, -100_000 * GPUH)
-    skew, p = m.market()[2], _params(world)
+    skew, p = m.market()[2], params_of(world)
     assert skew == -90_000 * GPUH
     assert world.set_price(lens.liquidation_price(alice) // FEED_TICK + 1_000)
     assert not lens.can_liquidate(alice)
     price = world.price_wad()
-    assert lens.equity(alice) - _maintenance(10_000 * GPUH, price, p,
+    assert lens.equity(alice) - maintenance_margin(10_000 * GPUH, price, p,
                                              world.value_scale) < world.unit
     quote = _quote(world, alice, -5_000 * GPUH)
     assert quote.refusal == REDUCTION_BELOW_MAINTENANCE
-    released = _maintenance(10_000 * GPUH, price, p, world.value_scale) \
-        - _maintenance(5_000 * GPUH, price, p, world.value_scale)
+    released = maintenance_margin(10_000 * GPUH, price, p, world.value_scale) \
+        - maintenance_margin(5_000 * GPUH, price, p, world.value_scale)
     assert quote.premium + quote.fee > released > 800 * world.unit
     _refused(world, alice, -5_000 * GPUH, REDUCTION_BELOW_MAINTENANCE)
     _trade(world, bob, 100_000 * GPUH)  # Bob closes
@@ -1005,13 +891,13 @@ def test_funding_rate_velocity_is_proportional_to_the_skew(world):
     m, alice = world.market, world.traders[0]
     rates = []
     for skew in (50_000 * GPUH, 100_000 * GPUH):
-        with _anchor(world):
+        with branch(world):
             _open(world, alice, 100_000 * world.unit, skew)
-            opened = _now()
+            opened = now()
             boa.env.time_travel(seconds=6 * 3_600)
             assert world.set_price(PRICE)
-            dt = _now() - opened
-            expected = perp.funding_step(0, 0, dt, world.price_wad(), skew, _params(world))
+            dt = now() - opened
+            expected = perp.funding_step(0, 0, dt, world.price_wad(), skew, params_of(world))
             assert (m.funding_index(), m.funding_rate()) == expected
             velocity = world.params.max_funding_velocity * skew // (1_000_000 * GPUH)
             assert m.funding_rate() == velocity * dt // DAY
@@ -1028,12 +914,12 @@ def test_funding_rate_is_clamped_at_the_maximum(world, short):
     _set_params(world, max_funding_velocity=WAD)
     skew = (-1 if short else 1) * 100_000 * GPUH
     _open(world, alice, 100_000 * world.unit, skew)
-    opened = _now()
+    opened = now()
     boa.env.time_travel(seconds=2 * DAY)
     assert world.set_price(PRICE)
     cap = world.params.max_funding_rate
-    fidx, rate = perp.funding_step(0, 0, _now() - opened, world.price_wad(), skew,
-                                   _params(world))
+    fidx, rate = perp.funding_step(0, 0, now() - opened, world.price_wad(), skew,
+                                   params_of(world))
     assert rate == (-cap if short else cap)
     assert (m.funding_index(), m.funding_rate()) == (fidx, rate)
     # Flat at the cap for the last 1.5 days (and a bit): more than 1.5 x 5 % x P.
@@ -1054,7 +940,7 @@ def test_the_heavy_side_pays_and_funding_owed_rounds_against_the_trader(world,
     boa.env.time_travel(seconds=DAY)
     assert world.set_price(PRICE)
     world.commit(alice, -heavy)  # the close, executed below at the next round
-    _round_after_commit(world)
+    round_after_commit(world)
     fidx = m.funding_index()
     assert (m.funding_rate() > 0) == (not short_skew) and m.funding_rate() != 0
     scale = world.value_scale
@@ -1076,7 +962,7 @@ def test_funding_accrual_is_path_independent(world):
     index and rate, up to rounding dust."""
     m, alice = world.market, world.traders[0]
     _open(world, alice, 100_000 * world.unit, 80_000 * GPUH)
-    start = _now()
+    start = now()
     with boa.env.anchor():
         boa.env.time_travel(seconds=DAY - 100)
         one_step = (m.funding_index(), m.funding_rate())
@@ -1084,8 +970,8 @@ def test_funding_accrual_is_path_independent(world):
         boa.env.time_travel(seconds=(DAY - 100) // 24)
         with boa.env.prank(world.admin):
             m.set_risk_params(world.params.as_tuple())
-        assert _events(m, "FundingAccrued")
-    boa.env.time_travel(seconds=start + DAY - 100 - _now())
+        assert events_of(m, "FundingAccrued")
+    boa.env.time_travel(seconds=start + DAY - 100 - now())
     stepwise = (m.funding_index(), m.funding_rate())
     assert one_step[0] > 0
     assert abs(stepwise[0] - one_step[0]) <= 24
@@ -1138,7 +1024,7 @@ def _expected_liquidation_price(w: PerpWorld, account) -> int:
     where it is now) meets maintenance + liquidation fee + min keeper fee + the exit
     premium `|size| / (2 x skew_scale)` of the notional (all WAD x WAD, floored). Only
     for a position some positive price liquidates."""
-    m, p, vs = w.market, _params(w), w.value_scale
+    m, p, vs = w.market, params_of(w), w.value_scale
     size, margin, last, last_funding = m.position(account)
     funding_paid = size * (m.funding_index() - last_funding)
     keeper = p.min_keeper_fee * vs
@@ -1164,7 +1050,7 @@ def _check_liquidation_boundary(w: PerpWorld, account) -> None:
     liquidation_price = lens.liquidation_price(account)
     inside = _first_liquidatable_tick(w, account)
     outside = inside + step
-    with _anchor(w):
+    with branch(w):
         assert w.set_price(outside)
         assert lens.can_liquidate(account) is False
         with boa.env.prank(w.keeper), boa.reverts(ABOVE_MAINTENANCE):
@@ -1190,7 +1076,7 @@ def test_liquidation_price_is_the_boundary_of_can_liquidate(world, short):
     world.deposit(bob, 100_000 * world.unit)
     world.deposit(alice, 32_000 * world.unit)
     _trade_together(world, (bob, -size), (alice, size))  # bob pays the premium ...
-    assert _event(m, "PositionModified").premium == 0  # ... alice fills at the index
+    assert event_of(m, "PositionModified").premium == 0  # ... alice fills at the index
     assert m.market()[2] == 0 and m.funding_index() == 0
     liquidation_price = lens.liquidation_price(alice)
     assert liquidation_price == _expected_liquidation_price(world, alice)
@@ -1219,7 +1105,7 @@ def test_liquidation_price_does_not_depend_on_the_skew(world, short):
     # premium). Long: (40,000 - 9,980 + 5) / (20,000 x 0.935) = 1.6056 USD. Short:
     # (40,000 + 9,980 - 5) / (20,000 x 1.065) = 2.3462 USD.
     assert liquidation_price // 10**14 == (16_056 if sign > 0 else 23_462)
-    with _anchor(world):
+    with branch(world):
         _open(world, carol, 100_000 * world.unit, -5 * size)
         assert m.market()[2] == -14 * size
         assert lens.liquidation_price(alice) == _expected_liquidation_price(world, alice)
@@ -1241,12 +1127,12 @@ def test_a_rise_never_liquidates_a_long(world):
     with boa.env.prank(world.insurer):
         m.fund_insurance(100_000 * world.unit)
     _open(world, bob, 400_000 * world.unit, -100_000 * GPUH)
-    assert _event(m, "PositionModified").fill_price == world.price_wad() // 2
+    assert event_of(m, "PositionModified").fill_price == world.price_wad() // 2
     _open(world, alice, 4_000 * world.unit, 10_000 * GPUH)
     price = world.price_wad()
     assert lens.can_liquidate(alice) is False
     assert 0 < lens.liquidation_price(alice) < price
-    _set_move_limit(world, 0)
+    set_move_limit(world, 0)
     for value in (4 * FEED_UNIT, 40 * FEED_UNIT, 10_000 * FEED_UNIT):
         assert world.set_price(value)
         assert lens.can_liquidate(alice) is False
@@ -1258,7 +1144,7 @@ def test_liquidation_price_is_zero_when_no_price_liquidates_a_long(world):
     alice, lens = world.traders[0], _lens(world)
     _open(world, alice, 3_000 * world.unit, 1_000 * GPUH)
     assert lens.liquidation_price(alice) == 0
-    _set_move_limit(world, 0)  # a view: jump the index in one report
+    set_move_limit(world, 0)  # a view: jump the index in one report
     assert world.set_price(1)  # the hub's minimum: 1e-8 USD
     assert lens.can_liquidate(alice) is False
 
@@ -1266,7 +1152,7 @@ def test_liquidation_price_is_zero_when_no_price_liquidates_a_long(world):
 def test_max_leverage_is_one_over_the_initial_margin(world):
     lens = _lens(world)
     assert lens.max_leverage() == 10 * WAD
-    _set_move_limit(world, 80)  # 80 x 1.005 % + 0.1 % < the 1 % maintenance below
+    set_move_limit(world, 80)  # 80 x 1.005 % + 0.1 % < the 1 % maintenance below
     _set_params(world, initial_margin_bps=200, maintenance_margin_bps=100,
                 liquidation_fee_bps=50)
     assert lens.max_leverage() == 50 * WAD
@@ -1292,7 +1178,7 @@ def test_fill_price_view_matches_the_premium_formula(world, size_delta):
     else:
         leg = -(size_delta + 3_000 * GPUH)
         expected = price - perp.ceil_div(perp.ceil_div(price * leg, den) * leg, -size_delta)
-    assert _lens(world).fill_price(size_delta) == expected == _premium(
+    assert _lens(world).fill_price(size_delta) == expected == premium_and_fill(
         price, 3_000 * GPUH, size_delta, scale, world.value_scale)[1]
 
 
@@ -1330,23 +1216,24 @@ def test_liquidation_pays_the_keeper_and_the_rest_to_insurance(any_world):
     size = 10_000 * GPUH
     _open(w, alice, 2_300 * w.unit, size)
     _make_liquidatable(w, alice)
-    price, fidx, p = w.price_wad(), m.funding_index(), _params(w)
+    price, fidx, p = w.price_wad(), m.funding_index(), params_of(w)
     _, margin, last_price, last_funding = m.position(alice)
     unrealised = size * (price - last_price) - size * (fidx - last_funding)
     equity = margin + unrealised // w.value_scale
     assert lens.equity(alice) == equity
-    assert equity < _maintenance(size, price, p, w.value_scale)
-    fee = _keeper_fee(size, price, p, w.value_scale)
+    assert equity < maintenance_margin(size, price, p, w.value_scale)
+    fee = liquidation_keeper_fee(size, price, p, w.value_scale)
     assert fee == w.params.min_keeper_fee + (size * price // w.value_scale) * 50 // BPS
     assert 0 <= fee < equity
     insurance, cash = m.market()[5], m.cash()
     with boa.env.prank(keeper):
         assert m.liquidate(alice) == fee
-    event = _event(m, "PositionLiquidated")
+    event = event_of(m, "PositionLiquidated")
     assert (event.account, event.keeper, event.size, event.index_price, event.equity,
             event.exit_premium, event.keeper_fee) == (
-        alice, keeper, size, price, equity, _exit_premium(size, price, p, w.value_scale), fee)
-    assert not _events(m, "BadDebt") and not _events(m, "InsuranceExhausted")
+        alice, keeper, size, price, equity,
+        exit_premium(size, price, p.skew_scale, w.value_scale), fee)
+    assert not events_of(m, "BadDebt") and not events_of(m, "InsuranceExhausted")
     assert w.asset.balanceOf(keeper) == fee
     assert m.position(alice) == (0, 0, 0, 0)
     assert m.market()[:4] == (0, 0, 0, 0)
@@ -1392,9 +1279,9 @@ def test_bad_debt_within_the_insurance_fund(world):
     assert equity < 0
     with boa.env.prank(world.keeper):
         fee = m.liquidate(alice)
-    assert _event(m, "BadDebt").amount == -equity
-    assert _event(m, "BadDebt").account == alice
-    assert not _events(m, "InsuranceExhausted")
+    assert event_of(m, "BadDebt").amount == -equity
+    assert event_of(m, "BadDebt").account == alice
+    assert not events_of(m, "InsuranceExhausted")
     assert m.deficit() == 0 and m.market()[5] > 0
     assert world.asset.balanceOf(world.keeper) == fee
     world.deposit(world.traders[1], 1_000 * world.unit)
@@ -1416,8 +1303,8 @@ def test_insurance_exhaustion_records_a_deficit_and_pauses_new_risk(world):
     equity = lens.equity(alice)
     with boa.env.prank(world.keeper):
         m.liquidate(alice)
-    assert _event(m, "BadDebt").amount == -equity
-    exhausted = _event(m, "InsuranceExhausted")
+    assert event_of(m, "BadDebt").amount == -equity
+    exhausted = event_of(m, "InsuranceExhausted")
     deficit = m.deficit()
     assert deficit > 0
     assert (exhausted.deficit, exhausted.insurance) == (deficit, -deficit)
@@ -1426,7 +1313,7 @@ def test_insurance_exhaustion_records_a_deficit_and_pauses_new_risk(world):
     world.deposit(carol, 1_000 * world.unit)
     _refused(world, carol, 10 * GPUH, DEFICIT_PAUSED)
     _refused(world, bob, -10 * GPUH, DEFICIT_PAUSED)
-    with _anchor(world):
+    with branch(world):
         _trade(world, bob, 40_000 * GPUH)  # reductions and closes still work
         _trade(world, bob, 60_000 * GPUH)
         assert world.size_of(bob) == 0
@@ -1434,12 +1321,12 @@ def test_insurance_exhaustion_records_a_deficit_and_pauses_new_risk(world):
     world.fund(world.insurer, deficit)
     with boa.env.prank(world.insurer):
         m.fund_insurance(deficit - 1)
-    event = _event(m, "InsuranceFunded")
+    event = event_of(m, "InsuranceFunded")
     assert (event.sender, event.amount, event.deficit) == (world.insurer, deficit - 1, 1)
     _refused(world, carol, 10 * GPUH, DEFICIT_PAUSED)
     with boa.env.prank(world.insurer):
         m.fund_insurance(1)
-    assert _event(m, "InsuranceFunded").deficit == 0
+    assert event_of(m, "InsuranceFunded").deficit == 0
     assert m.deficit() == 0
     assert m.market()[5] == 0
     _trade(world, carol, 10 * GPUH)
@@ -1474,7 +1361,7 @@ def test_guardian_pause_stops_new_risk_only(world):
     world.deposit(bob, 1_000 * world.unit)
     with boa.env.prank(world.admin):
         m.pause()
-    event = _event(m, "PauseChanged")
+    event = event_of(m, "PauseChanged")
     assert (event.paused, event.account) == (True, world.admin)
     assert m.paused() is True
     assert _quote(world, bob, GPUH).refusal == GUARDIAN_PAUSED
@@ -1488,16 +1375,16 @@ def test_guardian_pause_stops_new_risk_only(world):
         m.withdraw_margin(world.unit)
     with boa.env.prank(bob):
         m.withdraw_margin(world.unit)
-    with _anchor(world):
+    with branch(world):
         _trade(world, alice, -9_000 * GPUH)
         assert world.size_of(alice) == 0
-    with _anchor(world):
+    with branch(world):
         _make_liquidatable(world, alice)
         with boa.env.prank(world.keeper):
             m.liquidate(alice)
     with boa.env.prank(world.admin):
         m.unpause()
-    event = _event(m, "PauseChanged")
+    event = event_of(m, "PauseChanged")
     assert (event.paused, event.account) == (False, world.admin)
     assert m.paused() is False
     _trade(world, bob, GPUH)
@@ -1556,7 +1443,7 @@ def test_set_fee_recipient(world):
         with boa.reverts(ZERO_FEE_RECIPIENT):
             m.set_fee_recipient("0x" + "00" * 20)
         m.set_fee_recipient(new)
-    event = _event(m, "FeeRecipientChanged")
+    event = event_of(m, "FeeRecipientChanged")
     assert (event.recipient, event.admin) == (new, world.admin)
     assert m.fee_recipient() == new
 
@@ -1595,7 +1482,7 @@ def test_set_risk_params_refuses_each_invalid_parameter(world, changes, reason,
     parameters at all): the parameters are validated before the feed's move limit,
     so an invalid parameter always gets its own reason (a zero maintenance margin
     too, which no move limit could cover)."""
-    _set_move_limit(world, max_move_bps)
+    set_move_limit(world, max_move_bps)
     with boa.env.prank(world.admin), boa.reverts(reason):
         world.market.set_risk_params(replace(world.params, **changes).as_tuple())
 
@@ -1605,7 +1492,7 @@ def test_set_risk_params_accepts_every_boundary(world):
     margin of 1 bp is the one limit no feed can cover now (a 1 bp move plus the
     liquidation fee on it reaches it): the lowest is 2 bps, without fees."""
     m = world.market
-    _set_move_limit(world, 1)
+    set_move_limit(world, 1)
     for changes in (
         {"skew_scale": 2**64 - 1, "max_long_oi": MAX_OI, "max_short_oi": MAX_OI},
         {"skew_scale": 1, "max_long_oi": 1, "max_short_oi": 1},
@@ -1621,7 +1508,7 @@ def test_set_risk_params_accepts_every_boundary(world):
         params = replace(world.params, **changes)
         with boa.env.prank(world.admin):
             m.set_risk_params(params.as_tuple())
-        event = _event(m, "RiskParametersChanged")
+        event = event_of(m, "RiskParametersChanged")
         assert event.params == params.as_tuple() == tuple(m.risk_params())
         assert event.admin == world.admin
     with boa.env.prank(world.admin), boa.reverts(MOVE_NOT_COVERED):
@@ -1635,14 +1522,14 @@ def test_set_risk_params_accrues_under_the_old_parameters_and_keeps_the_pause(wo
     m, alice = world.market, world.traders[0]
     skew = 100_000 * GPUH
     _open(world, alice, 100_000 * world.unit, skew)
-    opened = _now()
+    opened = now()
     boa.env.time_travel(seconds=DAY // 2)
-    expected = perp.funding_step(0, 0, _now() - opened, world.price_wad(), skew,
-                                 _params(world))
+    expected = perp.funding_step(0, 0, now() - opened, world.price_wad(), skew,
+                                 params_of(world))
     with boa.env.prank(world.admin):
         m.pause()
         m.set_risk_params(replace(world.params, max_funding_velocity=0).as_tuple())
-    accrued = _event(m, "FundingAccrued")
+    accrued = event_of(m, "FundingAccrued")
     assert (accrued.funding_index, accrued.funding_rate) == expected
     assert m.paused() is True
     boa.env.time_travel(seconds=3_600)
@@ -1665,7 +1552,7 @@ def test_collect_fees_pays_the_fee_recipient(world):
     insurance, cash = m.market()[5], m.cash()
     with boa.env.prank(world.stranger):
         assert m.collect_fees() == fees
-    event = _event(m, "FeesCollected")
+    event = event_of(m, "FeesCollected")
     assert (event.recipient, event.amount) == (world.fee_recipient, fees)
     assert world.asset.balanceOf(world.fee_recipient) == fees
     assert m.cash() == cash - fees
@@ -1690,7 +1577,7 @@ def test_fund_insurance_adds_to_the_fund(world):
     world.fund(world.stranger, 123 * world.unit)
     with boa.env.prank(world.stranger):
         m.fund_insurance(123 * world.unit)
-    event = _event(m, "InsuranceFunded")
+    event = event_of(m, "InsuranceFunded")
     assert (event.sender, event.amount, event.deficit) == (world.stranger, 123 * world.unit, 0)
     assert m.market()[5] == before + 123 * world.unit
 
@@ -1760,7 +1647,7 @@ def _world18() -> PerpWorld:
 
 @pytest.fixture
 def world18(_world18):
-    yield from _restoring(_world18)
+    yield from restoring(_world18)
 
 
 def test_the_sum_of_margins_is_capped_at_its_128_bits(world18):

@@ -30,6 +30,7 @@ from tests.contracts.perp_helpers import (
     WAD,
     PerpWorld,
     build_perp_world,
+    restoring,
 )
 
 ZERO = "0x" + "00" * 20
@@ -55,22 +56,13 @@ def _world() -> PerpWorld:
 
 @pytest.fixture
 def world(_world):
-    observed = _world.last_observed
-    yield _world
-    _world.last_observed = observed
+    yield from restoring(_world)
 
 
 @pytest.fixture
 def asset18():
     """A margin asset no market uses yet, so a market on it is new."""
     return deployers.TEST_STABLE.deploy(18)
-
-
-def _events(contract, name):
-    return [
-        log for log in contract.get_logs()
-        if type(log).__name__ == name and log.address == contract.address
-    ]
 
 
 def _market_id(asset, feed) -> bytes:

@@ -23,7 +23,6 @@ to bad debt in one update; fees never withdrawable."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import replace
 
 import boa
@@ -35,8 +34,10 @@ from tests.contracts import deployers
 from tests.contracts.perp_helpers import (
     BPS,
     DAY,
+    FEED_TICK,
     FEED_UNIT,
     FREE_CASH,
+    GPUH,
     INDEX_FEED_ID,
     INSURANCE_EXHAUSTED,
     MAX_UINT,
@@ -55,13 +56,20 @@ from tests.contracts.perp_helpers import (
     STALE,
     WAD,
     PerpWorld,
+    branch,
     build_perp_world,
+    ceil_div,
     decode_refusal,
+    event_of,
+    events_of,
+    now,
+    premium_and_fill,
+    restoring,
+    round_after_commit,
+    set_move_limit,
 )
 
-FEED_TICK = 10**10  # one unit of the 8-decimal feed in WAD
 PRICE = 2 * FEED_UNIT
-GPUH = WAD
 MASK88 = 2**88 - 1
 MASK96 = 2**96 - 1
 MAX_ORDER_SIZE = 2**100
@@ -82,40 +90,12 @@ def _world() -> PerpWorld:
 def world(_world):
     """The 6-decimal market (10,000 tUSD of insurance, index 2 USD, move limit 4 %,
     heartbeat one day, default order window: no delay, two days, no keeper fee)."""
-    observed = _world.last_observed
-    yield _world
-    _world.last_observed = observed
+    yield from restoring(_world)
 
 
 # ---------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------
-
-
-def _events(contract, name):
-    return [log for log in contract.get_logs()
-            if type(log).__name__ == name and log.address == contract.address]
-
-
-def _event(contract, name):
-    (event,) = _events(contract, name)
-    return event
-
-
-def _now() -> int:
-    return boa.env.evm.patch.timestamp
-
-
-def _ceil(x: int, y: int) -> int:
-    return -((-x) // y)
-
-
-@contextmanager
-def _anchor(w: PerpWorld):
-    observed = w.last_observed
-    with boa.env.anchor():
-        yield
-    w.last_observed = observed
 
 
 def _status(w: PerpWorld, account) -> int:
@@ -127,41 +107,14 @@ def _window(w: PerpWorld, min_delay: int, max_age: int, keeper_fee: int) -> None
         w.market.set_order_window(min_delay, max_age, keeper_fee)
 
 
-def _set_move_limit(w: PerpWorld, max_move_bps: int) -> None:
-    view = w.hub.feed(INDEX_FEED_ID)
-    with boa.env.prank(w.oracle_admin):
-        w.hub.set_feed_config(INDEX_FEED_ID, view.min_answer, view.max_answer, max_move_bps,
-                              view.heartbeat, True)
-
-
-def _round_after_commit(w: PerpWorld, price: int | None = None) -> None:
-    """The next round, observed strictly after an order committed in this block."""
-    if w.last_observed < _now():
-        boa.env.time_travel(seconds=1)
-    assert w.next_round(price)
-
-
 def _trade(w: PerpWorld, account, size_delta: int, acceptable: int | None = None) -> None:
     w.commit(account, size_delta, acceptable)
-    _round_after_commit(w)
+    round_after_commit(w)
     w.execute(account)
 
 
 def _latest_round(w: PerpWorld) -> int:
     return w.hub.trading_state(INDEX_FEED_ID)[2]
-
-
-def _premium(price: int, skew: int, size_delta: int, scale: int, vs: int) -> tuple[int, int]:
-    """`perp_math._premium`: (premium in asset units, average fill price)."""
-    start, leg = skew, size_delta
-    if skew != 0 and (skew > 0) != (size_delta > 0):
-        if abs(size_delta) <= abs(skew):
-            return 0, price
-        start, leg = 0, size_delta + skew
-    n = abs(leg)
-    paid = _ceil(price * (2 * abs(start) + n), 2 * scale * WAD) * n
-    avg = _ceil(paid, abs(size_delta))
-    return _ceil(paid, vs), price + avg if size_delta > 0 else price - avg
 
 
 # ---------------------------------------------------------------------------------
@@ -200,7 +153,7 @@ def test_set_order_window_accepts_every_boundary_and_emits(world):
     for window in ((0, MIN_AGE, 0), (MIN_AGE - 1, MIN_AGE, MASK96), (MAX_AGE - 1, MAX_AGE, 0),
                    (30, 600, 7 * world.unit)):
         _window(world, *window)
-        event = _event(m, "OrderWindowChanged")
+        event = event_of(m, "OrderWindowChanged")
         assert (event.min_delay, event.max_age, event.keeper_fee, event.admin) == (
             *window, world.admin)
         assert m.order_window() == window
@@ -232,10 +185,10 @@ def test_commit_reserves_the_keeper_fee_and_records_the_order(world):
     balance = world.asset.balanceOf(m.address)
     round_id = _latest_round(world)
     world.commit(alice, 100 * GPUH, MAX_UINT)
-    event = _event(m, "OrderCommitted")
+    event = event_of(m, "OrderCommitted")
     assert (event.account, event.size_delta, event.acceptable_price, event.keeper_fee,
             event.commit_round) == (alice, 100 * GPUH, MAX_UINT, fee, round_id)
-    assert tuple(m.order(alice)) == (100 * GPUH, MASK88, fee, _now(), round_id)
+    assert tuple(m.order(alice)) == (100 * GPUH, MASK88, fee, now(), round_id)
     assert world.margin_of(alice) == 100 * world.unit
     assert (m.cash(), m.market()[3], m.market()[5]) == (cash, book, insurance)
     assert world.asset.balanceOf(m.address) == balance
@@ -270,7 +223,7 @@ def test_no_withdrawal_while_an_order_is_pending(world):
                 m.withdraw_margin(amount)
     world.deposit(alice, world.unit)  # deposits always work
     assert world.margin_of(alice) == 101 * world.unit
-    _round_after_commit(world)
+    round_after_commit(world)
     world.execute(alice)
     assert world.lens.withdrawable(m.address, alice) > 0
     with boa.env.prank(alice):
@@ -311,7 +264,7 @@ def test_one_pending_order_per_account(world):
     with boa.reverts(ORDER_PENDING):
         world.commit(alice, -100 * GPUH)
     world.commit(bob, -100 * GPUH)  # another account may
-    _round_after_commit(world)
+    round_after_commit(world)
     world.execute(alice)
     assert tuple(m.order(alice)) == (0, 0, 0, 0, 0) and _status(world, alice) == NONE
     world.commit(alice, -100 * GPUH)  # once executed, the next one
@@ -329,7 +282,7 @@ def test_commit_needs_no_fresh_index(world):
     assert m.order(alice)[0] == 100 * GPUH
     with boa.reverts(STALE):
         world.execute(alice)
-    _round_after_commit(world)
+    round_after_commit(world)
     world.execute(alice)
     assert world.size_of(alice) == 100 * GPUH
 
@@ -346,7 +299,7 @@ def test_execute_needs_a_round_observed_after_the_commit(world):
     world.deposit(alice, 1_000 * world.unit)
     boa.env.time_travel(seconds=10)  # the last report is 10 s old
     world.commit(alice, 100 * GPUH)
-    committed = _now()
+    committed = now()
     with boa.reverts(NO_ROUND_AFTER):
         world.execute(alice)
     assert _status(world, alice) == WAITING
@@ -359,7 +312,7 @@ def test_execute_needs_a_round_observed_after_the_commit(world):
     assert world.set_price(PRICE + 1)
     assert _status(world, alice) == EXECUTABLE
     world.execute(alice)
-    event = _event(m, "OrderExecuted")
+    event = event_of(m, "OrderExecuted")
     assert (event.round_id, event.price) == (_latest_round(world), (PRICE + 1) * FEED_TICK)
 
 
@@ -371,7 +324,7 @@ def test_a_report_observed_before_the_commit_is_skipped(world):
     world.deposit(alice, 1_000 * world.unit)
     boa.env.time_travel(seconds=100)
     world.commit(alice, 100 * GPUH)
-    committed, commit_round = _now(), _latest_round(world)
+    committed, commit_round = now(), _latest_round(world)
     assert m.order(alice)[4] == commit_round
     known = PRICE * 102 // 100
     assert world.set_price(known, observed_at=committed - 5)  # stored now, observed before
@@ -383,10 +336,10 @@ def test_a_report_observed_before_the_commit_is_skipped(world):
     boa.env.time_travel(seconds=1)
     assert world.set_price(later)
     world.execute(alice)
-    executed = _event(m, "OrderExecuted")
+    executed = event_of(m, "OrderExecuted")
     assert (executed.account, executed.round_id, executed.price) == (
         alice, commit_round + 2, later * FEED_TICK)
-    assert _event(m, "PositionModified").index_price == later * FEED_TICK
+    assert event_of(m, "PositionModified").index_price == later * FEED_TICK
     assert m.position(alice)[2] == later * FEED_TICK
 
 
@@ -398,18 +351,18 @@ def test_the_first_round_after_the_commit_is_used_not_the_latest(world):
     world.commit(alice, 100 * GPUH)
     commit_round = _latest_round(world)
     first = PRICE * 101 // 100
-    _round_after_commit(world, first)
+    round_after_commit(world, first)
     assert world.next_round(PRICE * 103 // 100)
     assert world.next_round(PRICE * 104 // 100)
     world.execute(alice)
-    executed = _event(m, "OrderExecuted")
+    executed = event_of(m, "OrderExecuted")
     assert (executed.round_id, executed.price) == (commit_round + 1, first * FEED_TICK)
-    modified = _event(m, "PositionModified")
+    modified = event_of(m, "PositionModified")
     scale = world.params.skew_scale
     assert (modified.index_price, modified.fill_price) == (
-        first * FEED_TICK, _premium(first * FEED_TICK, 0, 100 * GPUH, scale,
+        first * FEED_TICK, premium_and_fill(first * FEED_TICK, 0, 100 * GPUH, scale,
                                     world.value_scale)[1])
-    assert _event(m, "FundingAccrued").index_price == PRICE * 104 // 100 * FEED_TICK
+    assert event_of(m, "FundingAccrued").index_price == PRICE * 104 // 100 * FEED_TICK
 
 
 @pytest.mark.parametrize(("skipped", "executes"), [(31, True), (32, False)])
@@ -421,14 +374,14 @@ def test_the_round_search_looks_through_32_rounds(world, skipped, executes):
     world.deposit(alice, 1_000 * world.unit)
     boa.env.time_travel(seconds=100)
     world.commit(alice, 100 * GPUH)
-    committed = _now()
+    committed = now()
     for i in range(skipped):
         assert world.set_price(PRICE, observed_at=committed - 90 + i)
     boa.env.time_travel(seconds=1)
     assert world.set_price(PRICE + 7)
     if executes:
         world.execute(alice)
-        assert _event(m, "OrderExecuted").price == (PRICE + 7) * FEED_TICK
+        assert event_of(m, "OrderExecuted").price == (PRICE + 7) * FEED_TICK
     else:
         with boa.reverts(TOO_MANY_ROUNDS):
             world.execute(alice)
@@ -443,7 +396,7 @@ def test_a_non_positive_round_after_the_commit_refuses_the_execution(world):
     with boa.env.prank(world.oracle_admin):
         world.hub.set_feed_config(INDEX_FEED_ID, -10 * FEED_UNIT, 10**12, 0, DAY, True)
     world.commit(alice, 100 * GPUH)
-    _round_after_commit(world, 0)
+    round_after_commit(world, 0)
     assert world.next_round(PRICE)
     assert m.index_price() == (PRICE * FEED_TICK, True)
     with boa.reverts(PAST_ROUND_NOT_POSITIVE):
@@ -474,7 +427,7 @@ def test_a_trader_cannot_hold_an_order_back_by_making_executions_fail(world, fee
     with boa.env.prank(bob):
         m.withdraw_margin(3_000 * world.unit - fee)  # no order yet: allowed
     world.commit(bob, 10_000 * GPUH)
-    _round_after_commit(world)  # the round both orders are to fill at: 2.00 USD
+    round_after_commit(world)  # the round both orders are to fill at: 2.00 USD
     assert world.execute_refused(bob, reasons.PERP_MARGIN_DOES_NOT_COVER) == fee
     assert world.margin_of(world.keeper) == fee
     world.execute(alice)  # hers fills at the round after the commit, as committed
@@ -498,12 +451,12 @@ def test_the_minimum_delay_is_enforced(world):
     _window(world, 30, 600, 0)
     world.deposit(alice, 1_000 * world.unit)
     world.commit(alice, 100 * GPUH)
-    committed = _now()
-    _round_after_commit(world)
+    committed = now()
+    round_after_commit(world)
     with boa.reverts(ORDER_TOO_EARLY):
         world.execute(alice)
     assert _status(world, alice) == WAITING
-    boa.env.time_travel(seconds=committed + 29 - _now())
+    boa.env.time_travel(seconds=committed + 29 - now())
     with boa.reverts(ORDER_TOO_EARLY):
         world.execute(alice)
     boa.env.time_travel(seconds=1)
@@ -521,13 +474,13 @@ def test_an_expired_order_only_cancels_and_nothing_moves(world):
     _window(world, 0, 60, fee)
     world.deposit(alice, 100 * world.unit)
     world.commit(alice, 10 * GPUH)
-    committed = _now()
-    _round_after_commit(world)
-    boa.env.time_travel(seconds=committed + 60 - _now())
+    committed = now()
+    round_after_commit(world)
+    boa.env.time_travel(seconds=committed + 60 - now())
     assert _status(world, alice) == EXECUTABLE
     with boa.env.prank(stranger), boa.reverts(ORDER_NOT_EXPIRED):
         m.cancel_order(alice)
-    with _anchor(world):
+    with branch(world):
         world.execute(alice)  # still in time
     boa.env.time_travel(seconds=1)
     assert _status(world, alice) == EXPIRED
@@ -536,7 +489,7 @@ def test_an_expired_order_only_cancels_and_nothing_moves(world):
     cash, book = m.cash(), m.market()[3]
     with boa.env.prank(stranger):
         m.cancel_order(alice)
-    event = _event(m, "OrderCancelled")
+    event = event_of(m, "OrderCancelled")
     assert (event.account, event.caller, event.keeper_fee) == (alice, stranger, fee)
     assert tuple(m.order(alice)) == (0, 0, 0, 0, 0) and _status(world, alice) == NONE
     assert world.margin_of(alice) == 100 * world.unit
@@ -561,17 +514,17 @@ def test_the_keeper_is_paid_the_fee_in_force_into_its_margin(world):
     world.commit(alice, 1_000 * GPUH)
     fee = 9 * world.unit
     _window(world, 0, 600, fee)  # pending orders pay the fee in force
-    _round_after_commit(world)
+    round_after_commit(world)
     cash, book, insurance = m.cash(), m.market()[3], m.market()[5]
     balance = world.asset.balanceOf(m.address)
     price = world.price_wad()
-    premium, fill = _premium(price, 0, 1_000 * GPUH, world.params.skew_scale,
+    premium, fill = premium_and_fill(price, 0, 1_000 * GPUH, world.params.skew_scale,
                              world.value_scale)
     assert world.execute(alice, keeper) == fee
-    executed = _event(m, "OrderExecuted")
+    executed = event_of(m, "OrderExecuted")
     assert (executed.account, executed.keeper, executed.round_id, executed.price,
             executed.keeper_fee) == (alice, keeper, _latest_round(world), price, fee)
-    modified = _event(m, "PositionModified")
+    modified = event_of(m, "PositionModified")
     assert (modified.fill_price, modified.premium) == (fill, premium)
     assert modified.margin == 1_000 * world.unit - fee - premium - modified.fee
     assert world.margin_of(alice) == modified.margin
@@ -596,17 +549,17 @@ def test_a_refused_trade_cancels_the_order_and_pays_the_keeper(world):
     _window(world, 0, 60, fee)
     world.deposit(alice, 1_000 * world.unit)
     world.commit(alice, 1_000 * GPUH, PRICE * FEED_TICK)  # the premium puts it above
-    _round_after_commit(world)
+    round_after_commit(world)
     cash, book = m.cash(), m.market()[3:5]
     with boa.env.prank(world.keeper):
         assert m.execute_order(alice) == fee
-    failed = _event(m, "OrderFailed")
+    failed = event_of(m, "OrderFailed")
     assert (failed.account, failed.keeper, failed.round_id, failed.price,
             failed.keeper_fee) == (alice, world.keeper, _latest_round(world),
                                    world.price_wad(), fee)
     assert bytes(failed.reason)[:4] == bytes.fromhex("08c379a0")
     assert decode_refusal(failed.reason) == SLIPPAGE
-    assert not _events(m, "OrderExecuted") and not _events(m, "PositionModified")
+    assert not events_of(m, "OrderExecuted") and not events_of(m, "PositionModified")
     assert tuple(m.order(alice)) == (0, 0, 0, 0, 0) and _status(world, alice) == NONE
     assert m.position(alice) == (0, 1_000 * world.unit - fee, 0, 0)
     assert m.position(world.keeper) == (0, fee, 0, 0)
@@ -618,7 +571,7 @@ def test_a_refused_trade_cancels_the_order_and_pays_the_keeper(world):
     with boa.reverts(NO_ORDER):
         m.cancel_order(alice)
     world.commit(alice, 1_000 * GPUH)  # a new order at once
-    _round_after_commit(world)
+    round_after_commit(world)
     assert world.execute(alice) == fee
     assert world.size_of(alice) == 1_000 * GPUH
 
@@ -632,7 +585,7 @@ def test_a_refused_trade_pays_the_keeper_at_most_the_margin(world):
     world.deposit(alice, 3 * world.unit)
     world.commit(alice, GPUH)
     _window(world, 0, 60, 5 * world.unit)
-    _round_after_commit(world)
+    round_after_commit(world)
     cash = m.cash()
     assert world.execute_refused(alice, reasons.PERP_MARGIN_DOES_NOT_COVER) == 3 * world.unit
     assert m.position(alice) == (0, 0, 0, 0)
@@ -644,7 +597,7 @@ def _least_gas_that_goes_through(w: PerpWorld, account) -> int:
     """The least gas with which `execute_order(account)` does not revert (a binary
     search, each attempt in an anchor)."""
     def goes_through(gas: int) -> bool:
-        with _anchor(w), boa.env.prank(w.keeper):
+        with branch(w), boa.env.prank(w.keeper):
             try:
                 w.market.execute_order(account, gas=gas)
             except BoaError:
@@ -672,7 +625,7 @@ def test_an_execution_with_too_little_gas_reverts_and_keeps_the_order(world):
     world.deposit(bob, 1_000 * world.unit)
     world.commit(alice, 100 * GPUH)
     world.commit(bob, 100 * GPUH, PRICE * FEED_TICK)  # the premium puts it above
-    _round_after_commit(world)
+    round_after_commit(world)
     order = tuple(m.order(alice))
     least = _least_gas_that_goes_through(world, alice)
     assert 300_000 < least < 320_000, least  # the check, and what little runs before it
@@ -683,16 +636,16 @@ def test_an_execution_with_too_little_gas_reverts_and_keeps_the_order(world):
     assert world.margin_of(alice) == 1_000 * world.unit
     assert world.margin_of(world.keeper) == 0
     for gas in (least, least + 1_000, least + 50_000):
-        with _anchor(world), boa.env.prank(world.keeper):
+        with branch(world), boa.env.prank(world.keeper):
             assert m.execute_order(alice, gas=gas) == world.unit
-            assert not _events(m, "OrderFailed") and _event(m, "OrderExecuted")
+            assert not events_of(m, "OrderFailed") and event_of(m, "OrderExecuted")
             assert world.size_of(alice) == 100 * GPUH
     least_refused = _least_gas_that_goes_through(world, bob)
     assert 300_000 < least_refused < 320_000, least_refused
     for gas in (least_refused, least_refused + 1_000, least_refused + 50_000):
-        with _anchor(world), boa.env.prank(world.keeper):
+        with branch(world), boa.env.prank(world.keeper):
             assert m.execute_order(bob, gas=gas) == world.unit
-            assert decode_refusal(_event(m, "OrderFailed").reason) == SLIPPAGE
+            assert decode_refusal(event_of(m, "OrderFailed").reason) == SLIPPAGE
 
 
 def test_only_the_market_may_call_settle_order(world):
@@ -702,7 +655,7 @@ def test_only_the_market_may_call_settle_order(world):
     m, alice = world.market, world.traders[0]
     world.deposit(alice, 1_000 * world.unit)
     world.commit(alice, 100 * GPUH)
-    _round_after_commit(world)
+    round_after_commit(world)
     price = world.price_wad()
     position, order = m.position(alice), tuple(m.order(alice))
     for caller in (alice, world.keeper, world.admin, world.stranger):
@@ -722,11 +675,11 @@ def test_order_status_walks_through_every_value(world):
     assert _status(world, alice) == NONE
     world.commit(alice, 10 * GPUH)
     assert _status(world, alice) == WAITING  # no round after it
-    _round_after_commit(world)
+    round_after_commit(world)
     assert _status(world, alice) == WAITING  # the minimum delay
     boa.env.time_travel(seconds=5)
     assert _status(world, alice) == EXECUTABLE
-    with _anchor(world):
+    with branch(world):
         world.execute(alice)
         assert _status(world, alice) == NONE
     boa.env.time_travel(seconds=56)
@@ -754,7 +707,7 @@ def test_liquidation_keeps_a_pending_order(world):
     assert m.position(alice) == (0, 0, 0, 0)
     assert tuple(m.order(alice)) == order
     keeper_margin = world.margin_of(world.keeper)
-    with _anchor(world):
+    with branch(world):
         assert world.execute_refused(alice, reasons.PERP_MARGIN_DOES_NOT_COVER) == 0
         assert world.margin_of(world.keeper) == keeper_margin
         assert m.position(alice) == (0, 0, 0, 0)
@@ -781,20 +734,20 @@ def test_a_trade_crossing_zero_skew_pays_the_premium_of_its_leg_past_zero(world)
     assert m.market()[2] == -100_000 * GPUH
     price = world.price_wad()
     leg = 100_000 * GPUH
-    paid = _ceil(price * leg, 2 * scale * WAD) * leg  # perp_math._premium, start 0
-    premium, fill = _ceil(paid, vs), price + _ceil(paid, 200_000 * GPUH)
+    paid = ceil_div(price * leg, 2 * scale * WAD) * leg  # perp_math._premium, start 0
+    premium, fill = ceil_div(paid, vs), price + ceil_div(paid, 200_000 * GPUH)
     assert (premium, fill) == (10_000 * world.unit, 205 * WAD // 100)
-    assert (premium, fill) == _premium(price, -100_000 * GPUH, 200_000 * GPUH, scale, vs)
+    assert (premium, fill) == premium_and_fill(price, -100_000 * GPUH, 200_000 * GPUH, scale, vs)
     assert world.lens.fill_price(m.address, 200_000 * GPUH) == fill
     insurance = m.market()[5]
     _trade(world, alice, 200_000 * GPUH)
-    event = _event(m, "PositionModified")
+    event = event_of(m, "PositionModified")
     assert (event.premium, event.fill_price) == (premium, fill)
     # Maker fee on the 100,000 that closed the skew, taker on the rest, at the fill.
-    assert event.fee == _ceil((leg * 5 + leg * 10) * fill, vs * BPS)
+    assert event.fee == ceil_div((leg * 5 + leg * 10) * fill, vs * BPS)
     assert m.market()[5] >= insurance + premium  # and Bob's funding
     _trade(world, alice, -200_000 * GPUH)
-    back = _event(m, "PositionModified")
+    back = event_of(m, "PositionModified")
     assert (back.premium, back.fill_price) == (premium, 195 * WAD // 100)
     assert m.market()[2] == -100_000 * GPUH
 
@@ -824,7 +777,7 @@ def test_a_halted_feed_stops_executions_liquidations_and_withdrawals_with_a_posi
     world.deposit(carol, 100 * world.unit)
     world.deposit(bob, 100 * world.unit)
     world.commit(carol, 10 * GPUH)
-    _round_after_commit(world)
+    round_after_commit(world)
     carol_round, carol_price = _latest_round(world), world.price_wad()
     value = hub.trading_state(INDEX_FEED_ID)[0]
     assert not world.set_price(value * 110 // 100)  # +10 %: refused, halted
@@ -849,7 +802,7 @@ def test_a_halted_feed_stops_executions_liquidations_and_withdrawals_with_a_posi
     assert hub.trading_state(INDEX_FEED_ID)[5] is False
     assert m.index_price() == (carol_price, True)
     world.execute(carol)
-    assert (_event(m, "OrderExecuted").round_id, world.size_of(carol)) == (
+    assert (event_of(m, "OrderExecuted").round_id, world.size_of(carol)) == (
         carol_round, 10 * GPUH)
     with boa.env.prank(world.keeper):
         m.liquidate(alice)
@@ -877,7 +830,7 @@ def test_set_risk_params_refuses_a_move_limit_reaching_the_maintenance_margin(
         < params.maintenance_margin_bps * BPS \
         <= (widest + 1) * (BPS + params.liquidation_fee_bps) + params.taker_fee_bps * BPS
     for move, accepted in ((widest, True), (widest + 1, False), (0, False)):
-        _set_move_limit(world, move)
+        set_move_limit(world, move)
         with boa.env.prank(world.admin):
             if accepted:
                 world.market.set_risk_params(params.as_tuple())
@@ -896,12 +849,12 @@ def test_new_risk_is_refused_once_the_move_limit_is_widened(world):
     world.deposit(alice, 5_000 * world.unit)
     world.deposit(bob, 5_000 * world.unit)
     _trade(world, alice, 1_000 * GPUH)
-    _set_move_limit(world, 600)
+    set_move_limit(world, 600)
     _window(world, 0, 600, world.unit)
     for account, size in ((bob, 10 * GPUH), (alice, 10 * GPUH), (alice, -2_000 * GPUH)):
-        with _anchor(world):
+        with branch(world):
             world.commit(account, size)
-            _round_after_commit(world)
+            round_after_commit(world)
             position = m.position(account)
             keeper_margin = world.margin_of(world.keeper)
             assert world.execute_refused(account, MOVE_NOT_COVERED) == world.unit
@@ -913,7 +866,7 @@ def test_new_risk_is_refused_once_the_move_limit_is_widened(world):
     _trade(world, alice, -400 * GPUH)
     _trade(world, alice, -600 * GPUH)
     assert world.size_of(alice) == 0
-    _set_move_limit(world, 400)
+    set_move_limit(world, 400)
     _trade(world, bob, 10 * GPUH)
     assert world.size_of(bob) == 10 * GPUH
 
@@ -940,14 +893,14 @@ def test_withdrawals_cannot_take_fees(world):
     world.deposit(carol, 5_000 * world.unit)
     world.commit(bob, -100_000 * GPUH)
     world.commit(alice, 100_000 * GPUH)
-    _round_after_commit(world)
+    round_after_commit(world)
     world.execute(bob)
     world.execute(alice)
-    _set_move_limit(world, 0)
+    set_move_limit(world, 0)
     assert world.set_price(3 * FEED_UNIT)
     assert m.market()[5] > 0
     _trade(world, alice, -100_000 * GPUH)  # the whole gain realised: no haircut
-    assert not _events(m, "GainHaircut")
+    assert not events_of(m, "GainHaircut")
     assert world.set_price(PRICE)
     assert m.market()[5] < 0
     world.commit(carol, 10 * GPUH)  # her keeper fee stays in her margin
@@ -969,7 +922,7 @@ def test_withdrawals_cannot_take_fees(world):
     assert m.cash() == 0
     # Carol's order cannot add risk on a short fund: it is cancelled and the keeper
     # paid into its margin (which, like every margin now, the cash no longer covers).
-    _round_after_commit(world)
+    round_after_commit(world)
     assert _status(world, carol) == EXECUTABLE
     assert world.execute_refused(carol, INSURANCE_EXHAUSTED) == 5 * world.unit
     assert world.margin_of(carol) == 4_995 * world.unit

@@ -44,13 +44,13 @@ Each world is deployed once per module into its own `boa.Env`; every example run
 anchor of it (the clock included), and the World's Python-side `last_observed` is
 restored after each example. Every executed trade takes the next oracle round, so the
 clock moves one second per trade; tests that need exact accounting turn funding off.
-The expected values come from this file's mirror of `contracts/modules/perp_math.vy`
-(premium leg by leg, requirements with the exit premium), not from the client's."""
+The expected values come from the tests' mirror of `contracts/modules/perp_math.vy` in
+`perp_helpers` (premium leg by leg, requirements with the exit premium), not from the
+client's."""
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
+import functools
 from fractions import Fraction
 
 import boa
@@ -69,8 +69,25 @@ from tests.contracts.perp_helpers import (
     INDEX_FEED_ID,
     INSURANCE_EXHAUSTED,
     WAD,
+    Built,
     PerpWorld,
-    build_perp_world,
+    branch,
+    build_in_own_env,
+    ceil_div,
+    example,
+    funding_dust,
+    funding_off,
+    initial_margin,
+    liquidation_keeper_fee,
+    maintenance_margin,
+    modified,
+    now,
+    params_of,
+    premium_and_fill,
+    set_keeper_fee,
+    set_params,
+    signed,
+    trade_fee,
 )
 
 DECIMALS = [6, 18]
@@ -83,77 +100,9 @@ NO_CASH_FOR_KEEPER = reasons.PERP_NOT_ENOUGH_CASH_KEEPER
 # 50-300 ms of py-evm): the whole file stays around half a minute under CI.
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def signed(x: int, bits: int) -> int:
-    return x - (1 << bits) if x >> (bits - 1) else x
-
-
 # ---------------------------------------------------------------------------------
-# The market's arithmetic (contracts/modules/perp_math.vy and PerpMarket._trade)
+# Opening from flat, with the mirror (perp_helpers)
 # ---------------------------------------------------------------------------------
-
-
-def mirror_premium(price: int, skew: int, size_delta: int, skew_scale: int,
-                   scale: int) -> tuple[int, int]:
-    """`perp_math._premium`: (premium in asset units, average fill). Only the leg that
-    increases |skew| pays, from its start skew `s` (zero once the trade crosses zero):
-    `ceil(ceil(P * (2|s| + |x|) / (2 * skew_scale * WAD)) * |x| / scale)`; the fill is
-    the index plus the premium per unit, rounded against the trader. Raises ValueError
-    where the market refuses a non-positive fill."""
-    start, leg = skew, size_delta
-    if skew != 0 and (skew > 0) != (size_delta > 0):
-        if abs(size_delta) <= abs(skew):
-            return 0, price
-        start, leg = 0, size_delta + skew
-    n = abs(leg)
-    per_unit = ceil_div(price * (2 * abs(start) + n), 2 * skew_scale * WAD)
-    paid = per_unit * n
-    avg = ceil_div(paid, abs(size_delta))
-    if size_delta < 0:
-        if avg >= price:
-            raise ValueError("fill price is not positive")
-        return ceil_div(paid, scale), price - avg
-    return ceil_div(paid, scale), price + avg
-
-
-def mirror_fee(skew: int, size_delta: int, fill: int, params: perp.RiskParams,
-               scale: int) -> int:
-    """Maker fee on the part that reduces |skew|, taker on the rest, on the fill."""
-    maker = 0
-    if skew != 0 and (skew > 0) != (size_delta > 0):
-        maker = min(abs(size_delta), abs(skew))
-    taker = abs(size_delta) - maker
-    num = (taker * params.taker_fee_bps + maker * params.maker_fee_bps) * fill
-    return ceil_div(num, scale * BPS)
-
-
-def exit_premium(size: int, price: int, skew_scale: int, scale: int) -> int:
-    """`perp_math._exit_premium`: what closing `size` against a zero skew pays."""
-    n = abs(size)
-    return ceil_div(ceil_div(price * n, 2 * skew_scale * WAD) * n, scale)
-
-
-def requirement(size: int, price: int, bps: int, params: perp.RiskParams, scale: int) -> int:
-    """`perp_math._requirement`: `ceil(notional * bps) + keeper + exit premium`."""
-    return (ceil_div(abs(size) * price * bps, scale * BPS) + params.min_keeper_fee
-            + exit_premium(size, price, params.skew_scale, scale))
-
-
-def initial_margin(size: int, price: int, params: perp.RiskParams, scale: int) -> int:
-    return requirement(size, price, params.initial_margin_bps, params, scale)
-
-
-def maintenance_margin(size: int, price: int, params: perp.RiskParams, scale: int) -> int:
-    return requirement(size, price, params.maintenance_margin_bps + params.liquidation_fee_bps,
-                       params, scale)
-
-
-def keeper_fee(size: int, price: int, params: perp.RiskParams, scale: int) -> int:
-    """What a liquidation of `size` at `price` pays the keeper (rounded down)."""
-    return params.min_keeper_fee + abs(size) * price // scale * params.liquidation_fee_bps // BPS
 
 
 def opens(price: int, skew: int, long_oi: int, short_oi: int, equity: int, size_delta: int,
@@ -161,10 +110,10 @@ def opens(price: int, skew: int, long_oi: int, short_oi: int, equity: int, size_
     """Whether a position of `size_delta` opens from flat on `equity` (premium, fee,
     initial margin with the exit premium, open-interest caps)."""
     try:
-        premium, fill = mirror_premium(price, skew, size_delta, params.skew_scale, scale)
+        premium, fill = premium_and_fill(price, skew, size_delta, params.skew_scale, scale)
     except ValueError:
         return False
-    after = equity - premium - mirror_fee(skew, size_delta, fill, params, scale)
+    after = equity - premium - trade_fee(skew, size_delta, fill, params, scale)
     if after < initial_margin(size_delta, price, params, scale):
         return False
     if size_delta > 0:
@@ -187,17 +136,6 @@ def max_open(w: PerpWorld, equity: int, short: bool) -> int:
         else:
             hi = mid - 1
     return lo
-
-
-def funding_dust(steps: int, dt: int, rmax: int, price: int) -> int:
-    """Bound on |computed - exact integral| of the funding index (WAD USD per
-    GPU-hour) over `dt` seconds accrued in `steps` steps at a constant price and skew:
-    per step one wei of the index's floor; in area (rate x seconds) per step the
-    trapezoid's halving, the cap-hit time truncated to the second (at most one second
-    of the rate's swing to the cap, <= rmax) and the rate's truncation (< 1 wei a step)
-    carried over the rest of the interval."""
-    area = steps * (2 + rmax) + steps * dt
-    return steps + ceil_div(area * price, DAY * WAD)
 
 
 def exact_funding(fidx: int, rate: int, dt: int, price: int, skew: int,
@@ -229,80 +167,16 @@ def split_points(dt: int, cuts: list[int]) -> list[int]:
     return [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
-@dataclass
-class Built:
-    env: boa.Env
-    world: PerpWorld
-    last_observed: int
-
-
-_WORLDS: dict[int, Built] = {}
-
-
+@functools.cache
 def world(decimals: int) -> Built:
-    if decimals not in _WORLDS:
-        env = boa.Env()
-        with boa.swap_env(env):
-            boa.env.enable_fast_mode()
-            w = build_perp_world(asset_decimals=decimals, label=f"prop-perp-{decimals}")
-            for trader in w.traders:
-                w.fund(trader, TRADER_FUNDS * w.unit)
-        _WORLDS[decimals] = Built(env, w, w.last_observed)
-    return _WORLDS[decimals]
-
-
-@contextlib.contextmanager
-def example(built: Built):
-    """One example: the world's env, inside an anchor; the oracle's Python-side clock
-    restored on the way out (the anchor rolls the chain's clock back)."""
-    w = built.world
-    with boa.swap_env(built.env), built.env.anchor():
-        boa.env.sha3_trace = {}
-        boa.env.sstore_trace = {}
-        w.last_observed = built.last_observed
-        try:
-            yield w
-        finally:
-            w.last_observed = built.last_observed
-
-
-@contextlib.contextmanager
-def branch(w: PerpWorld):
-    """A nested anchor: a what-if on the same state, the oracle's clock restored."""
-    last_observed = w.last_observed
-    with boa.env.anchor():
-        try:
-            yield
-        finally:
-            w.last_observed = last_observed
+    """The module's world for `decimals`, deployed once into its own `boa.Env`."""
+    return build_in_own_env(decimals, f"prop-perp-{decimals}", TRADER_FUNDS)
 
 
 def funding_slot(w: PerpWorld) -> tuple[int, int, int]:
     """The market's stored funding slot: (last accrual, rate, index)."""
     slot = w.market._storage._funding.get()
     return slot & MASK64, signed((slot >> 64) & MASK64, 64), signed(slot >> 128, 128)
-
-
-def params_of(w: PerpWorld) -> perp.RiskParams:
-    return perp.RiskParams.from_chain(tuple(w.market.risk_params()))
-
-
-def set_params(w: PerpWorld, params: perp.RiskParams) -> None:
-    with boa.env.prank(w.admin):
-        w.market.set_risk_params(params.as_tuple())
-
-
-def funding_off(w: PerpWorld) -> perp.RiskParams:
-    """No funding from here on (accrued under the old parameters first): trades one
-    second apart then settle exactly their price moves."""
-    params = params_of(w).model_copy(update={"max_funding_velocity": 0,
-                                             "max_funding_rate": 0})
-    set_params(w, params)
-    return params
-
-
-def now() -> int:
-    return boa.env.evm.patch.timestamp
 
 
 def skew_of(w: PerpWorld) -> int:
@@ -329,12 +203,6 @@ def refresh(w: PerpWorld, price: int) -> None:
 def poke(w: PerpWorld) -> None:
     """An accrual: the same parameters set again (accrues when the index is fresh)."""
     set_params(w, params_of(w))
-
-
-def modified(w: PerpWorld):
-    """The PositionModified event of the last execution."""
-    (log,) = [x for x in w.market.get_logs() if type(x).__name__ == "PositionModified"]
-    return log
 
 
 velocities = st.one_of(
@@ -505,7 +373,7 @@ def test_premiums_over_a_closed_skew_loop_sum_to_at_least_zero(price, skew_scale
         # Exact: d * P * (skew + d / 2) / skew_scale, over the value scale.
         exact = Fraction(d * price * (2 * skew + d), 2 * skew_scale * WAD * scale)
         try:
-            rounded, fill = mirror_premium(price, skew, d, skew_scale, scale)
+            rounded, fill = premium_and_fill(price, skew, d, skew_scale, scale)
         except ValueError:  # the market refuses a non-positive fill: no premium
             return
         # What the market charges exactly: the leg that increases |skew| (from zero
@@ -575,8 +443,8 @@ def test_round_trip_loses_at_least_the_fees(decimals, price, other, deltas, make
             trades.append(-(size + sum(trades)))
         for d in trades:
             skew = skew_of(w)
-            premium, fill = mirror_premium(p_wad, skew, d, params.skew_scale, w.value_scale)
-            fee = mirror_fee(skew, d, fill, params, w.value_scale)
+            premium, fill = premium_and_fill(p_wad, skew, d, params.skew_scale, w.value_scale)
+            fee = trade_fee(skew, d, fill, params, w.value_scale)
             w.trade(a, d)
             log = modified(w)
             assert (log.fill_price, log.fee, log.premium, log.settled) == (fill, fee, premium, 0)
@@ -699,7 +567,7 @@ def test_liquidation_price_flips_can_liquidate(decimals, short, margin_units, bp
                 assert lens.liquidation_price(m, a) == liq
                 assert mirror_liquidatable(pos, fidx, p_wad, params, scale) is liquidatable
                 assert lens.can_liquidate(m, a) is liquidatable
-                fee = keeper_fee(pos[0], p_wad, params, scale)
+                fee = liquidation_keeper_fee(pos[0], p_wad, params, scale)
                 spare = m.cash() - m.market()[4]  # fees are not the keeper's
                 with boa.env.prank(w.keeper):
                     if not liquidatable:
@@ -725,28 +593,6 @@ def free_cash(w: PerpWorld) -> int:
     m = w.market
     _, _, _, margins, fees, _, _ = m.market()
     return m.cash() - margins - fees
-
-
-def set_keeper_fee(w: PerpWorld, fee: int) -> None:
-    """The order window's keeper fee (the delays kept): every order reserves it."""
-    min_delay, max_age, _ = w.market.order_window()
-    with boa.env.prank(w.admin):
-        w.market.set_order_window(min_delay, max_age, fee)
-
-
-def execute_refused(w: PerpWorld, account, reason: str) -> int:
-    """Execute `account`'s order expecting its trade refused with `reason`: the order
-    is cancelled (`OrderFailed`), the position untouched, and the keeper paid
-    `min(fee, margin)` from the trader's margin into its own margin in the market."""
-    m = w.market
-    fee = m.order_window()[2]
-    before, keeper_margin = m.position(account), m.position(w.keeper)[1]
-    paid = w.execute_refused(account, reason)
-    assert paid == min(fee, before[1])
-    after = m.position(account)
-    assert (after[0], after[1], *after[2:]) == (before[0], before[1] - paid, *before[2:])
-    assert m.position(w.keeper)[1] == keeper_margin + paid
-    return paid
 
 
 @pytest.mark.parametrize("decimals", DECIMALS)
@@ -814,7 +660,7 @@ def test_a_gain_beyond_the_fund_is_paid_pro_rata_and_never_from_idle_margin(
                     assert w.next_round()
                     # Refused: the order is cancelled and the keeper paid; nothing
                     # is left to execute once the fund recovers.
-                    assert execute_refused(w, account, INSURANCE_EXHAUSTED) == w.unit
+                    assert w.execute_refused(account, INSURANCE_EXHAUSTED) == w.unit
                     assert free_cash(w) >= 0
         else:
             event("the fund covers the gain: paid in full")

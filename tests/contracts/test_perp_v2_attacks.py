@@ -31,7 +31,6 @@ trade cancels its order, `OrderFailed`, and still pays its keeper):
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import boa
@@ -43,8 +42,8 @@ from tests.contracts import deployers
 from tests.contracts.oracle_helpers import fast_signatures, log_root, price_report
 from tests.contracts.perp_helpers import (
     ABOVE_MAINTENANCE,
-    DAY,
     FEED_UNIT,
+    GPUH,
     INDEX_FEED_ID,
     INSURANCE_EXHAUSTED,
     MOVE_NOT_COVERED,
@@ -53,18 +52,23 @@ from tests.contracts.perp_helpers import (
     NO_ROUND_AFTER,
     ORDER_PENDING,
     STALE,
-    WAD,
     PerpParams,
     PerpWorld,
+    branch,
     build_perp_world,
+    events_of,
+    funding_off,
+    modified,
+    now,
+    restoring,
+    set_keeper_fee,
+    set_move_limit,
 )
 
 MOCKS = Path(__file__).resolve().parent / "mocks"
 SANDWICH_ATTACKER = boa.load_partial(str(MOCKS / "SandwichAttacker.vy"))
 
 PRICE = 2 * FEED_UNIT  # the index, 8 decimals
-GPUH = WAD
-FEED_MAX = 10**12  # the world's feed bounds: 1 .. 10**12
 HALTED = reasons.PERP_INDEX_PRICE_STALE_OR_HALTED
 assert STALE == HALTED  # stale, halted and non-positive share one reason
 
@@ -83,35 +87,7 @@ def _world() -> PerpWorld:
 def world(_world):
     """The module's world; the autouse anchor resets the chain after each test, this
     resets the helper's clock of the last report."""
-    observed = _world.last_observed
-    yield _world
-    _world.last_observed = observed
-
-
-@contextmanager
-def what_if(w: PerpWorld):
-    """A nested anchor that also restores the helper's clock of the last report."""
-    observed = w.last_observed
-    with boa.env.anchor():
-        yield
-    w.last_observed = observed
-
-
-def now() -> int:
-    return boa.env.evm.patch.timestamp
-
-
-def set_move_limit(w: PerpWorld, max_move_bps: int) -> None:
-    """The oracle admin changes the feed's move limit (bounds and heartbeat kept)."""
-    with boa.env.prank(w.oracle_admin):
-        w.hub.set_feed_config(INDEX_FEED_ID, 1, FEED_MAX, max_move_bps, DAY, True)
-
-
-def funding_off(w: PerpWorld) -> None:
-    """No funding: the settlements below are exactly the price moves."""
-    params = PerpParams(max_funding_velocity=0, max_funding_rate=0)
-    with boa.env.prank(w.admin):
-        w.market.set_risk_params(params.as_tuple())
+    yield from restoring(_world)
 
 
 def signed_report(w: PerpWorld, usd_8dec: int) -> tuple[tuple, list, int]:
@@ -137,47 +113,12 @@ def relay(w: PerpWorld, report: tuple, signatures: list, observed: int) -> bool:
     return accepted
 
 
-def logs(contract, name: str) -> list:
-    return [x for x in contract.get_logs()
-            if type(x).__name__ == name and x.address == contract.address]
-
-
-def modified(w: PerpWorld):
-    (log,) = logs(w.market, "PositionModified")
-    return log
-
-
 def hedgers_short(w: PerpWorld) -> None:
     """The documented use case: GPU operators hedge by selling 100,000 GPU-hours."""
     hedger = w.traders[3]
     w.deposit(hedger, 50_000 * w.unit)
     w.trade(hedger, -100_000 * GPUH)
     assert w.market.market()[2] == -100_000 * GPUH
-
-
-def set_keeper_fee(w: PerpWorld, fee: int) -> None:
-    """The order window's keeper fee (the delays kept): every order reserves it."""
-    min_delay, max_age, _ = w.market.order_window()
-    with boa.env.prank(w.admin):
-        w.market.set_order_window(min_delay, max_age, fee)
-
-
-def execute_refused(w: PerpWorld, account, reason: str) -> int:
-    """Execute `account`'s order expecting its trade refused with `reason`: the order
-    is cancelled (`OrderFailed`), the position untouched, and the keeper paid
-    `min(fee, margin)` from the trader's margin into its own margin in the market;
-    nobody can execute the order afterwards. Returns the fee paid."""
-    m = w.market
-    fee = m.order_window()[2]
-    before, keeper_margin = m.position(account), m.position(w.keeper)[1]
-    paid = w.execute_refused(account, reason)
-    assert paid == min(fee, before[1])
-    after = m.position(account)
-    assert (after[0], after[1], *after[2:]) == (before[0], before[1] - paid, *before[2:])
-    assert m.position(w.keeper)[1] == keeper_margin + paid
-    with boa.reverts(NO_ORDER):  # nothing left to execute later
-        m.execute_order(account)
-    return paid
 
 
 def deploy_attacker(w: PerpWorld, funds: int):
@@ -276,7 +217,7 @@ def test_item1_two_transactions_around_a_published_report(world, kind, same_tx):
     first_after = world.hub.latest_value(INDEX_FEED_ID)[2]
     assert world.next_round(jumped * 97 // 100)  # a later one, before the keeper
     world.execute(attacker.address)
-    (executed,) = logs(m, "OrderExecuted")
+    (executed,) = events_of(m, "OrderExecuted")
     assert (executed.round_id, executed.price) == (first_after, jumped * 10**10)
     assert modified(world).index_price == jumped * 10**10
     assert first_after == commit_round + 2  # the relayed round (commit_round + 1) skipped
@@ -386,13 +327,13 @@ def test_item3_a_refused_move_halts_trading_until_an_accepted_report(world):
     assert m.index_price() == (jumped * 10**10, True)
     # A 30 % limit could create bad debt: the trade is refused, which cancels the order
     # and pays its keeper (tried aside; the order stays for the 4 % case below).
-    with what_if(world):
+    with branch(world):
         set_keeper_fee(world, world.unit)
-        assert execute_refused(world, trader, MOVE_NOT_COVERED) == world.unit
+        assert world.execute_refused(trader, MOVE_NOT_COVERED) == world.unit
 
     set_move_limit(world, 400)
     world.execute(trader)
-    (executed,) = logs(m, "OrderExecuted")
+    (executed,) = events_of(m, "OrderExecuted")
     assert executed.price == jumped * 10**10
     assert modified(world).fill_price > jumped * 10**10
     assert lens.equity(m, trader) < 60_000 * world.unit  # premium and fee, no gain
@@ -432,7 +373,7 @@ def test_item4_a_move_limit_reaching_the_maintenance_margin_is_refused(world):
     set_keeper_fee(world, world.unit)
     world.commit(trader, 1_000 * GPUH)
     assert world.next_round()
-    assert execute_refused(world, trader, MOVE_NOT_COVERED) == world.unit
+    assert world.execute_refused(trader, MOVE_NOT_COVERED) == world.unit
     assert m.position(trader)[0] == 10_000 * GPUH
     world.trade(trader, -10_000 * GPUH)  # closing needs no coverage
     assert m.position(trader)[0] == 0
@@ -506,10 +447,10 @@ def test_item4_one_maximal_move_from_maintenance_leaves_no_bad_debt(world, side)
     equity = lens.equity(m, trader)
     with boa.env.prank(world.keeper):
         fee = m.liquidate(trader)
-    (liquidated,) = logs(m, "PositionLiquidated")
+    (liquidated,) = events_of(m, "PositionLiquidated")
     assert liquidated.equity == equity
     assert equity - fee >= 0
-    assert not logs(m, "BadDebt") and not logs(m, "InsuranceExhausted")
+    assert not events_of(m, "BadDebt") and not events_of(m, "InsuranceExhausted")
     assert m.market()[5] >= fund
     assert m.deficit() == 0
 
@@ -537,7 +478,7 @@ def _winners(w: PerpWorld):
 def _close(w: PerpWorld, account) -> tuple[int, int]:
     """Close with an order; returns (gain, paid) of the GainHaircut it logged."""
     w.trade(account, -w.market.position(account)[0])
-    (cut,) = logs(w.market, "GainHaircut")
+    (cut,) = events_of(w.market, "GainHaircut")
     assert cut.account == account
     return cut.gain, cut.paid
 
@@ -561,11 +502,11 @@ def test_item5_fees_and_idle_margin_are_not_paid_to_a_winner(world):
     with boa.env.prank(a), boa.reverts(reasons.PERP_WITHDRAWAL_LEAVE_LESS_INITIAL):
         m.withdraw_margin(margin - need + 1)
     world.deposit(world.traders[3], 1_000 * world.unit)
-    with what_if(world):  # new risk is refused: the order is cancelled, its keeper paid
+    with branch(world):  # new risk is refused: the order is cancelled, its keeper paid
         set_keeper_fee(world, world.unit)
         world.commit(world.traders[3], GPUH)
         assert world.next_round()
-        assert execute_refused(world, world.traders[3], INSURANCE_EXHAUSTED) == world.unit
+        assert world.execute_refused(world.traders[3], INSURANCE_EXHAUSTED) == world.unit
 
     gain_a, paid_a = _close(world, a)
     assert 0 < paid_a < gain_a
@@ -651,7 +592,7 @@ def test_item6_a_refused_order_cannot_be_held_back_as_a_free_option(world, side,
     size = (10_000 if side == "long" else -10_000) * GPUH
     funds = 20_000 * world.unit
 
-    with what_if(world):  # the reviewer's way: margin taken away after the commit
+    with branch(world):  # the reviewer's way: margin taken away after the commit
         world.deposit(trader, funds)
         world.commit(trader, size)
         with boa.env.prank(trader), boa.reverts(ORDER_PENDING):
@@ -659,7 +600,7 @@ def test_item6_a_refused_order_cannot_be_held_back_as_a_free_option(world, side,
         assert world.next_round()
         fill_round = hub.latest_value(INDEX_FEED_ID)[2]
         world.execute(trader)
-        (executed,) = logs(m, "OrderExecuted")
+        (executed,) = events_of(m, "OrderExecuted")
         assert (executed.round_id, executed.price) == (fill_round, PRICE * 10**10)
         assert m.position(trader)[0] == size
 
@@ -669,13 +610,13 @@ def test_item6_a_refused_order_cannot_be_held_back_as_a_free_option(world, side,
     committed_at = m.order(trader)[3]
     assert world.next_round()  # the order's round: 2 USD
     fill_round = hub.latest_value(INDEX_FEED_ID)[2]
-    with what_if(world):  # the order's fill is fixed: that round, 2 USD
+    with branch(world):  # the order's fill is fixed: that round, 2 USD
         with boa.env.prank(keeper):
             m.execute_order(trader)
-        (failed,) = logs(m, "OrderFailed")
+        (failed,) = events_of(m, "OrderFailed")
         assert (failed.account, failed.keeper, failed.keeper_fee) == (trader, keeper, fee)
         assert (failed.round_id, failed.price) == (fill_round, PRICE * 10**10)
-    assert execute_refused(world, trader, NO_MARGIN_FOR_FEE) == fee
+    assert world.execute_refused(trader, NO_MARGIN_FOR_FEE) == fee
     assert m.position(trader) == (0, 0, 0, 0)
     wallet = world.asset.balanceOf(keeper)
     with boa.env.prank(keeper):  # credited to the keeper's margin: withdrawable

@@ -22,12 +22,13 @@ index refreshed or left stale); liquidations and a keeper pass; `fund_insurance`
 `collect_fees`; a donation; the order window; risk parameters (some refused for the
 feed's move limit); the guardian's pause; a split funding accrual.
 
-Every call's outcome is predicted first by a mirror of the market's arithmetic kept in
-this file (premium leg by leg across zero skew, exit premium in the requirements, the
-first round observed after the commit, the haircut, the keeper fee): it either succeeds
-with exactly the predicted effects (positions, events, keeper fees, the funding slot),
-or (an execution whose trade is refused) cancels the order with the predicted reason,
-or reverts with exactly the predicted reason and changes nothing.
+Every call's outcome is predicted first by the tests' mirror of the market's arithmetic
+(perp_helpers: premium leg by leg across zero skew, exit premium in the requirements) and
+this machine's own records (the first round observed after the commit, the haircut, the
+keeper fee): it either succeeds with exactly the predicted effects (positions, events,
+keeper fees, the funding slot), or (an execution whose trade is refused) cancels the
+order with the predicted reason, or reverts with exactly the predicted reason and
+changes nothing.
 
 Invariants (after every step, read from storage; one market or lens view a step, in
 rotation, checked against the mirror):
@@ -66,8 +67,8 @@ inside an anchor of it (reverted at teardown, clock included, so the World's Pyt
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -85,10 +86,12 @@ from tests.contracts.perp_helpers import (
     ABOVE_MAINTENANCE,
     BELOW_INITIAL,
     BELOW_INITIAL_WITHDRAW,
+    BPS,
     DAY,
     DEFICIT_PAUSED,
     EXCEEDS_MARGIN,
     FEED_UNIT,
+    FILL_NOT_POSITIVE,
     FREE_CASH,
     GUARDIAN_PAUSED,
     INDEX_FEED_ID,
@@ -114,12 +117,22 @@ from tests.contracts.perp_helpers import (
     WAD,
     ZERO_AMOUNT,
     ZERO_SIZE,
-    PerpWorld,
+    Built,
+    build_in_own_env,
     build_perp_world,
+    ceil_div,
     decode_refusal,
+    exit_premium,
+    funding_dust,
+    initial_margin,
+    liquidation_keeper_fee,
+    maintenance_margin,
+    move_covered,
+    premium_and_fill,
+    signed,
+    trade_fee,
 )
 
-BPS = 10_000
 HEARTBEAT = DAY  # build_perp_world's default feed heartbeat
 MOVE_LIMIT = 400  # build_perp_world's default move limit (bps)
 N_TRADERS = 4
@@ -136,7 +149,6 @@ MAX_ORDER_SIZE = 2**100
 MAX_ROUND_SCAN = 32  # PerpMarket: rounds execute_order looks through
 RING_SIZE = 256  # OracleHub: rounds get_round_data keeps
 NO_CASH_FOR_KEEPER = reasons.PERP_NOT_ENOUGH_CASH_KEEPER
-FILL_NOT_POSITIVE = reasons.PERP_FILL_PRICE_NOT_POSITIVE
 ORDER_TOO_LARGE = reasons.PERP_ORDER_SIZE_TOO_LARGE
 TOO_MANY_ROUNDS = reasons.PERP_TOO_MANY_ROUNDS_SINCE
 ROUND_NOT_KEPT = reasons.HUB_ROUND_NO_LONGER_KEPT
@@ -188,14 +200,6 @@ def portion(p: tuple[str, int], total: int) -> int:
     return total + value
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def signed(x: int, bits: int) -> int:
-    return x - (1 << bits) if x >> (bits - 1) else x
-
-
 def hashmap_slot(slot: int, account: str) -> int:
     """Storage slot of `HashMap[address, ...]` at `slot`, key `account` (Vyper:
     keccak256(slot . key))."""
@@ -203,74 +207,8 @@ def hashmap_slot(slot: int, account: str) -> int:
     return int.from_bytes(keccak(slot.to_bytes(32, "big") + key), "big")
 
 
-def funding_dust(steps: int, dt: int, rmax: int, price: int) -> int:
-    """Bound on |computed - exact integral| of the funding index over `dt` seconds in
-    `steps` accruals at a constant price and skew (see the market's `_funding_math`)."""
-    area = steps * (2 + rmax) + steps * dt
-    return steps + ceil_div(area * price, DAY * WAD)
-
-
-# ------------------------------------------------------------------ mirror (perp_math)
-
-
-def exit_premium(size: int, price: int, skew_scale: int, vs: int) -> int:
-    """`perp_math._exit_premium`: closing `size` against a zero skew, rounded up."""
-    n = abs(size)
-    per_unit = ceil_div(price * n, 2 * skew_scale * WAD)
-    return ceil_div(per_unit * n, vs)
-
-
-def requirement(size: int, price: int, bps: int, keeper: int, skew_scale: int, vs: int) -> int:
-    """`perp_math._requirement`: margin, keeper fee and exit premium."""
-    return (ceil_div(abs(size) * price * bps, vs * BPS) + keeper
-            + exit_premium(size, price, skew_scale, vs))
-
-
-def initial_margin(size: int, price: int, p: perp.RiskParams, vs: int) -> int:
-    return requirement(size, price, p.initial_margin_bps, p.min_keeper_fee, p.skew_scale, vs)
-
-
-def maintenance_margin(size: int, price: int, p: perp.RiskParams, vs: int) -> int:
-    return requirement(size, price, p.maintenance_margin_bps + p.liquidation_fee_bps,
-                       p.min_keeper_fee, p.skew_scale, vs)
-
-
-def premium_and_fill(price: int, skew: int, delta: int, skew_scale: int,
-                     vs: int) -> tuple[int, int] | None:
-    """`perp_math._premium`: (premium in asset units, average fill), the part that
-    increases |skew| paying leg by leg from zero; None where the market refuses a
-    non-positive fill."""
-    start, leg = skew, delta
-    if skew != 0 and (skew > 0) != (delta > 0):
-        if abs(delta) <= abs(skew):
-            return 0, price
-        start, leg = 0, delta + skew
-    n = abs(leg)
-    per_unit = ceil_div(price * (2 * abs(start) + n), 2 * skew_scale * WAD)
-    paid = per_unit * n
-    avg = ceil_div(paid, abs(delta))
-    if delta < 0:
-        if avg >= price:
-            return None
-        return ceil_div(paid, vs), price - avg
-    return ceil_div(paid, vs), price + avg
-
-
-def trade_fee(skew: int, delta: int, fill: int, p: perp.RiskParams, vs: int) -> int:
-    """Maker fee on the part that reduces |skew|, taker on the rest, rounded up."""
-    maker = min(abs(delta), abs(skew)) if skew != 0 and (skew > 0) != (delta > 0) else 0
-    taker = abs(delta) - maker
-    return ceil_div((taker * p.taker_fee_bps + maker * p.maker_fee_bps) * fill, vs * BPS)
-
-
-def move_covered(max_move: int, p: perp.RiskParams) -> bool:
-    """`PerpMarket._check_move_covered`."""
-    return max_move != 0 and (max_move * (BPS + p.liquidation_fee_bps) + p.taker_fee_bps * BPS
-                              < p.maintenance_margin_bps * BPS)
-
-
-def liquidation_keeper_fee(size: int, price: int, p: perp.RiskParams, vs: int) -> int:
-    return p.min_keeper_fee + abs(size) * price // vs * p.liquidation_fee_bps // BPS
+# ------------------------------------------------------------------ the machine's records
+# (the market's arithmetic: the tests' mirror in perp_helpers)
 
 
 class Order(NamedTuple):
@@ -300,32 +238,11 @@ class Fill(NamedTuple):
     increases: bool = False
 
 
-@dataclass
-class Built:
-    env: boa.Env
-    world: PerpWorld
-    last_observed: int
-
-
-_WORLDS: dict[int, Built] = {}
-
-
-def _build(decimals: int) -> Built:
-    env = boa.Env()
-    with boa.swap_env(env):
-        boa.env.enable_fast_mode()
-        w = build_perp_world(asset_decimals=decimals, label=f"sm-perp-{decimals}")
-        for trader in w.traders:
-            w.fund(trader, TRADER_FUNDS * w.unit)
-        w.fund(w.insurer, TRADER_FUNDS * w.unit)
-        w.fund(w.stranger, TRADER_FUNDS * w.unit)
-    return Built(env, w, w.last_observed)
-
-
+@functools.cache
 def world(decimals: int) -> Built:
-    if decimals not in _WORLDS:
-        _WORLDS[decimals] = _build(decimals)
-    return _WORLDS[decimals]
+    """The machine's world for `decimals`, deployed once into its own `boa.Env`, every
+    trader, the insurer and the stranger funded."""
+    return build_in_own_env(decimals, f"sm-perp-{decimals}", TRADER_FUNDS, everyone=True)
 
 
 class PerpMachine(RuleBasedStateMachine):
@@ -777,9 +694,11 @@ class PerpMachine(RuleBasedStateMachine):
     def _acceptable(self, delta: int, tolerance: int | None) -> int:
         if tolerance is None or delta == 0:
             return MAX_UINT if delta > 0 else 0
-        expected = premium_and_fill(self._price_wad(), self._skew(), delta,
-                                    self.params.skew_scale, self.vs)
-        fill = expected[1] if expected else self._price_wad()
+        try:
+            fill = premium_and_fill(self._price_wad(), self._skew(), delta,
+                                    self.params.skew_scale, self.vs)[1]
+        except ValueError:  # a fill the market refuses: any limit will do
+            fill = self._price_wad()
         return fill * (BPS + tolerance) // BPS if delta > 0 else fill * (BPS - tolerance) // BPS
 
     @rule(i=traders, kind=order_kinds, short=st.booleans(), bps=st.integers(1, 12_000),
@@ -912,10 +831,10 @@ class PerpMachine(RuleBasedStateMachine):
                 return soft(INSURANCE_EXHAUSTED)
             if not move_covered(self.max_move, p):
                 return soft(MOVE_NOT_COVERED)
-        priced = premium_and_fill(price, skew, o.size_delta, p.skew_scale, vs)
-        if priced is None:
+        try:
+            premium, fill = premium_and_fill(price, skew, o.size_delta, p.skew_scale, vs)
+        except ValueError:
             return soft(FILL_NOT_POSITIVE)
-        premium, fill = priced
         if (fill > o.acceptable) if o.size_delta > 0 else (fill < o.acceptable):
             return soft(SLIPPAGE)
         fee = trade_fee(skew, o.size_delta, fill, p, vs)
