@@ -117,7 +117,7 @@ def run_share_token(b: Bench, accounts: list[str]) -> dict[str, Contract]:
     now = b.web3.eth.get_block("latest")["timestamp"]
     gpus = [
         (bytes([i + 1]) * 32, b"H100-SXM5-80GB".ljust(32, b"\0"), 840,
-         b"US-TX-DFW-01".ljust(32, b"\0"), 27_500 * 10**8, now - 86_400)
+         b"US-TX-DFW-01".ljust(32, b"\0"), 27_500 * 10**8, now - 86_400, 0)
         for i in range(8)
     ]
     b.send(token.functions.add_gpus(gpus), operator)

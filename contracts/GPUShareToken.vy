@@ -22,8 +22,9 @@
           `messageForTransferRestriction`) and ERC-7943 (`canTransfer`,
           `getFrozenTokens`, `setFrozenTokens`, `forcedTransfer`) views and powers
           expose the same check.
-        - Adding a GPU registers its location with the registry, which refuses a
-          location whose law does not recognise tokenized title.
+        - Adding a GPU registers its location (country, and ISO 3166-2 region where
+          one is given) with the registry, which refuses a location whose law does
+          not recognise tokenized title.
         - Agent powers, each behind its own role and with its own event: partial
           freeze (`FREEZER_ROLE`), forced transfer (`FORCED_TRANSFER_ROLE`) and wallet
           recovery (`RECOVERY_ROLE`).
@@ -80,8 +81,8 @@ interface IComplianceRegistry:
     def custodian(account: address) -> bool: view
     def income_code(account: address) -> uint8: view
     def messageForTransferRestriction(restriction_code: uint8) -> String[160]: view
-    def register_asset_location(location: uint16): nonpayable
-    def release_asset_location(location: uint16): nonpayable
+    def register_asset_location(location: uint16, subdivision: uint24): nonpayable
+    def release_asset_location(location: uint16, subdivision: uint24): nonpayable
 
 
 exports: (
@@ -164,6 +165,7 @@ struct GPUInput:
     datacenter: bytes32
     acquisition_cost: uint256
     commissioned_at: uint256
+    subdivision: uint24
 
 
 # @dev One GPU of the register.
@@ -175,6 +177,7 @@ struct GPU:
     acquisition_cost: uint256
     commissioned_at: uint256
     status: GPUStatus
+    subdivision: uint24
 
 
 # @dev The ERC-20 token the rental income is paid in (a USD stablecoin).
@@ -226,6 +229,7 @@ event GPUAdded:
     datacenter: bytes32
     acquisition_cost: uint256
     commissioned_at: uint256
+    subdivision: uint24
 
 
 # @dev Emitted when a GPU changes status.
@@ -422,7 +426,9 @@ def add_gpus(batch: DynArray[GPUInput, MAX_GPU_BATCH]) -> uint256:
             not recognise tokenized title is refused with the registry's reason.
     @dev Only `OPERATOR_ROLE`. The whole batch reverts on the first invalid entry.
     @param batch The GPUs (serial hash, model, ISO 3166-1 numeric location,
-           datacenter id, acquisition cost in USD with 8 decimals, commissioning time).
+           datacenter id, acquisition cost in USD with 8 decimals, commissioning time,
+           and the location's ISO 3166-2 region: the part after the hyphen in ASCII,
+           right-aligned, 0 for none; needed where the country has regional rules).
     @return uint256 The id of the first GPU added.
     """
     access_control._check_role(OPERATOR_ROLE, msg.sender)
@@ -438,7 +444,7 @@ def add_gpus(batch: DynArray[GPUInput, MAX_GPU_BATCH]) -> uint256:
         assert g.acquisition_cost != 0, reasons.TOKEN_GPU_ACQUISITION_COST_ZERO
         assert g.commissioned_at != 0, reasons.TOKEN_GPU_COMMISSIONING_TIME_ZERO
         assert g.commissioned_at <= block.timestamp, reasons.TOKEN_GPU_COMMISSIONING_TIME_FUTURE
-        extcall IComplianceRegistry(compliance_registry).register_asset_location(g.location)
+        extcall IComplianceRegistry(compliance_registry).register_asset_location(g.location, g.subdivision)
         self.gpus[next_id] = GPU(
             serial_hash=g.serial_hash,
             model=g.model,
@@ -447,6 +453,7 @@ def add_gpus(batch: DynArray[GPUInput, MAX_GPU_BATCH]) -> uint256:
             acquisition_cost=g.acquisition_cost,
             commissioned_at=g.commissioned_at,
             status=GPUStatus.ACTIVE,
+            subdivision=g.subdivision,
         )
         self.gpu_id_of_serial[g.serial_hash] = next_id
         log GPUAdded(
@@ -457,6 +464,7 @@ def add_gpus(batch: DynArray[GPUInput, MAX_GPU_BATCH]) -> uint256:
             datacenter=g.datacenter,
             acquisition_cost=g.acquisition_cost,
             commissioned_at=g.commissioned_at,
+            subdivision=g.subdivision,
         )
         next_id += 1
     self.gpu_count = next_id - 1
@@ -505,7 +513,9 @@ def retire_gpu(gpu_id: uint256):
     else:
         self.impaired_gpus -= 1
     self.gpus[gpu_id].status = GPUStatus.RETIRED
-    extcall IComplianceRegistry(compliance_registry).release_asset_location(self.gpus[gpu_id].location)
+    extcall IComplianceRegistry(compliance_registry).release_asset_location(
+        self.gpus[gpu_id].location, self.gpus[gpu_id].subdivision
+    )
     log GPUStatusChanged(
         gpu_id=gpu_id, previous_status=status, new_status=GPUStatus.RETIRED, operator=msg.sender
     )

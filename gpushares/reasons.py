@@ -84,6 +84,25 @@ REGISTRY_NO_GPU_TOKEN_REGISTERED = (
     "ComplianceRegistry: no GPU of this token is registered in that location"
 )
 REGISTRY_SPV_GPUS_MAY_SIT = "ComplianceRegistry: an SPV's GPUs may sit in at most 16 jurisdictions"
+REGISTRY_SPV_GPUS_REGIONS = (
+    "ComplianceRegistry: an SPV's GPUs may sit in at most 8 regions (ISO 3166-2) of one "
+    "jurisdiction"
+)
+REGISTRY_SUBDIVISION_NOT_ISO_3166_2 = (
+    "ComplianceRegistry: subdivision is not an ISO 3166-2 code's part after the hyphen (1 to 3 "
+    "characters A-Z or 0-9, ASCII, right-aligned)"
+)
+REGISTRY_SUBDIVISION_COUNTRY_NOT_LISTED = (
+    "ComplianceRegistry: the subdivision's country is not in the jurisdiction table: list the "
+    "country first"
+)
+REGISTRY_REMOVE_SUBDIVISIONS_FIRST = (
+    "ComplianceRegistry: the jurisdiction still has subdivision rows: remove them first"
+)
+REGISTRY_GPU_LOCATION_NEEDS_REGION = (
+    "ComplianceRegistry: the GPU's country has regional rules (parts of it are under embargo): "
+    "register the GPU with its ISO 3166-2 region"
+)
 REGISTRY_TITLE_OVERRIDE_APPLIES_JURISDICTION = (
     "ComplianceRegistry: a title override applies only to a jurisdiction whose title status is "
     "unclear"

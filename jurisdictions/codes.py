@@ -4,7 +4,8 @@ ERC-1404 style: a share movement is allowed exactly when its code is 0 (`SUCCESS
 other code names the first rule it breaks, and `MESSAGES[code]` is the sentence a wallet
 shows (on-chain: `messageForTransferRestriction(code)` and the revert reason).
 
-The checks run in the order of the codes below, in both `jurisdictions.engine.decide`
+The checks run in the order of the codes below (13, the region of residence, is checked
+with the residence policy, between 8 and 9), in both `jurisdictions.engine.decide`
 and `ComplianceRegistry._check`; the first failing check decides the code.
 
 The on-chain copy, `contracts/modules/restriction_codes.vy`, is generated from this file:
@@ -64,6 +65,9 @@ class Restriction(IntEnum):
     RECEIVER_NOT_ACCREDITED = 10
     INSUFFICIENT_BALANCE = 11
     AMOUNT_FROZEN = 12
+    # Checked with the residence policy (between 8 and 9); numbered last so that the
+    # codes wallets already know keep their numbers.
+    RECEIVER_REGION_UNKNOWN = 13
 
 
 MESSAGES: dict[Restriction, str] = {
@@ -90,6 +94,9 @@ MESSAGES: dict[Restriction, str] = {
     Restriction.INSUFFICIENT_BALANCE: "The amount exceeds the sender's share balance.",
     Restriction.AMOUNT_FROZEN: "The amount exceeds the sender's unfrozen balance: part of it "
     "is frozen by a compliance agent.",
+    Restriction.RECEIVER_REGION_UNKNOWN: "Parts of the receiver's country of residence are "
+    "under embargo and their record names no region (ISO 3166-2); the KYC provider must "
+    "record it.",
 }
 # Message for a code that is not defined (`messageForTransferRestriction(99)`).
 UNKNOWN_MESSAGE = "Unknown restriction code."

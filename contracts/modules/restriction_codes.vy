@@ -53,6 +53,8 @@ RECEIVER_NOT_ACCREDITED: constant(uint8) = 10
 INSUFFICIENT_BALANCE: constant(uint8) = 11
 # @dev The amount exceeds the sender's unfrozen balance: part of it is frozen by a compliance agent.
 AMOUNT_FROZEN: constant(uint8) = 12
+# @dev Parts of the receiver's country of residence are under embargo and their record names no region (ISO 3166-2); the KYC provider must record it.
+RECEIVER_REGION_UNKNOWN: constant(uint8) = 13
 # @dev Longest message `_message` returns.
 MAX_MESSAGE_LENGTH: constant(uint256) = 160
 
@@ -91,4 +93,6 @@ def _message(code: uint8) -> String[160]:
         return "The amount exceeds the sender's share balance."
     if code == AMOUNT_FROZEN:
         return "The amount exceeds the sender's unfrozen balance: part of it is frozen by a compliance agent."
+    if code == RECEIVER_REGION_UNKNOWN:
+        return "Parts of the receiver's country of residence are under embargo and their record names no region (ISO 3166-2); the KYC provider must record it."
     return "Unknown restriction code."

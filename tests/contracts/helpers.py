@@ -57,10 +57,12 @@ def bytes32(text: str) -> bytes:
 
 
 def gpu(serial: str, *, location: int = 840, commissioned_at: int = 1, cost: int = 27_500 * 10**8,
-        model: str = "H100-SXM5-80GB", datacenter: str = "US-TX-DFW-01") -> tuple:
-    """A `GPUInput` tuple for `add_gpus`."""
+        model: str = "H100-SXM5-80GB", datacenter: str = "US-TX-DFW-01",
+        subdivision: int = 0) -> tuple:
+    """A `GPUInput` tuple for `add_gpus` (`subdivision`: the registry's encoding of an
+    ISO 3166-2 region, `jurisdictions.rules.encode_subdivision`; 0 for none)."""
     return (keccak(text=serial), bytes32(model), location, bytes32(datacenter), cost,
-            commissioned_at)
+            commissioned_at, subdivision)
 
 
 def register(registry, kyc, *accounts, jurisdiction: int = US, accredited: bool = False,

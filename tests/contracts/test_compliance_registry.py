@@ -94,7 +94,8 @@ def test_constructor_grants_the_admin_every_role(compliance_admin, stranger):
     assert r.SPV_OPERATOR_ROLE() == OPERATOR_ROLE
     assert r.MAX_ASSET_LOCATIONS() == 16 and r.MAX_JURISDICTION_BATCH() == 64
     assert r.ELIGIBILITY_TYPEHASH() == keccak(
-        text="Eligibility(address investor,uint16 jurisdiction,bool accredited,uint64 expiresAt,"
+        text="Eligibility(address investor,uint16 jurisdiction,uint24 subdivision,bool accredited,"
+        "uint64 expiresAt,"
         "uint256 nonce,uint256 deadline)"
     )
     _fields, name, version, chain_id, contract, _salt, _ext = r.eip712Domain()
@@ -163,14 +164,14 @@ def test_set_investor_boundaries_are_accepted(registry, compliance_admin, strang
     expiry = boa.env.timestamp + 1
     with boa.env.prank(compliance_admin):
         registry.set_investor(stranger, 999, True, expiry)
-    assert tuple(registry.investor(stranger)) == (999, True, expiry, False, True)
+    assert tuple(registry.investor(stranger)) == (999, True, expiry, False, True, 0)
     with boa.env.prank(compliance_admin):
         registry.set_investor(stranger, 1, False, 2**64 - 1)
-    assert tuple(registry.investor(stranger)) == (1, False, 2**64 - 1, False, True)
+    assert tuple(registry.investor(stranger)) == (1, False, 2**64 - 1, False, True, 0)
 
 
 def test_set_investor_records_and_logs(registry, compliance_admin, stranger):
-    assert tuple(registry.investor(stranger)) == (0, False, 0, False, False)
+    assert tuple(registry.investor(stranger)) == (0, False, 0, False, False, 0)
     expiry = boa.env.timestamp + 365 * 86_400
     with boa.env.prank(compliance_admin):
         registry.set_investor(stranger, CH, True, expiry)
@@ -185,7 +186,7 @@ def test_set_investor_records_and_logs(registry, compliance_admin, stranger):
     # A rewrite replaces every field (the accredited bit is cleared, not OR-ed).
     with boa.env.prank(compliance_admin):
         registry.set_investor(stranger, LI, False, FAR_FUTURE)
-    assert tuple(registry.investor(stranger)) == (LI, False, FAR_FUTURE, False, True)
+    assert tuple(registry.investor(stranger)) == (LI, False, FAR_FUTURE, False, True, 0)
 
 
 def test_remove_investor(registry, compliance_admin, alice, stranger):
@@ -197,7 +198,7 @@ def test_remove_investor(registry, compliance_admin, alice, stranger):
         with boa.reverts(reasons.REGISTRY_INVESTOR_NOT_REGISTERED):
             registry.remove_investor(stranger)
     assert (event.investor, event.provider) == (alice, compliance_admin)
-    assert tuple(registry.investor(alice)) == (0, False, 0, False, False)
+    assert tuple(registry.investor(alice)) == (0, False, 0, False, False, 0)
     assert registry.check_receiver(alice) == Restriction.RECEIVER_NOT_REGISTERED
 
 
@@ -227,14 +228,14 @@ def test_a_freeze_survives_rewrites_removal_and_re_registration(registry, compli
                                                                  stranger):
     with boa.env.prank(compliance_admin):
         registry.set_wallet_frozen(stranger, True)  # no record yet: freezing still works
-    assert tuple(registry.investor(stranger)) == (0, False, 0, True, False)
+    assert tuple(registry.investor(stranger)) == (0, False, 0, True, False, 0)
     register(registry, compliance_admin, stranger, jurisdiction=CH, accredited=True)
-    assert tuple(registry.investor(stranger)) == (CH, True, FAR_FUTURE, True, True)
+    assert tuple(registry.investor(stranger)) == (CH, True, FAR_FUTURE, True, True, 0)
     register(registry, compliance_admin, stranger)  # a KYC update does not unfreeze
     assert registry.is_frozen(stranger)
     with boa.env.prank(compliance_admin):
         registry.remove_investor(stranger)
-    assert tuple(registry.investor(stranger)) == (0, False, 0, True, False)
+    assert tuple(registry.investor(stranger)) == (0, False, 0, True, False, 0)
     register(registry, compliance_admin, stranger)
     assert registry.is_frozen(stranger)
     assert registry.check_receiver(stranger) == Restriction.RECEIVER_FROZEN
@@ -279,7 +280,7 @@ def test_submit_eligibility_by_the_investor(registry, provider, stranger):
         stranger, CH, True, FAR_FUTURE
     )
     assert event.provider == provider.address and event.self_submitted is True
-    assert tuple(registry.investor(stranger)) == (CH, True, FAR_FUTURE, False, True)
+    assert tuple(registry.investor(stranger)) == (CH, True, FAR_FUTURE, False, True, 0)
     assert registry.eligibility_nonce(stranger) == 1
     assert registry.check_receiver(stranger) == Restriction.SUCCESS
 
@@ -292,11 +293,11 @@ def test_submit_eligibility_by_a_relayer_and_renewal(registry, provider, strange
     assert (event.investor, event.provider, event.self_submitted) == (
         stranger, provider.address, True
     )
-    assert tuple(registry.investor(stranger)) == (US, False, FAR_FUTURE, False, True)
+    assert tuple(registry.investor(stranger)) == (US, False, FAR_FUTURE, False, True, 0)
     assert not registry.investor(bob).accredited  # the relayer's own record is untouched
     renewal = _attestation(stranger, jurisdiction=LI, accredited=True, nonce=1)
     registry.submit_eligibility(renewal.as_tuple(), _sign(renewal, provider.key, registry.address))
-    assert tuple(registry.investor(stranger)) == (LI, True, FAR_FUTURE, False, True)
+    assert tuple(registry.investor(stranger)) == (LI, True, FAR_FUTURE, False, True, 0)
     assert registry.eligibility_nonce(stranger) == 2
 
 
@@ -453,7 +454,7 @@ def test_a_frozen_investor_cannot_unfreeze_by_re_attesting(registry, provider, c
                        nonce=registry.eligibility_nonce(alice))
     with boa.env.prank(alice):
         registry.submit_eligibility(att.as_tuple(), _sign(att, provider.key, registry.address))
-    assert tuple(registry.investor(alice)) == (LI, True, FAR_FUTURE, True, True)
+    assert tuple(registry.investor(alice)) == (LI, True, FAR_FUTURE, True, True, 0)
     assert registry.check_receiver(alice) == Restriction.RECEIVER_FROZEN
 
 

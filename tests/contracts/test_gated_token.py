@@ -16,6 +16,7 @@ from gpushares import reasons
 from jurisdictions.codes import Restriction, message
 from tests.budgets import budget
 from tests.contracts.helpers import (
+    BLOCKED,
     CH,
     FORCED_TRANSFER_ROLE,
     FR,
@@ -748,6 +749,13 @@ def _situation(code, token, registry, compliance_admin, operator, agent, alice, 
         return alice, other, SHARE
     if code == S.RECEIVER_NOT_ACCREDITED:
         register(registry, compliance_admin, other, jurisdiction=CH)
+        return alice, other, SHARE
+    if code == S.RECEIVER_REGION_UNKNOWN:
+        # CH gets a regional row: a resident recorded without a region is refused
+        # (before the accredited-only policy is looked at).
+        with boa.env.prank(compliance_admin):
+            registry.set_subdivisions([(CH, 0x4745, RECOGNISED, BLOCKED, keccak(text="CH-GE"))])
+        register(registry, compliance_admin, other, jurisdiction=CH, accredited=True)
         return alice, other, SHARE
     if code == S.INSUFFICIENT_BALANCE:
         return alice, bob, 100 * SHARE + 1

@@ -52,7 +52,7 @@ def test_add_gpus_requires_operator(token, stranger):
 @pytest.mark.parametrize(
     ("entry", "reason"),
     [
-        ((b"\0" * 32, bytes32("H100"), 840, bytes32("DC"), 1, 1),
+        ((b"\0" * 32, bytes32("H100"), 840, bytes32("DC"), 1, 1, 0),
          reasons.TOKEN_GPU_SERIAL_HASH_ZERO),
         (gpu("SN-0"), reasons.TOKEN_GPU_SERIAL_ALREADY_REGISTERED),
         (gpu("SN-N", model=""), reasons.TOKEN_GPU_MODEL_EMPTY),
@@ -62,6 +62,8 @@ def test_add_gpus_requires_operator(token, stranger):
         (gpu("SN-N", datacenter=""), reasons.TOKEN_GPU_DATACENTER_EMPTY),
         (gpu("SN-N", cost=0), reasons.TOKEN_GPU_ACQUISITION_COST_ZERO),
         (gpu("SN-N", commissioned_at=0), reasons.TOKEN_GPU_COMMISSIONING_TIME_ZERO),
+        (gpu("SN-N", subdivision=0x3A), reasons.REGISTRY_SUBDIVISION_NOT_ISO_3166_2),
+        (gpu("SN-N", subdivision=0x410041), reasons.REGISTRY_SUBDIVISION_NOT_ISO_3166_2),
         (gpu("SN-N", commissioned_at=2**40),
          reasons.TOKEN_GPU_COMMISSIONING_TIME_FUTURE),
     ],

@@ -71,9 +71,11 @@ def test_module_message_function_returns_every_message(module_text: str) -> None
 
 
 def test_codes_are_contiguous_from_zero() -> None:
-    assert [int(r) for r in Restriction] == list(range(13))
+    assert [int(r) for r in Restriction] == list(range(14))
     assert Restriction.SUCCESS == 0
     assert Restriction.AMOUNT_FROZEN == 12
+    # Added after wallets knew 0..12: numbered last so that none of those moved.
+    assert Restriction.RECEIVER_REGION_UNKNOWN == 13
 
 
 @pytest.mark.parametrize("restriction", list(Restriction), ids=lambda r: r.name)
@@ -90,14 +92,14 @@ def test_messages_are_distinct() -> None:
     assert UNKNOWN_MESSAGE not in MESSAGES.values()
 
 
-@pytest.mark.parametrize("code", [13, 99, 255, 256, -1, 2**256])
+@pytest.mark.parametrize("code", [14, 99, 255, 256, -1, 2**256])
 def test_message_of_unknown_code(code: int) -> None:
     assert codes.message(code) == UNKNOWN_MESSAGE == "Unknown restriction code."
 
 
 @given(st.integers())
 def test_message_total(code: int) -> None:
-    expected = MESSAGES[Restriction(code)] if 0 <= code <= 12 else UNKNOWN_MESSAGE
+    expected = MESSAGES[Restriction(code)] if 0 <= code <= 13 else UNKNOWN_MESSAGE
     assert codes.message(code) == expected
 
 
