@@ -9,6 +9,12 @@ Columns (header required, order free):
     acquisition_cost_usd       purchase price in USD, up to 8 decimals
     commissioned_at            commissioning date or time, ISO 8601, UTC if no offset
 
+Optional column:
+
+    location_iso3166_2         ISO 3166-2 region of the location (e.g. UA-30), empty for
+                               none; required where the country's rules list regions
+                               (parts of it under embargo), and must belong to the country
+
 Every row is validated; errors name the file and line number.
 """
 
@@ -21,7 +27,16 @@ from pathlib import Path
 from typing import Annotated, TextIO
 
 from eth_utils import keccak
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from jurisdictions.rules import SUBDIVISION_PATTERN, encode_subdivision
 
 USD_DECIMALS = 8
 # Upper bound on one GPU's acquisition cost, to catch unit mistakes (cents, wei, ...).
@@ -36,6 +51,7 @@ REQUIRED_COLUMNS = (
     "acquisition_cost_usd",
     "commissioned_at",
 )
+OPTIONAL_COLUMNS = ("location_iso3166_2",)
 
 Ascii32 = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[\x21-\x7e]+$")]
 
@@ -55,6 +71,15 @@ class GPURow(BaseModel):
     datacenter: Ascii32
     acquisition_cost_usd: Decimal
     commissioned_at: datetime
+    location_iso3166_2: Annotated[str, StringConstraints(pattern=SUBDIVISION_PATTERN)] | None = None
+
+    @field_validator("location_iso3166_2", mode="before")
+    @classmethod
+    def _region(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().upper()
+            return value or None
+        return value
 
     @field_validator("acquisition_cost_usd")
     @classmethod
@@ -91,7 +116,12 @@ class GPURow(BaseModel):
         """keccak256 of the UTF-8 serial: what the register stores on-chain."""
         return keccak(text=self.serial)
 
-    def onchain(self) -> tuple[bytes, bytes, int, bytes, int, int]:
+    @property
+    def subdivision(self) -> int:
+        """The region in the registry's `uint24` encoding (0: none)."""
+        return encode_subdivision(self.location_iso3166_2) if self.location_iso3166_2 else 0
+
+    def onchain(self) -> tuple[bytes, bytes, int, bytes, int, int, int]:
         """The `GPUInput` struct for `GPUShareToken.add_gpus`."""
         return (
             self.serial_hash,
@@ -100,6 +130,7 @@ class GPURow(BaseModel):
             self.datacenter.encode("ascii").ljust(32, b"\0"),
             int(self.acquisition_cost_usd.scaleb(USD_DECIMALS)),
             int(self.commissioned_at.timestamp()),
+            self.subdivision,
         )
 
 
@@ -144,7 +175,8 @@ def _parse(path: Path, handle: TextIO) -> list[GPURow]:
             continue
         values = {(k or "").strip(): v for k, v in raw.items()}
         try:
-            row = GPURow.model_validate({col: values.get(col) for col in REQUIRED_COLUMNS})
+            row = GPURow.model_validate(
+                {col: values.get(col) for col in REQUIRED_COLUMNS + OPTIONAL_COLUMNS})
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

@@ -2,8 +2,11 @@
 
 The typed data mirrors `ComplianceRegistry.ELIGIBILITY_TYPEHASH` exactly:
 
-    Eligibility(address investor,uint16 jurisdiction,bool accredited,uint64 expiresAt,
-                uint256 nonce,uint256 deadline)
+    Eligibility(address investor,uint16 jurisdiction,uint24 subdivision,bool accredited,
+                uint64 expiresAt,uint256 nonce,uint256 deadline)
+
+`subdivision` is the ISO 3166-2 region of residence in the registry's encoding (the part
+after the hyphen in ASCII, right-aligned: `UA-30` -> 0x3330; 0 when none is attested).
 
 with the domain {name: "GPU Shares Compliance", version: "1", chainId, verifyingContract}.
 """
@@ -17,13 +20,16 @@ from typing import Annotated, Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import is_checksum_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from jurisdictions.rules import SUBDIVISION_PATTERN, encode_subdivision
 
 DOMAIN_NAME = "GPU Shares Compliance"
 DOMAIN_VERSION = "1"
 ELIGIBILITY_TYPE = [
     {"name": "investor", "type": "address"},
     {"name": "jurisdiction", "type": "uint16"},
+    {"name": "subdivision", "type": "uint24"},
     {"name": "accredited", "type": "bool"},
     {"name": "expiresAt", "type": "uint64"},
     {"name": "nonce", "type": "uint256"},
@@ -50,14 +56,21 @@ class Eligibility(BaseModel):
     expires_at: Annotated[int, Field(ge=1, lt=2**64)]
     nonce: Annotated[int, Field(ge=0, lt=2**256)]
     deadline: Annotated[int, Field(ge=0, lt=2**256)]
+    # ISO 3166-2 region of residence (`UA-30`), None when none is attested.
+    subdivision: Annotated[str, StringConstraints(pattern=SUBDIVISION_PATTERN)] | None = None
 
     _addr = field_validator("investor")(classmethod(lambda cls, v: _checksum(v)))
 
-    def as_tuple(self) -> tuple[str, int, bool, int, int, int]:
+    @property
+    def subdivision_code(self) -> int:
+        """The region in the registry's `uint24` encoding (0: none)."""
+        return encode_subdivision(self.subdivision) if self.subdivision else 0
+
+    def as_tuple(self) -> tuple[str, int, int, bool, int, int, int]:
         """The `Eligibility` struct as the contract call takes it."""
         return (
-            self.investor, self.jurisdiction, self.accredited, self.expires_at, self.nonce,
-            self.deadline,
+            self.investor, self.jurisdiction, self.subdivision_code, self.accredited,
+            self.expires_at, self.nonce, self.deadline,
         )
 
 
@@ -108,6 +121,7 @@ def typed_data(attestation: Eligibility, chain_id: int, registry: str) -> dict[s
         "message": {
             "investor": attestation.investor,
             "jurisdiction": attestation.jurisdiction,
+            "subdivision": attestation.subdivision_code,
             "accredited": attestation.accredited,
             "expiresAt": attestation.expires_at,
             "nonce": attestation.nonce,

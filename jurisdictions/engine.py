@@ -10,10 +10,15 @@ Order (the first failing check decides the code, see `jurisdictions.codes`):
 2. a jurisdiction where the token's GPUs sit does not recognise tokenized title
    (`unclear` counts as recognised only with the SPV's legal-opinion override; a
    jurisdiction missing from the rules never counts), unless the movement is a transfer
-   back to the SPV (redemption) or a burn; a mint is never exempt;
+   back to the SPV (redemption) or a burn; a mint is never exempt. In a country whose
+   file lists subdivisions, each region the GPUs sit in is checked too: a GPU without
+   a region stops transfers (fail closed), a listed region must be `recognised`, or
+   `unclear` where the country is `unclear` with the override in force;
 3. sender (unless a mint): registered, not expired, wallet not frozen;
 4. receiver (unless a burn): registered, not expired, wallet not frozen, residence
-   policy (missing from the rules or `blocked`: refused; `accredited_only`: accredited);
+   policy (missing from the rules or `blocked`: refused; in a country whose file lists
+   subdivisions, a record without a region is refused (RECEIVER_REGION_UNKNOWN) and a
+   listed region's policy tightens the country's; `accredited_only`: accredited);
 5. sender (unless a mint): the amount is within the balance, and within the unfrozen
    balance.
 
@@ -30,19 +35,22 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from jurisdictions.codes import Restriction, message
+from jurisdictions.codes import Restriction, TitleStatus, message
 from jurisdictions.rules import (
+    SUBDIVISION_PATTERN,
     HolderPolicy,
     JurisdictionRules,
     RuleBook,
+    SubdivisionRules,
     TitleRecognition,
     load_rules,
 )
 
 Numeric = Annotated[int, Field(ge=1, le=999)]
 Amount = Annotated[int, Field(ge=0, lt=2**256)]
+Subdivision = Annotated[str, StringConstraints(pattern=SUBDIVISION_PATTERN)]
 
 
 class InvestorRecord(BaseModel):
@@ -53,6 +61,10 @@ class InvestorRecord(BaseModel):
     jurisdiction: Numeric
     accredited: bool = False
     expires_at: Annotated[int, Field(ge=1, lt=2**64)]
+    # ISO 3166-2 region of residence (`UA-30`), None when none is recorded. The registry
+    # keeps only the part after the hyphen (the country is `jurisdiction`), so the
+    # engine matches a region by that part too.
+    subdivision: Subdivision | None = None
 
 
 class Party(BaseModel):
@@ -75,6 +87,10 @@ class ShareAsset(BaseModel):
     (`registry.title_override_in_force`). Leave it None to use the overrides the rules
     data records for `spv_lei` (what the chain holds once `apply` has run); set it to
     decide exactly as a registry that is not in sync would.
+
+    `regions`: the regions the GPUs sit in, as (location, ISO 3166-2 code or "" for GPUs
+    registered without one) pairs (`registry.asset_subdivisions`). None: every GPU in
+    `locations` was registered without a region.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -83,6 +99,13 @@ class ShareAsset(BaseModel):
     locations: frozenset[Numeric] = frozenset()
     paused: bool = False
     overridden_locations: frozenset[Numeric] | None = None
+    regions: frozenset[tuple[Numeric, str]] | None = None
+
+    def regions_in(self, location: int) -> frozenset[str]:
+        """The regions (ISO 3166-2, "" for none) of the GPUs in `location`."""
+        if self.regions is None:
+            return frozenset({""})
+        return frozenset(code for loc, code in self.regions if loc == location)
 
 
 class Decision(BaseModel):
@@ -98,7 +121,10 @@ class Decision(BaseModel):
 
     @classmethod
     def of(
-        cls, code: Restriction, rules: Iterable[JurisdictionRules] = (), note: str = ""
+        cls,
+        code: Restriction,
+        rules: Iterable[JurisdictionRules | SubdivisionRules] = (),
+        note: str = "",
     ) -> Decision:
         rules = list(rules)
         citations = tuple(dict.fromkeys(str(c) for r in rules for c in r.citations))
@@ -108,7 +134,8 @@ class Decision(BaseModel):
             code=code,
             message=text,
             citations=citations,
-            jurisdictions=tuple(r.alpha2 for r in rules),
+            jurisdictions=tuple(
+                r.code if isinstance(r, SubdivisionRules) else r.alpha2 for r in rules),
         )
 
 
@@ -142,13 +169,69 @@ def title_recognised(
     return spv_lei is not None and rule.override_for(spv_lei) is not None
 
 
+def region_rule(rule: JurisdictionRules, code: str) -> SubdivisionRules | None:
+    """The subdivision of `rule`'s country whose code ends as `code` does (the registry
+    keys a region by its country's numeric code and the part after the hyphen)."""
+    suffix = code.partition("-")[2]
+    return next((s for s in rule.subdivisions if s.code[3:] == suffix), None)
+
+
+def region_blocks(rule: JurisdictionRules, region: str) -> SubdivisionRules | str | None:
+    """Why a GPU in `region` ("" for none recorded) of `rule`'s country stops transfers,
+    given that the country's own title check passed (the registry's `_region_ok`): None
+    when it does not; else the region's rule, or a note when no region was recorded.
+    Only for a country whose file lists subdivisions."""
+    if not region:
+        return (f"{rule.name} ({rule.alpha2}) has regional rules and a GPU there was "
+                "registered without its ISO 3166-2 region.")
+    sub = region_rule(rule, region)
+    if sub is None or sub.title_code is TitleStatus.RECOGNISED:
+        return None
+    if sub.title_code is TitleStatus.UNCLEAR and rule.title_code is TitleStatus.UNCLEAR:
+        return None  # the country's override (in force: its check passed) covers it
+    return sub
+
+
+def location_recognised(
+    rules: RuleBook,
+    location: int,
+    spv_lei: str | None,
+    overridden_locations: frozenset[int] | None = None,
+    regions: frozenset[str] = frozenset({""}),
+) -> bool:
+    """`title_recognised` for the country, and `region_blocks` for each region the GPUs
+    in it sit in where its file lists subdivisions (what the registry's `_title_ok`
+    decides for one location)."""
+    if not title_recognised(rules, location, spv_lei, overridden_locations):
+        return False
+    rule = rules[location]
+    return not rule.subdivisions or all(region_blocks(rule, r) is None for r in regions)
+
+
 def check_gpu_location(
-    location: int, spv_lei: str | None = None, *, rules: RuleBook | None = None
+    location: int,
+    spv_lei: str | None = None,
+    *,
+    rules: RuleBook | None = None,
+    subdivision: str | None = None,
 ) -> Decision:
-    """May the SPV add a GPU located in `location`? Refusals carry the citations."""
+    """May the SPV add a GPU located in `location` (region `subdivision`, ISO 3166-2)?
+    Refusals carry the citations."""
     rules = rules if rules is not None else default_rules()
     if title_recognised(rules, location, spv_lei):
-        return Decision.of(Restriction.SUCCESS, [rules[location]])
+        rule = rules[location]
+        if not rule.subdivisions:
+            return Decision.of(Restriction.SUCCESS, [rule])
+        blocker = region_blocks(rule, subdivision or "")
+        if blocker is None:
+            return Decision.of(Restriction.SUCCESS, [rule])
+        if isinstance(blocker, str):
+            return Decision.of(Restriction.ASSET_TITLE_NOT_RECOGNISED, [rule],
+                               blocker.replace("a GPU there was registered", "the GPU is"))
+        what = "is under sanctions" if blocker.sanctioned else (
+            f"has title_recognition = {blocker.title_recognition}")
+        return Decision.of(Restriction.ASSET_TITLE_NOT_RECOGNISED, [blocker],
+                           f"{blocker.name} ({blocker.code}) {what}.")
     rule = rules.get(location)
     if rule is None:
         return Decision.of(
@@ -167,6 +250,70 @@ def check_gpu_location(
     return Decision.of(Restriction.ASSET_TITLE_NOT_RECOGNISED, [rule], note + ".")
 
 
+def _title_refusal(rules: RuleBook, asset: ShareAsset, blocking: list[int]) -> Decision:
+    """ASSET_TITLE_NOT_RECOGNISED for the `blocking` locations, with what stops each."""
+    cited: list[JurisdictionRules | SubdivisionRules] = []
+    countries: list[str] = []
+    regions: list[str] = []
+    unlisted: list[str] = []
+    for loc in blocking:
+        rule = rules.get(loc)
+        if rule is None:
+            unlisted.append(str(loc))
+        elif not title_recognised(rules, loc, asset.spv_lei, asset.overridden_locations):
+            cited.append(rule)
+            countries.append(f"{rule.alpha2} ({rule.title_recognition})")
+        else:
+            for region in sorted(asset.regions_in(loc)):
+                blocker = region_blocks(rule, region)
+                if isinstance(blocker, SubdivisionRules):
+                    cited.append(blocker)
+                    status = "sanctioned" if blocker.sanctioned else blocker.title_recognition
+                    regions.append(f"{blocker.code} ({status})")
+                elif blocker is not None:
+                    cited.append(rule)
+                    regions.append(f"{rule.alpha2} (a GPU without its region)")
+    parts = []
+    if countries:
+        parts.append("Title not recognised in: " + ", ".join(countries) + ".")
+    if regions:
+        parts.append("Title not recognised in regions: " + ", ".join(regions) + ".")
+    if unlisted:
+        parts.append("No rules for: " + ", ".join(unlisted) + ".")
+    return Decision.of(Restriction.ASSET_TITLE_NOT_RECOGNISED, cited, " ".join(parts))
+
+
+def residence_decision(record: InvestorRecord, rules: RuleBook) -> Decision:
+    """The residence part of the receiver checks (the registry's `_residence_code`): the
+    country's holder policy, tightened by the region's where the country's file lists
+    subdivisions (a record without a region is then refused)."""
+    rule = rules.get(record.jurisdiction)
+    if rule is None:
+        return Decision.of(
+            Restriction.RECEIVER_JURISDICTION_BLOCKED,
+            note=f"Jurisdiction {record.jurisdiction} has no rules file.",
+        )
+    if rule.holder_policy is HolderPolicy.BLOCKED:
+        return Decision.of(Restriction.RECEIVER_JURISDICTION_BLOCKED, [rule])
+    deciding: JurisdictionRules | SubdivisionRules = rule
+    if rule.subdivisions:
+        if record.subdivision is None:
+            return Decision.of(
+                Restriction.RECEIVER_REGION_UNKNOWN, [rule],
+                f"{rule.name} ({rule.alpha2}) lists regions with rules of their own: "
+                + ", ".join(s.code for s in rule.subdivisions) + ".")
+        sub = region_rule(rule, record.subdivision)
+        if sub is not None and sub.holder_policy.strictness > rule.holder_policy.strictness:
+            deciding = sub
+        if deciding.holder_policy is HolderPolicy.BLOCKED:
+            where = f"{sub.name} ({sub.code})" if sub else record.subdivision
+            return Decision.of(Restriction.RECEIVER_JURISDICTION_BLOCKED, [deciding],
+                               f"Region of residence: {where}.")
+    if deciding.holder_policy is HolderPolicy.ACCREDITED_ONLY and not record.accredited:
+        return Decision.of(Restriction.RECEIVER_NOT_ACCREDITED, [deciding])
+    return Decision.of(Restriction.SUCCESS)
+
+
 def receiver_decision(receiver: Party, *, rules: RuleBook, now: int) -> Decision:
     """The receiver checks alone (the registry's `check_receiver`)."""
     record = receiver.record
@@ -176,17 +323,7 @@ def receiver_decision(receiver: Party, *, rules: RuleBook, now: int) -> Decision
         return Decision.of(Restriction.RECEIVER_ELIGIBILITY_EXPIRED)
     if receiver.wallet_frozen:
         return Decision.of(Restriction.RECEIVER_FROZEN)
-    rule = rules.get(record.jurisdiction)
-    if rule is None:
-        return Decision.of(
-            Restriction.RECEIVER_JURISDICTION_BLOCKED,
-            note=f"Jurisdiction {record.jurisdiction} has no rules file.",
-        )
-    if rule.holder_policy is HolderPolicy.BLOCKED:
-        return Decision.of(Restriction.RECEIVER_JURISDICTION_BLOCKED, [rule])
-    if rule.holder_policy is HolderPolicy.ACCREDITED_ONLY and not record.accredited:
-        return Decision.of(Restriction.RECEIVER_NOT_ACCREDITED, [rule])
-    return Decision.of(Restriction.SUCCESS)
+    return residence_decision(record, rules)
 
 
 def decide(
@@ -217,20 +354,12 @@ def decide(
         blocking = sorted(
             loc
             for loc in asset.locations
-            if not title_recognised(rules, loc, asset.spv_lei, asset.overridden_locations)
+            if not location_recognised(rules, loc, asset.spv_lei, asset.overridden_locations,
+                                       asset.regions_in(loc))
         )
         redemption = sender is not None and receiver.is_spv
         if blocking and not redemption:
-            listed = [rules[loc] for loc in blocking if loc in rules]
-            unlisted = [str(loc) for loc in blocking if loc not in rules]
-            note = ""
-            if listed:
-                note += "Title not recognised in: " + ", ".join(
-                    f"{r.alpha2} ({r.title_recognition})" for r in listed
-                ) + "."
-            if unlisted:
-                note += (" " if note else "") + "No rules for: " + ", ".join(unlisted) + "."
-            return Decision.of(Restriction.ASSET_TITLE_NOT_RECOGNISED, listed, note)
+            return _title_refusal(rules, asset, blocking)
 
     if sender is not None:
         if sender.record is None:

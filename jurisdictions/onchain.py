@@ -15,7 +15,7 @@ from typing import Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from jurisdictions.codes import HolderPolicyCode, TitleStatus
-from jurisdictions.rules import RuleBook
+from jurisdictions.rules import RuleBook, decode_subdivision
 
 ZERO32 = b"\0" * 32
 # Rows per `set_jurisdictions` transaction (the contract's MAX_JURISDICTION_BATCH).
@@ -32,6 +32,8 @@ class RegistryReader(Protocol):
     def listed_jurisdictions(self) -> Any: ...
     def title_override(self, token: str, code: int) -> Any: ...
     def title_override_in_force(self, token: str, code: int) -> Any: ...
+    def subdivision(self, code: int, subdivision: int) -> Any: ...
+    def listed_subdivisions(self) -> Any: ...
 
 
 class JurisdictionSetting(BaseModel):
@@ -58,6 +60,33 @@ class JurisdictionSetting(BaseModel):
         )
 
 
+class SubdivisionSetting(BaseModel):
+    """One row of the registry's subdivision table (an ISO 3166-2 region's own rule)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    jurisdiction: Numeric
+    subdivision: Annotated[int, Field(ge=1, lt=2**24)]
+    title: TitleStatus
+    policy: HolderPolicyCode
+    rules_hash: Bytes32
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.jurisdiction, self.subdivision)
+
+    def as_tuple(self) -> tuple[int, int, int, int, bytes]:
+        """The `SubdivisionSetting` struct as the contract call takes it."""
+        return (self.jurisdiction, self.subdivision, int(self.title), int(self.policy),
+                self.rules_hash)
+
+    @classmethod
+    def removal(cls, jurisdiction: int, subdivision: int) -> SubdivisionSetting:
+        return cls(jurisdiction=jurisdiction, subdivision=subdivision,
+                   title=TitleStatus.UNLISTED, policy=HolderPolicyCode.UNLISTED,
+                   rules_hash=ZERO32)
+
+
 class OverrideSetting(BaseModel):
     """An SPV's legal-opinion override of an `unclear` title status."""
 
@@ -81,11 +110,11 @@ class RowChange(BaseModel):
 
     kind: ChangeKind
     label: str
-    before: JurisdictionSetting | None
-    after: JurisdictionSetting
+    before: JurisdictionSetting | SubdivisionSetting | None
+    after: JurisdictionSetting | SubdivisionSetting
 
     def describe(self) -> str:
-        def show(s: JurisdictionSetting | None) -> str:
+        def show(s: JurisdictionSetting | SubdivisionSetting | None) -> str:
             if s is None or s.title is TitleStatus.UNLISTED:
                 return "unlisted"
             return (
@@ -121,16 +150,35 @@ class Plan(BaseModel):
 
     rows: tuple[RowChange, ...] = ()
     overrides: tuple[OverrideChange, ...] = ()
+    # Rows of the subdivision table (`after` is a SubdivisionSetting).
+    subdivision_rows: tuple[RowChange, ...] = ()
 
     @property
     def empty(self) -> bool:
         """Nothing to send on this chain (overrides of SPVs absent here are only listed)."""
-        return not self.rows and all(o.token is None for o in self.overrides)
+        return (not self.rows and not self.subdivision_rows
+                and all(o.token is None for o in self.overrides))
 
     def row_batches(self) -> list[list[tuple[int, int, int, bytes]]]:
         """The `set_jurisdictions` calls, at most `BATCH` rows each."""
         tuples = [change.after.as_tuple() for change in self.rows]
         return [tuples[i : i + BATCH] for i in range(0, len(tuples), BATCH)]
+
+    def table_calls(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """Every table write in the order the registry accepts it, as (function, batch):
+        countries added or changed, then their regions' rows, then countries removed (a
+        region's country must be listed first, and its regions removed before it)."""
+        def batches(name: str, changes: list[RowChange]) -> list[tuple[str, list[Any]]]:
+            tuples = [change.after.as_tuple() for change in changes]
+            return [(name, tuples[i : i + BATCH]) for i in range(0, len(tuples), BATCH)]
+
+        if not self.subdivision_rows:
+            return batches("set_jurisdictions", list(self.rows))
+        kept = [c for c in self.rows if c.kind is not ChangeKind.REMOVE]
+        removed = [c for c in self.rows if c.kind is ChangeKind.REMOVE]
+        return (batches("set_jurisdictions", kept)
+                + batches("set_subdivisions", list(self.subdivision_rows))
+                + batches("set_jurisdictions", removed))
 
 
 def compile_rules(rules: RuleBook) -> list[JurisdictionSetting]:
@@ -144,6 +192,57 @@ def compile_rules(rules: RuleBook) -> list[JurisdictionSetting]:
         )
         for rule in rules.values()
     ]
+
+
+def compile_subdivisions(rules: RuleBook) -> list[SubdivisionSetting]:
+    """The subdivision rows the rules data asks for (each listed region of each country)."""
+    return [
+        SubdivisionSetting(
+            jurisdiction=rule.numeric,
+            subdivision=sub.encoded,
+            title=sub.title_code,
+            policy=sub.holder_policy.code,
+            rules_hash=sub.rules_hash(),
+        )
+        for rule in rules.values()
+        for sub in rule.subdivisions
+    ]
+
+
+def read_subdivision(registry: RegistryReader, code: int, subdivision: int) -> SubdivisionSetting:
+    """The registry's current row for a region (all zero when it has none)."""
+    title, policy, rules_hash = registry.subdivision(code, subdivision)
+    return SubdivisionSetting(
+        jurisdiction=code,
+        subdivision=subdivision,
+        title=TitleStatus(int(title)),
+        policy=HolderPolicyCode(int(policy)),
+        rules_hash=bytes(rules_hash),
+    )
+
+
+def _subdivision_changes(rules: RuleBook, registry: RegistryReader) -> list[RowChange]:
+    wanted = {s.key: s for s in compile_subdivisions(rules)}
+    onchain = {(int(k) >> 24, int(k) & (2**24 - 1)) for k in registry.listed_subdivisions()}
+    changes: list[RowChange] = []
+    for key in sorted(set(wanted) | onchain):
+        current = read_subdivision(registry, *key)
+        listed = current.title is not TitleStatus.UNLISTED
+        country = rules.get(key[0])
+        try:
+            label = decode_subdivision(country.alpha2, key[1]) if country else None
+        except ValueError:
+            label = None
+        label = label or f"{key[0]}/{key[1]:#x}"
+        if key in wanted:
+            if current != wanted[key]:
+                changes.append(RowChange(
+                    kind=ChangeKind.UPDATE if listed else ChangeKind.ADD, label=label,
+                    before=current if listed else None, after=wanted[key]))
+        elif listed:
+            changes.append(RowChange(kind=ChangeKind.REMOVE, label=label, before=current,
+                                     after=SubdivisionSetting.removal(*key)))
+    return changes
 
 
 def compile_overrides(rules: RuleBook) -> list[OverrideSetting]:
@@ -222,7 +321,8 @@ def plan(
             if current != ZERO32:
                 clear = OverrideSetting(spv_lei=lei, jurisdiction=code, legal_opinion_hash=ZERO32)
                 overrides.append(OverrideChange(setting=clear, token=token, current=current))
-    return Plan(rows=tuple(rows), overrides=tuple(overrides))
+    return Plan(rows=tuple(rows), overrides=tuple(overrides),
+                subdivision_rows=tuple(_subdivision_changes(rules, registry)))
 
 
 def tokens_by_lei(factory: Any) -> dict[str, str]:
@@ -242,6 +342,8 @@ def describe(plan_: Plan, rules_count: int) -> Iterable[str]:
             yield f"  (not on this chain) {change.describe()}"
         return
     for change in plan_.rows:
+        yield change.describe()
+    for change in plan_.subdivision_rows:
         yield change.describe()
     for change in plan_.overrides:
         yield change.describe()

@@ -58,6 +58,28 @@ Alpha2 = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 # ISO 3166-2: the country's alpha-2 code, a hyphen, then one to three letters or digits.
 SUBDIVISION_PATTERN = r"^[A-Z]{2}-[A-Z0-9]{1,3}$"
 SubdivisionCode = Annotated[str, StringConstraints(pattern=SUBDIVISION_PATTERN)]
+
+
+def encode_subdivision(code: str) -> int:
+    """The registry's encoding of an ISO 3166-2 code (`uint24`): the part after the
+    hyphen in ASCII, right-aligned (`UA-43` -> 0x3433, `GB-ENG` -> 0x454e47). The country
+    travels separately as its ISO 3166-1 numeric code."""
+    text = code.strip().upper()
+    if not re.fullmatch(SUBDIVISION_PATTERN, text):
+        raise RulesError(f"{code!r} is not an ISO 3166-2 subdivision code (e.g. 'UA-43')")
+    return int.from_bytes(text[3:].encode("ascii"), "big")
+
+
+def decode_subdivision(alpha2: str, value: int) -> str | None:
+    """The ISO 3166-2 code of a registry subdivision (`"UA", 0x3433` -> `UA-43`), or
+    None for 0 (no region recorded)."""
+    if value == 0:
+        return None
+    suffix = int(value).to_bytes(3, "big").lstrip(b"\0").decode("ascii")
+    code = f"{alpha2}-{suffix}"
+    if not re.fullmatch(SUBDIVISION_PATTERN, code):
+        raise RulesError(f"{value:#x} does not encode an ISO 3166-2 subdivision of {alpha2}")
+    return code
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
 Lei = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{18}[0-9]{2}$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -324,6 +346,11 @@ class SubdivisionRules(_Rule):
     def alpha2(self) -> str:
         """The country's ISO 3166-1 alpha-2 code (`UA` for `UA-43`)."""
         return self.code[:2]
+
+    @property
+    def encoded(self) -> int:
+        """The registry's `uint24` for this subdivision (`encode_subdivision`)."""
+        return encode_subdivision(self.code)
 
     def rules_hash(self) -> bytes:
         """SHA-256 of the canonical JSON of this subdivision's rule, for a registry that

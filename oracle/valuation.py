@@ -119,7 +119,7 @@ STATUS_FLAGS: dict[int, str] = {1: "active", 2: "impaired", 4: "retired"}
 #: Field order of the register's `GPU` struct (what `gpus(id)` returns).
 REGISTER_FIELDS = (
     "serial_hash", "model", "location", "datacenter", "acquisition_cost",
-    "commissioned_at", "status",
+    "commissioned_at", "status", "subdivision",
 )
 NAV_FEED_PREFIX = "NAV/"
 NAV_FEED_SUFFIX = "/USD"

@@ -71,8 +71,9 @@ def test_example_serial_hashes_are_keccak_of_the_serial() -> None:
 def test_example_onchain_tuple() -> None:
     row = load_fleet_csv(EXAMPLE)[0]
     onchain = row.onchain()
-    assert len(onchain) == 6
-    serial_hash, model, location, datacenter, cost, commissioned_at = onchain
+    assert len(onchain) == 7
+    serial_hash, model, location, datacenter, cost, commissioned_at, subdivision = onchain
+    assert subdivision == 0  # the example has no location_iso3166_2 column
     assert serial_hash == keccak256(b"1654923041107")
     assert model == b"H100-SXM5-80GB" + b"\0" * 18
     assert datacenter == b"US-TX-DFW-01" + b"\0" * 20
@@ -81,7 +82,21 @@ def test_example_onchain_tuple() -> None:
     assert cost == 27_500 * 10**8  # 8 decimals
     # a date is midnight UTC: 2025-03-17T00:00:00Z
     assert commissioned_at == 1_742_169_600
-    assert [type(value) for value in onchain] == [bytes, bytes, int, bytes, int, int]
+    assert [type(value) for value in onchain] == [bytes, bytes, int, bytes, int, int, int]
+
+
+def test_region_column_is_optional_and_encoded(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{HEADER},location_iso3166_2\nSN-1,M,804,DC,1,2025-03-17, ua-30 \n"
+                 "SN-2,M,840,DC,1,2025-03-17,\n")
+    kyiv, plain = load_fleet_csv(path)
+    assert kyiv.location_iso3166_2 == "UA-30" and kyiv.onchain()[6] == 0x3330
+    assert plain.location_iso3166_2 is None and plain.onchain()[6] == 0
+
+
+def test_bad_region_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{HEADER},location_iso3166_2\nSN-1,M,804,DC,1,2025-03-17,Kyiv\n")
+    with pytest.raises(FleetCSVError, match="line 2: location_iso3166_2"):
+        load_fleet_csv(path)
 
 
 # ---------------------------------------------------------------------------------
@@ -122,6 +137,7 @@ def test_columns_in_any_order_with_padding_and_blank_lines(tmp_path: Path) -> No
         b"DC-1".ljust(32, b"\0"),
         1,
         1_742_169_600,
+        0,
     )
 
 
@@ -350,6 +366,7 @@ def test_valid_rows_round_trip(rows: list[dict[str, object]]) -> None:
             str(row["datacenter"]).encode("ascii").ljust(32, b"\0"),
             int(row["acquisition_cost_usd"].scaleb(8)),  # type: ignore[attr-defined]
             int(when.timestamp()),
+            0,
         )
 
 

@@ -39,6 +39,22 @@ def rule_data(alpha2: str = "XA", numeric: int = 900, **fields: Any) -> dict[str
     return {k: v for k, v in data.items() if v is not None}
 
 
+def subdivision_data(code: str, **fields: Any) -> dict[str, Any]:
+    """The dict of a valid subdivision (a blocked, sanctioned region), `fields` replaced."""
+    data: dict[str, Any] = {
+        "code": code,
+        "name": f"Region {code}",
+        "title_recognition": "recognised",
+        "holder_policy": "blocked",
+        "sanctioned": True,
+        "basis": f"Test embargo of {code}.",
+        "citations": [{"reference": f"Embargo Order for {code}",
+                       "url": "https://example.org/embargo"}],
+    }
+    data.update(fields)
+    return {k: v for k, v in data.items() if v is not None}
+
+
 def make_rule(alpha2: str = "XA", numeric: int = 900, **fields: Any) -> JurisdictionRules:
     return JurisdictionRules.model_validate(rule_data(alpha2, numeric, **fields))
 

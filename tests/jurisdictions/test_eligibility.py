@@ -79,8 +79,9 @@ def test_digest_matches_contract_layout(provider: Any, signed: SignedEligibility
     ))
     typehash = keccak(text=_type_string())
     struct = keccak(encode(
-        ["bytes32", "address", "uint16", "bool", "uint64", "uint256", "uint256"],
-        [typehash, a.investor, a.jurisdiction, a.accredited, a.expires_at, a.nonce, a.deadline],
+        ["bytes32", "address", "uint16", "uint24", "bool", "uint64", "uint256", "uint256"],
+        [typehash, a.investor, a.jurisdiction, a.subdivision_code, a.accredited, a.expires_at,
+         a.nonce, a.deadline],
     ))
     digest = keccak(b"\x19\x01" + domain + struct)
     expected = Account.unsafe_sign_hash(digest, provider.key)
@@ -216,7 +217,14 @@ def test_attestation_is_frozen() -> None:
 
 def test_as_tuple() -> None:
     a = attestation()
-    assert a.as_tuple() == (INVESTOR, 276, True, 1_900_000_000, 7, 1_800_000_000)
+    assert a.as_tuple() == (INVESTOR, 276, 0, True, 1_900_000_000, 7, 1_800_000_000)
+
+
+def test_as_tuple_carries_the_region() -> None:
+    a = attestation().model_copy(update={"jurisdiction": 804, "subdivision": "UA-30"})
+    assert a.as_tuple()[:3] == (INVESTOR, 804, 0x3330)
+    with pytest.raises(ValidationError, match="pattern"):
+        Eligibility.model_validate(attestation().model_dump() | {"subdivision": "Kyiv"})
 
 
 @pytest.mark.parametrize(

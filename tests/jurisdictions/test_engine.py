@@ -22,7 +22,14 @@ from jurisdictions.engine import (
     title_recognised,
 )
 from jurisdictions.rules import HolderPolicy, RuleBook, TitleRecognition, load_rules
-from tests.jurisdictions.helpers import LEI_A, LEI_B, book, make_rule, override
+from tests.jurisdictions.helpers import (
+    LEI_A,
+    LEI_B,
+    book,
+    make_rule,
+    override,
+    subdivision_data,
+)
 
 NOW = 1_700_000_000
 FUTURE = NOW + 365 * 86_400
@@ -34,6 +41,7 @@ UNCLEAR_OVR = 902  # unclear, allowed, override for LEI_A
 UNCLEAR = 903  # unclear, blocked
 ACCR = 904  # recognised, accredited only
 SANCT = 905  # recognised, blocked, sanctioned
+REGIONAL = 906  # recognised, allowed, region XG-01 blocked and sanctioned
 UNLISTED = 999
 
 RULES = book(
@@ -48,6 +56,7 @@ RULES = book(
     make_rule("XE", ACCR, holder_policy="accredited_only"),
     make_rule("XF", SANCT, holder_policy="blocked", sanctioned=True,
               citations=[{"reference": "XF Sanctions Order"}]),
+    make_rule("XG", REGIONAL, subdivisions=[subdivision_data("XG-01")]),
 )
 
 
@@ -103,6 +112,7 @@ CASES: dict[Restriction, tuple[ShareAsset, Party | None, Party | None, int]] = {
     Restriction.RECEIVER_JURISDICTION_BLOCKED: (asset(), SENDER, party(jurisdiction=UNCLEAR),
                                                 10),
     Restriction.RECEIVER_NOT_ACCREDITED: (asset(), SENDER, party(jurisdiction=ACCR), 10),
+    Restriction.RECEIVER_REGION_UNKNOWN: (asset(), SENDER, party(jurisdiction=REGIONAL), 10),
     Restriction.INSUFFICIENT_BALANCE: (asset(), party(balance=9), RECEIVER, 10),
     Restriction.AMOUNT_FROZEN: (asset(), party(balance=10, frozen_tokens=1), RECEIVER, 10),
 }

@@ -41,6 +41,8 @@ class FakeRegistry:
         self.epochs: dict[int, int] = {}
         self.override_epochs: dict[tuple[str, int], int] = {}
         self.batch_sizes: list[int] = []
+        # The subdivision table, keyed like the contract's list (code << 24 | subdivision).
+        self.subdivision_rows: dict[int, tuple[int, int, bytes]] = {}
 
     # views
     def jurisdiction(self, code: int) -> tuple[int, int, bytes]:
@@ -48,6 +50,12 @@ class FakeRegistry:
 
     def listed_jurisdictions(self) -> list[int]:
         return list(self.listed)  # unordered, like the contract's swap-and-pop list
+
+    def subdivision(self, code: int, subdivision: int) -> tuple[int, int, bytes]:
+        return self.subdivision_rows.get(code << 24 | subdivision, (0, 0, ZERO32))
+
+    def listed_subdivisions(self) -> list[int]:
+        return list(self.subdivision_rows)
 
     def title_override(self, token: str, code: int) -> bytes:
         return self.overrides.get((token, code), ZERO32)
@@ -69,6 +77,8 @@ class FakeRegistry:
             assert (title == 0) == (rules_hash == ZERO32)
             assert isinstance(rules_hash, bytes) and len(rules_hash) == 32
             assert code in self.rows or title != 0, "nothing to remove"
+            assert title != 0 or not any(k >> 24 == code for k in self.subdivision_rows), (
+                "remove its subdivisions first")
             if self.jurisdiction(code)[0] != title:
                 self.epochs[code] = self.epochs.get(code, 0) + 1
             if title == 0:
@@ -83,6 +93,18 @@ class FakeRegistry:
                     self.listed.append(code)
                 self.rows[code] = (title, policy, rules_hash)
 
+    def set_subdivisions(self, batch: list[tuple[int, int, int, int, bytes]]) -> None:
+        assert 0 < len(batch) <= self.MAX_BATCH
+        for code, subdivision, title, policy, rules_hash in batch:
+            assert 0 < subdivision < 2**24
+            assert (title == 0) == (policy == 0) == (rules_hash == ZERO32)
+            key = code << 24 | subdivision
+            if title == 0:
+                del self.subdivision_rows[key]  # KeyError: nothing to remove
+            else:
+                assert key in self.subdivision_rows or code in self.rows, "list the country first"
+                self.subdivision_rows[key] = (title, policy, rules_hash)
+
     def set_title_override(self, token: str, code: int, opinion_hash: bytes) -> None:
         epoch = 0
         if opinion_hash != ZERO32:
@@ -96,8 +118,8 @@ class FakeRegistry:
         self.override_epochs[(token, code)] = epoch
 
     def apply(self, p: Plan) -> None:
-        for batch in p.row_batches():
-            self.set_jurisdictions(batch)
+        for name, batch in p.table_calls():
+            getattr(self, name)(batch)
         for change in p.overrides:
             if change.token is not None:
                 self.set_title_override(
@@ -170,10 +192,44 @@ def test_plan_apply_plan_is_empty(shipped: RuleBook) -> None:
 
 def test_describe_non_empty_plan(shipped: RuleBook) -> None:
     lines = list(describe(plan(shipped, FakeRegistry()), len(shipped)))
-    assert len(lines) == len(shipped)
+    regions = sum(len(r.subdivisions) for r in shipped.values())
+    assert regions == 6  # Ukraine's embargoed regions
+    assert len(lines) == len(shipped) + regions
     assert not any("nothing to change" in line for line in lines)
     assert all(line.startswith("add") for line in lines)
     assert any("DE (276)" in line and "title=not_recognised" in line for line in lines)
+    assert any("UA-43" in line and "title=sanctioned policy=blocked" in line for line in lines)
+
+
+def test_subdivision_rows_are_planned_in_an_order_the_registry_accepts(shipped: RuleBook) -> None:
+    registry = FakeRegistry()
+    first = plan(shipped, registry)
+    calls = [name for name, _ in first.table_calls()]
+    assert calls == ["set_jurisdictions", "set_subdivisions"]  # the country before its regions
+    registry.apply(first)
+    ua = shipped.by_alpha2("UA")
+    assert set(registry.subdivision_rows) == {804 << 24 | s.encoded for s in ua.subdivisions}
+    assert plan(shipped, registry).empty
+    # A changed region is one update of its row only.
+    crimea = ua.subdivision("UA-43")
+    edited = ua.model_copy(update={"subdivisions": tuple(
+        s.model_copy(update={"basis": "Edited."}) if s is crimea else s
+        for s in ua.subdivisions)})
+    changed = replace(shipped, edited)
+    p = plan(changed, registry)
+    assert [c.label for c in p.subdivision_rows] == ["UA-43"]
+    assert [c.kind for c in p.subdivision_rows] == [ChangeKind.UPDATE]
+    assert [c.label for c in p.rows] == ["UA (804)"]  # the country's hash covers its regions
+    registry.apply(p)
+    assert plan(changed, registry).empty
+    # Dropping Ukraine removes its regions first, then the country.
+    without = RuleBook([r for r in shipped.values() if r.alpha2 != "UA"])
+    p = plan(without, registry)
+    assert [name for name, _ in p.table_calls()] == ["set_subdivisions", "set_jurisdictions"]
+    assert {c.kind for c in p.subdivision_rows} == {ChangeKind.REMOVE}
+    registry.apply(p)
+    assert not registry.subdivision_rows and 804 not in registry.rows
+    assert plan(without, registry).empty
 
 
 def test_one_changed_rule_is_one_update(shipped: RuleBook) -> None:

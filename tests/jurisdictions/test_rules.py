@@ -42,6 +42,7 @@ from tests.jurisdictions.helpers import (
 ISO_NUMERIC = {
     "DE": 276, "NL": 528, "CH": 756, "LI": 438, "GB": 826, "US": 840, "FR": 250, "LU": 442,
     "SG": 702, "AE": 784, "KP": 408, "IR": 364, "CU": 192, "RU": 643, "BY": 112, "SY": 760,
+    "UA": 804,
 }
 REQUIRED = {"DE", "NL", "CH", "LI", "GB", "US", "FR", "LU", "SG", "AE"}
 SANCTIONED = {"KP", "IR", "CU", "RU", "BY"}
@@ -628,13 +629,15 @@ def test_loaded_nested_file_equals_in_memory_model(tmp_path: Path) -> None:
 
 
 # --- Ukraine and its embargoed regions (issue 22) ------------------------------------------------
-# Parked in rules/pending/ until the registry, the engine and the attestations carry
-# subdivisions: listed today, a Crimea resident recorded as Ukraine would get UA's row.
+# Listed now that investor records, attestations, GPU locations, the registry and the
+# engine carry ISO 3166-2 regions (tests/jurisdictions/test_regions.py,
+# tests/contracts/test_regions.py).
 
 
 @pytest.fixture(scope="module")
 def pending() -> RuleBook:
-    return load_rules(RULES_DIR / "pending")
+    """The shipped rules (Ukraine waited in rules/pending/ until regions were enforced)."""
+    return load_rules()
 
 
 UA_EMBARGOED = {"UA-43", "UA-40", "UA-14", "UA-09", "UA-65", "UA-23"}
@@ -666,10 +669,9 @@ def test_each_region_cites_its_embargo(pending: RuleBook, code: str,
         assert instrument in cited, (code, instrument)
 
 
-def test_no_listed_jurisdiction_has_subdivisions_until_the_registry_does(
-        shipped: RuleBook, pending: RuleBook) -> None:
-    assert [r.alpha2 for r in shipped.values() if r.subdivisions] == []
-    assert [r.alpha2 for r in pending.values() if r.subdivisions] == ["UA"]
+def test_ukraine_is_the_listed_jurisdiction_with_subdivisions(shipped: RuleBook) -> None:
+    assert [r.alpha2 for r in shipped.values() if r.subdivisions] == ["UA"]
+    assert not (RULES_DIR / "pending").exists()
 
 
 # --- the shipped data: the corrections of issue 22 -----------------------------------------------

@@ -563,7 +563,7 @@ H100 = b"H100-SXM5-80GB".ljust(32, b"\0")
 def register_tuple(n: int = 0, *, model: Any = H100, status: Any = 1,
                    cost: Any = 2_500_000_000_000) -> tuple[Any, ...]:
     return (bytes.fromhex(serial(n)[2:]), model, 840, b"dc-1".ljust(32, b"\0"), cost,
-            1_700_000_000, status)
+            1_700_000_000, status, 0)
 
 
 def test_holdings_from_register_tuples_mappings_and_structs() -> None:
@@ -604,7 +604,7 @@ def test_holdings_from_register_retired_unmapped_model_keeps_its_code() -> None:
         (register_tuple(model=b"H\xff".ljust(32, b"\0")), "not ASCII"),
         (register_tuple(model=b"x" * 33), "bytes32 holds 32"),
         (register_tuple(cost=0), "acquisition_cost"),
-        (register_tuple()[:6], "7 fields"),
+        (register_tuple()[:6], "8 fields"),
         ({"serial_hash": b"\x01" * 32, "model": H100}, "missing acquisition_cost"),
         (b"\x01" * 32, "expected the GPU struct"),
     ],
