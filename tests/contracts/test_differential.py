@@ -9,6 +9,11 @@ whose GPUs sit in different places. The rules reach the chain through
 engine's code must equal both on-chain codes, and the movement must succeed exactly when
 the code is 0 (otherwise revert with exactly the code's message).
 
+Regions (issue 22): Ukraine's file may list ISO 3166-2 subdivisions (drawn: UA-43 and
+UA-14, each only tightening the country), investors may carry a region, and token D's GPUs
+sit in two Ukrainian regions while token C has one Ukrainian GPU registered without a
+region; the engine and the chain must agree on all of it.
+
 A position in a lending pool is a holding (issue 17): the same random rules, records,
 wallet and partial freezes and pause meet one lending-pool operation (supply collateral
 for oneself or for another wallet, withdraw it to oneself or to another wallet, claim its
@@ -68,8 +73,11 @@ from jurisdictions.rules import (
     HolderPolicy,
     JurisdictionRules,
     RuleBook,
+    SubdivisionRules,
     TitleOverride,
     TitleRecognition,
+    decode_subdivision,
+    encode_subdivision,
 )
 from tests.budgets import budget, examples
 from tests.contracts import deployers
@@ -103,21 +111,29 @@ UNIVERSE = {
     276: ("DE", "Germany"),
     438: ("LI", "Liechtenstein"),
     408: ("KP", "North Korea"),
+    804: ("UA", "Ukraine"),
 }
-US, FR, CH, DE, LI, KP = UNIVERSE
+US, FR, CH, DE, LI, KP, UA = UNIVERSE
 # A residence that no rules ever list (Afghanistan).
 NEVER_LISTED = 4
 RESIDENCES = [*UNIVERSE, NEVER_LISTED]  # US first
+ALPHA2 = {code: a2 for code, (a2, _) in UNIVERSE.items()} | {NEVER_LISTED: "AF"}
+# Ukraine's regions the rules may list (Crimea, Donetsk); Kyiv (30) is never listed, so its
+# residents and GPUs follow the country's rule.
+LISTABLE_REGIONS = ("43", "14")
+REGIONS = ("43", "30", "14")
 
-# The three tokens: LEI, GPU locations in the order they are added, GPU ids retired
-# afterwards. B's first GPU (in CH) is retired, leaving an empty lane in the registry's
-# packed location word; its GPUs then sit in {US, FR}.
+# The four tokens: LEI, GPU locations (numeric code, region or None) in the order they
+# are added, GPU ids retired afterwards. B's first GPU (in CH) is retired, leaving an
+# empty lane in the registry's packed location word; its GPUs then sit in {US, FR}. C's
+# Ukrainian GPU has no region; D's sit in Kyiv and Donetsk.
 TOKENS = (
-    ("A", make_lei("DIFFERENTIALTOKENA"), (US, US), ()),
-    ("B", make_lei("DIFFERENTIALTOKENB"), (CH, US, FR), (1,)),
-    ("C", make_lei("DIFFERENTIALTOKENC"), (CH, CH), ()),
+    ("A", make_lei("DIFFERENTIALTOKENA"), ((US, None), (US, None)), ()),
+    ("B", make_lei("DIFFERENTIALTOKENB"), ((CH, None), (US, None), (FR, None)), (1,)),
+    ("C", make_lei("DIFFERENTIALTOKENC"), ((CH, None), (CH, None), (UA, None)), ()),
+    ("D", make_lei("DIFFERENTIALTOKEND"), ((UA, "30"), (UA, "14"), (US, None)), ()),
 )
-LEI_A, LEI_B, LEI_C = (lei for _, lei, _, _ in TOKENS)
+LEI_A, LEI_B, LEI_C, LEI_D = (lei for _, lei, _, _ in TOKENS)
 # An SPV with no token on this chain: its overrides are planned with `token=None`.
 FOREIGN_LEI = make_lei("DIFFERENTIALFOREIG")
 OVERRIDE_LEIS = (LEI_A, LEI_B, LEI_C, FOREIGN_LEI)
@@ -155,9 +171,20 @@ POOL_RECORD = InvestorRecord(jurisdiction=US, accredited=True, expires_at=FAR_FU
 ERROR_SELECTOR = keccak(text="Error(string)")[:4]
 
 
+def make_region(suffix: str, title: TitleRecognition, policy: HolderPolicy, *,
+                sanctioned: bool = False) -> SubdivisionRules:
+    """A region of Ukraine with a rule of its own (`UA-<suffix>`)."""
+    return SubdivisionRules(
+        code=f"UA-{suffix}", name=f"Region UA-{suffix}", title_recognition=title,
+        holder_policy=policy, sanctioned=sanctioned, basis="Differential embargo.",
+        unknowns="Untested." if title is TitleRecognition.UNCLEAR else None,
+        citations=(CITATION,))
+
+
 def make_rule(code: int, title: TitleRecognition, policy: HolderPolicy, *,
               sanctioned: bool = False, cited: bool = True, basis: str = BASES[0],
-              overrides: tuple[tuple[str, str], ...] = ()) -> JurisdictionRules:
+              overrides: tuple[tuple[str, str], ...] = (),
+              regions: tuple[SubdivisionRules, ...] = ()) -> JurisdictionRules:
     """A valid rules entry for `code` (`overrides`: (SPV LEI, opinion SHA-256) pairs)."""
     alpha2, name = UNIVERSE[code]
     unclear = title is TitleRecognition.UNCLEAR
@@ -178,6 +205,7 @@ def make_rule(code: int, title: TitleRecognition, policy: HolderPolicy, *,
                           recorded_by="SPV operator", as_of=AS_OF)
             for lei, sha in overrides
         ),
+        subdivisions=regions,
     )
 
 
@@ -189,6 +217,18 @@ class Holder:
     accredited: bool = False
     expiry: int | None = None  # seconds after the check (<= 0: expired); None: far future
     wallet_frozen: bool = False
+    region: str | None = None  # ISO 3166-2 part after the hyphen, in the residence country
+
+    def record(self, check_time: int) -> InvestorRecord | None:
+        if self.jurisdiction is None:
+            return None
+        return InvestorRecord(
+            jurisdiction=self.jurisdiction,
+            accredited=self.accredited,
+            expires_at=FAR_FUTURE if self.expiry is None else check_time + self.expiry,
+            subdivision=None if self.region is None
+            else f"{ALPHA2[self.jurisdiction]}-{self.region}",
+        )
 
 
 @dataclass(frozen=True)
@@ -281,8 +321,11 @@ def table(rules: RuleBook) -> str:
     parts = []
     for rule in rules.values():
         leis = ",".join(o.spv_lei[-4:] for o in rule.title_overrides)
+        regions = ",".join(f"{s.code}={s.title_code.name}/{s.holder_policy}"
+                           for s in rule.subdivisions)
         parts.append(f"{rule.alpha2}={rule.title_recognition}/{rule.holder_policy}"
-                     + (f"[overrides {leis}]" if leis else ""))
+                     + (f"[overrides {leis}]" if leis else "")
+                     + (f"[regions {regions}]" if regions else ""))
     return " ".join(parts) or "(empty)"
 
 
@@ -318,22 +361,36 @@ def rule_sets(draw, titles=TITLES, policies=POLICIES,
             leis = draw(st.lists(st.sampled_from(OVERRIDE_LEIS), unique=True,
                                  max_size=len(OVERRIDE_LEIS)))
             overrides = tuple((lei, draw(st.sampled_from(OPINIONS))) for lei in leis)
+        regions: list[SubdivisionRules] = []
+        if code == UA:
+            count = draw(st.sampled_from([0, 1, 1, 2]))
+            for suffix in draw(st.permutations(LISTABLE_REGIONS))[:count]:
+                # A region only tightens its country (and is sanctioned where it is).
+                r_title = draw(st.sampled_from(
+                    [t for t in TitleRecognition if t.strictness >= title.strictness]))
+                r_policy = draw(st.sampled_from(
+                    [p for p in HolderPolicy if p.strictness >= policy.strictness]))
+                r_sanctioned = sanctioned or (r_policy is HolderPolicy.BLOCKED
+                                              and draw(st.booleans()))
+                regions.append(make_region(suffix, r_title, r_policy, sanctioned=r_sanctioned))
         rules.append(make_rule(
             code, title, policy,
             sanctioned=sanctioned,
             cited=draw(st.booleans()),
             basis=draw(st.sampled_from(BASES)),
             overrides=overrides,
+            regions=tuple(regions),
         ))
     return tuple(rules)
 
 
 holders = st.builds(
     Holder,
-    jurisdiction=st.sampled_from([*RESIDENCES, None]),
+    jurisdiction=st.sampled_from([*RESIDENCES, UA, None]),
     accredited=st.booleans(),
     expiry=st.sampled_from([None] * 10 + [-2, -1, 0, 1, 2]),
     wallet_frozen=st.sampled_from([False] * 7 + [True]),
+    region=st.sampled_from([None] * 3 + list(REGIONS)),
 )
 
 scenarios = st.builds(
@@ -341,7 +398,9 @@ scenarios = st.builds(
     rules=rule_sets(),
     holders=st.tuples(*[holders] * 5),
     paused=st.sampled_from([False] * 11 + [True]),
-    token=st.integers(0, len(TOKENS) - 1),
+    # C and D (GPUs in Ukraine) are refused whenever Ukraine's rules stop them: drawn
+    # less often, so the receiver and sender checks behind the title check still run.
+    token=st.sampled_from([0, 0, 0, 1, 1, 2, 3]),
     kind=st.sampled_from(["transfer", "transfer", "transferFrom", "mint", "burn"]),
     sender=st.integers(0, 4),
     receiver=st.integers(0, 4),
@@ -370,6 +429,8 @@ MEMBER_RECORDS = [Holder()] * 10 + [Holder(US, accredited=True)] * 2 + [
     Holder(jurisdiction=None), Holder(expiry=0), Holder(expiry=-2), Holder(expiry=1),
     Holder(wallet_frozen=True), Holder(CH), Holder(CH, accredited=True), Holder(LI),
     Holder(KP), Holder(NEVER_LISTED), Holder(FR), Holder(DE, accredited=True),
+    Holder(UA, accredited=True, region="30"), Holder(UA, accredited=True, region="43"),
+    Holder(UA, accredited=True),
 ]
 pool_members = st.one_of(st.sampled_from(MEMBER_RECORDS), st.sampled_from(MEMBER_RECORDS),
                          holders)
@@ -402,7 +463,7 @@ def pool_scenarios(draw) -> PoolScenario:
         holders=draw(st.tuples(*[pool_members] * 5)),
         pool_holder=draw(pool_holders),
         paused=draw(st.sampled_from([False] * 19 + [True])),
-        token=draw(st.integers(0, len(TOKENS) - 1)),
+        token=draw(st.sampled_from([0, 0, 0, 1, 1, 2, 3])),
         op=op,
         caller=caller,
         other=other,
@@ -433,12 +494,14 @@ class World:
             registry.set_jurisdictions(table_rows({c: (RECOGNISED, ALLOWED) for c in UNIVERSE}))
         boa.env.time_travel(seconds=10)
         self.tokens, self.leis, self.locations, self.spvs = [], [], [], []
+        self.regions: list[frozenset[tuple[int, str]]] = []
         for label, lei, locations, retired in TOKENS:
             token = create_token(factory, operator, stablecoin.address, lei=lei,
                                  name=f"Differential {label}", symbol=f"DIF{label}")
             with boa.env.prank(operator):
-                token.add_gpus([gpu(f"{label}-{i}", location=loc)
-                                for i, loc in enumerate(locations)])
+                token.add_gpus([gpu(f"{label}-{i}", location=loc, subdivision=(
+                    encode_subdivision(f"{ALPHA2[loc]}-{region}") if region else 0))
+                                for i, (loc, region) in enumerate(locations)])
                 for gpu_id in retired:
                     token.retire_gpu(gpu_id)
                 token.grantRole(FREEZER_ROLE, operator)
@@ -450,13 +513,18 @@ class World:
             for holder in self.pool:
                 with boa.env.prank(holder):
                     token.approve(spender, 2**256 - 1)
-            kept = {loc for i, loc in enumerate(locations, start=1) if i not in retired}
+            placed = {(loc, f"{ALPHA2[loc]}-{region}" if region else "")
+                      for i, (loc, region) in enumerate(locations, start=1) if i not in retired}
+            kept = {loc for loc, _ in placed}
             assert set(registry.asset_locations(token.address)) == kept
+            assert {(loc, decode_subdivision(ALPHA2[loc], sub) or "") for loc in kept
+                    for sub in registry.asset_subdivisions(token.address, loc)} == placed
             self.tokens.append(token)
             self.leis.append(lei)
             self.locations.append(frozenset(kept))
+            self.regions.append(frozenset(placed))
             self.spvs.append([h for h in self.pool if token.hasRole(OPERATOR_ROLE, h)])
-        assert self.spvs == [[operator, dave], [operator], [operator]]
+        assert self.spvs == [[operator, dave], [operator], [operator], [operator]]
         self.tokens_by_lei = onchain.tokens_by_lei(factory)
         assert self.tokens_by_lei == {
             lei: str(t.address) for lei, t in zip(self.leis, self.tokens, strict=True)}
@@ -580,8 +648,8 @@ class World:
         cleared) of the SPVs on this chain, as the token's operator."""
         plan = onchain.plan(rules, self.registry, self.tokens_by_lei)
         with boa.env.prank(self.compliance_admin):
-            for batch in plan.row_batches():
-                self.registry.set_jurisdictions(batch)
+            for name, batch in plan.table_calls():
+                getattr(self.registry, name)(batch)
         with boa.env.prank(self.operator):
             for change in plan.overrides:
                 if change.token is not None:
@@ -596,11 +664,22 @@ class World:
         some 30 reads an example, which the movement differential already pays."""
         wanted = {s.jurisdiction: s for s in onchain.compile_rules(rules)}
         listed = {int(c) for c in self.registry.listed_jurisdictions()}
-        rows = [wanted[c].as_tuple() if c in wanted
-                else onchain.JurisdictionSetting.removal(c).as_tuple()
-                for c in sorted(set(wanted) | listed)]
+        regions = {s.key: s for s in onchain.compile_subdivisions(rules)}
+        listed_regions = {(int(k) >> 24, int(k) & (2**24 - 1))
+                          for k in self.registry.listed_subdivisions()}
+        region_rows = [regions[k].as_tuple() if k in regions
+                       else onchain.SubdivisionSetting.removal(*k).as_tuple()
+                       for k in sorted(set(regions) | listed_regions)]
         with boa.env.prank(self.compliance_admin):
-            self.registry.set_jurisdictions(rows)
+            # Countries first, then their regions, then countries removed (the registry
+            # lists a region only under a listed country, and removes it first).
+            self.registry.set_jurisdictions([s.as_tuple() for s in wanted.values()])
+            if region_rows:
+                self.registry.set_subdivisions(region_rows)
+            removed = [onchain.JurisdictionSetting.removal(c).as_tuple()
+                       for c in sorted(listed - set(wanted))]
+            if removed:
+                self.registry.set_jurisdictions(removed)
         with boa.env.prank(self.operator):
             for setting in onchain.compile_overrides(rules):
                 token = self.tokens_by_lei.get(setting.spv_lei)
@@ -613,7 +692,8 @@ class World:
         (only overrides of SPVs with no token on this chain remain)."""
         self.apply_plan(rules)
         again = onchain.plan(rules, self.registry, self.tokens_by_lei)
-        assert not again.rows and all(c.token is None for c in again.overrides), again
+        assert not again.rows and not again.subdivision_rows, again
+        assert all(c.token is None for c in again.overrides), again
 
     # -- investors, pause, freezes ------------------------------------------------
 
@@ -623,21 +703,16 @@ class World:
         members), only where they differ from the model."""
         with boa.env.prank(self.compliance_admin):
             for account, holder in zip(accounts or self.pool, holders, strict=True):
-                if holder.jurisdiction is None:
+                record = holder.record(check_time)
+                if record is None:
                     if self.records[account] is not None:
                         self.registry.remove_investor(account)
                     self.records[account] = None
-                else:
-                    record = InvestorRecord(
-                        jurisdiction=holder.jurisdiction,
-                        accredited=holder.accredited,
-                        expires_at=FAR_FUTURE if holder.expiry is None
-                        else check_time + holder.expiry,
-                    )
-                    if record != self.records[account]:
-                        self.registry.set_investor(account, record.jurisdiction,
-                                                   record.accredited, record.expires_at)
-                        self.records[account] = record
+                elif record != self.records[account]:
+                    self.registry.set_investor(
+                        account, record.jurisdiction, record.accredited, record.expires_at,
+                        encode_subdivision(record.subdivision) if record.subdivision else 0)
+                    self.records[account] = record
                 if holder.wallet_frozen != self.wallet_frozen[account]:
                     self.registry.set_wallet_frozen(account, holder.wallet_frozen)
                     self.wallet_frozen[account] = holder.wallet_frozen
@@ -653,6 +728,11 @@ class World:
             with boa.env.prank(self.operator):
                 self.tokens[t].setFrozenTokens(account, amount)
             self.frozen[(t, account)] = amount
+
+    def asset(self, t: int, paused: bool = False) -> ShareAsset:
+        """Token `t` as the engine sees it: its SPV, GPU locations and their regions."""
+        return ShareAsset(spv_lei=self.leis[t], locations=self.locations[t], paused=paused,
+                          regions=self.regions[t])
 
     def party(self, t: int, account: str) -> Party:
         balance = self.tokens[t].balanceOf(account)
@@ -718,7 +798,7 @@ class World:
             if sc.kind == "burn":
                 amount = max(1, amount)  # a zero burn is refused before the check
 
-        asset = ShareAsset(spv_lei=self.leis[t], locations=self.locations[t], paused=sc.paused)
+        asset = self.asset(t, sc.paused)
         sender_party = None if sender is None else self.party(t, sender)
         receiver_party = None if receiver is None else self.party(t, receiver)
         decision = decide(asset, sender_party, receiver_party, amount, rules=rules, now=now)
@@ -789,7 +869,7 @@ class World:
             self.set_frozen_tokens(t, caller, resolve_pool_frozen(sc.frozen, wallet, pooled))
         frozen = self.frozen[(t, caller)]
 
-        asset = ShareAsset(spv_lei=self.leis[t], locations=self.locations[t], paused=sc.paused)
+        asset = self.asset(t, sc.paused)
         caller_party, pool_party = self.party(t, caller), self.market_party(t)
         counterparty = None
         amount = 0
@@ -822,6 +902,13 @@ class World:
                 pool_reason = reasons.POOL_BORROW_PUT_LOAN_ABOVE
             elif op is PoolOperation.CLAIM_INCOME and market.income_owed(caller) == 0:
                 pool_reason = reasons.POOL_NO_COLLATERAL_INCOME_CLAIM
+            elif (op is PoolOperation.CLAIM_INCOME
+                  and market.income_held() < market.income_owed(caller)
+                  and self.registry.income_code(market.address) != 0):
+                # The pool collects the token's income for its holders as a holder
+                # itself: where the rules block the pool's own residence, the token
+                # holds that income back (`GPUShareToken.claim`), whoever claims.
+                pool_reason = reasons.TOKEN_INCOME_JURISDICTION_BLOCKED
 
         def report() -> str:
             return (
@@ -956,7 +1043,8 @@ BASE_RULES = (
     make_rule(CH, TitleRecognition.RECOGNISED, HolderPolicy.ACCREDITED_ONLY),
     make_rule(DE, TitleRecognition.NOT_RECOGNISED, HolderPolicy.ALLOWED),
     make_rule(LI, TitleRecognition.RECOGNISED, HolderPolicy.BLOCKED),
-)  # KP is not listed
+    make_rule(UA, TitleRecognition.RECOGNISED, HolderPolicy.ACCREDITED_ONLY),
+)  # KP is not listed; Ukraine is, without regions
 BASE = Scenario(rules=BASE_RULES, holders=(Holder(),) * 4 + (Holder(CH, accredited=True),))
 
 
@@ -977,6 +1065,13 @@ CH_NOT_RECOGNISED = _with(BASE_RULES,
 FR_OVERRIDE_FOR_A_ONLY = _with(BASE_RULES, make_rule(
     FR, TitleRecognition.UNCLEAR, HolderPolicy.ALLOWED, overrides=((LEI_A, OPINIONS[0]),)))
 US_UNLISTED = tuple(r for r in BASE_RULES if r.numeric != US)
+# Ukraine with Crimea embargoed (and, in UA_DONETSK_UNCLEAR, Donetsk's title unclear).
+CRIMEA = make_region("43", TitleRecognition.RECOGNISED, HolderPolicy.BLOCKED, sanctioned=True)
+UA_CRIMEA = _with(BASE_RULES, make_rule(UA, TitleRecognition.RECOGNISED,
+                                        HolderPolicy.ACCREDITED_ONLY, regions=(CRIMEA,)))
+UA_DONETSK_UNCLEAR = _with(BASE_RULES, make_rule(
+    UA, TitleRecognition.RECOGNISED, HolderPolicy.ALLOWED, regions=(make_region(
+        "14", TitleRecognition.UNCLEAR, HolderPolicy.ALLOWED),)))
 R = Restriction
 GUARD = [
     (BASE, R.SUCCESS),
@@ -1025,11 +1120,36 @@ GUARD = [
     (dataclasses.replace(BASE, frozen="over", amount="zero"), R.SUCCESS),
     (dataclasses.replace(BASE, kind="mint", amount=5), R.SUCCESS),
     (dataclasses.replace(BASE, receiver=ALICE, amount="balance"), R.SUCCESS),  # to oneself
+    # Regions (issue 22).
+    (dataclasses.replace(BASE, holders=_holder(BOB, jurisdiction=UA, accredited=True,
+                                               region="30")), R.SUCCESS),
+    (dataclasses.replace(BASE, rules=UA_CRIMEA, holders=_holder(
+        BOB, jurisdiction=UA, accredited=True, region="30")), R.SUCCESS),  # Kyiv
+    (dataclasses.replace(BASE, rules=UA_CRIMEA, holders=_holder(
+        BOB, jurisdiction=UA, region="30")), R.RECEIVER_NOT_ACCREDITED),
+    (dataclasses.replace(BASE, rules=UA_CRIMEA, holders=_holder(
+        BOB, jurisdiction=UA, accredited=True, region="43")), R.RECEIVER_JURISDICTION_BLOCKED),
+    (dataclasses.replace(BASE, rules=UA_CRIMEA, holders=_holder(
+        BOB, jurisdiction=UA, accredited=True)), R.RECEIVER_REGION_UNKNOWN),
+    (dataclasses.replace(BASE, rules=UA_CRIMEA, kind="mint", holders=_holder(
+        BOB, jurisdiction=UA, accredited=True)), R.RECEIVER_REGION_UNKNOWN),
+    # A region's record is ignored where the country has no regional rows.
+    (dataclasses.replace(BASE, holders=_holder(BOB, jurisdiction=CH, accredited=True,
+                                               region="43")), R.SUCCESS),
+    # D's GPUs sit in Kyiv and Donetsk: Crimea's embargo does not touch them; C's
+    # Ukrainian GPU has no region, so any regional row stops C (fail closed).
+    (dataclasses.replace(BASE, rules=UA_CRIMEA, token=3), R.SUCCESS),
+    (dataclasses.replace(BASE, rules=UA_CRIMEA, token=2, receiver=DAVE),
+     R.ASSET_TITLE_NOT_RECOGNISED),
+    (dataclasses.replace(BASE, rules=UA_DONETSK_UNCLEAR, token=3),
+     R.ASSET_TITLE_NOT_RECOGNISED),
+    (dataclasses.replace(BASE, rules=UA_DONETSK_UNCLEAR, token=3, receiver=OPERATOR),
+     R.SUCCESS),  # redemption
 ]
 
 
 def test_fixed_scenarios_produce_every_code(world):
-    """Coverage guard: the comparison is not vacuous; every one of the 13 codes occurs."""
+    """Coverage guard: the comparison is not vacuous; every one of the 14 codes occurs."""
     got = [world.run(scenario).code for scenario, _ in GUARD]
     assert got == [expected for _, expected in GUARD]
     assert set(got) == set(Restriction)
@@ -1052,7 +1172,7 @@ def test_plan_clears_an_override_removed_from_the_rules(world, alice, bob):
     world.sync_rules(rules)
     assert world.registry.title_override(token.address, FR) == onchain.ZERO32
 
-    asset = ShareAsset(spv_lei=LEI_B, locations=world.locations[1])
+    asset = world.asset(1)
     engine = decide(asset, world.party(1, alice), world.party(1, bob), 1, rules=rules,
                     now=boa.env.timestamp)
     assert engine.code == Restriction.ASSET_TITLE_NOT_RECOGNISED
@@ -1161,6 +1281,13 @@ POOL_GUARD: list[tuple[PoolScenario, Restriction, str | None]] = [
      R.RECEIVER_FROZEN, None),
     (dataclasses.replace(POOL_BASE, op="claim", holders=_holder(ALICE, jurisdiction=LI)),
      R.RECEIVER_JURISDICTION_BLOCKED, None),
+    (dataclasses.replace(POOL_BASE, op="claim", rules=UA_CRIMEA, holders=_holder(
+        ALICE, jurisdiction=UA, accredited=True, region="43")),
+     R.RECEIVER_JURISDICTION_BLOCKED, None),
+    (dataclasses.replace(POOL_BASE, op="claim", rules=UA_CRIMEA, holders=_holder(
+        ALICE, jurisdiction=UA, accredited=True)), R.RECEIVER_REGION_UNKNOWN, None),
+    (dataclasses.replace(POOL_BASE, op="claim", rules=UA_CRIMEA, holders=_holder(
+        ALICE, jurisdiction=UA, accredited=True, region="30")), R.SUCCESS, None),
     (dataclasses.replace(POOL_BASE, op="claim", caller=CAROL), R.SUCCESS,
      reasons.POOL_NO_COLLATERAL_INCOME_CLAIM),
     (dataclasses.replace(POOL_BASE, op="claim", paused=True), R.TOKEN_PAUSED, None),
