@@ -31,7 +31,7 @@ from gpushares import abi, processes, timeline
 from gpushares.aperun import run_ape
 from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
 from gpushares.oracle_cluster import OracleCluster
-from jurisdictions.rules import load_rules
+from jurisdictions.rules import decode_subdivision, load_rules
 
 NETWORK = "ethereum:local:foundry"
 FLEET_CSV = PROJECT_ROOT / "examples" / "fleet-h100.csv"
@@ -196,10 +196,12 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
         owed = token.functions.claimable(address).call()
         owed_total += owed
         paid = stable.functions.balanceOf(address).call()
-        jurisdiction, accredited, _expiry, frozen, registered = (
+        jurisdiction, accredited, _expiry, frozen, registered, region = (
             registry.functions.investor(address).call()
         )
         place = rules[jurisdiction].alpha2 if jurisdiction in rules else str(jurisdiction)
+        if region:
+            place = decode_subdivision(place, region) if jurisdiction in rules else place
         residence = (
             f"{place}{' accredited' if accredited else ''}{' FROZEN' if frozen else ''}"
             if registered else "no KYC record"
@@ -678,6 +680,8 @@ def main() -> None:
     """Run the whole story once."""
     income = GPUS * HOURS * UTILISATION * PRICE_PER_GPU_HOUR
     operator, alice, bob, carol = (test_account(i) for i in (1, 2, 3, 4))
+    # Investors who never sign in the story (dev accounts no other part of it uses).
+    dmytro, oksana = test_account(12), test_account(13)
     docs = PROJECT_ROOT / "examples" / "spv-legal-documents.txt"
     workdir = Path(tempfile.mkdtemp(prefix="gpu-shares-demo-"))
     try:
@@ -747,6 +751,19 @@ def main() -> None:
                 "--jurisdiction", "KP",
             )
             story.ape(
+                "Ukraine is listed (accredited investors) with its embargoed regions blocked: "
+                "the KYC provider registers Dmytro, an accredited investor resident in Kyiv "
+                "(ISO 3166-2 UA-30)",
+                "run", "kyc", "register", "--account", "TEST::0", "--investor", dmytro,
+                "--jurisdiction", "UA-30", "--accredited",
+            )
+            story.ape(
+                "...and Oksana, an accredited investor resident in Crimea (UA-43), which the "
+                "US and the EU embargo",
+                "run", "kyc", "register", "--account", "TEST::0", "--investor", oksana,
+                "--jurisdiction", "UA-43", "--accredited",
+            )
+            story.ape(
                 "Alice (TEST::2) buys 3,000 shares",
                 "run", "spv", "mint", "--account", "TEST::1", "--spv", "1",
                 "--to", alice, "--shares", "3000",
@@ -768,6 +785,18 @@ def main() -> None:
                 "--to", carol, "--shares", "100", "--skip-checks", refused=True,
             )
             story.ape(
+                "Alice sells 100 shares to Dmytro in Kyiv: allowed (Ukraine's own rule applies "
+                "there: accredited investors)",
+                "run", "spv", "transfer", "--account", "TEST::2", "--spv", "1",
+                "--to", dmytro, "--shares", "100",
+            )
+            story.ape(
+                "Alice tries to sell 100 shares to Oksana in Crimea: refused, citing the "
+                "embargo (sent anyway with --skip-checks so the contract's refusal shows)",
+                "run", "spv", "transfer", "--account", "TEST::2", "--spv", "1",
+                "--to", oksana, "--shares", "100", "--skip-checks", refused=True,
+            )
+            story.ape(
                 f"A month of rental income: {GPUS} GPUs x {HOURS} h x {UTILISATION:.0%} "
                 f"utilisation x ${PRICE_PER_GPU_HOUR}/GPU-hour = ${income:,.2f}",
                 "run", "spv", "distribute", "--account", "TEST::1", "--spv", "1",
@@ -780,7 +809,9 @@ def main() -> None:
             story.ape("The SPV's state on-chain", "run", "spv", "status", "--spv", "1")
             oracle_story(story, node, workdir)
             summary(node, workdir, {"Alice (TEST::2)": alice, "Bob (TEST::3)": bob,
-                                    "Carol (TEST::4)": carol, "Erin (TEST::6)": test_account(6),
+                                    "Carol (TEST::4)": carol, "Dmytro (Kyiv)": dmytro,
+                                    "Oksana (Crimea)": oksana,
+                                    "Erin (TEST::6)": test_account(6),
                                     "Operator (TEST::1)": operator})
         print("\nanvil stopped. Run `make demo` again for a fresh chain.")
     finally:

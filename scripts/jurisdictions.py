@@ -77,7 +77,7 @@ def apply(provider, account, rules_dir, overrides):
                 click.echo(line)
             return
         plan = jurisdictions.plan_apply(client, sender.address, rules)
-    for change in changes.rows:
+    for change in (*changes.rows, *changes.subdivision_rows):
         click.echo(change.describe())
     for change in changes.overrides:
         if change.token is not None:
@@ -88,7 +88,8 @@ def apply(provider, account, rules_dir, overrides):
     keyed = sum(o.token is not None for o in after.overrides)  # the SPV operator's key
     click.echo(f"registry now matches the rules data ({len(rules)} jurisdictions)"
                if after.empty else
-               f"{len(after.rows) + keyed} change(s) still pending ({keyed} need another key)")
+               f"{len(after.rows) + len(after.subdivision_rows) + keyed} change(s) still "
+               f"pending ({keyed} need another key)")
 
 
 @cli.command(cls=ConnectedProviderCommand)

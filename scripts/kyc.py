@@ -8,7 +8,8 @@
     ape run kyc freeze   --account FREEZER --investor 0x... [--unfreeze]
     ape run kyc show     --investor 0x...
 
-`--jurisdiction` takes an alpha-2 code from the rules data (`US`) or a numeric code.
+`--jurisdiction` takes an alpha-2 code from the rules data (`US`), a numeric code, or an
+ISO 3166-2 region (`UA-30`), which a country whose rules list regions requires.
 `attest` needs a local key for the provider (an ape test account or an imported key
 whose passphrase ape can read non-interactively); the file it writes holds no secret.
 The logic lives in `gpushares.client.kyc`; this file parses arguments and prints.
@@ -28,7 +29,8 @@ from scripts._lib import account_option, connect, execute, handled, require_acco
 
 investor_option = click.option("--investor", required=True, help="The investor's wallet.")
 jurisdiction_option = click.option(
-    "--jurisdiction", required=True, help="Residence: alpha-2 (US) or ISO numeric (840)."
+    "--jurisdiction", required=True,
+    help="Residence: alpha-2 (US), ISO numeric (840) or ISO 3166-2 region (UA-30)."
 )
 accredited_option = click.option(
     "--accredited/--not-accredited", default=False, help="Accredited / qualified investor."
@@ -55,8 +57,8 @@ def register(provider, account, investor, jurisdiction, accredited, valid_days):
     kyc = require_account(account)
     client = connect(provider)
     with handled():
-        plan = client_kyc.plan_register(client, kyc.address, investor,
-                                        client_kyc.residence(jurisdiction),
+        rule, region = client_kyc.residence_and_region(jurisdiction)
+        plan = client_kyc.plan_register(client, kyc.address, investor, rule, region=region,
                                         accredited=accredited, valid_days=valid_days)
     execute(client, plan, kyc)
 
@@ -80,12 +82,14 @@ def attest(provider, account, investor, jurisdiction, accredited, valid_days, de
         raise click.ClickException(f"account {kyc.alias} exposes no local key to sign with")
     client = connect(provider)
     with handled():
-        rule = client_kyc.residence(jurisdiction)
+        rule, region = client_kyc.residence_and_region(jurisdiction)
         signed = client_kyc.attest(client, key, investor, rule, accredited=accredited,
-                                   valid_days=valid_days, deadline_hours=deadline_hours)
+                                   valid_days=valid_days, deadline_hours=deadline_hours,
+                                   region=region)
     out.write_text(signed.to_json() + "\n", encoding="utf-8")
     a = signed.attestation
-    click.echo(f"  signed eligibility for {a.investor}: {rule.alpha2} ({rule.holder_policy}), "
+    click.echo(f"  signed eligibility for {a.investor}: {region or rule.alpha2} "
+               f"({rule.holder_policy}), "
                f"nonce {a.nonce}, valid {valid_days} days; wrote {out}")
 
 

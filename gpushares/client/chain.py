@@ -131,12 +131,24 @@ class Record(tuple):  # noqa: SLOT001 - a tuple with names, like a struct
 
 @dataclass(frozen=True)
 class Function:
-    """One ABI function of a contract bound to a chain."""
+    """One ABI function of a contract bound to a chain. A Vyper function with default
+    arguments is several ABI entries of one name (`overloads`): a call picks the entry
+    whose arity matches its arguments."""
 
     chain: Chain
     contract: str
     address: str
     abi: dict[str, Any]
+    overloads: tuple[dict[str, Any], ...] = ()
+
+    def _for(self, args: Sequence[Any]) -> Function:
+        """The overload taking `len(args)` arguments (self when none other does)."""
+        if len(args) == len(self.abi["inputs"]):
+            return self
+        for item in self.overloads:
+            if len(item["inputs"]) == len(args):
+                return Function(self.chain, self.contract, self.address, item)
+        return self
 
     @cached_property
     def selector(self) -> bytes:
@@ -144,6 +156,8 @@ class Function:
         return keccak(text=f"{self.abi['name']}({types})")[:4]
 
     def calldata(self, *args: Any) -> bytes:
+        if self._for(args) is not self:
+            return self._for(args).calldata(*args)
         inputs = self.abi["inputs"]
         if len(args) != len(inputs):
             raise TypeError(f"{self.contract}.{self.abi['name']} takes {len(inputs)} "
@@ -163,8 +177,9 @@ class Function:
 
     def __call__(self, *args: Any, block: int | None = None, sender: str | None = None) -> Any:
         """Read: an eth_call of the function (a view, or a dry run of a transaction)."""
-        return self.decode(self.chain.call(self.address, self.calldata(*args), sender=sender,
-                                           block=block))
+        picked = self._for(args)
+        return picked.decode(self.chain.call(self.address, picked.calldata(*args),
+                                             sender=sender, block=block))
 
     def tx(self, *args: Any, what: str = "", value: int = 0) -> Tx:
         """A transaction calling the function: a plan, sent later by `Chain.send`."""
@@ -185,7 +200,13 @@ class Contract:
         self.kind = kind
         self.address = checksum(address)
         self.abi = abis.load(kind)
-        self._functions = {str(i["name"]): i for i in self.abi if i.get("type") == "function"}
+        functions = [i for i in self.abi if i.get("type") == "function"]
+        # The entry with the most inputs is the function; the others its overloads.
+        functions.sort(key=lambda i: len(i["inputs"]))
+        self._functions = {str(i["name"]): i for i in functions}
+        self._overloads = {str(i["name"]): tuple(j for j in functions
+                                                 if j["name"] == i["name"] and j is not i)
+                           for i in self._functions.values()}
         self._events = {str(i["name"]): i for i in self.abi if i.get("type") == "event"}
 
     def __getattr__(self, name: str) -> Function:
@@ -193,7 +214,7 @@ class Contract:
             item = self.__dict__["_functions"][name]
         except KeyError:
             raise AttributeError(f"{self.__dict__.get('kind')} has no function {name!r}") from None
-        return Function(self.chain, self.kind, self.address, item)
+        return Function(self.chain, self.kind, self.address, item, self._overloads[name])
 
     def function(self, name: str) -> Function:
         """ABI function `name` (also one an attribute of the handle shadows)."""

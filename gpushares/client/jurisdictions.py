@@ -41,13 +41,16 @@ from jurisdictions.rules import (
     JurisdictionRules,
     RuleBook,
     RulesError,
+    decode_subdivision,
+    encode_subdivision,
     load_rules,
     with_overrides,
 )
 
 RULES_ADMIN_ROLE_NAME = "RULES_ADMIN_ROLE"
 RECEIVER_POLICY_CODES = (Restriction.RECEIVER_JURISDICTION_BLOCKED,
-                         Restriction.RECEIVER_NOT_ACCREDITED)
+                         Restriction.RECEIVER_NOT_ACCREDITED,
+                         Restriction.RECEIVER_REGION_UNKNOWN)
 
 
 # ---------------------------------------------------------------------------------
@@ -97,15 +100,18 @@ def overrides(client: Client, rules: RuleBook) -> list[OverrideChange]:
 
 
 def plan_apply(client: Client, signer: str, rules: RuleBook) -> Plan:
-    """Make the registry match `rules`: `set_jurisdictions` batches first (refused unless
+    """Make the registry match `rules`: `set_jurisdictions` and `set_subdivisions`
+    batches first, in the order the registry accepts them (refused unless
     `signer` holds RULES_ADMIN_ROLE), then the title overrides `signer` may record (it
     holds the SPV token's OPERATOR_ROLE); the others are in `notes`. No transaction
     when the registry already matches."""
     changes = pending(client, rules)
     registry = client.registry()
-    txs: list[Tx] = [registry.set_jurisdictions.tx(batch,
-                                                   what=f"set {len(batch)} jurisdiction row(s)")
-                     for batch in changes.row_batches()]
+    txs: list[Tx] = [
+        getattr(registry, name).tx(
+            batch, what=f"set {len(batch)} "
+            f"{'jurisdiction' if name == 'set_jurisdictions' else 'subdivision'} row(s)")
+        for name, batch in changes.table_calls()]
     notes: list[str] = []
     for change in changes.overrides:
         setting = change.setting
@@ -122,7 +128,8 @@ def plan_apply(client: Client, signer: str, rules: RuleBook) -> Plan:
             what=f"{'clear withdrawn' if clearing else 'record'} title override for "
                  f"jurisdiction {setting.jurisdiction} on {change.token}"))
     refusal = None
-    if changes.rows and not registry.hasRole(registry.RULES_ADMIN_ROLE(), signer):
+    writes_table = bool(changes.rows or changes.subdivision_rows)
+    if writes_table and not registry.hasRole(registry.RULES_ADMIN_ROLE(), signer):
         refusal = Refused(txs[0].what, f"{reasons.ACCESS_CONTROL_MISSING_ROLE} ({signer} lacks "
                                        f"the registry's {RULES_ADMIN_ROLE_NAME}: use the rules "
                                        "admin's account, the deployer unless it granted the role)")
@@ -152,7 +159,13 @@ class JurisdictionView(BaseModel):
         ]
         if rule.unknowns:
             lines.append(f"  unknowns: {rule.unknowns}")
-        return lines + [f"  - {citation}" for citation in rule.citations]
+        lines += [f"  - {citation}" for citation in rule.citations]
+        for sub in rule.subdivisions:
+            lines.append(f"  region {sub.code} {sub.name}: title_recognition "
+                         f"{sub.title_recognition}, holder_policy {sub.holder_policy}"
+                         f"{', sanctioned' if sub.sanctioned else ''}")
+            lines += [f"    - {citation}" for citation in sub.citations]
+        return lines
 
 
 def view(client: Client, rules: RuleBook, jurisdiction: str | int) -> JurisdictionView:
@@ -218,6 +231,7 @@ def title_findings(client: Client, token: str, rules: RuleBook | None) -> tuple[
     found = []
     for location in registry.asset_locations(token):
         if _title_ok(registry, token, int(location)):
+            found.extend(_region_findings(registry, token, int(location), rules))
             continue
         rule = rules.get(int(location))
         if rule is None:
@@ -229,15 +243,53 @@ def title_findings(client: Client, token: str, rules: RuleBook | None) -> tuple[
     return tuple(found)
 
 
+def _region_findings(registry: Contract, token: str, location: int,
+                     rules: RuleBook) -> list[Finding]:
+    """The regions of `location` (whose own title passed) where `token`'s GPUs sit and
+    that stop its transfers: a GPU without its region where the country has regional
+    rows, or a region whose row refuses title."""
+    rule = rules.get(location)
+    found = []
+    for code in registry.asset_subdivisions(token, location):
+        region = (decode_subdivision(rule.alpha2, int(code)) if rule and int(code) else None)
+        if _region_refusal(registry, location, region) is None:
+            continue
+        sub = rule.subdivision(region) if rule and region else None
+        if sub is not None:
+            status = "sanctioned" if sub.sanctioned else f"title {sub.title_recognition}"
+            found.append(Finding(note=f"{sub.name} ({sub.code}): {status}",
+                                 citations=tuple(str(c) for c in sub.citations)))
+        else:
+            found.append(Finding(note=f"location {location}: a GPU registered without its "
+                                      "ISO 3166-2 region where the country has regional "
+                                      "rules (retire it and register it with its region)"))
+    return found
+
+
 def residence_finding(client: Client, receiver: str, rules: RuleBook | None) -> Finding:
     """Where `receiver` is resident and who may hold shares there."""
     if rules is None:
         return _unreadable()[0]
-    code = int(client.registry().investor(receiver).jurisdiction)
+    record = client.registry().investor(receiver)
+    code = int(record.jurisdiction)
     rule = rules.get(code)
     if rule is None:
         return Finding(note=f"receiver resident in jurisdiction {code}: no rules file")
-    return Finding(note=f"receiver resident in {rule.name} ({rule.alpha2}): holder policy "
+    region = decode_subdivision(rule.alpha2, int(record.subdivision)) if int(
+        record.subdivision) else None
+    sub = rule.subdivision(region) if region and rule.subdivisions else None
+    if sub is not None and sub.holder_policy.strictness > rule.holder_policy.strictness:
+        return Finding(note=f"receiver resident in {sub.name} ({sub.code}), {rule.name}: "
+                            f"holder policy {sub.holder_policy}"
+                            f"{', sanctioned' if sub.sanctioned else ''}",
+                       citations=tuple(str(c) for c in sub.citations))
+    if rule.subdivisions and region is None:
+        return Finding(note=f"receiver resident in {rule.name} ({rule.alpha2}) with no region "
+                            "on record; regions with rules of their own: "
+                            + ", ".join(s.code for s in rule.subdivisions),
+                       citations=tuple(str(c) for s in rule.subdivisions for c in s.citations))
+    where = f"{region}, {rule.name}" if region else rule.name
+    return Finding(note=f"receiver resident in {where} ({rule.alpha2}): holder policy "
                         f"{rule.holder_policy}{', sanctioned' if rule.sanctioned else ''}",
                    citations=tuple(str(c) for c in rule.citations))
 
@@ -262,6 +314,11 @@ class LocationCheck(BaseModel):
     allowed: bool
     reason: str | None = None
     finding: Finding | None = None
+    region: str | None = None  # ISO 3166-2 region of the GPUs checked (None: none given)
+
+    @property
+    def where(self) -> str:
+        return self.region or str(self.location)
 
 
 _LOCATION_REFUSALS = {
@@ -271,21 +328,45 @@ _LOCATION_REFUSALS = {
 }
 
 
+def _region_refusal(registry: Contract, location: int, region: str | None) -> str | None:
+    """The registry's refusal of a GPU in `region` of `location` (whose own title check
+    passed), or None: a country with regional rows needs the region, and the region's row
+    must not stop it (`ComplianceRegistry.register_asset_location`)."""
+    keys = [int(k) for k in registry.listed_subdivisions()]
+    if not any(k >> 24 == location for k in keys):
+        return None
+    if region is None:
+        return reasons.REGISTRY_GPU_LOCATION_NEEDS_REGION
+    title = TitleStatus(int(registry.subdivision(location, encode_subdivision(region))[0]))
+    if title is TitleStatus.SANCTIONED:
+        return reasons.REGISTRY_GPU_LOCATION_SANCTIONED
+    if title is TitleStatus.NOT_RECOGNISED:
+        return reasons.REGISTRY_GPU_LOCATION_DOES_NOT
+    country = TitleStatus(int(registry.jurisdiction(location)[0]))
+    if title is TitleStatus.UNCLEAR and country is not TitleStatus.UNCLEAR:
+        return reasons.REGISTRY_TOKENIZED_TITLE_GPU_LOCATION
+    return None
+
+
 def gpu_location(client: Client, token: str, lei: str, location: int,
-                 rules: RuleBook | None) -> LocationCheck:
-    """The registry's decision on a GPU of `token` (SPV `lei`) located in `location`."""
+                 rules: RuleBook | None, region: str | None = None) -> LocationCheck:
+    """The registry's decision on a GPU of `token` (SPV `lei`) located in `location`
+    (ISO 3166-2 `region`, where one is given)."""
     registry = client.registry()
     if _title_ok(registry, token, location):
-        return LocationCheck(location=location, allowed=True)
-    title = TitleStatus(int(registry.jurisdiction(location)[0]))
+        reason = _region_refusal(registry, location, region)
+        if reason is None:
+            return LocationCheck(location=location, allowed=True, region=region)
+    else:
+        reason = _LOCATION_REFUSALS[TitleStatus(int(registry.jurisdiction(location)[0]))]
     if rules is None:
         finding = _unreadable()[0]
     else:
-        decision = check_gpu_location(location, lei, rules=rules)
+        decision = check_gpu_location(location, lei, rules=rules, subdivision=region)
         note = decision.message if not decision.allowed else (
             "the rules data recognises tokenized title there for this SPV, but the registry "
             "does not hold it yet: apply the rules data (`jurisdictions apply`, with the SPV "
             "operator's key for an override)")
         finding = Finding(note=note, citations=decision.citations)
-    return LocationCheck(location=location, allowed=False, reason=_LOCATION_REFUSALS[title],
-                         finding=finding)
+    return LocationCheck(location=location, allowed=False, reason=reason, finding=finding,
+                         region=region)

@@ -9,6 +9,8 @@ own refusal). Input that cannot be used at all raises `BadInput`.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 
 from gpushares import reasons
@@ -17,19 +19,53 @@ from gpushares.client.context import Client
 from gpushares.client.suite import FREEZER_ROLE, KYC_PROVIDER_ROLE
 from gpushares.client.units import BadInput, address
 from jurisdictions import eligibility
+from jurisdictions.rules import (
+    SUBDIVISION_PATTERN,
+    RuleBook,
+    RulesError,
+    decode_subdivision,
+    encode_subdivision,
+    load_rules,
+)
 from jurisdictions.rules import JurisdictionRules as Rule
-from jurisdictions.rules import RuleBook, RulesError, load_rules
 
 DAY = 86_400
 MAX_VALID_DAYS = 3_650
 
 
 def residence(value: str, rules: RuleBook | None = None) -> Rule:
-    """A jurisdiction from its alpha-2 (`US`) or ISO 3166-1 numeric code (`840`)."""
+    """A jurisdiction from its alpha-2 (`US`) or ISO 3166-1 numeric code (`840`), or the
+    country of an ISO 3166-2 region (`UA-30`)."""
+    return residence_and_region(value, rules)[0]
+
+
+def residence_and_region(value: str, rules: RuleBook | None = None) -> tuple[Rule, str | None]:
+    """A residence as the registry records it: the country's rules and the ISO 3166-2
+    region, from `US`, `840` or `UA-30` (a region is needed where the country's rules
+    list regions of their own, `region_problem`)."""
+    text = value.strip().upper()
+    region = None
+    if "-" in text:
+        if not re.fullmatch(SUBDIVISION_PATTERN, text):
+            raise BadInput(f"jurisdiction: {value!r} is neither a country (US, 840) nor an "
+                           "ISO 3166-2 region (UA-30)")
+        text, region = text[:2], text
     try:
-        return (rules or load_rules()).resolve(value)
+        return (rules or load_rules()).resolve(text), region
     except RulesError as exc:
         raise BadInput(f"jurisdiction: {exc}") from exc
+
+
+def region_problem(rule: Rule, region: str | None) -> str | None:
+    """Why a resident of `rule`'s country recorded with `region` would be refused for
+    lack of a region (None when the record is complete): the registry refuses a resident
+    without one where the country's rules list regions (RECEIVER_REGION_UNKNOWN)."""
+    if region is not None or not rule.subdivisions:
+        return None
+    listed = ", ".join(s.code for s in rule.subdivisions)
+    return (f"{rule.name} lists regions with rules of their own ({listed}): give the "
+            f"investor's ISO 3166-2 region of residence, e.g. --jurisdiction "
+            f"{rule.alpha2}-<region>; without it every transfer to them is refused")
 
 
 def _valid_days(days: int) -> int:
@@ -46,20 +82,31 @@ def _missing_provider(client: Client, kyc: str) -> str | None:
 
 
 def plan_register(client: Client, kyc: str, investor: str, jurisdiction: Rule, *,
-                  accredited: bool, valid_days: int = 365) -> Plan:
-    """A KYC provider writes `investor`'s record, valid `valid_days` from the chain's now."""
+                  accredited: bool, valid_days: int = 365, region: str | None = None) -> Plan:
+    """A KYC provider writes `investor`'s record (residence `jurisdiction`, ISO 3166-2
+    `region` where one applies), valid `valid_days` from the chain's now."""
     who = address(investor, "investor")
     expires = client.chain.now() + _valid_days(valid_days) * DAY
     kind = "accredited" if accredited else "not accredited"
+    where = region or jurisdiction.alpha2
     tx = client.registry().set_investor.tx(
-        who, jurisdiction.numeric, accredited, expires,
-        what=f"register {who}: {jurisdiction.alpha2} ({jurisdiction.holder_policy}), {kind}")
-    return Plan.of(tx, refusal=_missing_provider(client, address(kyc, "KYC provider")))
+        who, jurisdiction.numeric, accredited, expires, _region_code(jurisdiction, region),
+        what=f"register {who}: {where} ({jurisdiction.holder_policy}), {kind}")
+    return Plan.of(tx, refusal=_missing_provider(client, address(kyc, "KYC provider"))
+                   or region_problem(jurisdiction, region))
+
+
+def _region_code(rule: Rule, region: str | None) -> int:
+    if region is None:
+        return 0
+    if region[:2] != rule.alpha2:
+        raise BadInput(f"region {region} is not in {rule.name} ({rule.alpha2})")
+    return encode_subdivision(region)
 
 
 def attest(client: Client, kyc_key: bytes | str, investor: str, jurisdiction: Rule, *,
-           accredited: bool, valid_days: int = 365,
-           deadline_hours: int = 72) -> eligibility.SignedEligibility:
+           accredited: bool, valid_days: int = 365, deadline_hours: int = 72,
+           region: str | None = None) -> eligibility.SignedEligibility:
     """An EIP-712 eligibility attestation signed with the KYC provider's key, for the
     investor to submit from their own wallet before the deadline (chain time)."""
     from eth_account import Account
@@ -69,12 +116,15 @@ def attest(client: Client, kyc_key: bytes | str, investor: str, jurisdiction: Ru
     missing = _missing_provider(client, kyc)
     if missing is not None:
         raise Refused(f"attest {who}", f"{missing}: the registry would refuse its signature")
+    _region_code(jurisdiction, region)
+    if (problem := region_problem(jurisdiction, region)) is not None:
+        raise Refused(f"attest {who}", problem)
     if not 1 <= deadline_hours <= 24 * 30:
         raise BadInput(f"deadline hours: {deadline_hours} is not between 1 and 720")
     now = client.chain.now()
     attestation = eligibility.Eligibility(
         investor=who, jurisdiction=jurisdiction.numeric, accredited=accredited,
-        expires_at=now + _valid_days(valid_days) * DAY,
+        subdivision=region, expires_at=now + _valid_days(valid_days) * DAY,
         nonce=int(client.registry().eligibility_nonce(who)),
         deadline=now + deadline_hours * 3_600)
     return eligibility.sign(attestation, kyc_key, client.chain.chain_id,
@@ -136,12 +186,16 @@ class InvestorRecord(BaseModel):
     expires_at: int
     frozen: bool
     expired: bool
+    # The ISO 3166-2 region of residence (`UA-30`), or the registry's raw code when the
+    # country is not in the rules data; None when none is recorded.
+    region: str | None = None
 
     def describe(self) -> str:
         if not self.registered:
             return f"{self.investor}: no eligibility record" + (
                 " (wallet frozen)" if self.frozen else "")
-        return (f"{self.investor}: jurisdiction {self.jurisdiction}, "
+        where = f" ({self.region})" if self.region else ""
+        return (f"{self.investor}: jurisdiction {self.jurisdiction}{where}, "
                 f"{'accredited' if self.accredited else 'not accredited'}, "
                 f"{'expired' if self.expired else 'valid'} until {self.expires_at}"
                 f"{', FROZEN' if self.frozen else ''}")
@@ -154,4 +208,15 @@ def record(client: Client, investor: str) -> InvestorRecord:
     return InvestorRecord(investor=who, registered=bool(r.registered),
                           jurisdiction=int(r.jurisdiction), accredited=bool(r.accredited),
                           expires_at=int(r.expires_at), frozen=bool(r.frozen),
-                          expired=int(r.expires_at) <= client.chain.now())
+                          expired=int(r.expires_at) <= client.chain.now(),
+                          region=region_name(int(r.jurisdiction), int(r.subdivision)))
+
+
+def region_name(jurisdiction: int, subdivision: int) -> str | None:
+    """The ISO 3166-2 code of a recorded region (`UA-30`), None when there is none."""
+    if subdivision == 0:
+        return None
+    try:
+        return decode_subdivision(load_rules().resolve(jurisdiction).alpha2, subdivision)
+    except RulesError:
+        return f"{jurisdiction}/{subdivision:#x}"

@@ -33,6 +33,7 @@ from gpushares import reasons
 from gpushares.client import jurisdictions as law
 from gpushares.client.chain import ZERO_ADDRESS, Contract, Plan, Receipt, Tx
 from gpushares.client.context import Client
+from gpushares.client.kyc import region_name
 from gpushares.client.units import SHARE_DECIMALS, BadInput, address, fmt_units, to_base_units
 from gpushares.fleet import FleetCSVError, GPURow, bytes32_text, load_fleet_csv
 from jurisdictions.codes import Restriction
@@ -168,10 +169,12 @@ class Gpu(_Model):
     acquisition_cost: int  # USD with 8 decimals
     commissioned_at: int
     status: str
+    region: str | None = None  # ISO 3166-2 region of the location, when recorded
 
     def describe(self) -> str:
+        where = f"{self.location}" + (f" {self.region}" if self.region else "")
         return (f"#{self.gpu_id:<3} {self.model:<16} {self.datacenter:<14} loc "
-                f"{self.location:<3} cost ${fmt_units(self.acquisition_cost, 8):>10} "
+                f"{where:<9} cost ${fmt_units(self.acquisition_cost, 8):>10} "
                 f"{self.status}")
 
 
@@ -251,7 +254,8 @@ def _read_gpu(token: Contract, gpu_id: int) -> Gpu:
                model=bytes32_text(g.model), location=int(g.location),
                datacenter=bytes32_text(g.datacenter), acquisition_cost=int(g.acquisition_cost),
                commissioned_at=int(g.commissioned_at),
-               status=STATUS_NAMES.get(int(g.status), "unknown"))
+               status=STATUS_NAMES.get(int(g.status), "unknown"),
+               region=region_name(int(g.location), int(g.subdivision)))
 
 
 def gpus(client: Client, spv_id: int) -> list[Gpu]:
@@ -418,19 +422,25 @@ def load_fleet(path: Path) -> list[GPURow]:
 
 def location_checks(client: Client, spv_id: int, rows: Sequence[GPURow], *,
                     rules: RuleBook | None = None) -> list[law.LocationCheck]:
-    """The registry's decision on each location of `rows`, in numeric order."""
+    """The registry's decision on each location (and ISO 3166-2 region) of `rows`, in
+    numeric order."""
     token = client.token(spv_id)
     lei = str(client.spv_factory().spvs(spv_id).lei)
     rules = rules if rules is not None else law.shipped()
-    return [law.gpu_location(client, token.address, lei, location, rules)
-            for location in sorted({row.location_iso3166_numeric for row in rows})]
+    places = sorted({_place(row) for row in rows}, key=lambda p: (p[0], p[1] or ""))
+    return [law.gpu_location(client, token.address, lei, location, rules, region)
+            for location, region in places]
+
+
+def _place(row: GPURow) -> tuple[int, str | None]:
+    return row.location_iso3166_numeric, row.location_iso3166_2
 
 
 def _located(check: law.LocationCheck, rows: Sequence[GPURow]) -> law.Finding:
     """A refused location's finding, naming the GPUs located there."""
-    serials = ", ".join(r.serial for r in rows if r.location_iso3166_numeric == check.location)
+    serials = ", ".join(r.serial for r in rows if _place(r) == (check.location, check.region))
     finding = check.finding or law.Finding(note="")
-    return law.Finding(note=f"GPU(s) {serials} at location {check.location}: {finding.note}",
+    return law.Finding(note=f"GPU(s) {serials} at location {check.where}: {finding.note}",
                        citations=finding.citations)
 
 
@@ -453,12 +463,13 @@ def plan_add_gpus(client: Client, operator: str, spv_id: int, rows: Sequence[GPU
     now = client.chain.now()
     known = [row.serial for row in rows if token.gpu_id_of_serial(row.serial_hash) != 0]
     future = [row.serial for row in rows if row.commissioned_at.timestamp() > now]
-    checks = {c.location: c for c in location_checks(client, spv_id, rows, rules=rules)}
+    checks = {(c.location, c.region): c
+              for c in location_checks(client, spv_id, rows, rules=rules)}
     refused = [c for c in checks.values() if not c.allowed]
     findings = [_located(c, rows) for c in refused]
     held = set(client.registry().asset_locations(token.address))
     for row in rows:  # the token checks GPU by GPU, each in this order
-        check = checks[row.location_iso3166_numeric]
+        check = checks[_place(row)]
         if row.serial in known:
             reason = (f"{reasons.TOKEN_GPU_SERIAL_ALREADY_REGISTERED} on SPV {spv_id}: "
                       f"{', '.join(known)}")
@@ -466,7 +477,7 @@ def plan_add_gpus(client: Client, operator: str, spv_id: int, rows: Sequence[GPU
             reason = (f"{reasons.TOKEN_GPU_COMMISSIONING_TIME_FUTURE} (after the chain's clock): "
                       f"{', '.join(future)}")
         elif not check.allowed:
-            locations = ", ".join(str(c.location) for c in refused)
+            locations = ", ".join(c.where for c in refused)
             reason = f"{check.reason} (GPUs in location(s) {locations})"
         else:
             held.add(row.location_iso3166_numeric)

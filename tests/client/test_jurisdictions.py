@@ -22,8 +22,8 @@ from gpushares.client.units import BadInput
 from gpushares.demo import LEGAL_OPINION, SPV_LEI
 from jurisdictions import onchain
 from jurisdictions.codes import HolderPolicyCode, TitleStatus
-from jurisdictions.onchain import ChangeKind, compile_rules
-from jurisdictions.rules import RULES_DIR, HolderPolicy, RuleBook
+from jurisdictions.onchain import ChangeKind, compile_rules, compile_subdivisions
+from jurisdictions.rules import RULES_DIR, HolderPolicy, RuleBook, encode_subdivision
 from tests.budgets import budget
 from tests.client.conftest import DEPLOYER, OPERATOR, STRANGER, refused_alike, sent
 from tests.client.test_spv import OVERRIDE_RULES, SHIPPED, create
@@ -69,17 +69,21 @@ def applied(client: Client) -> None:
 # ---------------------------------------------------------------------------------
 
 
-def test_the_shipped_rules_are_sixteen_jurisdictions():
+def test_the_shipped_rules_are_seventeen_jurisdictions():
     table = compiled(SHIPPED)
-    assert len(table) == 16
+    assert len(table) == 17
+    # Ukraine's six embargoed regions have rows of their own.
+    assert {(s.jurisdiction, s.subdivision) for s in compile_subdivisions(SHIPPED)} == {
+        (804, encode_subdivision(c)) for c in
+        ("UA-43", "UA-40", "UA-14", "UA-09", "UA-65", "UA-23")}
     assert table[US][:2] == (TitleStatus.UNCLEAR, HolderPolicyCode.ACCREDITED_ONLY)
     assert table[DE][0] == TitleStatus.NOT_RECOGNISED
     assert table[408][1] == HolderPolicyCode.BLOCKED  # KP
 
 
-def test_an_empty_registry_differs_by_sixteen_additions(client: Client):
+def test_an_empty_registry_differs_by_seventeen_additions(client: Client):
     changes = jurisdictions.diff(client, SHIPPED)
-    assert [c.kind for c in changes] == [ChangeKind.ADD] * 16
+    assert [c.kind for c in changes] == [ChangeKind.ADD] * 17
     assert {c.label for c in changes} == {f"{r.alpha2} ({n})" for n, r in SHIPPED.items()}
     lines = list(onchain.describe(jurisdictions.pending(client, SHIPPED), len(SHIPPED)))
     assert any("unlisted -> title=unclear policy=accredited_only" in line for line in lines)
@@ -88,7 +92,8 @@ def test_an_empty_registry_differs_by_sixteen_additions(client: Client):
 def test_apply_writes_the_compiled_rules_once(client: Client):
     plan = jurisdictions.plan_apply(client, DEPLOYER, SHIPPED)
     assert plan.refusal is None and plan.notes == ()
-    assert [tx.what for tx in plan.txs] == ["set 16 jurisdiction row(s)"]
+    assert [tx.what for tx in plan.txs] == ["set 17 jurisdiction row(s)",
+                                            "set 6 subdivision row(s)"]
     sent(client, plan, DEPLOYER)
     assert rows(client) == compiled(SHIPPED)
     registry = client.registry()
@@ -99,7 +104,9 @@ def test_apply_writes_the_compiled_rules_once(client: Client):
     changes = jurisdictions.pending(client, SHIPPED)
     assert changes.empty
     assert list(onchain.describe(changes, len(SHIPPED))) == [
-        "registry matches the rules data (16 jurisdictions): nothing to change"]
+        "registry matches the rules data (17 jurisdictions): nothing to change"]
+    crimea = client.registry().subdivision(804, encode_subdivision("UA-43"))
+    assert tuple(crimea)[:2] == (TitleStatus.SANCTIONED, HolderPolicyCode.BLOCKED)
     assert jurisdictions.plan_apply(client, DEPLOYER, SHIPPED).txs == ()
 
 
@@ -130,6 +137,21 @@ def test_changed_rules_update_and_remove_rows(client: Client, applied: None,
     # and the shipped rules restore the table
     sent(client, jurisdictions.plan_apply(client, DEPLOYER, SHIPPED), DEPLOYER)
     assert rows(client) == compiled(SHIPPED)
+
+
+def test_dropping_a_country_removes_its_regions_first(client: Client, applied: None):
+    """Ukraine leaves the data: its six regional rows go in one transaction, then its
+    row (the registry refuses to remove a country that still has regions)."""
+    without = RuleBook([r for r in SHIPPED.values() if r.alpha2 != "UA"])
+    plan = jurisdictions.plan_apply(client, DEPLOYER, without)
+    assert [tx.what for tx in plan.txs] == ["set 6 subdivision row(s)",
+                                            "set 1 jurisdiction row(s)"]
+    lines = list(onchain.describe(jurisdictions.pending(client, without), len(without)))
+    assert sum(line.startswith("remove") for line in lines) == 7
+    sent(client, plan, DEPLOYER)
+    registry = client.registry()
+    assert list(registry.listed_subdivisions()) == [] and 804 not in rows(client)
+    assert jurisdictions.plan_apply(client, DEPLOYER, without).txs == ()
 
 
 @settings(budget("client_rules_apply"))
