@@ -52,6 +52,11 @@ class Deployments(BaseModel):
         default=None, description="PerpLens (equity, liquidation price, order status of any "
         "perp market)"
     )
+    subscription_vault_blueprint: Address | None = None
+    subscription_vault_factory: Address | None = Field(
+        default=None, description="SubscriptionVaultFactory (ERC-7540 issuance: `ape run spv "
+        "subscriptions open`)"
+    )
     mock_stablecoin: bool = Field(description="income_token is the local-chain mock")
 
 

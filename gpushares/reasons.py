@@ -26,7 +26,8 @@ from pathlib import Path
 VYPER_MODULE = Path(__file__).resolve().parent.parent / "contracts" / "modules" / "reasons.vy"
 #: The contracts whose messages this file defines (a message starts with one of them).
 CONTRACTS = ("ComplianceRegistry", "GPUShareToken", "SPVFactory", "OracleHub", "FeedAdapter",
-             "KinkedRateModel", "LendingPool", "LendingPoolFactory", "PerpMarket",
+             "KinkedRateModel", "LendingPool", "LendingPoolFactory", "SubscriptionVault",
+             "SubscriptionVaultFactory", "PerpMarket",
              "PerpMarketFactory")
 
 # --- ComplianceRegistry --------------------------------------------------------------------
@@ -403,6 +404,62 @@ PERP_WITHDRAWAL_EXCEEDS_MARGIN = "PerpMarket: exceeds the margin"
 PERP_WITHDRAWAL_LEAVE_LESS_INITIAL = "PerpMarket: keep initial margin"
 PERP_ZERO_AMOUNT = "PerpMarket: zero amount"
 PERP_ZERO_SIZE = "PerpMarket: zero size"
+
+# --- SubscriptionVault ---------------------------------------------------------------------
+VAULT_TOKEN_OR_FEED_NOT_CONTRACT = (
+    "SubscriptionVault: the share token or the NAV feed is not a contract"
+)
+VAULT_ZERO_ADDRESS = "SubscriptionVault: zero address"
+VAULT_FEE_TOO_HIGH = "SubscriptionVault: redemption fee above 1,000 basis points (10 %)"
+VAULT_NOTICE_TOO_LONG = "SubscriptionVault: notice period longer than one year"
+VAULT_CANCEL_AFTER_BOUNDS = "SubscriptionVault: cancel_after must be between 1 and 90 days"
+VAULT_FEED_DECIMALS = (
+    "SubscriptionVault: the NAV feed must have 8 decimals and the stablecoin at most 26"
+)
+VAULT_OPERATOR_IS_SELF = "SubscriptionVault: a controller cannot be its own operator"
+VAULT_ZERO_AMOUNT = "SubscriptionVault: amount is zero"
+VAULT_AMOUNT_TOO_LARGE = "SubscriptionVault: amount too large (above 2**128 - 1 in total)"
+VAULT_ASSET_TRANSFER_FAILED = "SubscriptionVault: stablecoin transfer failed"
+VAULT_EXCEEDS_PENDING = (
+    "SubscriptionVault: amount is zero or above the controller's pending request"
+)
+VAULT_NAV_NOT_AFTER_REQUEST = (
+    "SubscriptionVault: no NAV published since the request: fulfil at the next NAV (forward "
+    "pricing)"
+)
+VAULT_NO_SHARE_AT_NAV = "SubscriptionVault: the amount buys no share unit at this NAV"
+VAULT_EXCEEDS_CLAIMABLE = (
+    "SubscriptionVault: amount is zero or above what the controller can claim"
+)
+VAULT_NOTHING_PENDING = "SubscriptionVault: the controller has no pending request"
+VAULT_NOTICE_NOT_OVER = "SubscriptionVault: the redemption's notice period has not passed"
+VAULT_REDEMPTION_FUNDS_SHORT = (
+    "SubscriptionVault: redemption funds are short: fund_redemptions first"
+)
+VAULT_EXCEEDS_REDEMPTION_FUNDS = (
+    "SubscriptionVault: amount is zero or above the unallocated redemption funds"
+)
+VAULT_NO_INCOME = "SubscriptionVault: no income owed to the controller"
+VAULT_ASYNC_NO_PREVIEW = (
+    "SubscriptionVault: asynchronous vault (ERC-7540): the price is set at fulfilment, no preview"
+)
+VAULT_NOT_OWNER_OR_OPERATOR = "SubscriptionVault: caller is not the owner or its operator"
+VAULT_NOT_CONTROLLER_OR_OPERATOR = (
+    "SubscriptionVault: caller is not the controller or its operator"
+)
+VAULT_REQUEST_LOCKED = (
+    "SubscriptionVault: a NAV was published since the request: it can only be fulfilled "
+    "until cancel_after has passed"
+)
+VAULT_NAV_NOT_POSITIVE = "SubscriptionVault: the NAV feed's answer is not positive"
+VAULT_NAV_STALE = "SubscriptionVault: the NAV is older than the feed's heartbeat"
+
+# --- SubscriptionVaultFactory ----------------------------------------------------------------
+VAULT_FACTORY_BLUEPRINT_NOT_CONTRACT = "SubscriptionVaultFactory: blueprint is not a contract"
+VAULT_FACTORY_NOT_TOKEN_OPERATOR = (
+    "SubscriptionVaultFactory: caller is not an operator (OPERATOR_ROLE) of the share token"
+)
+VAULT_FACTORY_VAULT_EXISTS = "SubscriptionVaultFactory: the share token already has a vault"
 
 # --- PerpMarketFactory ---------------------------------------------------------------------
 PERP_FACTORY_ADMIN_ACCOUNT_OTHER_FACTORY = (

@@ -264,6 +264,38 @@ PERP_WITHDRAWAL_LEAVE_LESS_INITIAL: constant(String[31]) = "PerpMarket: keep ini
 PERP_ZERO_AMOUNT: constant(String[23]) = "PerpMarket: zero amount"
 PERP_ZERO_SIZE: constant(String[21]) = "PerpMarket: zero size"
 
+# @dev SubscriptionVault
+VAULT_TOKEN_OR_FEED_NOT_CONTRACT: constant(String[68]) = "SubscriptionVault: the share token or the NAV feed is not a contract"
+VAULT_ZERO_ADDRESS: constant(String[31]) = "SubscriptionVault: zero address"
+VAULT_FEE_TOO_HIGH: constant(String[65]) = "SubscriptionVault: redemption fee above 1,000 basis points (10 %)"
+VAULT_NOTICE_TOO_LONG: constant(String[53]) = "SubscriptionVault: notice period longer than one year"
+VAULT_CANCEL_AFTER_BOUNDS: constant(String[61]) = "SubscriptionVault: cancel_after must be between 1 and 90 days"
+VAULT_FEED_DECIMALS: constant(String[82]) = "SubscriptionVault: the NAV feed must have 8 decimals and the stablecoin at most 26"
+VAULT_OPERATOR_IS_SELF: constant(String[58]) = "SubscriptionVault: a controller cannot be its own operator"
+VAULT_ZERO_AMOUNT: constant(String[33]) = "SubscriptionVault: amount is zero"
+VAULT_AMOUNT_TOO_LARGE: constant(String[63]) = "SubscriptionVault: amount too large (above 2**128 - 1 in total)"
+VAULT_ASSET_TRANSFER_FAILED: constant(String[45]) = "SubscriptionVault: stablecoin transfer failed"
+VAULT_EXCEEDS_PENDING: constant(String[75]) = "SubscriptionVault: amount is zero or above the controller's pending request"
+VAULT_NAV_NOT_AFTER_REQUEST: constant(String[95]) = "SubscriptionVault: no NAV published since the request: fulfil at the next NAV (forward pricing)"
+VAULT_NO_SHARE_AT_NAV: constant(String[60]) = "SubscriptionVault: the amount buys no share unit at this NAV"
+VAULT_EXCEEDS_CLAIMABLE: constant(String[72]) = "SubscriptionVault: amount is zero or above what the controller can claim"
+VAULT_NOTHING_PENDING: constant(String[56]) = "SubscriptionVault: the controller has no pending request"
+VAULT_NOTICE_NOT_OVER: constant(String[64]) = "SubscriptionVault: the redemption's notice period has not passed"
+VAULT_REDEMPTION_FUNDS_SHORT: constant(String[69]) = "SubscriptionVault: redemption funds are short: fund_redemptions first"
+VAULT_EXCEEDS_REDEMPTION_FUNDS: constant(String[75]) = "SubscriptionVault: amount is zero or above the unallocated redemption funds"
+VAULT_NO_INCOME: constant(String[51]) = "SubscriptionVault: no income owed to the controller"
+VAULT_ASYNC_NO_PREVIEW: constant(String[92]) = "SubscriptionVault: asynchronous vault (ERC-7540): the price is set at fulfilment, no preview"
+VAULT_NOT_OWNER_OR_OPERATOR: constant(String[58]) = "SubscriptionVault: caller is not the owner or its operator"
+VAULT_NOT_CONTROLLER_OR_OPERATOR: constant(String[63]) = "SubscriptionVault: caller is not the controller or its operator"
+VAULT_REQUEST_LOCKED: constant(String[112]) = "SubscriptionVault: a NAV was published since the request: it can only be fulfilled until cancel_after has passed"
+VAULT_NAV_NOT_POSITIVE: constant(String[56]) = "SubscriptionVault: the NAV feed's answer is not positive"
+VAULT_NAV_STALE: constant(String[61]) = "SubscriptionVault: the NAV is older than the feed's heartbeat"
+
+# @dev SubscriptionVaultFactory
+VAULT_FACTORY_BLUEPRINT_NOT_CONTRACT: constant(String[53]) = "SubscriptionVaultFactory: blueprint is not a contract"
+VAULT_FACTORY_NOT_TOKEN_OPERATOR: constant(String[86]) = "SubscriptionVaultFactory: caller is not an operator (OPERATOR_ROLE) of the share token"
+VAULT_FACTORY_VAULT_EXISTS: constant(String[61]) = "SubscriptionVaultFactory: the share token already has a vault"
+
 # @dev PerpMarketFactory
 PERP_FACTORY_ADMIN_ACCOUNT_OTHER_FACTORY: constant(String[66]) = "PerpMarketFactory: admin must be an account other than the factory"
 PERP_FACTORY_BLUEPRINT_NOT_CONTRACT: constant(String[46]) = "PerpMarketFactory: blueprint is not a contract"

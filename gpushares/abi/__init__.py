@@ -18,7 +18,8 @@ HERE = Path(__file__).resolve().parent
 CONTRACTS = HERE.parents[1] / "contracts"
 NAMES = ("ComplianceRegistry", "FeedAdapter", "GPUShareToken", "KinkedRateModel",
          "LendingPool", "LendingPoolFactory", "MockStablecoin", "OracleHub", "PerpLens",
-         "PerpMarket", "PerpMarketFactory", "SPVFactory")
+         "PerpMarket", "PerpMarketFactory", "SPVFactory", "SubscriptionVault",
+         "SubscriptionVaultFactory")
 #: Where each contract's source is, under contracts/.
 SOURCES = {name: f"{name}.vy" for name in NAMES} | {"MockStablecoin": "mocks/MockStablecoin.vy"}
 

@@ -38,6 +38,8 @@ SOURCES = {
     "PerpMarket": "PerpMarket.vy",
     "PerpMarketFactory": "PerpMarketFactory.vy",
     "SPVFactory": "SPVFactory.vy",
+    "SubscriptionVault": "SubscriptionVault.vy",
+    "SubscriptionVaultFactory": "SubscriptionVaultFactory.vy",
 }
 
 

@@ -117,6 +117,13 @@ def deploy_perps(chain: Chain, admin: Any, on_receipt: OnReceipt = _quiet) -> tu
     return _market_factory(chain, admin, "PerpMarket", "perp", on_receipt)
 
 
+def deploy_subscriptions(chain: Chain, admin: Any, on_receipt: OnReceipt = _quiet
+                         ) -> tuple[str, str]:
+    """The SubscriptionVault blueprint and the SubscriptionVaultFactory (an operator of a
+    share token opens its ERC-7540 vault). Returns (blueprint, factory)."""
+    return _market_factory(chain, admin, "SubscriptionVault", "spv subscriptions", on_receipt)
+
+
 def deploy_perp_lens(chain: Chain, deployer: Any, on_receipt: OnReceipt = _quiet) -> str:
     """The stateless PerpLens (equity, liquidation price, order status of any market)."""
     return _deployed(chain, "PerpLens", [], deployer, "PerpLens at {address}", on_receipt)
@@ -155,6 +162,7 @@ def deploy_suite(chain: Chain, deployer: Any, options: SuiteOptions = SuiteOptio
     pool_blueprint, lending = deploy_lending(chain, deployer, on_receipt)
     perp_blueprint, perps = deploy_perps(chain, deployer, on_receipt)
     lens = deploy_perp_lens(chain, deployer, on_receipt)
+    vault_blueprint, vaults = deploy_subscriptions(chain, deployer, on_receipt)
     return deployments_file.Deployments(
         chain_id=chain.chain_id,
         network=options.network,
@@ -172,4 +180,6 @@ def deploy_suite(chain: Chain, deployer: Any, options: SuiteOptions = SuiteOptio
         perp_market_blueprint=perp_blueprint,
         perp_market_factory=perps,
         perp_lens=lens,
+        subscription_vault_blueprint=vault_blueprint,
+        subscription_vault_factory=vaults,
     )

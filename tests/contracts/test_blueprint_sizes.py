@@ -14,7 +14,8 @@ EIP170_LIMIT = 24_576
 ERC5202_PREAMBLE = 3
 
 
-@pytest.mark.parametrize("name", ["LENDING_POOL", "PERP_MARKET", "SHARE_TOKEN", "FEED_ADAPTER"])
+@pytest.mark.parametrize("name", ["LENDING_POOL", "PERP_MARKET", "SHARE_TOKEN", "FEED_ADAPTER",
+                                  "SUBSCRIPTION_VAULT"])
 def test_blueprint_fits_eip170(name):
     deployer = getattr(deployers, name)
     initcode = deployer.compiler_data.bytecode
