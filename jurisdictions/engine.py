@@ -636,3 +636,69 @@ def decide_pool(
     if operation is PoolOperation.CLAIM_INCOME:
         return decide_claim_income(caller, rules=rules, now=now, paused=asset.paused)
     return decide_borrow(caller, rules=rules, now=now)
+
+
+# ---------------------------------------------------------------------------------
+# Subscription vaults (issue 20): requests and claims are transfers too
+# ---------------------------------------------------------------------------------
+
+
+class VaultOperation(StrEnum):
+    """The `SubscriptionVault` operations compliance decides (issue 20)."""
+
+    REQUEST_DEPOSIT = "request_deposit"
+    CLAIM_SHARES = "claim_shares"
+    REQUEST_REDEEM = "request_redeem"
+    CANCEL_REDEEM = "cancel_redeem"
+    CLAIM_ASSETS = "claim_assets"
+
+
+def income_decision(party: Party, *, rules: RuleBook | None = None) -> Decision:
+    """The registry's `income_code`: may `party` be paid stablecoin (income, redemption
+    proceeds)? A frozen wallet is not; a registered one resident where the rules block
+    holders (country or region, or a region missing where the country needs one) is not;
+    an expired, removed or absent record does not stop a payment (the money was earned)."""
+    rules = rules if rules is not None else default_rules()
+    if party.wallet_frozen:
+        return Decision.of(Restriction.RECEIVER_FROZEN)
+    if party.record is None:
+        return Decision.of(Restriction.SUCCESS)
+    decision = residence_decision(party.record, rules)
+    if decision.code is Restriction.RECEIVER_NOT_ACCREDITED:
+        return Decision.of(Restriction.SUCCESS)
+    return decision
+
+
+def decide_vault(
+    asset: ShareAsset,
+    operation: VaultOperation,
+    *,
+    vault: Party,
+    party: Party,
+    receiver: Party | None = None,
+    shares: int = 0,
+    rules: RuleBook | None = None,
+    now: int,
+) -> Decision:
+    """Decide a `SubscriptionVault` operation as the vault asks the chain.
+
+    - REQUEST_DEPOSIT: `party` is the controller; refused up front unless it could
+      receive newly issued shares (`decide` of a mint of 0 to it).
+    - CLAIM_SHARES: the vault transfers `shares` to `receiver` (default: `party`).
+    - REQUEST_REDEEM: `party` (the owner) transfers `shares` to the vault, which holds the
+      token's OPERATOR_ROLE (pass `vault` with `is_spv=True`: a transfer to the SPV is a
+      redemption, exempt from the title check).
+    - CANCEL_REDEEM: the vault transfers the escrowed `shares` back to `receiver`.
+    - CLAIM_ASSETS (redeem, withdraw, claim_income): stablecoin is paid for the
+      controller `party` to `receiver`: `income_decision` of both, the controller first.
+    Amounts, prices, notice periods and funds are the vault's, not compliance."""
+    rules = rules if rules is not None else default_rules()
+    receiver = receiver if receiver is not None else party
+    if operation is VaultOperation.REQUEST_DEPOSIT:
+        return decide(asset, None, party, 0, rules=rules, now=now)
+    if operation is VaultOperation.REQUEST_REDEEM:
+        return decide(asset, party, vault, shares, rules=rules, now=now)
+    if operation in (VaultOperation.CLAIM_SHARES, VaultOperation.CANCEL_REDEEM):
+        return decide(asset, vault, receiver, shares, rules=rules, now=now)
+    first = income_decision(party, rules=rules)
+    return first if not first.allowed else income_decision(receiver, rules=rules)

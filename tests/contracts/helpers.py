@@ -91,3 +91,31 @@ PERMIT_TYPES = {
         {"name": "deadline", "type": "uint256"},
     ],
 }
+
+
+def write_rules_table(registry, admin, rules) -> None:
+    """Make the registry's jurisdiction and subdivision tables hold `rules` (a RuleBook),
+    without diffing: every country row in one batch, then every regional row (those the
+    rules leave out removed), then the countries the rules leave out removed (the order
+    the registry accepts: a region's country first, its regions removed before it).
+    The rows are `jurisdictions.onchain.compile_rules` / `compile_subdivisions`."""
+    import boa
+
+    from jurisdictions import onchain
+
+    wanted = {s.jurisdiction: s for s in onchain.compile_rules(rules)}
+    listed = {int(c) for c in registry.listed_jurisdictions()}
+    regions = {s.key: s for s in onchain.compile_subdivisions(rules)}
+    listed_regions = {(int(k) >> 24, int(k) & (2**24 - 1)) for k in registry.listed_subdivisions()}
+    region_rows = [regions[k].as_tuple() if k in regions
+                   else onchain.SubdivisionSetting.removal(*k).as_tuple()
+                   for k in sorted(set(regions) | listed_regions)]
+    removed = [onchain.JurisdictionSetting.removal(c).as_tuple()
+               for c in sorted(listed - set(wanted))]
+    with boa.env.prank(admin):
+        if wanted:
+            registry.set_jurisdictions([s.as_tuple() for s in wanted.values()])
+        if region_rows:
+            registry.set_subdivisions(region_rows)
+        if removed:
+            registry.set_jurisdictions(removed)

@@ -95,6 +95,7 @@ from tests.contracts.helpers import (
     make_lei,
     register,
     table_rows,
+    write_rules_table,
 )
 from tests.contracts.oracle_helpers import addresses, make_signers, publish_price
 
@@ -662,24 +663,7 @@ class World:
         removed), then the overrides of the SPVs on this chain. The rows and overrides
         are `onchain.compile_rules` / `compile_overrides`; `sync_rules` (the plan) costs
         some 30 reads an example, which the movement differential already pays."""
-        wanted = {s.jurisdiction: s for s in onchain.compile_rules(rules)}
-        listed = {int(c) for c in self.registry.listed_jurisdictions()}
-        regions = {s.key: s for s in onchain.compile_subdivisions(rules)}
-        listed_regions = {(int(k) >> 24, int(k) & (2**24 - 1))
-                          for k in self.registry.listed_subdivisions()}
-        region_rows = [regions[k].as_tuple() if k in regions
-                       else onchain.SubdivisionSetting.removal(*k).as_tuple()
-                       for k in sorted(set(regions) | listed_regions)]
-        with boa.env.prank(self.compliance_admin):
-            # Countries first, then their regions, then countries removed (the registry
-            # lists a region only under a listed country, and removes it first).
-            self.registry.set_jurisdictions([s.as_tuple() for s in wanted.values()])
-            if region_rows:
-                self.registry.set_subdivisions(region_rows)
-            removed = [onchain.JurisdictionSetting.removal(c).as_tuple()
-                       for c in sorted(listed - set(wanted))]
-            if removed:
-                self.registry.set_jurisdictions(removed)
+        write_rules_table(self.registry, self.compliance_admin, rules)
         with boa.env.prank(self.operator):
             for setting in onchain.compile_overrides(rules):
                 token = self.tokens_by_lei.get(setting.spv_lei)
