@@ -19,10 +19,13 @@
           period, at a NAV published after the request) burns them and sets aside the
           stablecoin the operator funded, minus the redemption fee; the controller
           claims it with `redeem` / `withdraw`.
-        - A pending request can be cancelled for exactly what was escrowed while no NAV
-          has been published since it, or once `cancel_after` has passed without a
-          fulfilment (so a request is never a free option on a known NAV, and never
-          stuck).
+        - A request is a binding order, like a fund subscription after its dealing
+          cut-off: it can be cancelled, for exactly what was escrowed, once
+          `cancel_after` has passed since it without a fulfilment (so it is never
+          stuck), and not before: a NAV report is public (signed off-chain, then in the
+          mempool) before it lands, so an earlier cancel would be a free option on it.
+        - Only the controller or one of its ERC-7540 operators may add to its requests
+          (a request restarts the controller's clock: nobody else may delay it).
         - Shares the vault holds for a controller (escrowed for redemption, or issued and
           not yet claimed) keep earning rental income for that controller
           (`claim_income`).
@@ -338,12 +341,14 @@ def requestDeposit(assets: uint256, controller: address, owner: address) -> uint
             `controller`. Refused with the registry's message when `controller` could not
             receive newly issued shares now.
     @param assets Stablecoin units.
-    @param controller Who claims the shares (and may cancel).
+    @param controller Who claims the shares (and may cancel); the caller or one it
+           operates for (a request restarts the controller's clock).
     @param owner Whose stablecoin is escrowed (the caller or one it operates for).
     @return uint256 The request id (0: requests are aggregated per controller).
     """
     assert assets != 0, reasons.VAULT_ZERO_AMOUNT
     self._check_owner(owner)
+    self._check_controller(controller)
     self._check_eligible(controller)
     pending: uint256 = (self._deposit[controller] & LOW) + assets
     assert pending <= LOW, reasons.VAULT_AMOUNT_TOO_LARGE
@@ -465,9 +470,8 @@ def mint(shares: uint256, receiver: address, controller: address = msg.sender) -
 @nonreentrant
 def cancelDepositRequest(receiver: address, controller: address) -> uint256:
     """
-    @notice Returns `controller`'s whole pending subscription to `receiver`. Allowed
-            while no NAV has been published since the request, or once `cancel_after`
-            has passed since it.
+    @notice Returns `controller`'s whole pending subscription to `receiver`, once
+            `cancel_after` has passed since the latest request without a fulfilment.
     @param receiver Who gets the stablecoin back.
     @param controller The controller (the caller, or one it operates for).
     @return uint256 Stablecoin units returned.
@@ -497,12 +501,14 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
             transfer: the owner must have approved the vault, and the registry must
             allow the owner to send). They keep earning for `controller` until burnt.
     @param shares Share base units.
-    @param controller Who claims the proceeds (and may cancel).
+    @param controller Who claims the proceeds (and may cancel); the caller or one it
+           operates for (a request restarts the notice period).
     @param owner Whose shares are escrowed (the caller, or one it operates for).
     @return uint256 The request id (0).
     """
     assert shares != 0, reasons.VAULT_ZERO_AMOUNT
     self._check_owner(owner)
+    self._check_controller(controller)
     self._collect()
     self._settle(controller)
     pending: uint256 = (self._redeem[controller] & LOW) + shares
@@ -631,8 +637,8 @@ def withdraw(assets: uint256, receiver: address, controller: address) -> uint256
 def cancelRedeemRequest(receiver: address, controller: address) -> uint256:
     """
     @notice Returns `controller`'s whole pending redemption (the escrowed shares) to
-            `receiver`, who must be eligible to hold them. Allowed while no NAV has
-            been published since the request, or once `cancel_after` has passed.
+            `receiver`, who must be eligible to hold them, once `cancel_after` has
+            passed since the latest request without a fulfilment.
     @param receiver Who gets the shares back.
     @param controller The controller (the caller, or one it operates for).
     @return uint256 Share base units returned.
@@ -932,13 +938,9 @@ def _check_payee(controller: address, receiver: address):
 @view
 def _check_cancellable(requested_at: uint256):
     """
-    @dev A pending request may be cancelled while its price is unknown (no NAV
-         published since it) or once `cancel_after` has passed.
+    @dev A pending request may be cancelled once `cancel_after` has passed since it.
     """
-    nav_time: uint256 = 0
-    _: uint256 = 0
-    _, nav_time = self._feed()
-    assert nav_time <= requested_at or block.timestamp >= requested_at + cancel_after, reasons.VAULT_REQUEST_LOCKED
+    assert block.timestamp >= requested_at + cancel_after, reasons.VAULT_REQUEST_LOCKED
 
 
 @internal

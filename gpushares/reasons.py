@@ -448,8 +448,8 @@ VAULT_NOT_CONTROLLER_OR_OPERATOR = (
     "SubscriptionVault: caller is not the controller or its operator"
 )
 VAULT_REQUEST_LOCKED = (
-    "SubscriptionVault: a NAV was published since the request: it can only be fulfilled "
-    "until cancel_after has passed"
+    "SubscriptionVault: a request is binding until cancel_after has passed since it without "
+    "a fulfilment"
 )
 VAULT_NAV_NOT_POSITIVE = "SubscriptionVault: the NAV feed's answer is not positive"
 VAULT_NAV_STALE = "SubscriptionVault: the NAV is older than the feed's heartbeat"

@@ -287,7 +287,7 @@ VAULT_NO_INCOME: constant(String[51]) = "SubscriptionVault: no income owed to th
 VAULT_ASYNC_NO_PREVIEW: constant(String[92]) = "SubscriptionVault: asynchronous vault (ERC-7540): the price is set at fulfilment, no preview"
 VAULT_NOT_OWNER_OR_OPERATOR: constant(String[58]) = "SubscriptionVault: caller is not the owner or its operator"
 VAULT_NOT_CONTROLLER_OR_OPERATOR: constant(String[63]) = "SubscriptionVault: caller is not the controller or its operator"
-VAULT_REQUEST_LOCKED: constant(String[112]) = "SubscriptionVault: a NAV was published since the request: it can only be fulfilled until cancel_after has passed"
+VAULT_REQUEST_LOCKED: constant(String[99]) = "SubscriptionVault: a request is binding until cancel_after has passed since it without a fulfilment"
 VAULT_NAV_NOT_POSITIVE: constant(String[56]) = "SubscriptionVault: the NAV feed's answer is not positive"
 VAULT_NAV_STALE: constant(String[61]) = "SubscriptionVault: the NAV is older than the feed's heartbeat"
 
