@@ -432,6 +432,13 @@ def now() -> int:
     return boa.env.evm.patch.timestamp
 
 
+def hashmap_slot(slot: int, account: str) -> int:
+    """Storage slot of `HashMap[address, ...]` at `slot`, key `account` (Vyper:
+    keccak256(slot . key))."""
+    key = bytes(12) + bytes.fromhex(str(account)[2:])
+    return int.from_bytes(keccak(slot.to_bytes(32, "big") + key), "big")
+
+
 def events_of(contract, name: str) -> list:
     """`contract`'s events `name` from the last call."""
     return [log for log in contract.get_logs()

@@ -34,7 +34,7 @@ from eth_abi import encode
 
 from gpushares import reasons
 from tests.contracts import deployers
-from tests.contracts.perp_helpers import MAX_UINT, WAD, PerpWorld, build_perp_world
+from tests.contracts.perp_helpers import MAX_UINT, WAD, PerpWorld, build_perp_world, hashmap_slot
 
 SOURCE = deployers.CONTRACTS / "PerpMarket.vy"
 
@@ -135,10 +135,19 @@ class HookPerpWorld:
             return not boa.env.raw_call(self.m.address, sender=self.h, data=payload).is_error
 
     def state(self) -> tuple:
-        w, m, s = self.w, self.m, self.m._storage
-        accounts = (self.h, self.depositor, self.trader, self.victim, self.victim2,
-                    self.orderer, self.orderer2, self.late, w.keeper, w.insurer, w.stranger,
-                    w.fee_recipient)
+        """Everything a refused re-entry must leave as it was: the market's views, its
+        storage words, and every position, order and token balance read from storage
+        (raw words, exact; reading them through the views costs a call each)."""
+        m, s, hook = self.m, self.m._storage, self.hook
+        if not hasattr(self, "_slots"):
+            w = self.w
+            accounts = (self.h, self.depositor, self.trader, self.victim, self.victim2,
+                        self.orderer, self.orderer2, self.late, w.keeper, w.insurer,
+                        w.stranger, w.fee_recipient)
+            self._slots = [hashmap_slot(v.slot, a) for a in accounts
+                           for v in (s._pos_a, s._pos_b, s._orders)]
+            self._balance_slots = [hashmap_slot(hook._storage.balanceOf.slot, a)
+                                   for a in (*accounts, m.address)]
         return (
             m.cash(),
             m.deficit(),
@@ -146,10 +155,9 @@ class HookPerpWorld:
             tuple(v.get() for v in (s._funding, s._oi, s._sum_size_price, s._sum_size_funding,
                                     s._long_sum_price, s._long_sum_funding, s._book,
                                     s._params_a, s._params_b, s._order_cfg)),
-            tuple(m.position(a) for a in accounts),
-            tuple(m.order(a) for a in accounts),
-            tuple(self.hook.balanceOf(a) for a in (*accounts, m.address)),
-            self.hook.totalSupply(),
+            tuple(boa.env.get_storage(m.address, slot) for slot in self._slots),
+            tuple(boa.env.get_storage(hook.address, slot) for slot in self._balance_slots),
+            hook.totalSupply(),
         )
 
 

@@ -76,7 +76,6 @@ import boa
 import hypothesis
 import pytest
 from boa.contracts.base_evm_contract import BoaError
-from eth_utils import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -124,6 +123,7 @@ from tests.contracts.perp_helpers import (
     decode_refusal,
     exit_premium,
     funding_dust,
+    hashmap_slot,
     initial_margin,
     liquidation_keeper_fee,
     maintenance_margin,
@@ -198,13 +198,6 @@ def portion(p: tuple[str, int], total: int) -> int:
     if kind == "wei":
         return value
     return total + value
-
-
-def hashmap_slot(slot: int, account: str) -> int:
-    """Storage slot of `HashMap[address, ...]` at `slot`, key `account` (Vyper:
-    keccak256(slot . key))."""
-    key = bytes(12) + bytes.fromhex(str(account)[2:])
-    return int.from_bytes(keccak(slot.to_bytes(32, "big") + key), "big")
 
 
 # ------------------------------------------------------------------ the machine's records
