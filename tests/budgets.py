@@ -33,7 +33,7 @@ if os.environ.get("HYPOTHESIS_NO_SHRINK"):
     _COMMON["phases"] = [p for p in Phase if p is not Phase.shrink]
 PROFILES = {
     "dev": settings(max_examples=40, stateful_step_count=30, **_COMMON),
-    "ci": settings(max_examples=200, stateful_step_count=40, derandomize=True,
+    "ci": settings(max_examples=100, stateful_step_count=40, derandomize=True,
                    print_blob=True, **_COMMON),
     "deep": settings(max_examples=1_000, stateful_step_count=50, print_blob=True, **_COMMON),
 }
@@ -66,39 +66,43 @@ class Budget:
 # Examples cost 1-100 ms of py-evm each; the `ci` numbers keep `make test` within its
 # ten minutes (see --durations in the CI log), the `deep` ones go as far as a night allows.
 # Issue 17 and 23 added some 260 tests; the stateful and exploit budgets under `ci` were
-# lowered to make room (the `deep` ones are unchanged).
+# lowered to make room (the `deep` ones are unchanged). The `ci` profile's default went
+# from 200 to 100 examples and the slow budgets below were halved again to bring
+# `make test` under ten minutes on two cores: CI runs derandomized, so it replays the
+# same examples on every run and finds nothing new there; `make test-deep` (unchanged:
+# 1,000+ examples a property, 2,000+ a machine) is where the fuzzing happens.
 BUDGETS: dict[str, Budget] = {
     # stateful machines
-    "income_stateful": Budget(dev=15, ci=25, deep=2_000, stateful=True),
-    "pool_stateful": Budget(dev=8, ci=12, deep=2_000, steps=35, stateful=True),
-    "perp_stateful": Budget(dev=6, ci=12, deep=2_000, steps=35, stateful=True),
-    "oracle_feed_stateful": Budget(dev=20, ci=40, deep=2_000, stateful=True),
-    "oracle_ring_wrap_stateful": Budget(dev=10, ci=25, deep=2_000, stateful=True),
-    "vault_stateful": Budget(dev=8, ci=15, deep=2_000, steps=35, stateful=True),
+    "income_stateful": Budget(dev=10, ci=12, deep=2_000, stateful=True),
+    "pool_stateful": Budget(dev=6, ci=8, deep=2_000, steps=35, stateful=True),
+    "perp_stateful": Budget(dev=6, ci=8, deep=2_000, steps=35, stateful=True),
+    "oracle_feed_stateful": Budget(dev=15, ci=20, deep=2_000, stateful=True),
+    "oracle_ring_wrap_stateful": Budget(dev=10, ci=12, deep=2_000, stateful=True),
     # the compliance engine against the chain (the issue asks for 500 cases in CI)
     "differential": Budget(dev=120, ci=500, deep=5_000),
     # ... and through the lending pools (issue 17: a position in a pool is a holding)
     "differential_pool": Budget(dev=60, ci=500, deep=5_000),
     # properties with fixtures or slow worlds
-    "rate_model_chain": Budget(dev=25, ci=25, deep=1_000),
-    "income_property": Budget(dev=30, ci=60, deep=1_000),
-    "gated_token_property": Budget(dev=30, ci=30, deep=1_000),
-    "pool_exploit": Budget(dev=15, ci=15, deep=1_000),
-    "perp_exploit": Budget(dev=30, ci=40, deep=1_000),
-    "pool_round_trip": Budget(dev=30, ci=35, deep=1_000),
-    "pool_borrow_round_trip": Budget(dev=25, ci=40, deep=1_000),
-    "pool_accrual": Budget(dev=20, ci=25, deep=1_000),
-    "pool_index_walk": Budget(dev=25, ci=30, deep=1_000),
-    "perp_pure": Budget(dev=40, ci=200, deep=2_000),
-    "perp_on_chain": Budget(dev=20, ci=30, deep=1_000),
-    "perp_round_trip": Budget(dev=20, ci=30, deep=1_000),
-    "perp_liquidation": Budget(dev=20, ci=40, deep=1_000),
-    "perp_solvency": Budget(dev=8, ci=8, deep=1_000),
-    "vault_property": Budget(dev=20, ci=30, deep=1_000),
-    "differential_vault": Budget(dev=40, ci=200, deep=2_000),
+    "rate_model_chain": Budget(dev=15, ci=15, deep=1_000),
+    "income_property": Budget(dev=20, ci=30, deep=1_000),
+    "gated_token_property": Budget(dev=20, ci=20, deep=1_000),
+    "pool_exploit": Budget(dev=10, ci=10, deep=1_000),
+    "perp_exploit": Budget(dev=15, ci=20, deep=1_000),
+    "pool_round_trip": Budget(dev=15, ci=20, deep=1_000),
+    "pool_borrow_round_trip": Budget(dev=15, ci=20, deep=1_000),
+    "pool_accrual": Budget(dev=10, ci=12, deep=1_000),
+    "pool_index_walk": Budget(dev=12, ci=15, deep=1_000),
+    "perp_pure": Budget(dev=40, ci=100, deep=2_000),
+    "perp_on_chain": Budget(dev=12, ci=15, deep=1_000),
+    "perp_round_trip": Budget(dev=12, ci=15, deep=1_000),
+    "perp_liquidation": Budget(dev=15, ci=20, deep=1_000),
+    "perp_solvency": Budget(dev=6, ci=6, deep=1_000),
+    # pure Python, but each example is a whole document or tree (tests/oracle)
+    "canonical_rfc8785": Budget(dev=40, ci=150, deep=1_000),
+    "canonical_three_ways": Budget(dev=40, ci=200, deep=1_000),
     # the client layer against the contracts
-    "client_transfer_plans": Budget(dev=25, ci=60, deep=1_000),
-    "client_rules_apply": Budget(dev=15, ci=25, deep=1_000),
+    "client_transfer_plans": Budget(dev=20, ci=30, deep=1_000),
+    "client_rules_apply": Budget(dev=12, ci=15, deep=1_000),
     "client_pool_max_borrow": Budget(dev=6, ci=6, deep=1_000),
     "client_perp_quote": Budget(dev=8, ci=8, deep=1_000),
     "client_hedge_scenarios": Budget(dev=10, ci=10, deep=1_000),

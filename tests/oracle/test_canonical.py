@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from oracle import attest, canonical
 from oracle.entries import ReportEntry, SignerSetEntry
+from tests.budgets import budget
 from tests.oracle import factories as f
 
 # ---------------------------------------------------------------- the reference
@@ -275,7 +276,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=400)
+@settings(budget("canonical_three_ways"))
 @given(JSON_VALUES)
 def test_generated_values_agree_three_ways(value: Any) -> None:
     encoded = all_three(value)
@@ -289,7 +290,7 @@ def _as_double(text: str) -> int | float:
     return number if abs(number) <= canonical.MAX_SAFE_INTEGER else float(number)
 
 
-@settings(max_examples=300)
+@settings(budget("canonical_rfc8785"))
 @given(st.dictionaries(_TEXT, st.integers(0, 9) | _TEXT, min_size=2, max_size=10))
 def test_generated_objects_sort_like_utf16(value: dict[str, Any]) -> None:
     encoded = all_three(value)
@@ -344,7 +345,7 @@ def entries(draw: st.DrawFn) -> ReportEntry | SignerSetEntry:
                 address, min_size=n, max_size=n))))
 
 
-@settings(max_examples=300)
+@settings(budget("canonical_rfc8785"))
 @given(entries())
 def test_every_new_leaf_is_rfc_8785_by_an_independent_implementation(entry) -> None:
     """A version 2 leaf is exactly what the reference implementation (and rfc8785) make
