@@ -78,6 +78,7 @@ BUDGETS: dict[str, Budget] = {
     "perp_stateful": Budget(dev=6, ci=8, deep=2_000, steps=35, stateful=True),
     "oracle_feed_stateful": Budget(dev=15, ci=20, deep=2_000, stateful=True),
     "oracle_ring_wrap_stateful": Budget(dev=10, ci=12, deep=2_000, stateful=True),
+    "vault_stateful": Budget(dev=8, ci=15, deep=2_000, steps=35, stateful=True),
     # the compliance engine against the chain (the issue asks for 500 cases in CI)
     "differential": Budget(dev=120, ci=500, deep=5_000),
     # ... and through the lending pools (issue 17: a position in a pool is a holding)
@@ -97,6 +98,8 @@ BUDGETS: dict[str, Budget] = {
     "perp_round_trip": Budget(dev=12, ci=15, deep=1_000),
     "perp_liquidation": Budget(dev=15, ci=20, deep=1_000),
     "perp_solvency": Budget(dev=6, ci=6, deep=1_000),
+    "vault_property": Budget(dev=20, ci=30, deep=1_000),
+    "differential_vault": Budget(dev=40, ci=200, deep=2_000),
     # pure Python, but each example is a whole document or tree (tests/oracle)
     "canonical_rfc8785": Budget(dev=40, ci=150, deep=1_000),
     "canonical_three_ways": Budget(dev=40, ci=200, deep=1_000),
