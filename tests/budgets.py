@@ -74,7 +74,7 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     # stateful machines
     "income_stateful": Budget(dev=10, ci=12, deep=2_000, stateful=True),
-    "pool_stateful": Budget(dev=6, ci=8, deep=2_000, steps=35, stateful=True),
+    "pool_stateful": Budget(dev=8, ci=12, deep=2_000, steps=35, stateful=True),
     "perp_stateful": Budget(dev=6, ci=8, deep=2_000, steps=35, stateful=True),
     "oracle_feed_stateful": Budget(dev=15, ci=20, deep=2_000, stateful=True),
     "oracle_ring_wrap_stateful": Budget(dev=10, ci=12, deep=2_000, stateful=True),
