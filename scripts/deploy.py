@@ -1,7 +1,8 @@
 """Deploy the GPU share suite: the ComplianceRegistry, the GPUShareToken blueprint and
 the SPVFactory, the OracleHub (with its FeedAdapter blueprint), the
-LendingPoolFactory (with its LendingPool blueprint) and the PerpMarketFactory (with
-its PerpMarket blueprint), plus a 6-decimals mock stablecoin on local chains. Writes the
+LendingPoolFactory (with its LendingPool blueprint), the PerpMarketFactory (with
+its PerpMarket blueprint), the PerpLens and the SubscriptionVaultFactory (with its
+SubscriptionVault blueprint), plus a 6-decimals mock stablecoin on local chains. Writes the
 deployments file for the chain. The deployer becomes the registry's admin (KYC
 provider, freezer and rules admin until it grants those roles to others).
 
@@ -36,7 +37,7 @@ LOCAL_NETWORKS = {"local"}
 @click.option("--income-token", default=None,
               help="Stablecoin for new SPVs. Required off local chains; local chains get a mock.")
 def cli(network, provider, account, operators, kyc_providers, income_token):
-    """Deploy registry, SPV factory, oracle hub, lending and perp factories (+ local mock)."""
+    """Deploy registry, SPV factory, oracle hub, lending, perp and vault factories (+ mock)."""
     deployer = require_account(account)
     with handled():
         options = SuiteOptions(

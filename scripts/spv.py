@@ -6,6 +6,7 @@
     ape run spv grant-role --account ADMIN --spv 1 --role freezer --to 0x... [--revoke]
     ape run spv freeze-shares | forced-transfer | recover-wallet --account AGENT --spv 1 ...
     ape run spv status [--spv 1] [--holder 0x...]
+    ape run spv subscriptions open | register | list | fulfil | fund | defund  (the vault)
 
 Buy-back before retiring a GPU: the operator gets its own KYC record (`kyc register`),
 holders `transfer --to-spv`, the operator `burn`s, then `retire-gpu`. Addresses are
@@ -31,6 +32,7 @@ from scripts._lib import (
     handled,
     require_account,
 )
+from scripts._subscriptions import subscriptions
 
 shares_option = click.option("--shares", required=True, help="Shares (decimals allowed).")
 gpu_option = click.option("--gpu", "gpu_id", type=int, required=True, help="GPU id (status).")
@@ -42,6 +44,9 @@ skip_checks_option = click.option("--skip-checks", is_flag=True,
 @click.group()
 def cli():
     """Operate an SPV: create it, register GPUs, mint shares, distribute income."""
+
+
+cli.add_command(subscriptions)  # ape run spv subscriptions ...: its ERC-7540 vault
 
 
 def sending(name: str, *, spv_id: bool = True, **kwargs):

@@ -121,7 +121,11 @@ def deploy_subscriptions(chain: Chain, admin: Any, on_receipt: OnReceipt = _quie
                          ) -> tuple[str, str]:
     """The SubscriptionVault blueprint and the SubscriptionVaultFactory (an operator of a
     share token opens its ERC-7540 vault). Returns (blueprint, factory)."""
-    return _market_factory(chain, admin, "SubscriptionVault", "spv subscriptions", on_receipt)
+    blueprint = _declared(chain, "SubscriptionVault", admin, on_receipt)
+    factory = _deployed(chain, "SubscriptionVaultFactory", [blueprint], admin,
+                        "SubscriptionVaultFactory at {address} (an SPV's vault: `ape run spv "
+                        "subscriptions open`)", on_receipt)
+    return blueprint, factory
 
 
 def deploy_perp_lens(chain: Chain, deployer: Any, on_receipt: OnReceipt = _quiet) -> str:
