@@ -66,7 +66,11 @@ STRESS_STEPS = 5
 # The slide starts after the story's idle week: the day after it.
 STRESS_DAYS_AFTER = 8
 BORROW_LTV = Decimal("0.68")
-WEEK = 7 * 86_400
+# Days after the slide at its last prices: the perp traders close on the first, the
+# subscription vault issues at the second's NAV and redeems at the third's.
+HOLD_DAYS = 3
+DAY = 86_400
+WEEK = 7 * DAY
 
 # One month of the fleet's rental income, from stated assumptions (the attested
 # utilisation and price index arrive with the oracle issues).
@@ -183,6 +187,11 @@ def summary(node: AnvilNode, deployments_dir: Path, investors: dict[str, str]) -
                                   abi=_abi("LendingPoolFactory"))
         for n in range(1, pools.functions.market_count().call() + 1):
             holders.setdefault(f"lending pool {n}", pools.functions.market_at(n).call())
+    if deployed.get("subscription_vault_factory"):
+        vaults = web3.eth.contract(deployed["subscription_vault_factory"],
+                                   abi=_abi("SubscriptionVaultFactory"))
+        for n in range(1, vaults.functions.vault_count().call() + 1):
+            holders.setdefault("ERC-7540 vault", vaults.functions.vault_at(n).call())
     for event in token.events.Transfer().get_logs(from_block=0):
         receiver = event["args"]["receiver"]
         if receiver not in holders.values() and int(receiver, 16) != 0:
@@ -240,7 +249,8 @@ def stress_offers(workdir: Path) -> Path:
     """A folder with the shipped marketplace snapshots plus the stress scenario: copies
     of the last shipped day dated STRESS_DAYS_AFTER, +1, ... days later (the days after
     the story's idle week), every offer's price multiplied by `stress_factor(step)`,
-    then one more day at the last step's prices (the prices hold). Their file names,
+    then HOLD_DAYS more days at the last step's prices (the prices hold: the perp
+    traders close, the subscription vault prices at them). Their file names,
     descriptions and sources say what they are, and the oracle's log records the file
     name with the index each produced."""
     folder = workdir / "offers"
@@ -250,7 +260,7 @@ def stress_offers(workdir: Path) -> Path:
         shutil.copy(day, folder / day.name)
     last = days[-1].read_bytes()
     factors = [stress_factor(step) for step in range(1, STRESS_STEPS + 1)]
-    for offset, factor in enumerate([*factors, factors[-1]]):
+    for offset, factor in enumerate([*factors, *[factors[-1]] * HOLD_DAYS]):
         snapshot = json.loads(gzip.decompress(last))
         collected = (datetime.fromisoformat(snapshot["collected_utc"])
                      + timedelta(days=STRESS_DAYS_AFTER + offset))
@@ -418,6 +428,7 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
             "An auditor re-verifies node-3's log offline and against the chain",
             "verify", "--node", cluster.url("node-3"), "--rpc", rpc, "--hub", hub)
         lending_story(story, cluster, web3, workdir, days)
+        subscription_story(story, cluster, web3, workdir, days)
 
 
 def lending_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Path,
@@ -648,6 +659,93 @@ def hedge_summary(web3: Web3, workdir: Path, operator: str) -> None:
           "revenue it locked in")
 
 
+def subscription_story(story: Story, cluster: OracleCluster, web3: Web3, workdir: Path,
+                       days: Sequence[int]) -> None:
+    """Primary issuance and redemption through the SPV's ERC-7540 subscription vault:
+    Dave onboards and subscribes; Carol, in North Korea, is refused; the operator cannot
+    fulfil before the oracle publishes a NAV after the request, nor beyond the fleet's
+    backing, so it registers the H100 the money pays for; the quorum publishes the NAV
+    of the larger fleet, the operator fulfils, Dave claims his shares. Erin redeems part
+    of the shares she seized as a keeper: refused during the notice period, fulfilled at
+    the next day's NAV from the stablecoin the operator funded, claimed."""
+    dave, erin = test_account(5), test_account(6)
+    vaults = ("run", "spv", "subscriptions")
+    fulfil = (*vaults, "fulfil", "--account", "TEST::1", "--spv", "1")
+    story.ape(
+        "The operator (TEST::1) opens the SPV's ERC-7540 subscription vault: investors "
+        "subscribe mUSDC and redeem shares by request; the operator fulfils each at the next "
+        f"NAV the oracle publishes after it ({NAV_FEED}: forward pricing, nobody trades on a "
+        "NAV already known), redemptions after a 1-day notice, less a 0.5 % fee; the vault "
+        "gets the token's OPERATOR_ROLE to issue and burn shares",
+        *vaults, "open", "--account", "TEST::1", "--spv", "1", "--notice-days", "1",
+        "--fee", "0.5")
+    story.ape("The KYC provider (TEST::0) registers the vault as an eligible holder and a "
+              "custodian (it holds shares for its investors)",
+              *vaults, "register", "--account", "TEST::0", "--spv", "1")
+    story.ape("Dave (TEST::5), the lender, wants GPU shares: the KYC provider registers him, "
+              "an accredited US resident", "run", "kyc", "register", "--account", "TEST::0",
+              "--investor", dave, "--jurisdiction", "US", "--accredited")
+    story.ape("Dave subscribes 15,000 mUSDC: escrowed in the vault, a binding order priced at "
+              "the next NAV", "run", "invest", "request", "--account", "TEST::5", "--spv", "1",
+              "--amount", "15000")
+    story.ape("Carol (TEST::4, resident in North Korea) tries to subscribe: refused before "
+              "anything is sent, with the message her wallet shows", "run", "invest", "request",
+              "--account", "TEST::4", "--spv", "1", "--amount", "1000", refused=True)
+    story.ape("The operator's view of the vault: Dave's request cannot be fulfilled yet",
+              *vaults, "list", "--spv", "1")
+    story.ape("The operator tries to fulfil it anyway: refused, nothing sent. No NAV was "
+              "published since the request, and the 8 GPUs back 8,000 shares, all issued: "
+              "new shares need new GPUs", *fulfil, "--deposit", dave, refused=True)
+    expansion = workdir / "fleet-expansion.csv"
+    bought = timeline.utc(story.now() - DAY)[:10]
+    expansion.write_text(
+        FLEET_CSV.read_text().splitlines()[0] + "\n"
+        f"1654923041185,H100-SXM5-80GB,840,US-TX-DFW-01,27500.00,{bought}\n")
+    story.ape("The operator registers the H100 the subscription pays for (bought yesterday)",
+              "run", "spv", "add-gpus", "--account", "TEST::1", "--spv", "1",
+              "--csv", str(expansion))
+    story.clock_to(timeline.after(days[6 + STRESS_STEPS]),
+                   "the next marketplace snapshot's day")
+    story.gpu_oracle(
+        "node-1 leads a round: the day's index (on its heartbeat) and the NAV per share of "
+        "the fleet of 9 GPUs, the first NAV observed after Dave's request",
+        "round", "--config", str(cluster.config("node-1")), "--feed", INDEX_FEED,
+        "--feed", NAV_FEED)
+    story.ape("The operator's view: Dave's request can be fulfilled now", *vaults, "list",
+              "--spv", "1")
+    story.ape("The operator fulfils it at that NAV: the shares are issued to the vault within "
+              "the new backing, then the 15,000 mUSDC go to the SPV's treasury (the operator)",
+              *fulfil, "--deposit", dave)
+    story.ape("Dave claims his shares (a transfer from the vault, decided like any other)",
+              "run", "invest", "claim", "--account", "TEST::5", "--spv", "1")
+    story.ape("Erin (TEST::6), who seized shares as a keeper, redeems 1,000 of them: escrowed "
+              "in the vault, still earning income for her until burnt", "run", "invest",
+              "redeem", "--account", "TEST::6", "--spv", "1", "--shares", "1000")
+    story.ape("The operator funds redemptions with 20,000 mUSDC", *vaults, "fund",
+              "--account", "TEST::1", "--spv", "1", "--amount", "20000")
+    story.ape("The operator tries to fulfil Erin's redemption at once: refused during the "
+              "notice period", *fulfil, "--redeem", erin, refused=True)
+    deployed = json.loads(next(workdir.glob("*.json")).read_text())
+    factory = web3.eth.contract(deployed["subscription_vault_factory"],
+                                abi=_abi("SubscriptionVaultFactory"))
+    vault = web3.eth.contract(factory.functions.vault_at(1).call(), abi=_abi("SubscriptionVault"))
+    requested = vault.functions.request(erin).call()[5]
+    story.clock_to(max(timeline.after(days[7 + STRESS_STEPS]), requested + DAY),
+                   "the next snapshot's day: Erin's one-day notice is over")
+    story.gpu_oracle(
+        "node-2 leads a round: the index and the NAV per share, now of the larger supply",
+        "round", "--config", str(cluster.config("node-2")), "--feed", INDEX_FEED,
+        "--feed", NAV_FEED)
+    story.ape("The operator fulfils the redemption at that NAV: the 1,000 shares are burnt and "
+              "their value less the fee is set aside for Erin from the funds",
+              *fulfil, "--redeem", erin)
+    story.ape("Erin claims the proceeds", "run", "invest", "claim", "--account", "TEST::6",
+              "--spv", "1")
+    story.ape("The operator takes the unallocated redemption funds back to the treasury",
+              *vaults, "defund", "--account", "TEST::1", "--spv", "1", "--all")
+    story.ape("The vault at the end", *vaults, "list", "--spv", "1", "--all")
+
+
 def lending_summary(web3: Web3, pool: Any, people: dict[str, str]) -> None:
     """Everyone's balances after the liquidation, read from the chain."""
     token = web3.eth.contract(pool.functions.collateral_token().call(), abi=_abi("GPUShareToken"))
@@ -810,7 +908,7 @@ def main() -> None:
             oracle_story(story, node, workdir)
             summary(node, workdir, {"Alice (TEST::2)": alice, "Bob (TEST::3)": bob,
                                     "Carol (TEST::4)": carol, "Dmytro (Kyiv)": dmytro,
-                                    "Oksana (Crimea)": oksana,
+                                    "Oksana (Crimea)": oksana, "Dave (TEST::5)": test_account(5),
                                     "Erin (TEST::6)": test_account(6),
                                     "Operator (TEST::1)": operator})
         print("\nanvil stopped. Run `make demo` again for a fresh chain.")

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 
 from gpushares import processes, reasons
-from gpushares.demo import STRESS_STEPS
+from gpushares.demo import HOLD_DAYS, STRESS_STEPS
 from gpushares.demo import test_account as account_address
 from gpushares.devnode import PROJECT_ROOT
 from jurisdictions.rules import load_rules
@@ -46,16 +47,19 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     # Commands are printed as a shell takes them (copy-paste works).
     assert "--name 'Lone Star GPU Fleet I LLC'" in out
     # The summary accounts for every share: the pool's collateral and the keeper's too.
-    assert "share supply            : 8,000 of 8,000 the fleet backs, all 8,000 held" in out
+    # 8,000 issued by the operator, ~781 through the vault after a ninth GPU, 1,000 redeemed.
+    assert re.search(r"share supply\s+: 7,7\d\d of 9,000 the fleet backs, all 7,7\d\d held",
+                     out), out
     assert re.search(r"lending pool 1\s+US accredited\s+\d", out), out
     # Ages are the chain's: nothing published looks months old.
     ages = [int(a.replace(",", "")) for a in re.findall(r"updated ([\d,]+)s ago", out)]
     assert ages and all(age <= 8 * 86_400 for age in ages), ages
     assert "8 GPUs registered, 8 active" in out
-    # Alice claimed 3,213.00 of income; her wallet also carries her perp trade (10,000
-    # minted, 5,000 margin, what came back after funding), so only its shape is fixed.
-    assert "claim 3,213 mUSDC" in out
-    assert re.search(r"Alice \(TEST::2\)\s+US accredited\s+2,500\s+\d{1,2},\d{3}\.\d\d\s+3,125\.00",
+    # Alice (2,400 shares after selling 100 to Dmytro in Kyiv) claimed 3,084.48 of income;
+    # her wallet also carries her perp trade (10,000 minted, 5,000 margin, what came back
+    # after funding), so only its shape is fixed.
+    assert "claim 3,084.48 mUSDC" in out
+    assert re.search(r"Alice \(TEST::2\)\s+US accredited\s+2,400\s+\d{1,2},\d{3}\.\d\d\s+3,000\.00",
                      out), out
     # Bob's wallet: his claims, the 68 % loan (its size follows the NAV, which ages with
     # the clock) and the 5,000 of collateral income.
@@ -69,14 +73,15 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     assert "Einführungsgesetz zum Bürgerlichen Gesetzbuche (EGBGB) Art. 43(1)" in out
     assert "refused by the contract: ComplianceRegistry: GPU location does not " in out
     assert "submit eligibility of " in out
-    # ... and the same words when Bob supplies collateral for her through the pool.
+    # ... and the same words when Bob supplies collateral for her through the pool, and
+    # for the transfer to Oksana in Crimea.
     assert out.count("refused by the contract: Investors resident in the receiver's "
-                     "jurisdiction may not hold these shares.") == 2
+                     "jurisdiction may not hold these shares.") == 3
     assert "Carol (TEST::4) KP" in out
     # Two distributions (10,281.60, then 10,000 while Bob's shares are collateral); Bob's
     # half of the second is claimed through the pool, Alice's is still owed.
     assert "income distributed      : 20,281.60 mUSDC" in out
-    assert "income claimed          : 15,281.60 mUSDC" in out
+    assert "income claimed          : 15,153.08 mUSDC" in out
     # The oracle as a 2-of-3 quorum of three node processes: telemetry accepted by every
     # node and a replay refused; utilisation, the H100 index from the shipped snapshots
     # and the NAV per share published; a crashed node outvoted; the log verifies.
@@ -84,10 +89,10 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
     assert out.count(": accepted") == 9  # three batches, three nodes
     assert out.count("rejected (replayed:") == 3
     assert "utilisation:0x" in out and ": published = " in out
-    # The index: the five shipped days, the stress scenario's five, the day it holds;
-    # the NAV follows it but on the last day.
-    assert out.count("H100-SXM-80GB/USD/GPUh: published = ") == 5 + STRESS_STEPS + 1
-    assert out.count("NAV/LSH1/USD: published = ") == 5 + STRESS_STEPS
+    # The index: the five shipped days, the stress scenario's five, the three days it
+    # holds; the NAV follows it but on the first of those (the perp traders close then).
+    assert out.count("H100-SXM-80GB/USD/GPUh: published = ") == 5 + STRESS_STEPS + HOLD_DAYS
+    assert out.count("NAV/LSH1/USD: published = ") == 5 + STRESS_STEPS + HOLD_DAYS - 1
     assert "H100-SXM-80GB/USD/GPUh: published = 1.60138889 entry 2" in out  # 2026-02-27
     assert "outvoted node-3: down or unreachable" in out
     # A stranger's unsigned co-sign request is refused before its body is read; a NAV
@@ -156,6 +161,28 @@ def test_demo_tells_the_story_and_leaves_nothing_behind(ape_compiled):
                      r"revenue it locked in", out), out
     assert "Lending market LSH1 / mUSDC after the liquidation" in out
     assert re.search(r"outstanding debt\s+: 0\.00 mUSDC", out), out
+    # Primary issuance and redemption through the ERC-7540 subscription vault: Dave
+    # onboards and subscribes; Carol (North Korea) is refused before anything is sent;
+    # the fulfilment waits for a NAV after the request and for a ninth GPU; the quorum
+    # publishes, the operator fulfils, Dave claims; Erin's redemption is refused during
+    # the notice period, fulfilled at the next day's NAV and claimed.
+    assert ("deposit request refused, nothing sent: Investors resident in the receiver's "
+            "jurisdiction may not hold these shares. (ERC-1404 code 9") in out
+    assert (f"deposit fulfilment refused, nothing sent: {reasons.VAULT_NAV_NOT_AFTER_REQUEST}"
+            in out)
+    assert "register new GPUs first (1 more GPU(s) of 1,000 LSH1" in out
+    assert "SPV 1: 9 GPUs registered, 9 active; mint cap now 9,000 shares" in out
+    assert re.search(r"issued 7\d\d\.\d+ LSH1 claimable by " + account_address(5), out), out
+    assert re.search(r"claim 7\d\d\.\d+ LSH1 \(subscribed 15,000 mUSDC\)", out), out
+    assert (f"redemption fulfilment refused, nothing sent: {reasons.VAULT_NOTICE_NOT_OVER}"
+            in out)
+    proceeds = re.search(r"1,000 LSH1 burnt at ([\d.]+) USD per share: ([\d,.]+) mUSDC claimable",
+                         out)
+    assert proceeds, out
+    gross = int(1_000 * Decimal(proceeds[1]) * 10**6)
+    assert Decimal(proceeds[2].replace(",", "")) * 10**6 == gross - -(-gross * 50 // 10_000)
+    assert re.search(r"Dave \(TEST::5\)\s+US accredited\s+781\s", out), out
+    assert re.search(r"ERC-7540 vault\s+US accredited\s+0\s", out), out
     assert "anvil stopped" in out
     # Only the compile cache may appear (ignored by git); no deployments, rules or keys.
     assert _untracked() == before
