@@ -426,6 +426,96 @@ def run_perps(b: Bench, accounts: list[str], world: dict[str, Contract]) -> None
     execute(trader, key="perp_order_execute_1000_positions")
 
 
+VAULT_NOTICE = 86_400
+
+
+def run_vault(b: Bench, accounts: list[str], world: dict[str, Contract]) -> None:
+    """The SubscriptionVault (ERC-7540) of the share token of `run_share_token`, opened
+    through its factory as `ape run spv subscriptions open` opens it (the token's
+    OPERATOR_ROLE granted, registered as a holder and a custodian), priced by a NAV feed
+    of its own OracleHub (2-of-3). A busy vault: other investors' subscriptions and
+    redemptions pending and their shares claimable, so the vault's totals and balances
+    are never zero. Every measured call is the second of its kind by the same warm
+    account, each request a new one after the previous was fulfilled and claimed
+    (request -> NAV -> fulfil -> claim, the cycle of a regular subscriber):
+    - `vault_request_deposit`: Alice subscribes 1,500 USDC (the stablecoin pulled into
+      escrow; her allowance is unlimited);
+    - `vault_fulfil_deposit`: one request, all of it, at a NAV published after it: the
+      shares are minted to the vault (the token's compliance check and backing cap), the
+      stablecoin sent to the treasury; her claimable slot is written from zero (she
+      claimed everything last time, as a regular subscriber does);
+    - `vault_claim_shares`: Alice's `deposit(assets, receiver)` of all of it (a gated
+      transfer vault -> Alice, who already holds shares);
+    - `vault_fulfil_deposit_onto_claimable`: the same fulfilment for Bob, whose earlier
+      shares are still unclaimed (his claimable slot rewritten, not created); no target;
+    - `vault_request_redeem`: Bob escrows 10 shares (a gated `transferFrom` into the
+      vault, unlimited allowance), his earlier redemption fulfilled and claimed."""
+    admin, operator, alice, bob, carol = accounts[:5]
+    stable, registry, token = world["stable"], world["registry"], world["token"]
+    w3 = b.web3
+
+    def later(seconds: int) -> None:
+        w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    adapter, publish = signed_feed(b, admin, "NAV/BH1/USD", "Bench H100 Shares: NAV per share",
+                                   10**13, 40)
+    publish(15 * 10**8)
+    factory = b.contract("SubscriptionVaultFactory", suite.deploy_subscriptions(b.chain, admin)[1])
+    b.send(factory.functions.create_vault(token.address, adapter, operator, VAULT_NOTICE, 50,
+                                          14 * 86_400), operator)
+    vault = b.contract("SubscriptionVault", factory.functions.vault_of(token.address).call())
+    b.send(token.functions.grantRole(suite.OPERATOR_ROLE, vault.address), operator)
+    expiry = w3.eth.get_block("latest")["timestamp"] + 100 * 365 * 86_400
+    b.send(registry.functions.set_investor(vault.address, 840, True, expiry), admin)
+    b.send(registry.functions.set_custodian(vault.address, True), admin)
+    for account in (alice, bob, carol):
+        b.send(stable.functions.mint(account, 10**6 * USDC), admin)
+        b.send(stable.functions.approve(vault.address, 2**256 - 1), account)
+        b.send(token.functions.approve(vault.address, 2**256 - 1), account)
+    b.send(stable.functions.approve(vault.address, 2**256 - 1), operator)
+    b.send(vault.functions.fund_redemptions(100_000 * USDC), operator)
+    v = vault.functions
+
+    def fulfilled_round(*requests: tuple[Any, str]) -> None:
+        """Send each request, then the next NAV (observed after them)."""
+        for fn, sender in requests:
+            b.send(fn, sender)
+        later(60)
+        publish(15 * 10**8)
+
+    # Bob's shares stay claimable, Carol's subscription and redemption pending throughout.
+    b.send(token.functions.mint(carol, 100 * SHARE), operator)
+    b.send(v.requestRedeem(50 * SHARE, carol, carol), carol)
+    fulfilled_round((v.requestDeposit(3_000 * USDC, bob, bob), bob),
+                    (v.requestDeposit(1_500 * USDC, alice, alice), alice))
+    b.send(v.fulfil_deposit(bob, 3_000 * USDC), operator)
+    b.send(v.fulfil_deposit(alice, 1_500 * USDC), operator)
+    b.send(v.deposit(1_500 * USDC, alice), alice)
+    b.send(v.requestDeposit(1_500 * USDC, carol, carol), carol)
+    later(3_600)
+    b.measure("vault_request_deposit", v.requestDeposit(1_500 * USDC, alice, alice), alice)
+    later(60)
+    publish(15 * 10**8)
+    b.measure("vault_fulfil_deposit", v.fulfil_deposit(alice, 1_500 * USDC), operator)
+    b.measure("vault_claim_shares", v.deposit(1_500 * USDC, alice), alice)
+    # The same fulfilment for Bob, whose earlier shares are still unclaimed: his
+    # claimable slot is rewritten instead of created.
+    b.send(v.requestDeposit(1_500 * USDC, bob, bob), bob)
+    later(60)
+    publish(15 * 10**8)
+    b.measure("vault_fulfil_deposit_onto_claimable", v.fulfil_deposit(bob, 1_500 * USDC),
+              operator)
+    # Redemptions: Bob's first, fulfilled after the notice and claimed; then his second.
+    b.send(v.requestRedeem(10 * SHARE, bob, bob), bob)
+    later(VAULT_NOTICE)
+    publish(15 * 10**8)
+    b.send(v.fulfil_redeem(bob, 10 * SHARE), operator)
+    b.send(v.redeem(10 * SHARE, bob, bob), bob)
+    later(3_600)
+    b.measure("vault_request_redeem", v.requestRedeem(10 * SHARE, bob, bob), bob)
+
+
 def run_oracle(b: Bench, accounts: list[str]) -> None:
     """OracleHub with a 3-of-5 signer set: a steady-state price update (the feed's ring of
     rounds already full, so every write overwrites a slot) and a utilisation update."""
@@ -522,6 +612,11 @@ def check(gas: dict[str, int]) -> list[tuple[str, bool]]:
         ("perp_order_execute_1000_positions within 2 % of perp_order_execute",
          abs(gas["perp_order_execute_1000_positions"] - gas["perp_order_execute"]) * 50
          <= gas["perp_order_execute"]),
+        # issue 20 (the ERC-7540 subscription vault)
+        ("vault_request_deposit <= 90,000", gas["vault_request_deposit"] <= 90_000),
+        ("vault_fulfil_deposit <= 140,000", gas["vault_fulfil_deposit"] <= 140_000),
+        ("vault_claim_shares <= 110,000", gas["vault_claim_shares"] <= 110_000),
+        ("vault_request_redeem <= 100,000", gas["vault_request_redeem"] <= 100_000),
     ]
 
 
@@ -548,6 +643,7 @@ def measure_gas() -> dict[str, int]:
         run_oracle(bench, accounts)
         run_lending(bench, accounts, world)
         run_perps(bench, accounts, world)
+        run_vault(bench, accounts, world)
     return bench.gas
 
 
