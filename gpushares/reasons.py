@@ -451,6 +451,10 @@ VAULT_REQUEST_LOCKED = (
     "SubscriptionVault: a request is binding until cancel_after has passed since it without "
     "a fulfilment"
 )
+VAULT_REQUEST_PENDING = (
+    "SubscriptionVault: the controller has a request of this kind pending: wait for its "
+    "fulfilment (or cancel it after cancel_after)"
+)
 VAULT_NAV_NOT_POSITIVE = "SubscriptionVault: the NAV feed's answer is not positive"
 VAULT_NAV_STALE = "SubscriptionVault: the NAV is older than the feed's heartbeat"
 

@@ -288,6 +288,7 @@ VAULT_ASYNC_NO_PREVIEW: constant(String[92]) = "SubscriptionVault: asynchronous 
 VAULT_NOT_OWNER_OR_OPERATOR: constant(String[58]) = "SubscriptionVault: caller is not the owner or its operator"
 VAULT_NOT_CONTROLLER_OR_OPERATOR: constant(String[63]) = "SubscriptionVault: caller is not the controller or its operator"
 VAULT_REQUEST_LOCKED: constant(String[99]) = "SubscriptionVault: a request is binding until cancel_after has passed since it without a fulfilment"
+VAULT_REQUEST_PENDING: constant(String[127]) = "SubscriptionVault: the controller has a request of this kind pending: wait for its fulfilment (or cancel it after cancel_after)"
 VAULT_NAV_NOT_POSITIVE: constant(String[56]) = "SubscriptionVault: the NAV feed's answer is not positive"
 VAULT_NAV_STALE: constant(String[61]) = "SubscriptionVault: the NAV is older than the feed's heartbeat"
 

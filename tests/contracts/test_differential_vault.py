@@ -137,7 +137,7 @@ OPERATIONS = {
     # own accounting, so that only compliance can refuse.
     VaultOperation.REQUEST_DEPOSIT: [ALICE, BOB, CAROL],
     VaultOperation.CLAIM_SHARES: [ALICE, CAROL],
-    VaultOperation.REQUEST_REDEEM: [ALICE, BOB],
+    VaultOperation.REQUEST_REDEEM: [BOB],  # Alice's redemption is pending: no top-up
     VaultOperation.CANCEL_REDEEM: [ALICE],
     VaultOperation.CLAIM_ASSETS: [BOB],
 }
@@ -232,9 +232,9 @@ GUARD = [
     ({BOB: Holder(jurisdiction=None)}, VaultOperation.CLAIM_SHARES, CAROL, BOB,
      R.RECEIVER_NOT_REGISTERED),
     ({}, VaultOperation.CLAIM_SHARES, CAROL, CAROL, R.SUCCESS),
-    ({ALICE: Holder(wallet_frozen=True)}, VaultOperation.REQUEST_REDEEM, ALICE, ALICE,
+    ({BOB: Holder(wallet_frozen=True)}, VaultOperation.REQUEST_REDEEM, BOB, BOB,
      R.SENDER_FROZEN),
-    ({ALICE: Holder(expiry=0)}, VaultOperation.REQUEST_REDEEM, ALICE, ALICE,
+    ({BOB: Holder(expiry=0)}, VaultOperation.REQUEST_REDEEM, BOB, BOB,
      R.SENDER_ELIGIBILITY_EXPIRED),
     ({}, VaultOperation.REQUEST_REDEEM, BOB, BOB, R.SUCCESS),
     ({CAROL: Holder(jurisdiction=408)}, VaultOperation.CANCEL_REDEEM, ALICE, CAROL,
