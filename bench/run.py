@@ -442,12 +442,13 @@ def run_vault(b: Bench, accounts: list[str], world: dict[str, Contract]) -> None
       escrow; her allowance is unlimited);
     - `vault_fulfil_deposit`: one request, all of it, at a NAV published after it: the
       shares are minted to the vault (the token's compliance check and backing cap), the
-      stablecoin sent to the treasury; her claimable slot is written from zero (she
-      claimed everything last time, as a regular subscriber does);
+      stablecoin sent to the treasury; she claimed everything last time, as a regular
+      subscriber does, and her claimable slot stays written (a marker bit), so it is
+      rewritten, not created;
     - `vault_claim_shares`: Alice's `deposit(assets, receiver)` of all of it (a gated
       transfer vault -> Alice, who already holds shares);
     - `vault_fulfil_deposit_onto_claimable`: the same fulfilment for Bob, whose earlier
-      shares are still unclaimed (his claimable slot rewritten, not created); no target;
+      shares are still unclaimed; no target (it costs the same);
     - `vault_request_redeem`: Bob escrows 10 shares (a gated `transferFrom` into the
       vault, unlimited allowance), his earlier redemption fulfilled and claimed."""
     admin, operator, alice, bob, carol = accounts[:5]

@@ -155,28 +155,26 @@ def test_subscription_vault_targets(gas):
     assert gas["vault_request_redeem"] <= 100_000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured 154,234: the subscriber claimed all its shares last time, so the vault's "
-    "per-controller claimable slot was zeroed and fulfilment writes it from zero (20,000 "
-    "instead of 2,900); onto an existing claimable it is 137,146. The contract is left "
-    "as it is until that is decided (a fix keeps a non-zero marker in the slot)"))
 def test_subscription_vault_fulfil_within_140k(gas):
+    # A subscriber who claimed all its shares last time: its claimable slot stays written
+    # (a marker bit), so the fulfilment rewrites it (2,900) instead of creating it
+    # (22,100); before that fix it measured 154,234.
     assert gas["vault_fulfil_deposit"] <= 140_000
 
 
-def test_subscription_vault_fulfil_differs_only_in_the_claimable_slot(gas):
+def test_subscription_vault_fulfil_costs_the_same_onto_a_claimable(gas):
     # The same one-request fulfilment onto an existing claimable (the previous shares not
-    # yet claimed) rewrites the slot (2,900) instead of creating it (22,100 with the
-    # cold read: 17,100 more); the calldata's addresses differ by a few bytes.
+    # yet claimed): the same slot writes; the calldata's addresses differ by a few bytes.
     difference = gas["vault_fulfil_deposit"] - gas["vault_fulfil_deposit_onto_claimable"]
-    assert 17_000 <= difference <= 17_100
+    assert abs(difference) <= 100
     assert gas["vault_fulfil_deposit_onto_claimable"] <= 140_000
 
 
 def test_subscription_vault_current_exact_costs_do_not_regress(gas):
     # Measured on anvil 1.7.1 with vyper 0.4.3 (see build/bench.json).
-    assert gas["vault_request_deposit"] <= 71_898
-    assert gas["vault_fulfil_deposit"] <= 154_234
-    assert gas["vault_fulfil_deposit_onto_claimable"] <= 137_146
-    assert gas["vault_claim_shares"] <= 90_082
-    assert gas["vault_request_redeem"] <= 92_519
+    assert gas["vault_request_deposit"] <= 71_859
+    assert gas["vault_fulfil_deposit"] <= 137_194
+    assert gas["vault_fulfil_deposit_onto_claimable"] <= 137_206
+    # The claim that empties the slot no longer earns the 4,800 refund of clearing it.
+    assert gas["vault_claim_shares"] <= 94_906
+    assert gas["vault_request_redeem"] <= 92_485
