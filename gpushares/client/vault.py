@@ -954,12 +954,14 @@ def plan_request_deposit(client: Client, investor_: str, spv_id: int,
     units = _units(amount, v.asset.decimals, "amount")
     money = v.asset.fmt(units)
     problems, notes = [], []
+    if v.request(who)[0]:
+        problems.append(f"{reasons.VAULT_REQUEST_PENDING} ({who} has "
+                        f"{v.asset.fmt(v.request(who)[0])} pending)")
     code, message = restriction(v.token, ZERO_ADDRESS, who, 0)
     if code:
         problems.append(f"{message} (ERC-1404 code {code}: {who} could not receive newly "
                         f"issued {v.share.symbol})")
-    pending = v.request(who)[0]
-    if pending + units > MAX_UINT128:
+    if units > MAX_UINT128:
         problems.append(reasons.VAULT_AMOUNT_TOO_LARGE)
     held = int(v.stable.balanceOf(who))
     if held < units:
@@ -987,7 +989,10 @@ def plan_request_redeem(client: Client, investor_: str, spv_id: int,
     text = v.share.fmt(units)
     problems, notes = [], []
     pending = v.request(who)[4]
-    if pending + units > MAX_UINT128:
+    if pending:
+        problems.append(f"{reasons.VAULT_REQUEST_PENDING} ({who} has {v.share.fmt(pending)} "
+                        "pending)")
+    if units > MAX_UINT128:
         problems.append(reasons.VAULT_AMOUNT_TOO_LARGE)
     move = _vault_move_problem(v, who, v.vault.address, units,
                                "the token refuses the move into the vault")

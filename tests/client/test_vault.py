@@ -196,6 +196,18 @@ def test_request_escrows_and_waits_for_the_next_nav(client: Client, world: World
         "\n".join(sub.requests(client, 1).lines())
 
 
+def test_no_top_up_while_a_request_is_pending(client: Client, world: World):
+    """A top-up would move the pending order's clock past a NAV already seen in flight:
+    the plan refuses it as the vault does, and allows the next request once the first
+    is fulfilled."""
+    sent(client, sub.plan_request_deposit(client, ALICE, 1, "1500"), ALICE)
+    refused_alike(client, sub.plan_request_deposit(client, ALICE, 1, "1"), ALICE,
+                  reasons.VAULT_REQUEST_PENDING)
+    publish(world)
+    sent(client, sub.plan_fulfil_deposit(client, OPERATOR, 1, ALICE), OPERATOR)
+    assert sub.plan_request_deposit(client, ALICE, 1, "1").refusal is None
+
+
 def test_fulfil_at_the_next_nav_then_claim(client: Client, world: World):
     sent(client, sub.plan_request_deposit(client, ALICE, 1, "15000"), ALICE)
     publish(world, "12.5")
