@@ -85,6 +85,7 @@ interface IShareToken:
 # @dev The registry's income check (who may be paid stablecoin).
 interface IRegistry:
     def income_code(account: address) -> uint8: view
+    def check_sender(account: address) -> uint8: view
 
 
 # @dev The NAV feed's staleness bound.
@@ -443,7 +444,8 @@ def fulfil_deposit(controller: address, assets: uint256) -> uint256:
 def deposit(assets: uint256, receiver: address, controller: address = msg.sender) -> uint256:
     """
     @notice Claims the shares of `assets` of `controller`'s fulfilled subscription to
-            `receiver` (ERC-7540 claim; a transfer, so `receiver` must be eligible).
+            `receiver` (ERC-7540 claim; a transfer, so `receiver` must be eligible, and
+            the controller able to send: registered, not expired, not frozen).
     @param assets Stablecoin units of the claim (at most `maxDeposit(controller)`).
     @param receiver Who receives the shares.
     @param controller The controller (the caller, or one it operates for).
@@ -481,7 +483,8 @@ def mint(shares: uint256, receiver: address, controller: address = msg.sender) -
 def cancelDepositRequest(receiver: address, controller: address) -> uint256:
     """
     @notice Returns `controller`'s whole pending subscription to `receiver`, once
-            `cancel_after` has passed since the latest request without a fulfilment.
+            `cancel_after` has passed since the latest request without a fulfilment
+            (refused for a frozen or blocked controller or receiver, as any payment).
     @param receiver Who gets the stablecoin back.
     @param controller The controller (the caller, or one it operates for).
     @return uint256 Stablecoin units returned.
@@ -491,6 +494,7 @@ def cancelDepositRequest(receiver: address, controller: address) -> uint256:
     assets: uint256 = word & LOW
     assert assets != 0, reasons.VAULT_NOTHING_PENDING
     self._check_cancellable(word >> 128)
+    self._check_payee(controller, receiver)
     self._deposit[controller] = 0
     self.total_pending_deposit_assets -= assets
     log DepositRequestCancelled(controller=controller, receiver=receiver, assets=assets)
@@ -648,7 +652,8 @@ def cancelRedeemRequest(receiver: address, controller: address) -> uint256:
     """
     @notice Returns `controller`'s whole pending redemption (the escrowed shares) to
             `receiver`, who must be eligible to hold them, once `cancel_after` has
-            passed since the latest request without a fulfilment.
+            passed since the latest request without a fulfilment; the controller must
+            be able to send (registered, not expired, not frozen).
     @param receiver Who gets the shares back.
     @param controller The controller (the caller, or one it operates for).
     @return uint256 Share base units returned.
@@ -658,6 +663,7 @@ def cancelRedeemRequest(receiver: address, controller: address) -> uint256:
     shares: uint256 = word & LOW
     assert shares != 0, reasons.VAULT_NOTHING_PENDING
     self._check_cancellable(word >> 128)
+    self._check_sender(controller)
     self._collect()
     self._settle(controller)
     self._redeem[controller] = 0
@@ -961,6 +967,18 @@ def _check_payee(controller: address, receiver: address):
 
 @internal
 @view
+def _check_sender(controller: address):
+    """
+    @dev The controller directs shares held for it to a receiver, as a holder sends
+         them: it must be registered, not expired and not frozen (the registry's
+         `check_sender`), so a freeze is not bypassed through a claim or a cancel.
+    """
+    code: uint8 = staticcall IRegistry(_REGISTRY).check_sender(controller)
+    assert code == 0, codes._message(code)
+
+
+@internal
+@view
 def _check_cancellable(requested_at: uint256):
     """
     @dev A pending request may be cancelled once `cancel_after` has passed since it.
@@ -975,6 +993,7 @@ def _claim_shares(controller: address, receiver: address, assets: uint256, share
     """
     self._check_controller(controller)
     assert shares != 0, reasons.VAULT_NO_SHARE_AT_NAV
+    self._check_sender(controller)
     self._collect()
     self._settle(controller)
     self._claimable_deposit[controller] = (

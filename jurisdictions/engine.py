@@ -651,6 +651,19 @@ class VaultOperation(StrEnum):
     REQUEST_REDEEM = "request_redeem"
     CANCEL_REDEEM = "cancel_redeem"
     CLAIM_ASSETS = "claim_assets"
+    CANCEL_DEPOSIT = "cancel_deposit"
+
+
+def sender_decision(party: Party, *, now: int) -> Decision:
+    """The sender checks alone (the registry's `check_sender`): registered, not expired,
+    not frozen."""
+    if party.record is None:
+        return Decision.of(Restriction.SENDER_NOT_REGISTERED)
+    if party.record.expires_at <= now:
+        return Decision.of(Restriction.SENDER_ELIGIBILITY_EXPIRED)
+    if party.wallet_frozen:
+        return Decision.of(Restriction.SENDER_FROZEN)
+    return Decision.of(Restriction.SUCCESS)
 
 
 def income_decision(party: Party, *, rules: RuleBook | None = None) -> Decision:
@@ -684,13 +697,17 @@ def decide_vault(
 
     - REQUEST_DEPOSIT: `party` is the controller; refused up front unless it could
       receive newly issued shares (`decide` of a mint of 0 to it).
-    - CLAIM_SHARES: the vault transfers `shares` to `receiver` (default: `party`).
+    - CLAIM_SHARES: the controller `party` directs shares held for it, so it must be
+      able to send (registered, not expired, not frozen: the registry's `check_sender`,
+      asked first, before the token); then the vault transfers `shares` to `receiver`
+      (default: `party`).
     - REQUEST_REDEEM: `party` (the owner) transfers `shares` to the vault, which holds the
       token's OPERATOR_ROLE (pass `vault` with `is_spv=True`: a transfer to the SPV is a
       redemption, exempt from the title check).
-    - CANCEL_REDEEM: the vault transfers the escrowed `shares` back to `receiver`.
-    - CLAIM_ASSETS (redeem, withdraw, claim_income): stablecoin is paid for the
-      controller `party` to `receiver`: `income_decision` of both, the controller first.
+    - CANCEL_REDEEM: as CLAIM_SHARES, for the escrowed `shares`.
+    - CLAIM_ASSETS (redeem, withdraw, claim_income) and CANCEL_DEPOSIT: stablecoin is
+      paid for the controller `party` to `receiver`: `income_decision` of both, the
+      controller first.
     Amounts, prices, notice periods and funds are the vault's, not compliance."""
     rules = rules if rules is not None else default_rules()
     receiver = receiver if receiver is not None else party
@@ -699,6 +716,9 @@ def decide_vault(
     if operation is VaultOperation.REQUEST_REDEEM:
         return decide(asset, party, vault, shares, rules=rules, now=now)
     if operation in (VaultOperation.CLAIM_SHARES, VaultOperation.CANCEL_REDEEM):
+        sender = sender_decision(party, now=now)
+        if not sender.allowed:
+            return sender
         return decide(asset, vault, receiver, shares, rules=rules, now=now)
     first = income_decision(party, rules=rules)
     return first if not first.allowed else income_decision(receiver, rules=rules)

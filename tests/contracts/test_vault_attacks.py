@@ -86,3 +86,40 @@ def test_an_unfulfilled_request_is_returned_in_full_after_cancel_after(world):
     assert stable.balanceOf(investor) == 1_500 * USDC
     assert vault.pendingDepositRequest(0, investor) == 0
     assert vault.total_pending_deposit_assets() == 0
+
+
+def test_a_frozen_controller_cannot_move_its_claims_to_another_wallet(world):
+    """3. A freeze bypass (found by review after 673001c): a frozen controller's issued
+    shares, escrowed redemption and pending subscription could be claimed or cancelled
+    to an accomplice's eligible wallet. The controller now directs them only as a holder
+    sends (check_sender) and is paid only as any payee (income_code)."""
+    from jurisdictions.codes import Restriction, message
+
+    vault = world.vault
+    frozen, accomplice = world.investor("frozen-holder"), world.investor("accomplice")
+    world.fund(frozen, 3_000 * USDC)
+    with boa.env.prank(frozen):
+        vault.requestDeposit(1_500 * USDC, frozen, frozen)
+    boa.env.time_travel(seconds=60)
+    world.publish_nav(NAV_15)
+    with boa.env.prank(world.operator):
+        vault.fulfil_deposit(frozen, 1_500 * USDC)
+    with boa.env.prank(frozen):
+        vault.mint(40 * SHARE, frozen)
+        vault.requestRedeem(10 * SHARE, frozen, frozen)
+        vault.requestDeposit(1_500 * USDC, frozen, frozen)
+    boa.env.time_travel(seconds=CANCEL_AFTER)
+    with boa.env.prank(world.compliance_admin):
+        world.registry.set_wallet_frozen(frozen, True)
+    with boa.env.prank(frozen):
+        with boa.reverts(message(Restriction.SENDER_FROZEN)):
+            vault.mint(SHARE, accomplice, frozen)
+        with boa.reverts(message(Restriction.SENDER_FROZEN)):
+            vault.cancelRedeemRequest(accomplice, frozen)
+        with boa.reverts(message(Restriction.RECEIVER_FROZEN)):
+            vault.cancelDepositRequest(accomplice, frozen)
+    assert world.token.balanceOf(accomplice) == 0
+    assert world.stable.balanceOf(accomplice) == 0
+    assert vault.maxMint(frozen) == 60 * SHARE
+    assert vault.pendingRedeemRequest(0, frozen) == 10 * SHARE
+    assert vault.pendingDepositRequest(0, frozen) == 1_500 * USDC
