@@ -526,6 +526,8 @@ class VaultMachine(RuleBasedStateMachine):
                 expected = reasons.VAULT_NOTHING_PENDING
             elif self._now() < c.tdep + CANCEL_AFTER:
                 expected = reasons.VAULT_REQUEST_LOCKED
+            elif self.frozen[i]:  # a refund is a payment: the payee check
+                expected = message(Restriction.RECEIVER_FROZEN)
             if expected is not None:
                 hypothesis.event(f"cancel_deposit refused: {expected[:40]}")
                 with boa.reverts(expected):
@@ -550,8 +552,8 @@ class VaultMachine(RuleBasedStateMachine):
                 expected = reasons.VAULT_NOTHING_PENDING
             elif self._now() < c.tred + CANCEL_AFTER:
                 expected = reasons.VAULT_REQUEST_LOCKED
-            elif self.frozen[i]:
-                expected = message(Restriction.RECEIVER_FROZEN)
+            elif self.frozen[i]:  # the controller's sender check (a freeze reaches claims)
+                expected = message(Restriction.SENDER_FROZEN)
             if expected is not None:
                 hypothesis.event(f"cancel_redeem refused: {expected[:40]}")
                 with boa.reverts(expected):
@@ -594,6 +596,8 @@ class VaultMachine(RuleBasedStateMachine):
             expected = reasons.VAULT_NOT_CONTROLLER_OR_OPERATOR
         elif shares == 0:
             expected = reasons.VAULT_NO_SHARE_AT_NAV
+        elif self.frozen[i]:  # the controller's sender check (a freeze reaches claims)
+            expected = message(Restriction.SENDER_FROZEN)
         elif self.frozen[to]:
             expected = message(Restriction.RECEIVER_FROZEN)
         with boa.env.prank(caller):
