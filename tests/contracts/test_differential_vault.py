@@ -34,7 +34,7 @@ from jurisdictions.engine import (
 from jurisdictions.rules import RuleBook, encode_subdivision
 from tests.budgets import budget, examples
 from tests.contracts.helpers import FAR_FUTURE, FREEZER_ROLE, US, write_rules_table
-from tests.contracts.test_differential import ALPHA2, Holder, holders, rule_sets
+from tests.contracts.test_differential import UA_CRIMEA, Holder, holders, rule_sets
 from tests.contracts.vault_helpers import (
     CANCEL_AFTER,
     NAV_15,
@@ -255,12 +255,9 @@ GUARD = [
 
 def test_fixed_vault_scenarios(differential):
     """Coverage guard: the rules of the issue, by name, through the same comparison."""
-    from tests.contracts.test_differential import BASE_RULES, UA_CRIMEA  # noqa: F401
-
     got = []
     for changes, op, party, receiver, _ in GUARD:
         records = tuple(changes.get(i, Holder(US, accredited=True)) for i in range(3))
         with boa.env.anchor():
             got.append(run(differential, UA_CRIMEA, records, False, op, party, receiver))
     assert got == [expected for *_, expected in GUARD]
-    assert ALPHA2[804] == "UA"
