@@ -22,7 +22,16 @@ help:
 	@echo "make bench   gas and timing benchmark -> build/bench.json"
 	@echo "make lint    ruff"
 
-setup: $(VENV)/.installed node_modules/.installed
+CHROMIUM := /usr/bin/chromium
+setup: $(VENV)/.installed node_modules/.installed $(CHROMIUM)
+
+# The browser tests (tests/browser) drive Debian's chromium through playwright's Python
+# package; never `playwright install` (it downloads a browser build from a CDN).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
+	else echo "The browser tests need Debian's chromium at $@: install it as root with" \
+	  "'apt-get install --no-install-recommends chromium' and run make again." >&2; exit 1; fi; \
+	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
