@@ -543,16 +543,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/attestations/{index}", response_model=EntryWithProof,
              responses=_responses(404, 422))
-    def attestation(log: LogDep, index: int) -> EntryWithProof:
-        size = log.size
+    def attestation(
+        log: LogDep,
+        index: int,
+        size: Annotated[int | None, Query(
+            ge=1, description="prove inclusion in the tree of this many entries (a checkpoint "
+                              "a report carried on-chain); default: the whole log")] = None,
+    ) -> EntryWithProof:
+        current = log.size
+        if size is not None and size > current:
+            raise _error("bad_size", f"the log has {current} entries, not {size}: ask for a "
+                                     "checkpoint size it has reached", 422)
+        size = current if size is None else size
         if not 0 <= index < size:
-            raise _error("no_entry", f"no entry {index}: the log has {size} (0..{size - 1})",
-                         404)
+            where = "the log has" if size == current else "the checkpoint asked for has"
+            raise _error("no_entry", f"no entry {index}: {where} {size} (0..{size - 1})", 404)
         try:
             entry = log.entry(index)
         except EntryNotFound as exc:
             raise _error("no_entry", f"no entry {index}: the log has {log.size}", 404) from exc
-        cp = log.checkpoint()
+        cp = log.checkpoint(size)
         proof = log.inclusion_proof(index, cp.size)
         report: dict[str, Any] | None = None
         signatures: list[str] = []

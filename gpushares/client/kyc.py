@@ -111,9 +111,21 @@ def attest(client: Client, kyc_key: bytes | str, investor: str, jurisdiction: Ru
     investor to submit from their own wallet before the deadline (chain time)."""
     from eth_account import Account
 
+    attestation = attestation_for(client, Account.from_key(kyc_key).address, investor,
+                                  jurisdiction, accredited=accredited, valid_days=valid_days,
+                                  deadline_hours=deadline_hours, region=region)
+    return eligibility.sign(attestation, kyc_key, client.chain.chain_id,
+                            client.deployed.compliance_registry)
+
+
+def attestation_for(client: Client, kyc: str, investor: str, jurisdiction: Rule, *,
+                    accredited: bool, valid_days: int = 365, deadline_hours: int = 72,
+                    region: str | None = None) -> eligibility.Eligibility:
+    """The attestation KYC provider `kyc` would sign for `investor` now (chain time, the
+    investor's next nonce), checked as `attest` checks it; a wallet signs its
+    `eligibility.typed_data` (the web app's KYC desk)."""
     who = address(investor, "investor")
-    kyc = Account.from_key(kyc_key).address
-    missing = _missing_provider(client, kyc)
+    missing = _missing_provider(client, address(kyc, "KYC provider"))
     if missing is not None:
         raise Refused(f"attest {who}", f"{missing}: the registry would refuse its signature")
     _region_code(jurisdiction, region)
@@ -122,13 +134,11 @@ def attest(client: Client, kyc_key: bytes | str, investor: str, jurisdiction: Ru
     if not 1 <= deadline_hours <= 24 * 30:
         raise BadInput(f"deadline hours: {deadline_hours} is not between 1 and 720")
     now = client.chain.now()
-    attestation = eligibility.Eligibility(
+    return eligibility.Eligibility(
         investor=who, jurisdiction=jurisdiction.numeric, accredited=accredited,
         subdivision=region, expires_at=now + _valid_days(valid_days) * DAY,
         nonce=int(client.registry().eligibility_nonce(who)),
         deadline=now + deadline_hours * 3_600)
-    return eligibility.sign(attestation, kyc_key, client.chain.chain_id,
-                            client.deployed.compliance_registry)
 
 
 def plan_submit(client: Client, signed: eligibility.SignedEligibility) -> Plan:

@@ -71,6 +71,27 @@ def test_inclusion_and_consistency_proofs_verify(served):
                                      [bytes.fromhex(p[2:]) for p in c["proof"]])
 
 
+def test_inclusion_proof_at_an_older_checkpoint(served):
+    """`?size=` proves an entry against the checkpoint a report carried on-chain (the
+    wallet app checks it against the OracleHub's), not only against the node's newest."""
+    url, path = served
+    with AttestationLog(path, create=False) as log:
+        old = log.checkpoint(5)
+    for index in (0, 2, 4):
+        e = httpx.get(f"{url}/v1/attestations/{index}", params={"size": 5}).json()
+        assert (e["tree_size"], e["root"]) == (5, "0x" + old.root.hex())
+        proof = [bytes.fromhex(p[2:]) for p in e["inclusion_proof"]]
+        leaf_hash = merkle.leaf_hash(bytes.fromhex(e["leaf"][2:]))
+        assert merkle.verify_inclusion(leaf_hash, index, 5, proof, old.root)
+    outside = httpx.get(f"{url}/v1/attestations/5", params={"size": 5})
+    assert outside.status_code == 404
+    assert "the checkpoint asked for has 5 (0..4)" in outside.json()["detail"]["message"]
+    size = httpx.get(f"{url}/healthz").json()["log_size"]
+    beyond = httpx.get(f"{url}/v1/attestations/0", params={"size": size + 1})
+    assert beyond.status_code == 422
+    assert beyond.json()["detail"]["code"] == "bad_size"
+
+
 def test_bad_requests_get_clear_errors(served):
     url, _ = served
     size = httpx.get(f"{url}/healthz").json()["log_size"]
