@@ -52,6 +52,13 @@ class Deployments(BaseModel):
         default=None, description="PerpLens (equity, liquidation price, order status of any "
         "perp market)"
     )
+    lens: Address | None = Field(
+        default=None, description="Lens (the app's page reads: portfolio, SPV page, vaults, "
+        "oracle)"
+    )
+    market_lens: Address | None = Field(
+        default=None, description="MarketLens (the app's page reads: lending pools, perp markets)"
+    )
     subscription_vault_blueprint: Address | None = None
     subscription_vault_factory: Address | None = Field(
         default=None, description="SubscriptionVaultFactory (ERC-7540 issuance: `ape run spv "

@@ -16,9 +16,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CONTRACTS = HERE.parents[1] / "contracts"
-NAMES = ("ComplianceRegistry", "FeedAdapter", "GPUShareToken", "KinkedRateModel",
-         "LendingPool", "LendingPoolFactory", "MockStablecoin", "OracleHub", "PerpLens",
-         "PerpMarket", "PerpMarketFactory", "SPVFactory", "SubscriptionVault",
+NAMES = ("ComplianceRegistry", "FeedAdapter", "GPUShareToken", "KinkedRateModel", "Lens",
+         "LendingPool", "LendingPoolFactory", "MarketLens", "MockStablecoin", "OracleHub",
+         "PerpLens", "PerpMarket", "PerpMarketFactory", "SPVFactory", "SubscriptionVault",
          "SubscriptionVaultFactory")
 #: Where each contract's source is, under contracts/.
 SOURCES = {name: f"{name}.vy" for name in NAMES} | {"MockStablecoin": "mocks/MockStablecoin.vy"}

@@ -55,6 +55,14 @@ class Client:
         return self.chain.contract("PerpMarketFactory",
                                    self._required("perp_market_factory", "PerpMarketFactory"))
 
+    def lens(self) -> Contract:
+        """The Lens (the app's page reads: portfolio, SPV page, vaults, oracle)."""
+        return self.chain.contract("Lens", self._required("lens", "Lens"))
+
+    def market_lens(self) -> Contract:
+        """The MarketLens (the app's page reads: lending pools, perp markets)."""
+        return self.chain.contract("MarketLens", self._required("market_lens", "MarketLens"))
+
     def erc20(self, address: str) -> Contract:
         """An ERC-20 (a stablecoin) through the mock's ABI, which is plain ERC-20."""
         return self.chain.contract("MockStablecoin", address)

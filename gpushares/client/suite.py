@@ -2,7 +2,7 @@
 
 `deploy_suite` is what `ape run deploy` does on any network; the titanoboa test worlds,
 the benchmark and the demo use the same parts (`deploy_registry`, `deploy_spv_factory`,
-`deploy_oracle`, `deploy_lending`, `deploy_perps`, `deploy_perp_lens`,
+`deploy_oracle`, `deploy_lending`, `deploy_perps`, `deploy_perp_lens`, `deploy_lens`,
 `deploy_mock_stablecoin`), each with the admin the world wants, so a constructor
 argument or a role grant changes in one place only.
 
@@ -133,6 +133,13 @@ def deploy_perp_lens(chain: Chain, deployer: Any, on_receipt: OnReceipt = _quiet
     return _deployed(chain, "PerpLens", [], deployer, "PerpLens at {address}", on_receipt)
 
 
+def deploy_lens(chain: Chain, deployer: Any, on_receipt: OnReceipt = _quiet) -> tuple[str, str]:
+    """The stateless Lens and MarketLens (the app's page reads, one `eth_call` per page
+    section). Returns (lens, market lens)."""
+    return (_deployed(chain, "Lens", [], deployer, "Lens at {address}", on_receipt),
+            _deployed(chain, "MarketLens", [], deployer, "MarketLens at {address}", on_receipt))
+
+
 @dataclass(frozen=True)
 class SuiteOptions:
     """What `deploy_suite` wires besides the contracts."""
@@ -167,6 +174,7 @@ def deploy_suite(chain: Chain, deployer: Any, options: SuiteOptions = SuiteOptio
     perp_blueprint, perps = deploy_perps(chain, deployer, on_receipt)
     lens = deploy_perp_lens(chain, deployer, on_receipt)
     vault_blueprint, vaults = deploy_subscriptions(chain, deployer, on_receipt)
+    page_lens, market_lens = deploy_lens(chain, deployer, on_receipt)
     return deployments_file.Deployments(
         chain_id=chain.chain_id,
         network=options.network,
@@ -186,4 +194,6 @@ def deploy_suite(chain: Chain, deployer: Any, options: SuiteOptions = SuiteOptio
         perp_lens=lens,
         subscription_vault_blueprint=vault_blueprint,
         subscription_vault_factory=vaults,
+        lens=page_lens,
+        market_lens=market_lens,
     )

@@ -166,10 +166,11 @@ def test_deploy_writes_the_deployments_file_for_this_chain(
     assert (data["deployer"], data["mock_stablecoin"]) == (DEPLOYER, True)
     for key in ("spv_factory", "compliance_registry", "income_token", "oracle_hub",
                 "lending_pool_factory", "perp_market_factory", "perp_lens",
-                "subscription_vault_blueprint", "subscription_vault_factory"):
+                "subscription_vault_blueprint", "subscription_vault_factory", "lens",
+                "market_lens"):
         assert chain.has_code(data[key]), key
     assert f"Wrote {deployment.path}" in deployment.result.output
-    assert len(TX_LINE.findall(deployment.result.output)) == 15
+    assert len(TX_LINE.findall(deployment.result.output)) == 17
     # An operator's first `ape run` prints no warnings (ape's runpy warnings came from
     # scripts importing each other; pydantic-settings' from ape-vyper's settings).
     assert "Warning" not in deployment.result.output, deployment.result.output
