@@ -3,8 +3,9 @@ the SPVFactory, the OracleHub (with its FeedAdapter blueprint), the
 LendingPoolFactory (with its LendingPool blueprint), the PerpMarketFactory (with
 its PerpMarket blueprint), the PerpLens, the SubscriptionVaultFactory (with its
 SubscriptionVault blueprint) and the app's Lens and MarketLens, plus a 6-decimals mock
-stablecoin on local chains. Writes the deployments file for the chain. The deployer becomes the registry's admin (KYC
-provider, freezer and rules admin until it grants those roles to others).
+stablecoin on local chains. Writes the deployments file for the chain. The deployer
+becomes the registry's admin (KYC provider, freezer and rules admin until it grants
+those roles to others).
 
     ape run deploy --network ethereum:local:foundry --account TEST::0 \\
         [--operator ADDR] [--kyc-provider ADDR] [--income-token ADDR]
