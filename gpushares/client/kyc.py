@@ -10,6 +10,7 @@ own refusal). Input that cannot be used at all raises `BadInput`.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -214,11 +215,16 @@ class InvestorRecord(BaseModel):
 def record(client: Client, investor: str) -> InvestorRecord:
     """`investor`'s record (registered or not)."""
     who = address(investor, "investor")
-    r = client.registry().investor(who)
+    return record_from(who, client.registry().investor(who), client.chain.now())
+
+
+def record_from(who: str, r: Any, now: int) -> InvestorRecord:
+    """The model of a `ComplianceRegistry.investor` record judged at chain time `now`
+    (shared by `record` and the app's lens)."""
     return InvestorRecord(investor=who, registered=bool(r.registered),
                           jurisdiction=int(r.jurisdiction), accredited=bool(r.accredited),
                           expires_at=int(r.expires_at), frozen=bool(r.frozen),
-                          expired=int(r.expires_at) <= client.chain.now(),
+                          expired=int(r.expires_at) <= now,
                           region=region_name(int(r.jurisdiction), int(r.subdivision)))
 
 

@@ -8,6 +8,7 @@ hub and reads it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
@@ -149,8 +150,13 @@ def feed(client: Client, name: str) -> FeedView:
 
 
 def _feed_view(client: Client, fid: bytes, info: object) -> FeedView:
-    value, observed, round_id = client.hub().latest_value(fid)
-    now = client.chain.now()
+    return feed_view_from(fid, info, client.hub().latest_value(fid), client.chain.now())
+
+
+def feed_view_from(fid: bytes, info: Any, latest: Sequence[Any], now: int) -> FeedView:
+    """The model of a feed from the hub's `feed(fid)` and `latest_value(fid)` at chain
+    time `now` (shared by the readers here and the app's lens)."""
+    value, observed, round_id = latest
     return FeedView(
         name=feed_name("0x" + fid.hex()), feed_id="0x" + fid.hex(), enabled=bool(info.enabled),
         adapter=str(info.adapter), value=int(value), observed_at=int(observed),
@@ -173,3 +179,29 @@ def hub_view(client: Client, only: str | None = None) -> HubView:
                    threshold=int(hub.threshold()), signers=list(hub.signers()),
                    checkpoint_size=int(size), checkpoint_root="0x" + bytes(root).hex(),
                    feeds=feeds)
+
+
+class RoundView(BaseModel):
+    """One past round of a feed (the hub keeps the last 256)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    round_id: int
+    value: int  # 8 decimals
+    updated_at: int
+
+
+def rounds(client: Client, name: str, history: int = 64) -> list[RoundView]:
+    """The last `history` rounds of feed `name`, newest first (one `get_round_data` call
+    per round; the app reads them through the lens in one call)."""
+    try:
+        fid = bytes.fromhex(feed_id(name)[2:])
+    except ValueError as exc:
+        raise BadInput(f"feed: {exc}") from exc
+    hub = client.hub()
+    latest = int(hub.latest_value(fid)[2])
+    out = []
+    for round_id in range(latest, max(latest - history, 0), -1):
+        rid, value, _started, updated, _answered = hub.get_round_data(fid, round_id)
+        out.append(RoundView(round_id=int(rid), value=int(value), updated_at=int(updated)))
+    return out

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from typing import Any
 
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
@@ -646,16 +647,9 @@ class _Market:
 
     def index(self) -> IndexView:
         """The index in one hub call (`trading_state`) and the market's own verdict."""
-        _value, observed, round_id, heartbeat, max_move, halted = (
-            int(x) for x in self.hub.trading_state(self.feed_id))
-        if round_id == 0:
-            return IndexView(has_data=False, price=0, fresh=False, age=-1, heartbeat=heartbeat,
-                             halted=bool(halted), max_move_bps=max_move)
-        price, fresh = self.market.index_price()
-        return IndexView(has_data=True, price=int(price), fresh=bool(fresh),
-                         age=self.market.chain.now() - observed, heartbeat=heartbeat,
-                         halted=bool(halted), round_id=round_id, observed_at=observed,
-                         max_move_bps=max_move)
+        state = tuple(self.hub.trading_state(self.feed_id))
+        verdict = self.market.index_price() if int(state[2]) else None
+        return index_view_from(state, verdict, self.market.chain.now())
 
     def position(self, who: str) -> tuple[int, int]:
         size, margin, _price, _funding = self.market.position(who)
@@ -674,17 +668,12 @@ class _Market:
               now: int | None = None) -> OrderView | None:
         """`who`'s pending order (None without one)."""
         o = self.market.order(who)
-        committed_at = int(o.committed_at)
-        if committed_at == 0:
+        if int(o.committed_at) == 0:
             return None
-        w = window or self.window()
-        return OrderView(
-            market=self.number, account=who, asset=self.asset, size_delta=int(o.size_delta),
-            acceptable_price=int(o.acceptable_price), keeper_fee=int(o.keeper_fee),
-            committed_at=committed_at, commit_round=int(o.commit_round),
-            status=int(self.lens.order_status(self.market.address, who)),
-            executable_from=committed_at + w.min_delay, expires_at=committed_at + w.max_age,
-            now=self.market.chain.now() if now is None else now)
+        return order_from(self.number, who, self.asset, o,
+                          int(self.lens.order_status(self.market.address, who)),
+                          window or self.window(),
+                          self.market.chain.now() if now is None else now)
 
     def free_cash(self) -> int:
         """Cash the uncollected fees do not hold: what withdrawals can take at most."""
@@ -692,8 +681,38 @@ class _Market:
 
 
 def _params(market: Contract) -> perp.RiskParams:
-    raw = market.risk_params()
+    return params_from(market.risk_params())
+
+
+def params_from(raw: Any) -> perp.RiskParams:
+    """The model of a market's `risk_params()` record."""
     return perp.RiskParams.from_chain(tuple(int(getattr(raw, name)) for name in FIELDS))
+
+
+def index_view_from(state: Sequence[Any], verdict: Sequence[Any] | None, now: int) -> IndexView:
+    """The index from the hub's `trading_state` and the market's `index_price()`
+    (read only once the feed has a round: None before) at chain time `now` (shared by
+    the readers here and the app's lens)."""
+    _value, observed, round_id, heartbeat, max_move, halted = (int(x) for x in state)
+    if round_id == 0 or verdict is None:
+        return IndexView(has_data=False, price=0, fresh=False, age=-1, heartbeat=heartbeat,
+                         halted=bool(halted), max_move_bps=max_move)
+    price, fresh = verdict
+    return IndexView(has_data=True, price=int(price), fresh=bool(fresh), age=now - observed,
+                     heartbeat=heartbeat, halted=bool(halted), round_id=round_id,
+                     observed_at=observed, max_move_bps=max_move)
+
+
+def order_from(number: int, who: str, asset: Token, o: Any, status: int, w: OrderWindow,
+               now: int) -> OrderView:
+    """The model of a pending `order(who)` record with its `PerpLens.order_status`."""
+    committed_at = int(o.committed_at)
+    return OrderView(
+        market=number, account=who, asset=asset, size_delta=int(o.size_delta),
+        acceptable_price=int(o.acceptable_price), keeper_fee=int(o.keeper_fee),
+        committed_at=committed_at, commit_round=int(o.commit_round), status=status,
+        executable_from=committed_at + w.min_delay, expires_at=committed_at + w.max_age,
+        now=now)
 
 
 def factory_lines(client: Client) -> list[str]:
@@ -744,18 +763,31 @@ def _position(m: _Market, who: str, index: IndexView, window: OrderWindow | None
               now: int | None = None) -> PositionView:
     lens_, where = m.lens, m.market.address
     size, margin = m.position(who)
-    views = (0, 0, margin, 0, 0, False, margin)
+    views = None
     if index.has_data:
         views = (int(lens_.pnl(where, who)), int(lens_.funding_owed(where, who)),
                  int(lens_.equity(where, who)), int(lens_.margin_ratio(where, who)),
                  int(lens_.liquidation_price(where, who)), bool(lens_.can_liquidate(where, who)),
                  int(lens_.withdrawable(where, who)))
-    pnl, funding, equity, ratio, liquidation, liquidatable, withdrawable = views
-    return PositionView(market=m.number, account=who, asset=m.asset, size=size, margin=margin,
-                        pnl=pnl, funding=funding, equity=equity, ratio=ratio,
-                        liquidation_price=liquidation, liquidatable=liquidatable,
-                        withdrawable=withdrawable, wallet=int(m.asset_contract.balanceOf(who)),
-                        index_price=index.price, order=m.order(who, window, now))
+    return position_from(m.number, who, m.asset, size, margin, views,
+                         int(m.asset_contract.balanceOf(who)), index,
+                         m.order(who, window, now))
+
+
+def position_from(number: int, who: str, asset: Token, size: int, margin: int,
+                  views: Sequence[Any] | None, wallet: int, index: IndexView,
+                  order: OrderView | None) -> PositionView:
+    """An account's model from its size and margin, the PerpLens's (pnl, funding owed,
+    equity, margin ratio, liquidation price, can liquidate, withdrawable) once the index
+    has a value (None before: flat values, all margin withdrawable), its wallet and
+    pending order (shared by the readers here and the app's lens)."""
+    pnl, funding, equity, ratio, liquidation, liquidatable, withdrawable = (
+        views if views is not None else (0, 0, margin, 0, 0, False, margin))
+    return PositionView(market=number, account=who, asset=asset, size=size, margin=margin,
+                        pnl=int(pnl), funding=int(funding), equity=int(equity), ratio=int(ratio),
+                        liquidation_price=int(liquidation), liquidatable=bool(liquidatable),
+                        withdrawable=int(withdrawable), wallet=wallet, index_price=index.price,
+                        order=order)
 
 
 def position(client: Client, number: int, who: str) -> PositionView:

@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
@@ -320,27 +321,13 @@ class _Pool:
     params: lending.Market
 
     def price(self) -> PriceView:
-        chain = self.pool.chain
-        heartbeat, decimals = int(self.feed.heartbeat()), self.params.feed_decimals
         try:
             _round, answer, _started, updated, _answered = self.feed.latestRoundData()
+            latest: tuple[int, int] | Reverted = (int(answer), int(updated))
         except Reverted as exc:  # no data yet: the pool refuses with the hub's message
-            return PriceView(answer=0, age=-1, heartbeat=heartbeat, decimals=decimals,
-                             price=None, refusal=exc.reason or "no collateral price yet")
-        age = chain.now() - int(updated)
-        refusal = None
-        if int(answer) <= 0:
-            refusal = reasons.POOL_COLLATERAL_PRICE_NOT_POSITIVE
-        elif age > heartbeat or age < 0:
-            refusal = reasons.POOL_COLLATERAL_PRICE_STALE_OLDER
-        price = None
-        if refusal is None:
-            try:
-                price = int(self.pool.price())
-            except Reverted as exc:  # stale in the block the call ran in
-                refusal = exc.reason
-        return PriceView(answer=max(int(answer), 0), age=age, heartbeat=heartbeat,
-                         decimals=decimals, price=price, refusal=refusal)
+            latest = exc
+        return price_view_from(int(self.feed.heartbeat()), self.params.feed_decimals, latest,
+                               lambda: int(self.pool.price()), self.pool.chain.now())
 
     def position(self, who: str) -> tuple[int, int, int]:
         collateral, debt, scaled = self.pool.position(who)
@@ -349,6 +336,32 @@ class _Pool:
     def borrowers(self) -> list[str]:
         return accounts_in_events(self.pool, {"CollateralSupplied": "borrower",
                                               "Borrowed": "borrower"})
+
+
+def price_view_from(heartbeat: int, decimals: int, latest: tuple[int, int] | Reverted,
+                    checked: Callable[[], int], now: int) -> PriceView:
+    """The price as the pool sees it at chain time `now`, from the feed's latest
+    (answer, updatedAt) or its revert, and `checked`, the pool's `price()` (called only
+    when the answer passes the pool's checks; it raises `Reverted` with the pool's
+    message). Shared by the readers here and the app's lens."""
+    if isinstance(latest, Reverted):
+        return PriceView(answer=0, age=-1, heartbeat=heartbeat, decimals=decimals,
+                         price=None, refusal=latest.reason or "no collateral price yet")
+    answer, updated = latest
+    age = now - updated
+    refusal = None
+    if answer <= 0:
+        refusal = reasons.POOL_COLLATERAL_PRICE_NOT_POSITIVE
+    elif age > heartbeat or age < 0:
+        refusal = reasons.POOL_COLLATERAL_PRICE_STALE_OLDER
+    price = None
+    if refusal is None:
+        try:
+            price = checked()
+        except Reverted as exc:  # stale in the block the call ran in
+            refusal = exc.reason
+    return PriceView(answer=max(answer, 0), age=age, heartbeat=heartbeat,
+                     decimals=decimals, price=price, refusal=refusal)
 
 
 def _load(client: Client, number: int) -> _Pool:
@@ -394,10 +407,7 @@ def market(client: Client, number: int) -> MarketView:
     pool = m.pool
     model = client.chain.contract("KinkedRateModel", pool.rate_model())
     supplied, reserves, debt, idle = (int(x) for x in pool.market())
-    reserve_bps = int(pool.reserve_factor_bps())
-    util = int(model.utilisation(supplied, debt))
-    borrow_apr = int(model.borrow_rate_per_year(supplied, debt))
-    return MarketView(
+    return market_from(
         number=number, address=pool.address, name=str(pool.name()),
         symbol=str(pool.symbol()),
         vault_decimals=int(pool.decimals()), asset=m.asset, collateral=m.collateral,
@@ -405,13 +415,20 @@ def market(client: Client, number: int) -> MarketView:
         spv_id=int(client.spv_factory().spv_id_of_token(m.share_token.address)),
         feed=_feed_name(m.feed), feed_adapter=m.feed.address, rate_model=model.address,
         lltv=m.params.lltv, max_ltv=m.params.max_ltv,
-        liquidation_incentive=int(pool.liquidation_incentive()), reserve_factor_bps=reserve_bps,
+        liquidation_incentive=int(pool.liquidation_incentive()),
+        reserve_factor_bps=int(pool.reserve_factor_bps()),
         treasury=str(pool.treasury()), paused=bool(pool.paused()), price=m.price(),
         total_supplied=int(pool.totalAssets()), reserves=reserves, total_borrowed=debt,
-        idle=idle, total_collateral=int(pool.total_collateral()), utilisation=util,
-        borrow_apr=borrow_apr,
-        supply_apr=borrow_apr * util // WAD * (10_000 - reserve_bps) // 10_000,
-    )
+        idle=idle, total_collateral=int(pool.total_collateral()),
+        utilisation=int(model.utilisation(supplied, debt)),
+        borrow_apr=int(model.borrow_rate_per_year(supplied, debt)))
+
+
+def market_from(**fields: Any) -> MarketView:
+    """A market's model from its raw fields (every `MarketView` field but `supply_apr`,
+    derived here); shared by `market` and the app's lens."""
+    util, apr, bps = fields["utilisation"], fields["borrow_apr"], fields["reserve_factor_bps"]
+    return MarketView(**fields, supply_apr=apr * util // WAD * (10_000 - bps) // 10_000)
 
 
 def _book(m: _Pool) -> LoanBook:
@@ -450,24 +467,15 @@ def position(client: Client, number: int, who: str) -> PositionView:
 
 
 def _position(m: _Pool, account: str) -> PositionView:
-    pool, params = m.pool, m.params
+    pool = m.pool
     collateral, debt, scaled = m.position(account)
     price = m.price()
-    shown = price.shown
-    health = lending.health(params, collateral, debt, shown) if shown is not None else None
-    factor = liquidation = room = None
-    if health is not None and debt:
-        factor = health.value * params.lltv // debt
-    if shown is not None and debt and collateral:
-        liquidation = lending.price_for_ltv(params, collateral, debt, params.lltv)
-    if price.price is not None:
-        room = _max_borrow(m, collateral, debt, scaled, price.price)
     vault = int(pool.balanceOf(account))
-    return PositionView(
+    return position_from(
         market=m.number, account=account, asset=m.asset, collateral_token=m.collateral,
-        params=params, collateral=collateral, debt=debt, scaled=scaled, price=shown,
-        price_fresh=price.fresh, health=health, health_factor=factor, max_borrow=room,
-        liquidation_price=liquidation, vault_shares=vault,
+        params=m.params, collateral=collateral, debt=debt, scaled=scaled, price=price,
+        borrow_index=int(pool.borrow_index()) if price.price is not None else 0,
+        vault_shares=vault,
         supplied_value=int(pool.convertToAssets(vault)) if vault else 0,
         withdrawable=int(pool.maxWithdraw(account)) if vault else 0,
         wallet_assets=int(m.asset_contract.balanceOf(account)),
@@ -476,6 +484,29 @@ def _position(m: _Pool, account: str) -> PositionView:
                           .balanceOf(account)),
         income_owed=int(pool.income_owed(account)),
     )
+
+
+def position_from(*, market: int, account: str, asset: Token, collateral_token: Token,
+                  params: lending.Market, collateral: int, debt: int, scaled: int,
+                  price: PriceView, borrow_index: int, **rest: Any) -> PositionView:
+    """An account's model from its raw position, the market's price and borrow index,
+    and the lending side and wallet (`rest`: the remaining `PositionView` fields); health,
+    health factor, max borrow and liquidation price derived here (shared by `position`
+    and the app's lens)."""
+    shown = price.shown
+    health = lending.health(params, collateral, debt, shown) if shown is not None else None
+    factor = liquidation = room = None
+    if health is not None and debt:
+        factor = health.value * params.lltv // debt
+    if shown is not None and debt and collateral:
+        liquidation = lending.price_for_ltv(params, collateral, debt, params.lltv)
+    if price.price is not None:
+        room = lending.max_borrow(params, collateral, debt, scaled, price.price, borrow_index)
+    return PositionView(
+        market=market, account=account, asset=asset, collateral_token=collateral_token,
+        params=params, collateral=collateral, debt=debt, scaled=scaled, price=shown,
+        price_fresh=price.fresh, health=health, health_factor=factor, max_borrow=room,
+        liquidation_price=liquidation, **rest)
 
 
 def outcome(client: Client, number: int, receipts: Sequence[Receipt]) -> Outcome:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
@@ -249,7 +250,11 @@ def status(client: Client, spv_id: int) -> SpvStatus:
 
 
 def _read_gpu(token: Contract, gpu_id: int) -> Gpu:
-    g = token.gpus(gpu_id)
+    return gpu_from(gpu_id, token.gpus(gpu_id))
+
+
+def gpu_from(gpu_id: int, g: Any) -> Gpu:
+    """The model of the token's `gpus(gpu_id)` record (shared with the app's lens)."""
     return Gpu(gpu_id=gpu_id, serial_hash="0x" + bytes(g.serial_hash).hex(),
                model=bytes32_text(g.model), location=int(g.location),
                datacenter=bytes32_text(g.datacenter), acquisition_cost=int(g.acquisition_cost),

@@ -322,9 +322,27 @@ def vault_of(client: Client, spv_id: int) -> str | None:
     return None if int(where, 16) == 0 else where
 
 
+class _Rounding:
+    """The vault's rounding, for anything with its `asset` and `fee_bps`."""
+
+    asset: Token
+    fee_bps: int
+
+    def shares_for(self, assets: int, nav: int) -> int:
+        """The vault's rounding: shares = floor(assets * 1e26 / (nav * 10**decimals))."""
+        return assets * NUM // (nav * 10**self.asset.decimals)
+
+    def proceeds_for(self, shares: int, nav: int) -> tuple[int, int]:
+        """(assets net of the fee, fee): gross rounded down, the fee rounded up."""
+        gross = shares * nav * 10**self.asset.decimals // NUM
+        fee = -(-gross * self.fee_bps // 10_000)
+        return gross - fee, fee
+
+
 @dataclass(frozen=True)
-class _Vault:
-    """A vault's contracts and fixed terms, as the plans need them."""
+class _Vault(_Rounding):
+    """A vault's contracts and fixed terms, as the plans need them. The checks read the
+    chain through its methods (`VaultSnapshot` answers the same from one lens read)."""
 
     spv_id: int
     vault: Contract
@@ -343,39 +361,122 @@ class _Vault:
 
     def nav(self) -> NavView:
         feed = self.feed
-        heartbeat = int(feed.heartbeat())
-        name = _feed_name(feed)
         try:
             _round, answer, _started, updated, _answered = feed.latestRoundData()
+            latest: tuple[int, int] | Reverted = (int(answer), int(updated))
         except Reverted as exc:  # no data yet: the vault refuses with the hub's message
-            return NavView(feed=name, adapter=feed.address, answer=0, updated_at=0, age=-1,
-                           heartbeat=heartbeat, nav=None,
-                           refusal=exc.reason or "no NAV published yet")
-        answer, updated = int(answer), int(updated)
-        now = self.chain.now()
-        age = now - updated
-        refusal = None
-        if answer <= 0 or answer >= 2**128:
-            refusal = reasons.VAULT_NAV_NOT_POSITIVE
-        elif updated > now or age > heartbeat:
-            refusal = (f"{reasons.VAULT_NAV_STALE} (observed {age:,}s ago, heartbeat "
-                       f"{heartbeat:,}s): the oracle must publish a newer NAV first")
-        return NavView(feed=name, adapter=feed.address, answer=max(answer, 0), updated_at=updated,
-                       age=age, heartbeat=heartbeat,
-                       nav=answer if refusal is None else None, refusal=refusal)
+            latest = exc
+        return nav_view_from(_feed_name(feed), feed.address, int(feed.heartbeat()), latest,
+                             self.chain.now())
 
-    def shares_for(self, assets: int, nav: int) -> int:
-        """The vault's rounding: shares = floor(assets * 1e26 / (nav * 10**decimals))."""
-        return assets * NUM // (nav * 10**self.asset.decimals)
-
-    def proceeds_for(self, shares: int, nav: int) -> tuple[int, int]:
-        """(assets net of the fee, fee): gross rounded down, the fee rounded up."""
-        gross = shares * nav * 10**self.asset.decimals // NUM
-        fee = -(-gross * self.fee_bps // 10_000)
-        return gross - fee, fee
+    @property
+    def address(self) -> str:
+        return self.vault.address
 
     def request(self, who: str) -> tuple[int, ...]:
         return tuple(int(x) for x in self.vault.request(who))
+
+    def income_owed(self, who: str) -> int:
+        return int(self.vault.income_owed(who))
+
+    def vault_role(self) -> bool:
+        """Whether the vault holds the token's OPERATOR_ROLE (it mints and burns)."""
+        return bool(self.token.hasRole(OPERATOR_ROLE, self.vault.address))
+
+    def restriction(self, sender: str, receiver: str, amount: int) -> tuple[int, str]:
+        return restriction(self.token, sender, receiver, amount)
+
+    def vault_code(self) -> int:
+        """The token's code for issuing to the vault (0: it may hold shares)."""
+        return int(self.token.detectTransferRestriction(ZERO_ADDRESS, self.vault.address, 0))
+
+    def cap_supply(self) -> tuple[int, int]:
+        return int(self.token.backing()[0]), int(self.token.totalSupply())
+
+    def per_gpu(self) -> int:
+        return int(self.token.shares_per_gpu())
+
+    def funds(self) -> int:
+        return int(self.vault.redemption_funds())
+
+    def now(self) -> int:
+        return self.chain.now()
+
+
+@dataclass(frozen=True)
+class VaultSnapshot(_Rounding):
+    """What the checks of `_request_view` read, answered from one lens read (the app's
+    `gpushares.client.lens.vaults`) instead of the chain: `restrictions` holds the
+    token's verdict on each movement the checks ask about."""
+
+    spv_id: int
+    address: str
+    asset: Token
+    share: Token
+    notice_period: int
+    fee_bps: int
+    requests: dict[str, tuple[int, ...]]
+    incomes: dict[str, int]
+    role: bool
+    code_for_vault: int
+    restrictions: dict[tuple[str, str, int], tuple[int, str]]
+    cap: int
+    supply: int
+    shares_per_gpu: int
+    redemption_funds: int
+    at: int
+
+    def request(self, who: str) -> tuple[int, ...]:
+        return self.requests[who]
+
+    def income_owed(self, who: str) -> int:
+        return self.incomes[who]
+
+    def vault_role(self) -> bool:
+        return self.role
+
+    def restriction(self, sender: str, receiver: str, amount: int) -> tuple[int, str]:
+        try:
+            return self.restrictions[(sender, receiver, amount)]
+        except KeyError:
+            raise ChainError(f"the lens read no verdict on moving {amount} from {sender} to "
+                             f"{receiver}") from None
+
+    def vault_code(self) -> int:
+        return self.code_for_vault
+
+    def cap_supply(self) -> tuple[int, int]:
+        return self.cap, self.supply
+
+    def per_gpu(self) -> int:
+        return self.shares_per_gpu
+
+    def funds(self) -> int:
+        return self.redemption_funds
+
+    def now(self) -> int:
+        return self.at
+
+
+def nav_view_from(name: str, adapter: str, heartbeat: int, latest: tuple[int, int] | Reverted,
+                  now: int) -> NavView:
+    """The NAV as the vault reads it at chain time `now`, from the feed's latest
+    (answer, updatedAt) or its revert (shared by the readers here and the app's lens)."""
+    if isinstance(latest, Reverted):  # no data yet: the vault refuses with the hub's message
+        return NavView(feed=name, adapter=adapter, answer=0, updated_at=0, age=-1,
+                       heartbeat=heartbeat, nav=None,
+                       refusal=latest.reason or "no NAV published yet")
+    answer, updated = latest
+    age = now - updated
+    refusal = None
+    if answer <= 0 or answer >= 2**128:
+        refusal = reasons.VAULT_NAV_NOT_POSITIVE
+    elif updated > now or age > heartbeat:
+        refusal = (f"{reasons.VAULT_NAV_STALE} (observed {age:,}s ago, heartbeat "
+                   f"{heartbeat:,}s): the oracle must publish a newer NAV first")
+    return NavView(feed=name, adapter=adapter, answer=max(answer, 0), updated_at=updated,
+                   age=age, heartbeat=heartbeat,
+                   nav=answer if refusal is None else None, refusal=refusal)
 
 
 def _feed_name(feed: Contract) -> str:
@@ -431,7 +532,7 @@ def _view(v: _Vault) -> VaultView:
         last_fulfilment_time=int(vault.last_fulfilment_time()))
 
 
-def _request_view(v: _Vault, who: str, nav: NavView) -> RequestView:
+def _request_view(v: _Vault | VaultSnapshot, who: str, nav: NavView) -> RequestView:
     pd, pd_at, cd_a, cd_s, pr, pr_at, cr_s, cr_a = v.request(who)
     shown = nav.nav if nav.nav is not None else (nav.answer or None)
     estimated_shares = v.shares_for(pd, shown) if pd and shown else None
@@ -442,7 +543,7 @@ def _request_view(v: _Vault, who: str, nav: NavView) -> RequestView:
         controller=who, asset=v.asset, share=v.share, pending_deposit=pd,
         deposit_requested_at=pd_at, claimable_deposit_assets=cd_a, claimable_deposit_shares=cd_s,
         pending_redeem=pr, redeem_requested_at=pr_at, claimable_redeem_shares=cr_s,
-        claimable_redeem_assets=cr_a, income_owed=int(v.vault.income_owed(who)),
+        claimable_redeem_assets=cr_a, income_owed=v.income_owed(who),
         estimated_shares=estimated_shares, estimated_proceeds=estimated_proceeds,
         notice_over_at=pr_at + v.notice_period if pr else 0,
         deposit_refusal=deposit_refusal or None, redeem_refusal=redeem_refusal or None)
@@ -519,30 +620,30 @@ def _nav_problems(nav: NavView, requested_at: int) -> list[str]:
     return []
 
 
-def _token_role_problem(v: _Vault) -> str | None:
-    if v.token.hasRole(OPERATOR_ROLE, v.vault.address):
+def _token_role_problem(v: _Vault | VaultSnapshot) -> str | None:
+    if v.vault_role():
         return None
     return (f"{reasons.ACCESS_CONTROL_MISSING_ROLE} (the vault lacks SPV {v.spv_id}'s token "
             "OPERATOR_ROLE, which mints and burns: the token's admin grants it with `ape run "
             f"spv subscriptions register --spv {v.spv_id}`)")
 
 
-def _vault_move_problem(v: _Vault, sender: str, receiver: str, amount: int,
+def _vault_move_problem(v: _Vault | VaultSnapshot, sender: str, receiver: str, amount: int,
                         what: str) -> str | None:
     """The token's verdict on a share movement the vault makes, with the step missing
     when the vault itself is the problem (not registered as a holder)."""
-    code, message = restriction(v.token, sender, receiver, amount)
+    code, message = v.restriction(sender, receiver, amount)
     if not code:
         return None
     hint = ""
-    if v.vault.address in (sender, receiver) and int(
-            v.token.detectTransferRestriction(ZERO_ADDRESS, v.vault.address, 0)):
+    if v.address in (sender, receiver) and v.vault_code():
         hint = (f": the vault must be registered as a holder first (`ape run spv subscriptions "
                 f"register --account KYC_PROVIDER --spv {v.spv_id}`)")
     return f"{message} (ERC-1404 code {code}: {what}){hint}"
 
 
-def _deposit_problems(v: _Vault, controller: str, assets: int, nav: NavView) -> list[str]:
+def _deposit_problems(v: _Vault | VaultSnapshot, controller: str, assets: int,
+                      nav: NavView) -> list[str]:
     """Why `fulfil_deposit(controller, assets)` would be refused now (the role aside)."""
     pending, requested_at = v.request(controller)[:2]
     if assets == 0 or assets > pending:
@@ -558,13 +659,13 @@ def _deposit_problems(v: _Vault, controller: str, assets: int, nav: NavView) -> 
         return problems
     if (role := _token_role_problem(v)) is not None:
         return [*problems, role]
-    move = _vault_move_problem(v, ZERO_ADDRESS, v.vault.address, shares,
+    move = _vault_move_problem(v, ZERO_ADDRESS, v.address, shares,
                                "the token refuses to issue shares to the vault")
     if move is not None:
         return [*problems, move]
-    cap, supply = (int(x) for x in (v.token.backing()[0], v.token.totalSupply()))
+    cap, supply = v.cap_supply()
     if supply + shares > cap:
-        per_gpu = int(v.token.shares_per_gpu())
+        per_gpu = v.per_gpu()
         gpus = -(-(supply + shares - cap) // per_gpu) if per_gpu else 0
         at = "at the latest NAV" if nav.nav is None or problems else "at the NAV"
         problems.append(
@@ -575,7 +676,8 @@ def _deposit_problems(v: _Vault, controller: str, assets: int, nav: NavView) -> 
     return problems
 
 
-def _redeem_problems(v: _Vault, controller: str, shares: int, nav: NavView) -> list[str]:
+def _redeem_problems(v: _Vault | VaultSnapshot, controller: str, shares: int,
+                     nav: NavView) -> list[str]:
     """Why `fulfil_redeem(controller, shares)` would be refused now (the role aside)."""
     r = v.request(controller)
     pending, requested_at = r[4], r[5]
@@ -583,7 +685,7 @@ def _redeem_problems(v: _Vault, controller: str, shares: int, nav: NavView) -> l
         return [f"{reasons.VAULT_EXCEEDS_PENDING} ({controller} has "
                 f"{v.share.fmt(pending)} pending)"]
     over = requested_at + v.notice_period
-    now = v.chain.now()
+    now = v.now()
     if now < over:
         return [f"{reasons.VAULT_NOTICE_NOT_OVER} (notice of {_duration(v.notice_period)} from "
                 f"{_when(requested_at)}: over {_when(over)}, in {_duration(over - now)})"]
@@ -592,7 +694,7 @@ def _redeem_problems(v: _Vault, controller: str, shares: int, nav: NavView) -> l
         return problems
     assert nav.nav is not None
     assets, _fee = v.proceeds_for(shares, nav.nav)
-    funds = int(v.vault.redemption_funds())
+    funds = v.funds()
     if assets > funds:
         return [f"{reasons.VAULT_REDEMPTION_FUNDS_SHORT} (the redemption needs "
                 f"{v.asset.fmt(assets)} after the fee, the vault holds {v.asset.fmt(funds)} "
@@ -600,7 +702,7 @@ def _redeem_problems(v: _Vault, controller: str, shares: int, nav: NavView) -> l
                 f"--amount {fmt_units(assets - funds, v.asset.decimals).replace(',', '')}`)"]
     if (role := _token_role_problem(v)) is not None:
         return [role]
-    move = _vault_move_problem(v, v.vault.address, ZERO_ADDRESS, shares,
+    move = _vault_move_problem(v, v.address, ZERO_ADDRESS, shares,
                                "the token refuses the vault's burn")
     return [move] if move is not None else []
 
