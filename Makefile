@@ -13,10 +13,11 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/$(ANVIL_BIN):$(PATH)
 export HYPOTHESIS_PROFILE ?= $(if $(CI),ci,dev)
 PYTEST := $(BIN)/python -m pytest --durations=25
 
-.PHONY: help setup demo test test-deep test-contracts test-integration bench lint lock clean
+.PHONY: help setup demo app test test-deep test-contracts test-integration bench lint lock clean
 
 help:
 	@echo "make demo    install what is missing, start a local anvil, run the SPV story"
+	@echo "make app     the demo's world on a local chain, the oracle and the wallet app on 127.0.0.1"
 	@echo "make test    install what is missing, run every test"
 	@echo "make test-deep  every test with the deep hypothesis budgets (2,000+ examples a machine)"
 	@echo "make bench   gas and timing benchmark -> build/bench.json"
@@ -49,6 +50,12 @@ node_modules/.installed: package.json package-lock.json
 
 demo: setup
 	$(BIN)/python -m gpushares.demo
+
+# The wallet app (app/, docs/app.md) over a local chain in the demo's state, with the
+# oracle quorum running; prints the URL and the test accounts to import. Ctrl-C stops all.
+APP_PORT ?= 8000
+app: setup
+	$(BIN)/python -m app --port $(APP_PORT)
 
 # Two workers (CI has 2 cores). Each integration module (its own anvil) is one xdist
 # group; they and the in-process titanoboa tests spread over both workers, after one

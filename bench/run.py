@@ -25,6 +25,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from bench.app import measure_app
 from gpushares import abi, processes, timeline
 from gpushares.client import suite
 from gpushares.client.web3_chain import Web3Chain
@@ -627,6 +628,11 @@ def check_timing(timing: dict[str, float]) -> list[tuple[str, bool]]:
     return [
         (f"verify >= 2,000 entries/s ({timing['verify_entries_per_s']:,})",
          timing["verify_entries_per_s"] >= 2_000),
+        # issue 21 (the wallet app)
+        (f"app_page_p95_ms <= 300 ({timing['app_page_p95_ms']})",
+         timing["app_page_p95_ms"] <= 300),
+        (f"app_rpc_calls_per_page <= 3 ({timing['app_rpc_calls_per_page']:g})",
+         timing["app_rpc_calls_per_page"] <= 3),
         (f"refused /v1/sign requests leave memory flat (+"
          f"{timing['api_sign_reject_rss_growth_mb']} MB)",
          timing["api_sign_reject_rss_growth_mb"] < 50),
@@ -990,6 +996,7 @@ def main() -> int:
     timing |= measure_api_sign_reject()
     timing |= measure_quorum()
     timing |= measure_keeper_scan()
+    timing |= measure_app()
     BUILD.mkdir(exist_ok=True)
     out = BUILD / "bench.json"
     existing = json.loads(out.read_text()) if out.is_file() else {}

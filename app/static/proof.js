@@ -1,0 +1,109 @@
+// Inclusion proofs of the oracle's attestation log, checked in the page (RFC 9162
+// section 2.1.3.2, SHA-256 with RFC 6962 prefixes, as oracle/merkle.py):
+//   1. the entry's leaf hash is SHA-256(0x00 || leaf);
+//   2. the proof from the oracle node leads from that hash to a root;
+//   3. that root is the checkpoint the OracleHub holds on-chain, read through the wallet's
+//      own node when a wallet is present (else the one the app server read).
+// Nothing here trusts the oracle node or the app server for the verdict.
+"use strict";
+
+const CHECKPOINT_SELECTOR = "0xc2c4c5c1"; // OracleHub.checkpoint() -> (uint64 size, bytes32 root)
+
+function hexToBytes(hex) {
+  const clean = hex.startsWith("0x") ? hex.slice(2) : hex;
+  if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean)) throw new Error(`not hex: ${hex}`);
+  const out = new Uint8Array(clean.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.substr(i * 2, 2), 16);
+  return out;
+}
+
+function bytesToHex(bytes) {
+  return "0x" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function sha256(...parts) {
+  const size = parts.reduce((n, p) => n + p.length, 0);
+  const joined = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    joined.set(p, at);
+    at += p.length;
+  }
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", joined));
+}
+
+const LEAF = Uint8Array.of(0);
+const NODE = Uint8Array.of(1);
+
+async function rootFromProof(leafHash, index, size, proof) {
+  if (index >= size) throw new Error(`index ${index} is outside a tree of ${size}`);
+  let fn = index;
+  let sn = size - 1;
+  let r = leafHash;
+  for (const p of proof) {
+    if (sn === 0) throw new Error("the proof is too long");
+    if (fn & 1 || fn === sn) {
+      r = await sha256(NODE, p, r);
+      if (!(fn & 1)) {
+        while (!(fn & 1) && fn !== 0) {
+          fn >>= 1;
+          sn >>= 1;
+        }
+      }
+    } else {
+      r = await sha256(NODE, r, p);
+    }
+    fn >>= 1;
+    sn >>= 1;
+  }
+  if (sn !== 0) throw new Error("the proof is too short");
+  return r;
+}
+
+async function onchainCheckpoint(section) {
+  const eth = window.ethereum;
+  if (eth) {
+    const out = await eth.request({
+      method: "eth_call", params: [{ to: section.dataset.hub, data: CHECKPOINT_SELECTOR }, "latest"],
+    });
+    const raw = out.startsWith("0x") ? out.slice(2) : out;
+    return { size: parseInt(raw.slice(0, 64), 16), root: "0x" + raw.slice(64, 128),
+             source: "read through your wallet's node" };
+  }
+  return { size: Number(section.dataset.checkpointSize), root: section.dataset.checkpointRoot,
+           source: "as the app server read it (connect a wallet to read it yourself)" };
+}
+
+async function verify(button) {
+  const section = document.getElementById("proofs");
+  const out = document.getElementById(`proof-${button.dataset.index}`);
+  out.className = "status busy";
+  out.textContent = "Checking…";
+  try {
+    const checkpoint = await onchainCheckpoint(section);
+    const index = Number(button.dataset.index);
+    const res = await fetch(`/api/oracle/attestations/${index}?size=${checkpoint.size}`);
+    const entry = await res.json();
+    if (!res.ok) throw new Error(entry.detail && entry.detail.message || JSON.stringify(entry));
+    const leafHash = await sha256(LEAF, hexToBytes(entry.leaf));
+    if (bytesToHex(leafHash) !== entry.leaf_hash.toLowerCase()) {
+      throw new Error(`the leaf does not hash to ${entry.leaf_hash}`);
+    }
+    const proof = entry.inclusion_proof.map(hexToBytes);
+    const root = bytesToHex(await rootFromProof(leafHash, index, checkpoint.size, proof));
+    if (root !== checkpoint.root.toLowerCase()) {
+      throw new Error(`the proof leads to ${root}, not to the on-chain root ${checkpoint.root}`);
+    }
+    out.className = "status done";
+    out.textContent = `Verified: entry ${index} is in the log of ${checkpoint.size} entries ` +
+      `whose root ${root.slice(0, 18)}… the OracleHub holds (${checkpoint.source}); ` +
+      `${proof.length} proof hashes, computed in this page.`;
+  } catch (err) {
+    out.className = "status refused";
+    out.textContent = "NOT verified: " + (err.message || String(err));
+  }
+}
+
+for (const button of document.querySelectorAll("button[data-verify]")) {
+  button.addEventListener("click", () => verify(button));
+}

@@ -1,0 +1,299 @@
+// The app's wallet code: EIP-1193 (`window.ethereum`), no library.
+//
+// Connect: eth_requestAccounts, then the app's chain (wallet_switchEthereumChain, adding
+// it when the wallet does not know it); the address goes into the `account` cookie so the
+// server renders the wallet's own sections. Forms marked `data-action` ask the server for
+// a plan (`/api/plan/<action>`): a refusal is shown in words and nothing is sent; otherwise
+// the notes and the transactions are shown, and only "Sign and send" asks the wallet,
+// one transaction after the other, each awaited until mined.
+"use strict";
+
+const body = document.body;
+const CHAIN_ID = "0x" + Number(body.dataset.chainId).toString(16);
+const RPC_URL = body.dataset.rpcUrl;
+const CHAIN_NAME = body.dataset.chainName;
+
+function provider() {
+  return window.ethereum || null;
+}
+
+function setAccount(address) {
+  if (address) {
+    document.cookie = `account=${address}; path=/; SameSite=Strict`;
+  } else {
+    document.cookie = "account=; path=/; max-age=0; SameSite=Strict";
+  }
+}
+
+function currentAccount() {
+  const match = document.cookie.match(/(?:^|; )account=(0x[0-9a-fA-F]{40})/);
+  return match ? match[1] : null;
+}
+
+function say(target, text, kind) {
+  target.textContent = text;
+  target.className = "status " + (kind || "");
+}
+
+async function ensureChain(eth) {
+  const current = await eth.request({ method: "eth_chainId" });
+  if (current === CHAIN_ID) return;
+  try {
+    await eth.request({ method: "wallet_switchEthereumChain", params: [{ chainId: CHAIN_ID }] });
+  } catch (err) {
+    if (err && err.code === 4902) {
+      await eth.request({
+        method: "wallet_addEthereumChain",
+        params: [{ chainId: CHAIN_ID, chainName: CHAIN_NAME, rpcUrls: [RPC_URL],
+                   nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 } }],
+      });
+    } else {
+      throw err;
+    }
+  }
+}
+
+async function connect() {
+  const eth = provider();
+  const status = document.getElementById("wallet-status");
+  if (!eth) {
+    say(status, "No browser wallet found: install one (MetaMask, Rabby) to act; every page " +
+        "reads without one.", "refused");
+    return;
+  }
+  try {
+    const accounts = await eth.request({ method: "eth_requestAccounts" });
+    await ensureChain(eth);
+    setAccount(accounts[0]);
+    window.location.reload();
+  } catch (err) {
+    say(status, "The wallet did not connect: " + errorText(err), "refused");
+  }
+}
+
+function disconnect() {
+  setAccount(null);
+  window.location.reload();
+}
+
+function errorText(err) {
+  if (!err) return "unknown error";
+  if (err.code === 4001) return "you rejected the request in the wallet (nothing was sent).";
+  return err.message || String(err);
+}
+
+function fieldsOf(form) {
+  const out = {};
+  for (const el of form.elements) {
+    if (!el.name || el.type === "submit" || el.type === "file") continue;
+    if (el.type === "checkbox") {
+      out[el.name] = el.checked;
+    } else if (el.type === "radio") {
+      if (el.checked) out[el.name] = el.value;
+    } else if (el.dataset.type === "int") {
+      out[el.name] = parseInt(el.value, 10);
+    } else {
+      out[el.name] = el.value.trim() === "" && el.dataset.optional ? null : el.value;
+    }
+  }
+  return out;
+}
+
+async function postJson(url, payload) {
+  const res = await fetch(url, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(payload),
+  });
+  const data = await res.json().catch(() => ({ detail: `HTTP ${res.status}` }));
+  if (!res.ok) throw new Error(typeof data.detail === "string" ? data.detail
+                                                              : JSON.stringify(data.detail));
+  return data;
+}
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (cls) node.className = cls;
+  return node;
+}
+
+function showRefusal(box, plan) {
+  box.replaceChildren();
+  box.className = "review refused";
+  box.appendChild(el("p", "Refused, nothing sent: " + plan.refusal, "refusal"));
+  if (plan.code !== null && plan.code !== undefined) {
+    box.appendChild(el("p", `ERC-1404 restriction code ${plan.code}`, "code"));
+  }
+  if (plan.law && plan.law.length) {
+    const list = el("ul", undefined, "law");
+    for (const line of plan.law) list.appendChild(el("li", line.trim()));
+    box.appendChild(list);
+  }
+}
+
+async function waitMined(eth, hash) {
+  for (let i = 0; i < 600; i++) {
+    const receipt = await eth.request({ method: "eth_getTransactionReceipt", params: [hash] });
+    if (receipt) return receipt;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`transaction ${hash} was not mined after 150 s`);
+}
+
+async function signAndSend(box, plan, account) {
+  const eth = provider();
+  const log = el("ol", undefined, "sent");
+  box.appendChild(log);
+  for (const tx of plan.txs) {
+    const item = el("li", `Asking your wallet to sign: ${tx.what}…`);
+    log.appendChild(item);
+    let hash;
+    try {
+      hash = await eth.request({
+        method: "eth_sendTransaction",
+        params: [{ from: account, to: tx.to, data: tx.data, value: tx.value }],
+      });
+    } catch (err) {
+      item.textContent = `${tx.what}: not sent, ${errorText(err)}`;
+      item.className = "refused";
+      return false;
+    }
+    item.textContent = `${tx.what}: sent ${hash}, waiting to be mined…`;
+    const receipt = await waitMined(eth, hash);
+    if (receipt.status !== "0x1") {
+      item.textContent = `${tx.what}: reverted on-chain (${hash}); later steps not sent.`;
+      item.className = "refused";
+      return false;
+    }
+    item.textContent = `${tx.what}: done in block ${parseInt(receipt.blockNumber, 16)}.`;
+    item.className = "done";
+  }
+  return true;
+}
+
+async function review(form) {
+  const box = form.querySelector(".review");
+  const account = currentAccount();
+  if (!account || !provider()) {
+    say(box, "Connect a wallet first: acting needs your signature.", "refused");
+    return;
+  }
+  say(box, "Checking with the chain…", "busy");
+  let plan;
+  try {
+    const payload = { account, ...fieldsOf(form) };
+    if (form.dataset.attestation !== undefined) {
+      payload.attestation = await readAttestation(form);
+    }
+    plan = await postJson(`/api/plan/${form.dataset.action}`, payload);
+  } catch (err) {
+    say(box, "Cannot do that: " + errorText(err), "refused");
+    return;
+  }
+  if (plan.refusal) {
+    showRefusal(box, plan);
+    return;
+  }
+  box.replaceChildren();
+  box.className = "review ok";
+  box.appendChild(el("p", `Ready: ${plan.what}.`));
+  if (plan.notes.length) {
+    const notes = el("ul", undefined, "notes");
+    for (const note of plan.notes) notes.appendChild(el("li", note));
+    box.appendChild(notes);
+  }
+  const steps = el("ol", undefined, "steps");
+  for (const tx of plan.txs) steps.appendChild(el("li", tx.what));
+  box.appendChild(el("p", `Your wallet will ask you to sign ${plan.txs.length} ` +
+                          `transaction${plan.txs.length === 1 ? "" : "s"}:`));
+  box.appendChild(steps);
+  const go = el("button", "Sign and send", "primary");
+  go.type = "button";
+  go.addEventListener("click", async () => {
+    go.disabled = true;
+    const ok = await signAndSend(box, plan, account);
+    if (ok) {
+      box.appendChild(el("p", "Done. Refreshing…", "done"));
+      setTimeout(() => window.location.reload(), 400);
+    }
+  });
+  box.appendChild(go);
+}
+
+async function readAttestation(form) {
+  const file = form.querySelector("input[type=file]");
+  const text = form.querySelector("textarea[name=attestation_text]");
+  let raw = text ? text.value.trim() : "";
+  if (file && file.files.length) raw = await file.files[0].text();
+  if (!raw) throw new Error("choose the attestation file your KYC provider sent you");
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    throw new Error("the attestation is not JSON: " + err.message);
+  }
+}
+
+async function kycSign(form) {
+  const box = form.querySelector(".review");
+  const account = currentAccount();
+  if (!account || !provider()) {
+    say(box, "Connect the KYC provider's wallet first.", "refused");
+    return;
+  }
+  try {
+    say(box, "Preparing the attestation…", "busy");
+    const asked = await postJson("/api/kyc/typed-data", { account, ...fieldsOf(form) });
+    if (asked.refusal) {
+      showRefusal(box, asked);
+      return;
+    }
+    say(box, "Asking your wallet to sign the attestation (EIP-712)…", "busy");
+    const signature = await provider().request({
+      method: "eth_signTypedData_v4", params: [account, JSON.stringify(asked.typed_data)],
+    });
+    const signed = await postJson("/api/kyc/attestation",
+                                  { attestation: asked.attestation, signature, signer: account });
+    const text = JSON.stringify(signed, null, 2);
+    box.replaceChildren();
+    box.className = "review ok";
+    box.appendChild(el("p", `Signed for ${signed.attestation.investor}: send this file to ` +
+                            "the investor, who submits it from their own wallet."));
+    const link = el("a", "Download the attestation");
+    link.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+    link.download = `eligibility-${signed.attestation.investor}.json`;
+    box.appendChild(link);
+    const pre = el("pre", text, "attestation");
+    pre.id = "signed-attestation";
+    box.appendChild(pre);
+  } catch (err) {
+    say(box, "Not signed: " + errorText(err), "refused");
+  }
+}
+
+function init() {
+  const connectButton = document.getElementById("connect");
+  if (connectButton) connectButton.addEventListener("click", connect);
+  const disconnectButton = document.getElementById("disconnect");
+  if (disconnectButton) disconnectButton.addEventListener("click", disconnect);
+  const eth = provider();
+  if (eth && eth.on) {
+    eth.on("accountsChanged", (accounts) => {
+      setAccount(accounts && accounts.length ? accounts[0] : null);
+      window.location.reload();
+    });
+  }
+  for (const form of document.querySelectorAll("form[data-action]")) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      review(form);
+    });
+  }
+  for (const form of document.querySelectorAll("form[data-kyc-sign]")) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      kycSign(form);
+    });
+  }
+}
+
+init();
