@@ -70,11 +70,14 @@ class PerpAmountAsk(PerpAsk):
     amount: str | None = Field(default=None, description="margin; empty means all (withdraw)")
 
 
-class CommitAsk(PerpAsk):
+class CloseAsk(PerpAsk):
+    slippage: str = Field(default="1", description="worst fill accepted, percent from the quote")
+
+
+class CommitAsk(CloseAsk):
     side: Literal["long", "short"]
     size: str = Field(description="GPU-hours")
     margin: str = Field(default="", description="margin to deposit with the order")
-    slippage: str = Field(default="1", description="worst fill accepted, percent from the quote")
 
 
 class TxOut(BaseModel):
@@ -233,8 +236,8 @@ ACTIONS: dict[str, Action] = {
     "perp.deposit": Action(PerpAmountAsk, _perp_deposit, "Deposit margin"),
     "perp.withdraw": Action(PerpAmountAsk, _perp_withdraw, "Withdraw margin"),
     "perp.commit": Action(CommitAsk, _commit, "Commit an order"),
-    "perp.close": Action(PerpAsk, lambda c, a: perp.plan_close(c, a.account, a.market),
-                         "Close the position"),
+    "perp.close": Action(CloseAsk, lambda c, a: perp.plan_close(
+        c, a.account, a.market, slippage=a.slippage), "Close the position"),
     "perp.cancel": Action(PerpAsk, lambda c, a: perp.plan_cancel(
         c, a.account, a.market, a.account), "Cancel the expired order"),
 }

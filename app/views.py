@@ -18,7 +18,7 @@ from eth_utils import is_address, to_checksum_address
 from app.charts import line_chart
 from gpushares.client import jurisdictions as law
 from gpushares.client import lens, perp
-from gpushares.client.chain import ZERO_ADDRESS
+from gpushares.client.chain import ZERO_ADDRESS, revert_reason
 from gpushares.client.context import Client
 from gpushares.client.units import fmt_units, percent
 from jurisdictions.rules import RuleBook, RulesError
@@ -161,20 +161,24 @@ class Reader:
     # ------------------------------------------------------------------ pieces
 
     def _executed(self, market: perp.MarketView, account: str) -> list[Executed]:
-        """The account's trades in `market` (its `PositionModified` events: one
-        eth_getLogs), newest first."""
+        """The account's trades in `market` and its orders refused at execution (its
+        `PositionModified` and `OrderFailed` events: one eth_getLogs), newest first."""
         contract = self.client.chain.contract("PerpMarket", market.address)
-        topic = contract.event_topic("PositionModified")
+        kinds = ("PositionModified", "OrderFailed")
         padded = "0x" + "00" * 12 + account[2:].lower()
-        logs = self.client.chain.logs(market.address, [topic, padded], 0)
+        logs = self.client.chain.logs(market.address,
+                                      [[contract.event_topic(k) for k in kinds], padded], 0)
         rows = []
         for log in logs:
-            e = contract.decode_event("PositionModified", log)
-            if e is None:
-                continue
-            rows.append(Executed(block=log.block_number, trade=perp.traded(e["size_delta"]),
-                                 price=perp.fmt_price(e["fill_price"]),
-                                 fee=market.asset.fmt(e["fee"])))
+            if (e := contract.decode_event("PositionModified", log)) is not None:
+                rows.append(Executed(block=log.block_number, trade=perp.traded(e["size_delta"]),
+                                     price=perp.fmt_price(e["fill_price"]),
+                                     fee=market.asset.fmt(e["fee"])))
+            elif (e := contract.decode_event("OrderFailed", log)) is not None:
+                why = revert_reason(bytes(e["reason"])) or "refused"
+                rows.append(Executed(block=log.block_number, trade=f"order refused at "
+                                     f"execution: {why}", price=perp.fmt_price(e["price"]),
+                                     fee=market.asset.fmt(e["keeper_fee"]) + " keeper fee"))
         return rows[::-1]
 
     def _place(self, title: lens.LocationTitle) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_keys.exceptions import BadSignature
 from eth_utils import is_checksum_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -146,9 +147,14 @@ def sign(
     )
 
 
-def recover_signer(signed: SignedEligibility) -> str:
-    """The address that signed `signed` (checks the file before sending it on-chain)."""
+def recover_signer(signed: SignedEligibility) -> str | None:
+    """The address that signed `signed` (checks the file before sending it on-chain);
+    None when the signature recovers no address at all (a `v` other than 27/28, `r` or
+    `s` out of range: a forged or damaged file)."""
     message = encode_typed_data(
         full_message=typed_data(signed.attestation, signed.chain_id, signed.registry)
     )
-    return Account.recover_message(message, signature=signed.signature_bytes())
+    try:
+        return Account.recover_message(message, signature=signed.signature_bytes())
+    except (ValueError, BadSignature):
+        return None

@@ -30,9 +30,16 @@ function currentAccount() {
   return match ? match[1] : null;
 }
 
+const STATES = ["ok", "refused", "busy", "done"];
+
+function mark(target, kind) {
+  target.classList.remove(...STATES);
+  if (kind) target.classList.add(kind);
+}
+
 function say(target, text, kind) {
   target.textContent = text;
-  target.className = "status " + (kind || "");
+  mark(target, kind);
 }
 
 async function ensureChain(eth) {
@@ -85,7 +92,10 @@ function errorText(err) {
 function fieldsOf(form) {
   const out = {};
   for (const el of form.elements) {
-    if (!el.name || el.type === "submit" || el.type === "file") continue;
+    // data-local: read by the page itself (the attestation), not sent as a field
+    if (!el.name || el.type === "submit" || el.type === "file" || el.dataset.local !== undefined) {
+      continue;
+    }
     if (el.type === "checkbox") {
       out[el.name] = el.checked;
     } else if (el.type === "radio") {
@@ -119,7 +129,7 @@ function el(tag, text, cls) {
 
 function showRefusal(box, plan) {
   box.replaceChildren();
-  box.className = "review refused";
+  mark(box, "refused");
   box.appendChild(el("p", "Refused, nothing sent: " + plan.refusal, "refusal"));
   if (plan.code !== null && plan.code !== undefined) {
     box.appendChild(el("p", `ERC-1404 restriction code ${plan.code}`, "code"));
@@ -148,11 +158,20 @@ async function signAndSend(box, plan, account) {
     const item = el("li", `Asking your wallet to sign: ${tx.what}…`);
     log.appendChild(item);
     let hash;
+    const fields = { from: account, to: tx.to, data: tx.data, value: tx.value };
     try {
-      hash = await eth.request({
-        method: "eth_sendTransaction",
-        params: [{ from: account, to: tx.to, data: tx.data, value: tx.value }],
-      });
+      // Estimated now (after the steps before it were mined), with the margin the
+      // project's own client uses: interest and funding accrue between the estimate and
+      // the block, so an exact estimate can run out of gas.
+      const estimate = BigInt(await eth.request({ method: "eth_estimateGas", params: [fields] }));
+      fields.gas = "0x" + ((estimate * 12n) / 10n + 20000n).toString(16);
+    } catch (err) {
+      item.textContent = `${tx.what}: not sent, the chain would refuse it now: ${errorText(err)}`;
+      item.className = "refused";
+      return false;
+    }
+    try {
+      hash = await eth.request({ method: "eth_sendTransaction", params: [fields] });
     } catch (err) {
       item.textContent = `${tx.what}: not sent, ${errorText(err)}`;
       item.className = "refused";
@@ -195,7 +214,7 @@ async function review(form) {
     return;
   }
   box.replaceChildren();
-  box.className = "review ok";
+  mark(box, "ok");
   box.appendChild(el("p", `Ready: ${plan.what}.`));
   if (plan.notes.length) {
     const notes = el("ul", undefined, "notes");
@@ -255,7 +274,7 @@ async function kycSign(form) {
                                   { attestation: asked.attestation, signature, signer: account });
     const text = JSON.stringify(signed, null, 2);
     box.replaceChildren();
-    box.className = "review ok";
+    mark(box, "ok");
     box.appendChild(el("p", `Signed for ${signed.attestation.investor}: send this file to ` +
                             "the investor, who submits it from their own wallet."));
     const link = el("a", "Download the attestation");

@@ -242,3 +242,15 @@ def test_signature_with_whitespace_rejected(signed: SignedEligibility) -> None:
     data["signature"] = signed.signature[:-2] + "  "
     with pytest.raises(ValidationError):
         SignedEligibility.model_validate(data)
+
+
+@pytest.mark.parametrize("signature", [
+    "0x" + "22" * 65,                # v = 34: no recovery id
+    "0x" + "00" * 64 + "1b",         # r = s = 0
+    "0x" + "ff" * 64 + "1c",         # r, s beyond the curve order
+])
+def test_a_signature_that_recovers_no_address_is_none_not_a_crash(
+        signed: SignedEligibility, signature: str) -> None:
+    """A forged or damaged attestation file (the wallet app takes them from anyone) is
+    refused as unsigned, not an exception from deep in eth_account."""
+    assert recover_signer(signed.model_copy(update={"signature": signature})) is None
