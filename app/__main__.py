@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,6 +29,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000, help="the app's port on 127.0.0.1")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="gpu-shares-app-"))
+    # SIGTERM stops everything as Ctrl-C does (the context managers stop the quorum and anvil).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         print("Building the demo's world on a local anvil (about a minute)…", flush=True)
         with running_world(workdir) as world:
@@ -37,6 +41,10 @@ def main() -> None:
             print(f"Chain to add to your wallet: RPC {world.node.url}, chain id {CHAIN_ID}, "
                   "currency ETH")
             print(f"Oracle node: {oracle}")
+            print("Operator scripts against this chain (`ape run keeper`, `ape run spv "
+                  "subscriptions fulfil --account TEST::1 --spv 1 --deposit ADDR`, ...) after:\n"
+                  f"  export GPU_SHARES_DEPLOYMENTS_DIR={world.deployments_path.parent} "
+                  f"APE_FOUNDRY_HOST={world.url}")
             print("\nTest accounts to import (anvil's public development keys; they hold "
                   "test funds on this local chain only):")
             for name, index in world.indices.items():

@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import actions, rpc, views
 from gpushares.client import kyc
@@ -96,26 +97,46 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         response.headers["X-RPC-Methods"] = ",".join(tally.methods)
         return response
 
+    def frame(request: Request, name: str) -> dict[str, Any]:
+        """What every page's frame (base.html) shows."""
+        return {"request": request, "account": views.account_of(request.cookies.get("account")),
+                "page": name, "chain_id": client.chain.chain_id, "rpc_url": settings.rpc_url,
+                "chain_name": settings.chain_name}
+
+    def problem(request: Request, status: int, message: str) -> Response:
+        """JSON for the API; for a page, the page's frame with the message in words."""
+        if request.url.path.startswith("/api/"):
+            return _problem(status, message)
+        title = {404: "Not found", 422: "Cannot show that", 502: "The chain did not answer"}
+        return templates.TemplateResponse(request, "error.html", {
+            **frame(request, "error"), "title": title.get(status, "Error"), "message": message},
+            status_code=status)
+
     @app.exception_handler(BadInput)
-    def bad_input(_request: Request, exc: BadInput) -> JSONResponse:
-        return _problem(422, str(exc))
+    def bad_input(request: Request, exc: BadInput) -> Response:
+        return problem(request, 422, str(exc))
 
     @app.exception_handler(RequestValidationError)
-    def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    def invalid(request: Request, exc: RequestValidationError) -> Response:
         parts = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
                  for e in exc.errors()]
-        return _problem(422, "; ".join(parts))
+        return problem(request, 422, "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "not found"
+        if exc.status_code == 404:
+            message = (f"There is no page at {request.url.path}: the pages are the portfolio "
+                       "(/), /spv/<id>, /invest, /lend, /trade and /oracle.")
+        return problem(request, exc.status_code, message)
 
     @app.exception_handler(ChainError)
-    def chain_error(_request: Request, exc: ChainError) -> JSONResponse:
-        return _problem(502, f"the chain could not answer: {exc}")
+    def chain_error(request: Request, exc: ChainError) -> Response:
+        return problem(request, 502, f"the chain could not answer: {exc}")
 
     def page(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
-        account = views.account_of(request.cookies.get("account"))
-        base = {"request": request, "account": account, "page": name,
-                "chain_id": client.chain.chain_id, "rpc_url": settings.rpc_url,
-                "chain_name": settings.chain_name}
-        return templates.TemplateResponse(request, f"{name}.html", {**base, **context})
+        return templates.TemplateResponse(request, f"{name}.html",
+                                          {**frame(request, name), **context})
 
     def who(request: Request) -> str | None:
         return views.account_of(request.cookies.get("account"))

@@ -91,9 +91,10 @@ def ape_compiled() -> Path:
 
 
 # Longest first, so neither xdist worker is left running a long test alone at the end:
-# the demo (~3 min), then the integration modules, then the in-process tests. The sort is
-# stable, so every module keeps its own order (integration steps build on each other).
-_FIRST = ("tests/test_demo.py", "tests/integration/")
+# the demo (~3 min), then the integration and browser modules (each its own anvil), then
+# the in-process tests. The sort is stable, so every module keeps its own order
+# (integration steps build on each other).
+_FIRST = ("tests/test_demo.py", "tests/integration/", "tests/browser/")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

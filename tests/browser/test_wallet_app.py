@@ -452,3 +452,13 @@ def test_the_plan_api_explains_bad_requests(world: World, app_url: str) -> None:
         "account": alice, "attestation": {**file, "signature": "0x" + "22" * 65}})
     assert submitted.status_code == 200
     assert "does not match" in submitted.json()["refusal"] and not submitted.json()["txs"]
+
+
+def test_a_page_that_cannot_be_shown_says_why_in_the_frame(world: World, app_url: str) -> None:
+    for path, status, words in (("/spv/9", 422, "unknown SPV id 9"),
+                                ("/spv/one", 422, "spv_id"),
+                                ("/nowhere", 404, "no page at /nowhere")):
+        response = httpx.get(app_url + path)
+        assert response.status_code == status, path
+        assert "text/html" in response.headers["content-type"]
+        assert words in response.text and 'id="connect"' in response.text
