@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     templates.env.globals.update(views.TEMPLATE_GLOBALS)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     reader = views.Reader(client, settings)
+    app.router.on_shutdown.append(reader.http.close)
 
     @app.middleware("http")
     async def count_rpc(request: Request,
@@ -214,8 +215,8 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
                                  "(--oracle URL): the log and its proofs are not reachable")
         params = {} if size is None else {"size": size}
         try:
-            answer = httpx.get(f"{settings.oracle_url}/v1/attestations/{index}",
-                               params=params, timeout=10)
+            answer = reader.http.get(f"{settings.oracle_url}/v1/attestations/{index}",
+                                     params=params)
         except httpx.HTTPError as exc:
             return _problem(502, f"the oracle node {settings.oracle_url} did not answer: {exc}")
         return JSONResponse(answer.json(), status_code=answer.status_code)

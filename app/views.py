@@ -104,6 +104,9 @@ class Reader:
         self.client = client
         self.settings = settings
         self.rules: RuleBook | None = law.shipped()
+        # One pooled client for the oracle node (a new httpx client per request costs
+        # more than the request: its TLS context is built even for plain HTTP).
+        self.http = httpx.Client(timeout=5)
 
     # ------------------------------------------------------------------ pages
 
@@ -204,16 +207,16 @@ class Reader:
                              "proofs are not shown.", "entries": []}
         size = hub.checkpoint_size
         try:
-            listed = httpx.get(f"{url}/v1/attestations",
-                               params={"after": max(size - 6, -1), "limit": 5}, timeout=5)
+            listed = self.http.get(f"{url}/v1/attestations",
+                                   params={"after": max(size - 6, -1), "limit": 5})
             listed.raise_for_status()
             body = listed.json()
             entries = []
             for listed_entry in body["entries"]:
                 if listed_entry["index"] >= size:
                     continue
-                detail = httpx.get(f"{url}/v1/attestations/{listed_entry['index']}",
-                                   params={"size": size}, timeout=5)
+                detail = self.http.get(f"{url}/v1/attestations/{listed_entry['index']}",
+                                       params={"size": size})
                 detail.raise_for_status()
                 proven = detail.json()
                 report = proven.get("report") or {}
