@@ -79,6 +79,7 @@ from gpushares.demo import (
     TELEMETRY_SAMPLES,
     TITLE_OVERRIDE,
     UTILISATION,
+    demo_quorum,
 )
 from gpushares.devnode import PROJECT_ROOT, AnvilNode, dev_key
 from gpushares.oracle_cluster import OracleCluster
@@ -378,42 +379,11 @@ def _oracle_admin(world: Cast) -> None:
 
 def _cluster(workdir: Path, node: AnvilNode, hub: str, token: str, offers: Path,
              env: dict[str, str]) -> OracleCluster:
-    """The demo's 2-of-3 quorum (`demo.oracle_story`): the index from `offers` replayed
-    day by day, the NAV of the SPV's fleet, its utilisation from signed telemetry."""
-    from oracle import index
-    from oracle.sources import parse_snapshot
-
-    first_day = sorted(OFFERS.glob("*.json.gz"))[0]
-    day_one = parse_snapshot(first_day)
-    at_acquisition = index.evaluate(index.build_snapshot(
-        INDEX_FEED, day_one.quotes, day_one.observed_at)).value
-    agents = workdir / "agents.toml"
-    agents.write_text(
-        "[[agents]]\n"
-        f'address = "{Account.from_key(dev_key(AGENT_INDEX)).address}"\n'
-        f'spv_token = "{token}"\n'
-        'label = "gpu-node-07 (replayed capture)"\n'
-        f'gpus_csv = "{TELEMETRY_SAMPLES / "gpus.csv"}"\n')
-    return OracleCluster(
-        workdir / "quorum", rpc=node.url, hub=hub,
-        keys=[dev_key(i) for i in SIGNER_INDICES],
-        publisher_keys=[dev_key(i) for i in PUBLISHER_INDICES], offers=offers, replay=True,
-        telemetry={"agents": agents, "max_age_s": 7_200},
-        feeds=[
-            {"kind": "index", "model": "H100-SXM-80GB", "deviation_bps": 50,
-             "heartbeat_s": 86_400},
-            {"kind": "nav", "spv_token": token, "economic_life_years": "4",
-             "model_map": {"H100-SXM5-80GB": "H100-SXM-80GB"},
-             "index_at_acquisition": {"H100-SXM-80GB": {
-                 "value": str(at_acquisition),
-                 "source": f"H100 index v1 of {first_day.name}, the earliest shipped day, "
-                           "standing in for the index when the fleet was bought"}},
-             "deviation_bps": 50, "heartbeat_s": 86_400},
-        ],
-        utilisation=[{"spv_token": token, "period_s": 900}],
-        rounds={"sign_timeout_s": 5, "sync_interval_s": 1},
-        env=env,
-    )
+    """The demo's 2-of-3 quorum (`demo.demo_quorum`) at the world's dev keys."""
+    return demo_quorum(workdir, rpc=node.url, hub=hub, token=token, offers=offers,
+                       keys=[dev_key(i) for i in SIGNER_INDICES],
+                       publisher_keys=[dev_key(i) for i in PUBLISHER_INDICES],
+                       agent_key=dev_key(AGENT_INDEX), env=env)
 
 
 def _telemetry(world: World, token: str) -> None:

@@ -281,14 +281,54 @@ def stress_offers(workdir: Path) -> Path:
     return folder
 
 
+def demo_quorum(workdir: Path, *, rpc: str, hub: str, token: str, offers: Path,
+                keys: Sequence[bytes], publisher_keys: Sequence[bytes], agent_key: bytes,
+                env: dict[str, str]) -> OracleCluster:
+    """The demo's 2-of-3 quorum (not started): the H100 index from `offers` replayed day by
+    day, the NAV of SPV token `token`'s fleet, its utilisation from the telemetry agent
+    `agent_key` signs. The demo and `gpushares.appworld` (the app, its tests, the bench)
+    run this same quorum."""
+    from oracle import index
+    from oracle.sources import parse_snapshot
+
+    # The fleet was bought in 2025; the shipped index history starts 2026-02-27, so the
+    # first shipped day's index stands in for the index at acquisition (said in the feed).
+    first_day = sorted(OFFERS.glob("*.json.gz"))[0]
+    day_one = parse_snapshot(first_day)
+    at_acquisition = index.evaluate(index.build_snapshot(
+        INDEX_FEED, day_one.quotes, day_one.observed_at)).value
+    registry = workdir / "agents.toml"
+    registry.write_text(
+        "[[agents]]\n"
+        f'address = "{Account.from_key(agent_key).address}"\n'
+        f'spv_token = "{token}"\n'
+        'label = "gpu-node-07 (replayed capture)"\n'
+        f'gpus_csv = "{TELEMETRY_SAMPLES / "gpus.csv"}"\n')
+    return OracleCluster(
+        workdir / "quorum", rpc=rpc, hub=hub, keys=keys, publisher_keys=publisher_keys,
+        offers=offers, replay=True, telemetry={"agents": registry, "max_age_s": 7_200},
+        feeds=[
+            {"kind": "index", "model": "H100-SXM-80GB", "deviation_bps": 50,
+             "heartbeat_s": 86_400},
+            {"kind": "nav", "spv_token": token, "economic_life_years": "4",
+             "model_map": {"H100-SXM5-80GB": "H100-SXM-80GB"},
+             "index_at_acquisition": {"H100-SXM-80GB": {
+                 "value": str(at_acquisition),
+                 "source": f"H100 index v1 of {first_day.name}, the earliest shipped day, "
+                           "standing in for the index when the fleet was bought"}},
+             "deviation_bps": 50, "heartbeat_s": 86_400},
+        ],
+        utilisation=[{"spv_token": token, "period_s": 900}],
+        rounds={"sign_timeout_s": 5, "sync_interval_s": 1},
+        env=env,
+    )
+
+
 def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
     """The attested oracle as a 2-of-3 quorum: three nodes on 127.0.0.1, each with its own
     key and log, compute the H100 GPU-hour index from the shipped marketplace snapshots,
     the SPV's utilisation from signed GPU telemetry and its NAV per share, co-sign what
     they agree on and publish it; one node crashes and is outvoted; an auditor verifies."""
-    from oracle import index
-    from oracle.sources import parse_snapshot
-
     node_keys = [dev_key(20 + i) for i in range(3)]
     signers = [Account.from_key(k).address for k in node_keys]
     deployed = json.loads(next(workdir.glob("*.json")).read_text())
@@ -297,6 +337,7 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
     factory = web3.eth.contract(deployed["spv_factory"], abi=_abi("SPVFactory"))
     token = factory.functions.spvs(1).call()[4]
     nav_feed = NAV_FEED
+    agent_key = dev_key(30)
     story.ape(
         "The hub admin (TEST::0) installs the three oracle nodes' keys as a 2-of-3 signer set",
         "run", "oracle", "set-signers", "--account", "TEST::0",
@@ -319,42 +360,11 @@ def oracle_story(story: Story, node: AnvilNode, workdir: Path) -> None:
         "--description", "Lone Star H100 Shares: NAV per share, USD", "--min", "0.01",
         "--max", "100000", "--max-move-bps", "2000", "--heartbeat", str(2 * 86_400),
     )
-    # The fleet was bought in 2025; the shipped index history starts 2026-02-27, so the
-    # first shipped day's index stands in for the index at acquisition (said in the feed).
-    first_day = sorted(OFFERS.glob("*.json.gz"))[0]
-    day_one = parse_snapshot(first_day)
-    at_acquisition = index.evaluate(index.build_snapshot(
-        INDEX_FEED, day_one.quotes, day_one.observed_at)).value
-    agent_key = dev_key(30)
-    registry = workdir / "agents.toml"
-    registry.write_text(
-        "[[agents]]\n"
-        f'address = "{Account.from_key(agent_key).address}"\n'
-        f'spv_token = "{token}"\n'
-        'label = "gpu-node-07 (replayed capture)"\n'
-        f'gpus_csv = "{TELEMETRY_SAMPLES / "gpus.csv"}"\n')
     offers = stress_offers(workdir)
     days = timeline.snapshot_times(offers)
-    cluster = OracleCluster(
-        workdir / "quorum", rpc=rpc, hub=hub, keys=node_keys,
-        publisher_keys=[dev_key(7), dev_key(8), dev_key(9)], offers=offers,
-        replay=True,
-        telemetry={"agents": registry, "max_age_s": 7_200},
-        feeds=[
-            {"kind": "index", "model": "H100-SXM-80GB", "deviation_bps": 50,
-             "heartbeat_s": 86_400},
-            {"kind": "nav", "spv_token": token, "economic_life_years": "4",
-             "model_map": {"H100-SXM5-80GB": "H100-SXM-80GB"},
-             "index_at_acquisition": {"H100-SXM-80GB": {
-                 "value": str(at_acquisition),
-                 "source": f"H100 index v1 of {first_day.name}, the earliest shipped day, "
-                           "standing in for the index when the fleet was bought"}},
-             "deviation_bps": 50, "heartbeat_s": 86_400},
-        ],
-        utilisation=[{"spv_token": token, "period_s": 900}],
-        rounds={"sign_timeout_s": 5, "sync_interval_s": 1},
-        env=story.env,
-    )
+    cluster = demo_quorum(workdir, rpc=rpc, hub=hub, token=token, offers=offers,
+                          keys=node_keys, publisher_keys=[dev_key(7), dev_key(8), dev_key(9)],
+                          agent_key=agent_key, env=story.env)
     with cluster:
         print("\n    three oracle nodes: " + ", ".join(
             f"{n} {cluster.url(n)} ({cluster.addresses[n][:10]})" for n in cluster.names))
