@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gpushares import lending
 from gpushares.client import kyc, perp, pool, spv, vault
-from gpushares.client.chain import Plan, Refused
+from gpushares.client.chain import Plan, Refused, Reverted
 from gpushares.client.context import Client
 from gpushares.client.jurisdictions import Restricted
 from gpushares.client.units import BadInput, address, fmt_units
@@ -252,6 +252,8 @@ def run(client: Client, name: str, ask: Ask) -> PlanOut:
         plan = action.plan(client, ask)
     except Refused as exc:
         return _refused(name, action.title, exc)
+    except Reverted as exc:  # a read the plan needed was refused by a contract
+        return _refused(name, action.title, Refused(action.title, exc.reason or str(exc)))
     out = PlanOut(action=name, what=plan.what or action.title, notes=list(plan.notes),
                   txs=[TxOut(to=tx.to, data="0x" + tx.data.hex(), value=hex(tx.value),
                                  what=tx.what) for tx in plan.txs])

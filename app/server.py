@@ -217,8 +217,12 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         try:
             answer = reader.http.get(f"{settings.oracle_url}/v1/attestations/{index}",
                                      params=params)
+            body = answer.json()
         except httpx.HTTPError as exc:
             return _problem(502, f"the oracle node {settings.oracle_url} did not answer: {exc}")
-        return JSONResponse(answer.json(), status_code=answer.status_code)
+        except ValueError:
+            return _problem(502, f"the oracle node {settings.oracle_url} answered HTTP "
+                                 f"{answer.status_code} with something that is not JSON")
+        return JSONResponse(body, status_code=answer.status_code)
 
     return app

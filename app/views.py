@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_utils import is_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.charts import line_chart
 from gpushares.client import jurisdictions as law
@@ -80,6 +81,33 @@ TEMPLATE_GLOBALS = {
 }
 
 
+class NodeListed(BaseModel):
+    """One entry of an oracle node's `/v1/attestations` listing (not trusted: the page
+    checks each entry's proof, and shows what the proven leaf says). Strict: an answer in
+    another shape is not an oracle node's."""
+
+    model_config = ConfigDict(strict=True)
+
+    index: int
+    kind: str
+
+
+class NodeListing(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    entries: list[NodeListed]
+    size: int
+
+
+class NodeEntry(BaseModel):
+    """The part of `/v1/attestations/<i>` the page shows beside the proof check."""
+
+    model_config = ConfigDict(strict=True)
+
+    signers: list[str] = []
+    report: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class Executed:
     block: int
@@ -144,13 +172,14 @@ class Reader:
                           for s in lens.pools(self.client, account)]}
 
     def trade(self, account: str | None) -> dict[str, Any]:
+        sections = lens.perps(self.client, account, history=HISTORY)
+        history = self._executed([s.market for s in sections], account) if account else {}
         out = []
-        for s in lens.perps(self.client, account, history=HISTORY):
+        for s in sections:
             chart = line_chart(points(s.index_rounds), title=f"{s.market.feed} index",
                                unit="USD")
-            executed = self._executed(s.market, account) if account else []
             out.append({"market": s.market, "position": s.position, "order": s.order,
-                        "chart": chart, "executed": executed})
+                        "chart": chart, "executed": history.get(s.market.address, [])})
         return {"perps": out}
 
     def oracle(self) -> dict[str, Any]:
@@ -163,26 +192,37 @@ class Reader:
 
     # ------------------------------------------------------------------ pieces
 
-    def _executed(self, market: perp.MarketView, account: str) -> list[Executed]:
-        """The account's trades in `market` and its orders refused at execution (its
-        `PositionModified` and `OrderFailed` events: one eth_getLogs), newest first."""
-        contract = self.client.chain.contract("PerpMarket", market.address)
+    def _executed(self, markets: list[perp.MarketView],
+                  account: str) -> dict[str, list[Executed]]:
+        """The account's trades and its orders refused at execution in every market (their
+        `PositionModified` and `OrderFailed` events: one eth_getLogs for all markets),
+        newest first, by market address."""
+        if not markets:
+            return {}
+        contract = self.client.chain.contract("PerpMarket", markets[0].address)
         kinds = ("PositionModified", "OrderFailed")
         padded = "0x" + "00" * 12 + account[2:].lower()
-        logs = self.client.chain.logs(market.address,
+        logs = self.client.chain.logs([m.address for m in markets],
                                       [[contract.event_topic(k) for k in kinds], padded], 0)
-        rows = []
+        by_address = {m.address.lower(): m for m in markets}
+        rows: dict[str, list[Executed]] = {m.address: [] for m in markets}
         for log in logs:
-            if (e := contract.decode_event("PositionModified", log)) is not None:
-                rows.append(Executed(block=log.block_number, trade=perp.traded(e["size_delta"]),
-                                     price=perp.fmt_price(e["fill_price"]),
-                                     fee=market.asset.fmt(e["fee"])))
-            elif (e := contract.decode_event("OrderFailed", log)) is not None:
+            market = by_address.get(log.address.lower())
+            if market is None:
+                continue
+            reader = self.client.chain.contract("PerpMarket", market.address)
+            asset = market.asset
+            if (e := reader.decode_event("PositionModified", log)) is not None:
+                rows[market.address].append(Executed(
+                    block=log.block_number, trade=perp.traded(e["size_delta"]),
+                    price=perp.fmt_price(e["fill_price"]), fee=asset.fmt(e["fee"])))
+            elif (e := reader.decode_event("OrderFailed", log)) is not None:
                 why = revert_reason(bytes(e["reason"])) or "refused"
-                rows.append(Executed(block=log.block_number, trade=f"order refused at "
-                                     f"execution: {why}", price=perp.fmt_price(e["price"]),
-                                     fee=market.asset.fmt(e["keeper_fee"]) + " keeper fee"))
-        return rows[::-1]
+                rows[market.address].append(Executed(
+                    block=log.block_number, trade=f"order refused at execution: {why}",
+                    price=perp.fmt_price(e["price"]),
+                    fee=asset.fmt(e["keeper_fee"]) + " keeper fee"))
+        return {address: found[::-1] for address, found in rows.items()}
 
     def _place(self, title: lens.LocationTitle) -> dict[str, Any]:
         """A location of the register: the registry's title status and holder policy there,
@@ -206,23 +246,24 @@ class Reader:
             return {"error": "This app was started without an oracle node: the log and its "
                              "proofs are not shown.", "entries": []}
         size = hub.checkpoint_size
+        entries = []
         try:
             listed = self.http.get(f"{url}/v1/attestations",
                                    params={"after": max(size - 6, -1), "limit": 5})
             listed.raise_for_status()
-            body = listed.json()
-            entries = []
-            for listed_entry in body["entries"]:
-                if listed_entry["index"] >= size:
+            listing = NodeListing.model_validate_json(listed.content)
+            for item in listing.entries:
+                if not 0 <= item.index < size:
                     continue
-                detail = self.http.get(f"{url}/v1/attestations/{listed_entry['index']}",
+                detail = self.http.get(f"{url}/v1/attestations/{item.index}",
                                        params={"size": size})
                 detail.raise_for_status()
-                proven = detail.json()
-                report = proven.get("report") or {}
-                entries.append({**listed_entry, "signers": proven["signers"],
-                                "feed": _feed_label(report.get("feedId"))})
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            return {"error": f"The oracle node {url} did not answer ({exc}): the log is not "
-                             "shown.", "entries": []}
-        return {"error": None, "entries": entries[::-1], "size": body["size"], "url": url}
+                proven = NodeEntry.model_validate_json(detail.content)
+                feed_id = str((proven.report or {}).get("feedId") or "")
+                entries.append({"index": item.index, "kind": item.kind,
+                                "signers": proven.signers, "feed": _feed_label(feed_id),
+                                "feed_id": feed_id})
+        except (httpx.HTTPError, ValidationError) as exc:
+            return {"error": f"The oracle node {url} did not answer as an oracle node does "
+                             f"({type(exc).__name__}): the log is not shown.", "entries": []}
+        return {"error": None, "entries": entries[::-1], "size": listing.size, "url": url}

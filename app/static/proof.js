@@ -60,9 +60,18 @@ async function rootFromProof(leafHash, index, size, proof) {
   return r;
 }
 
+const APP_CHAIN = "0x" + Number(document.body.dataset.chainId).toString(16);
+
 async function onchainCheckpoint(section) {
   const eth = window.ethereum;
-  if (eth) {
+  const walletChain = eth ? await eth.request({ method: "eth_chainId" }).catch(() => null) : null;
+  if (eth && walletChain !== null && parseInt(walletChain, 16) !== parseInt(APP_CHAIN, 16)) {
+    // Another chain's contract at the hub's address could answer anything.
+    return { size: Number(section.dataset.checkpointSize), root: section.dataset.checkpointRoot,
+             source: `as the app server read it: your wallet is on chain ${parseInt(walletChain, 16)}, ` +
+                     `not this app's chain ${parseInt(APP_CHAIN, 16)}` };
+  }
+  if (eth && walletChain !== null) {
     const out = await eth.request({
       method: "eth_call", params: [{ to: section.dataset.hub, data: CHECKPOINT_SELECTOR }, "latest"],
     });
@@ -94,14 +103,59 @@ async function verify(button) {
     if (root !== checkpoint.root.toLowerCase()) {
       throw new Error(`the proof leads to ${root}, not to the on-chain root ${checkpoint.root}`);
     }
+    const said = whatTheEntrySays(entry.leaf, index, section.dataset.hub);
+    const listed = compareWithListing(button, said);
+    if (listed) throw new Error(listed);
     out.className = "status done";
-    out.textContent = `Verified: entry ${index} is in the log of ${checkpoint.size} entries ` +
-      `whose root ${root.slice(0, 18)}… the OracleHub holds (${checkpoint.source}); ` +
-      `${proof.length} proof hashes, computed in this page.`;
+    out.textContent = `Verified: entry ${index} (${said.summary}) is in the log of ` +
+      `${checkpoint.size} entries whose root ${root.slice(0, 18)}… the OracleHub holds ` +
+      `(${checkpoint.source}); ${proof.length} proof hashes, computed in this page.`;
   } catch (err) {
     out.className = "status refused";
     out.textContent = "NOT verified: " + (err.message || String(err));
   }
+}
+
+// What the proven leaf itself says (oracle/entries.py: one JSON object naming its own
+// index, chain and hub), checked against where it claims to be.
+function whatTheEntrySays(leafHex, index, hub) {
+  let leaf;
+  try {
+    leaf = JSON.parse(new TextDecoder().decode(hexToBytes(leafHex)));
+  } catch (err) {
+    throw new Error("the entry is not a JSON attestation");
+  }
+  if (Number(leaf.index) !== index) throw new Error(`the entry names itself ${leaf.index}, not ${index}`);
+  if (Number(leaf.chainId) !== parseInt(APP_CHAIN, 16)) {
+    throw new Error(`the entry is for chain ${leaf.chainId}, not this app's`);
+  }
+  if (String(leaf.hub).toLowerCase() !== String(hub).toLowerCase()) {
+    throw new Error(`the entry is for hub ${leaf.hub}, not ${hub}`);
+  }
+  const signers = (leaf.signers || []).map((s) => String(s).toLowerCase()).sort();
+  const feedId = leaf.report && leaf.report.feedId ? String(leaf.report.feedId).toLowerCase() : "";
+  const parts = [leaf.kind];
+  if (feedId) parts.push(`feed ${feedId.slice(0, 10)}…`);
+  if (leaf.report && leaf.report.value !== undefined) parts.push(`value ${leaf.report.value}`);
+  parts.push(`signed by ${signers.length}`);
+  return { kind: leaf.kind, feedId, signers, summary: parts.join(", ") };
+}
+
+// The node's listing (kind, feed, signers shown in the row) must be what the leaf says.
+function compareWithListing(button, said) {
+  const listedSigners = (button.dataset.signers || "").split(",").filter(Boolean)
+    .map((s) => s.toLowerCase()).sort();
+  const problems = [];
+  if (button.dataset.kind !== said.kind) {
+    problems.push(`kind "${button.dataset.kind}" (the entry says "${said.kind}")`);
+  }
+  if ((button.dataset.feedId || "").toLowerCase() !== said.feedId) {
+    problems.push(`feed ${button.dataset.feedId || "none"} (the entry says ${said.feedId || "none"})`);
+  }
+  if (listedSigners.join(",") !== said.signers.join(",")) {
+    problems.push(`signers ${listedSigners.join(" ")} (the entry says ${said.signers.join(" ")})`);
+  }
+  return problems.length ? "the oracle node lists this entry with " + problems.join("; ") : null;
 }
 
 for (const button of document.querySelectorAll("button[data-verify]")) {

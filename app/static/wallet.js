@@ -150,10 +150,35 @@ async function waitMined(eth, hash) {
   throw new Error(`transaction ${hash} was not mined after 150 s`);
 }
 
+// Before anything is signed: the wallet must be on this app's chain (switched if it can
+// be) and still hold the account the plan was made for.
+async function readyToSign(eth, account) {
+  try {
+    await ensureChain(eth);
+  } catch (err) {
+    return `your wallet is not on this app's chain (${parseInt(CHAIN_ID, 16)}) and did not ` +
+           `switch: ${errorText(err)}`;
+  }
+  if (await eth.request({ method: "eth_chainId" }) !== CHAIN_ID) {
+    return `your wallet is not on this app's chain (${parseInt(CHAIN_ID, 16)})`;
+  }
+  const accounts = await eth.request({ method: "eth_accounts" });
+  if (!accounts.length || accounts[0].toLowerCase() !== account.toLowerCase()) {
+    return `your wallet now holds ${accounts[0] || "no account"}, not ${account} that this ` +
+           "was checked for: reload the page";
+  }
+  return null;
+}
+
 async function signAndSend(box, plan, account) {
   const eth = provider();
   const log = el("ol", undefined, "sent");
   box.appendChild(log);
+  const problem = await readyToSign(eth, account);
+  if (problem) {
+    log.appendChild(el("li", "Nothing sent: " + problem + ".", "refused"));
+    return false;
+  }
   for (const tx of plan.txs) {
     const item = el("li", `Asking your wallet to sign: ${tx.what}…`);
     log.appendChild(item);
@@ -234,6 +259,10 @@ async function review(form) {
     if (ok) {
       box.appendChild(el("p", "Done. Refreshing…", "done"));
       setTimeout(() => window.location.reload(), 400);
+    } else {
+      // Steps already mined stay done (an approval, say): check again for what is left.
+      box.appendChild(el("p", "Stopped. Steps marked done above are on-chain; check the form " +
+                              "again to plan what is left."));
     }
   });
   box.appendChild(go);
@@ -289,6 +318,25 @@ async function kycSign(form) {
   }
 }
 
+// The cookie only says whose sections the server rendered: the wallet decides. On load,
+// follow the wallet's account (or its disconnection) before anything is planned.
+async function reconcile() {
+  const eth = provider();
+  const cookie = currentAccount();
+  if (!eth || !cookie) return true;
+  let accounts;
+  try {
+    accounts = await eth.request({ method: "eth_accounts" });
+  } catch (err) {
+    return true;
+  }
+  const held = accounts && accounts.length ? accounts[0] : null;
+  if (held && held.toLowerCase() === cookie.toLowerCase()) return true;
+  setAccount(held);
+  window.location.reload();
+  return false;
+}
+
 function init() {
   const connectButton = document.getElementById("connect");
   if (connectButton) connectButton.addEventListener("click", connect);
@@ -315,4 +363,6 @@ function init() {
   }
 }
 
-init();
+reconcile().then((current) => {
+  if (current) init();
+});

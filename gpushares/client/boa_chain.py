@@ -125,7 +125,7 @@ class BoaChain(Chain):
     def balance(self, address: str) -> int:
         return int(self.env.get_balance(address))
 
-    def logs(self, address: str, topics: Sequence[Any], from_block: int,
+    def logs(self, address: str | Sequence[str], topics: Sequence[Any], from_block: int,
              to_block: int | None = None) -> list[Log]:
         return self.book.query(address, topics, from_block, to_block)
 

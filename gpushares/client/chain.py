@@ -371,9 +371,10 @@ class Chain(ABC):
         """The code at `address` (at `block`, default latest)."""
 
     @abstractmethod
-    def logs(self, address: str, topics: Sequence[Any], from_block: int,
+    def logs(self, address: str | Sequence[str], topics: Sequence[Any], from_block: int,
              to_block: int | None = None) -> list[Log]:
-        """Logs of `address` matching `topics` (eth_getLogs semantics) in the range."""
+        """Logs of `address` (or of any of several addresses, in one query) matching
+        `topics` (eth_getLogs semantics) in the range."""
 
     @abstractmethod
     def deploy(self, name: str, args: Sequence[Any], sender: Any) -> Receipt:
@@ -419,11 +420,12 @@ class LogBook:
     def add(self, logs: Iterable[Log]) -> None:
         self.entries.extend(logs)
 
-    def query(self, address: str, topics: Sequence[Any], from_block: int,
+    def query(self, address: str | Sequence[str], topics: Sequence[Any], from_block: int,
               to_block: int | None) -> list[Log]:
+        wanted = {a.lower() for a in ([address] if isinstance(address, str) else address)}
         found = []
         for log in self.entries:
-            if log.address.lower() != address.lower() or log.block_number < from_block:
+            if log.address.lower() not in wanted or log.block_number < from_block:
                 continue
             if to_block is not None and log.block_number > to_block:
                 continue

@@ -246,6 +246,9 @@ def portfolio(client: Client, account: str) -> Portfolio:
 def spv_page(client: Client, spv_id: int, history: int = 64) -> SpvPage:
     """SPV `spv_id`: status, GPU register (the first 256), the title of each location its
     GPUs sit in, and its NAV feed with the last `history` rounds (one call)."""
+    if not 1 <= spv_id < 2**256:  # not even a uint256: no SPV has it
+        raise BadInput(f"unknown SPV id {spv_id}: SPV ids are 1, 2, ...; see `ape run spv "
+                       "status`")
     hub = client.deployed.oracle_hub or ZERO_ADDRESS
     vaults = client.deployed.subscription_vault_factory or ZERO_ADDRESS
     raw = client.lens().spv_page(client.spv_factory().address, hub, vaults, spv_id,

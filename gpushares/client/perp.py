@@ -170,7 +170,10 @@ def traded(size_delta: int) -> str:
 
 def parse_size(amount: str | Decimal, what: str) -> int:
     """GPU-hours as typed (`"4608"`, decimals allowed) as WAD; BadInput naming `what`."""
-    return to_base_units(amount, 18, what)
+    size = to_base_units(amount, 18, what)
+    if size >= 2**255:  # a signed size (int256)
+        raise BadInput(f"{what}: {amount} GPU-hours is too large")
+    return size
 
 
 def param_lines(p: perp.RiskParams, asset: Token) -> list[str]:

@@ -526,13 +526,69 @@ def plan_mint(client: Client, operator: str, spv_id: int, to: str, amount: str,
     return Plan.of(tx)
 
 
+def _listed(factory: Contract, count: int) -> list[str]:
+    """Every market of a factory, in id order (`list_markets`: ids from 1, 100 a page)."""
+    found: list[str] = []
+    for start in range(1, count + 1, 100):
+        found += [str(a) for a in factory.list_markets(start, 100)]
+    return found
+
+
+def suite_contract(client: Client, where: str) -> str | None:
+    """What `where` is when it is one of the suite's own contracts (a lending pool, a
+    subscription vault, a perp market, a share token, the registry, a factory...), in
+    words; None for anything else (a wallet, a multisig, someone else's contract). A
+    plain token transfer to one of them is never credited to anyone: each keeps its own
+    books, and none sweeps stray tokens."""
+    if not client.chain.code(where):
+        return None
+    d = client.deployed
+    fixed = {"the compliance registry": d.compliance_registry, "the SPV factory": d.spv_factory,
+             "the OracleHub": d.oracle_hub, "the lending pool factory": d.lending_pool_factory,
+             "the perp market factory": d.perp_market_factory, "the PerpLens": d.perp_lens,
+             "the Lens": d.lens, "the MarketLens": d.market_lens,
+             "the subscription vault factory": d.subscription_vault_factory,
+             "the income stablecoin": d.income_token}
+    for name, known in fixed.items():
+        if known is not None and known.lower() == where.lower():
+            return name
+    spv_id = int(client.spv_factory().spv_id_of_token(where))
+    if spv_id:
+        return f"SPV {spv_id}'s share token"
+    if d.lending_pool_factory is not None:
+        factory = client.lending_factory()
+        for number, pool in enumerate(_listed(factory, int(factory.market_count())), start=1):
+            if pool.lower() == where.lower():
+                return (f"lending pool {number} (it credits only collateral posted through it: "
+                        f"use `ape run pool deposit-collateral` or the app's Post collateral)")
+    if d.perp_market_factory is not None:
+        factory = client.perp_factory()
+        for number, market in enumerate(_listed(factory, int(factory.market_count())),
+                                        start=1):
+            if market.lower() == where.lower():
+                return f"perp market {number}"
+    if d.subscription_vault_factory is not None:
+        factory = client.chain.contract("SubscriptionVaultFactory",
+                                        d.subscription_vault_factory)
+        for number in range(1, int(factory.vault_count()) + 1):
+            if str(factory.vault_at(number)).lower() == where.lower():
+                return ("a subscription vault (it takes shares only by a redemption request: "
+                        "`ape run invest redeem` or the app's Redeem)")
+    return None
+
+
 def plan_transfer(client: Client, holder: str, spv_id: int, to: str, amount: str,
                   *, rules: RuleBook | None = None) -> Plan:
-    """A holder moves shares to another eligible holder (or back to the SPV)."""
+    """A holder moves shares to another eligible holder (or back to the SPV). Refused
+    before anything is sent when `to` is one of the suite's own contracts: a plain
+    transfer to a pool or a vault is credited to nobody, and the shares are lost."""
     src, dst = _holder(holder, "holder"), _holder(to, "to")
     units = _shares(amount)
     token = client.token(spv_id)
     tx = token.transfer.tx(dst, units, what=f"transfer {shares(units)} shares to {dst}")
+    if (kind := suite_contract(client, dst)) is not None:
+        return Plan.of(tx, refusal=f"{dst} is {kind}: shares sent to it by a plain transfer "
+                                   "are credited to nobody and cannot be recovered")
     return _gated(tx, _movement(client, token, src, dst, units, rules))
 
 

@@ -7,10 +7,16 @@ rounding silently: `BadInput` carries it, and the scripts show it as a usage err
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 WAD = 10**18
 SHARE_DECIMALS = 18
+#: The largest amount any contract of the suite takes (a uint256).
+MAX_UINT256 = 2**256 - 1
+# Typed amounts: plain decimal digits, an optional fraction (no exponents, underscores or
+# non-ASCII digits, which Decimal would otherwise accept).
+_PLAIN = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
 
 class BadInput(ValueError):
@@ -18,9 +24,14 @@ class BadInput(ValueError):
 
 
 def _number(value: str | Decimal | int, what: str, *, allow_zero: bool, kind: str) -> Decimal:
-    """A finite, non-negative (or positive) decimal; BadInput naming `what` otherwise."""
+    """A finite, non-negative (or positive) decimal; BadInput naming `what` otherwise. Text
+    must be plain digits with an optional fraction (`1234.5`): no exponent, separator or
+    non-ASCII digit."""
+    if isinstance(value, str) and not _PLAIN.fullmatch(value.strip()):
+        raise BadInput(f"{what}: {value!r} is not a number (digits and an optional decimal "
+                       "point, e.g. 1234.5)")
     try:
-        number = Decimal(str(value))
+        number = Decimal(str(value).strip())
     except InvalidOperation as exc:
         raise BadInput(f"{what}: {value!r} is not a number") from exc
     if not number.is_finite() or number < 0 or (number == 0 and not allow_zero):
@@ -33,9 +44,17 @@ def to_base_units(amount: str | Decimal | int, decimals: int, what: str, *,
                   allow_zero: bool = False) -> int:
     """`'1234.5'` -> base units with `decimals`, refusing excess precision."""
     value = _number(amount, what, allow_zero=allow_zero, kind="amount")
-    scaled = value.scaleb(decimals)
+    if value.adjusted() > 80:  # far beyond any uint256 amount at any decimals
+        raise BadInput(f"{what}: {amount} is too large")
+    try:
+        scaled = value.scaleb(decimals)
+    except ArithmeticError as exc:
+        raise BadInput(f"{what}: {amount} is too large") from exc
     if scaled != scaled.to_integral_value():
         raise BadInput(f"{what}: {amount} has more than {decimals} decimals")
+    if scaled > MAX_UINT256:
+        raise BadInput(f"{what}: {amount} is too large (the contracts take at most "
+                       f"{fmt_units(MAX_UINT256, decimals)})")
     return int(scaled)
 
 

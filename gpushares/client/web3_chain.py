@@ -74,10 +74,12 @@ class Web3Chain(Chain):
     def balance(self, address: str) -> int:
         return int(self.web3.eth.get_balance(checksum(address)))
 
-    def logs(self, address: str, topics: Sequence[Any], from_block: int,
+    def logs(self, address: str | Sequence[str], topics: Sequence[Any], from_block: int,
              to_block: int | None = None) -> list[Log]:
+        where = (checksum(address) if isinstance(address, str)
+                 else [checksum(a) for a in address])
         raw = self.web3.eth.get_logs({
-            "address": checksum(address), "topics": list(topics), "fromBlock": from_block,
+            "address": where, "topics": list(topics), "fromBlock": from_block,
             "toBlock": "latest" if to_block is None else to_block})
         return [_log(entry) for entry in raw]
 

@@ -462,3 +462,23 @@ def test_only_the_mocks_owner_mints(client: Client, world: SpvWorld):
 def test_a_blocked_resident_may_not_receive_collateral(client: Client, world: SpvWorld):
     plan = lend.plan_withdraw_collateral(client, BOB, 1, SHARE, receiver=NORTH_KOREAN)
     refused_alike(client, plan, BOB, BLOCKED)
+
+
+def test_a_plain_share_transfer_to_the_pool_is_refused_before_sending(client: Client,
+                                                                     world: SpvWorld):
+    """The pool credits only collateral posted through `supply_collateral`: shares sent to
+    it by a plain transfer (which the registry allows, the pool being an eligible holder)
+    would be credited to nobody, and nothing sweeps them. The client refuses (review of
+    the wallet app); the same transfer to a wallet or to the SPV goes through."""
+    from gpushares.client import spv
+
+    pool = lend.market(client, 1).address
+    plan = spv.plan_transfer(client, BOB, 1, pool, "1")
+    assert plan.refusal is not None
+    assert "lending pool 1" in plan.refusal.reason
+    assert "credited to nobody" in plan.refusal.reason
+    for other in (client.token(1).address, client.deployed.compliance_registry):
+        refusal = spv.plan_transfer(client, BOB, 1, other, "1").refusal
+        assert refusal is not None and "credited to nobody" in refusal.reason
+    assert spv.suite_contract(client, ALICE) is None
+    assert spv.plan_transfer(client, BOB, 1, ALICE, "1").refusal is None
