@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
+from app.serve import serving
+from app.server import Settings
+from gpushares.appworld import World, running_world
 from tests.browser.harness import launch_chromium, screenshot_open_pages
 
 HERE = Path(__file__).resolve().parent
@@ -75,3 +78,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     paths = screenshot_open_pages(_BROWSER[0], f"failed-{item.name}")
     for path in paths:
         report.sections.append(("browser screenshot", str(path)))
+
+
+@pytest.fixture(scope="session")
+def app_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The demo's world (anvil, the suite, the oracle quorum), built once per worker for
+    every module of the wallet app (they share the xdist group `APP_GROUP`, so one worker
+    runs them all, in file order)."""
+    with running_world(tmp_path_factory.mktemp("app-world")) as built:
+        yield built
+
+
+@pytest.fixture(scope="session")
+def app_server(app_world: World) -> Iterator[str]:
+    """The wallet app over `app_world`, with node-1 as its oracle node; yields its URL."""
+    settings = Settings(rpc_url=app_world.node.url, deployments=app_world.deployments_path,
+                        oracle_url=app_world.cluster.url(app_world.cluster.names[0]))
+    with serving(settings) as url:
+        yield url

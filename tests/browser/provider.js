@@ -14,6 +14,14 @@
   "use strict";
   const config = window.__walletConfig;
   if (!config) throw new Error("provider.js: window.__walletConfig is not set");
+  // The site's permission outlives a reload at once, as a real wallet's does (the test
+  // process learns of it later, through __walletRecord).
+  const GRANTED = "__testWalletGranted";
+  try {
+    if (window.sessionStorage.getItem(GRANTED) === "1") config.connected = true;
+  } catch (err) {
+    // a document without storage (about:blank): the config alone decides
+  }
 
   const log = [];
   const listeners = new Map();
@@ -66,6 +74,11 @@
       case "eth_requestAccounts":
         if (!config.connected) {
           config.connected = true;
+          try {
+            window.sessionStorage.setItem(GRANTED, "1");
+          } catch (err) {
+            // no storage: the test process still records the grant
+          }
           emit("connect", { chainId: hexChainId() });
         }
         return [config.account];

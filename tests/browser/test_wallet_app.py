@@ -11,7 +11,8 @@ see the keeper execute it, close it; verify an attestation's inclusion proof in 
 (and see a tampered proof refused). Each page is checked with axe-core (no serious or
 critical violation), read-only and with a wallet, and saved under build/screenshots/.
 
-The tests share one world (module scope) and run in file order on one worker; each flow
+The tests share one world with test_wallet_app_review.py (`app_world`, built once on one
+worker) and run in file order; each flow
 uses its own actor so that none depends on another's outcome.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,13 +27,14 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from app.serve import serving
-from app.server import Settings
-from gpushares.appworld import World, running_world
+from gpushares.appworld import World
 from gpushares.client import kyc, perp, pool, spv, vault
 from gpushares.client.units import fmt_units
 from jurisdictions.codes import MESSAGES, Restriction
-from tests.browser.harness import assert_accessible, shot, wallet_log, wallet_page
+from tests.browser.harness import APP_GROUP, assert_accessible, shot, wallet_log, wallet_page
+
+# One world for every module of the wallet app (see tests/browser/conftest.py).
+pytestmark = pytest.mark.xdist_group(APP_GROUP)
 
 PAGES = {"portfolio": "/", "spv": "/spv/1", "invest": "/invest", "lend": "/lend",
          "trade": "/trade", "oracle": "/oracle"}
@@ -42,17 +43,13 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with running_world(tmp_path_factory.mktemp("app-world")) as built:
-        yield built
+def world(app_world: World) -> World:
+    return app_world
 
 
 @pytest.fixture(scope="module")
-def app_url(world: World) -> Iterator[str]:
-    settings = Settings(rpc_url=world.node.url, deployments=world.deployments_path,
-                        oracle_url=world.cluster.url(world.cluster.names[0]))
-    with serving(settings) as url:
-        yield url
+def app_url(app_server: str) -> str:
+    return app_server
 
 
 def connected(context: BrowserContext, world: World, app_url: str, who: str,

@@ -22,11 +22,14 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from app.serve import serving
 from app.server import Settings
-from gpushares.appworld import World, running_world
+from gpushares.appworld import World
 from gpushares.client import oracle, perp, pool
 from gpushares.demo import DAY, INDEX_MAX_MOVE_BPS
 from gpushares.devnode import CHAIN_ID
-from tests.browser.harness import serve_asgi, wallet_log, wallet_page
+from tests.browser.harness import APP_GROUP, serve_asgi, wallet_log, wallet_page
+
+# One world for every module of the wallet app (see tests/browser/conftest.py).
+pytestmark = pytest.mark.xdist_group(APP_GROUP)
 
 TIMEOUT_MS = 30_000
 FAKE_SIGNERS = ["0xdEAD000000000000000000000000000000000001",
@@ -34,17 +37,13 @@ FAKE_SIGNERS = ["0xdEAD000000000000000000000000000000000001",
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with running_world(tmp_path_factory.mktemp("review-world")) as built:
-        yield built
+def world(app_world: World) -> World:
+    return app_world
 
 
 @pytest.fixture(scope="module")
-def app_url(world: World) -> Iterator[str]:
-    settings = Settings(rpc_url=world.node.url, deployments=world.deployments_path,
-                        oracle_url=world.cluster.url(world.cluster.names[0]))
-    with serving(settings) as url:
-        yield url
+def app_url(app_server: str) -> str:
+    return app_server
 
 
 @pytest.fixture(scope="module")
