@@ -81,7 +81,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="session")
-def app_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The demo's world (anvil, the suite, the oracle quorum), built once per worker for
     every module of the wallet app (they share the xdist group `APP_GROUP`, so one worker
     runs them all, in file order)."""
@@ -90,9 +90,9 @@ def app_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 @pytest.fixture(scope="session")
-def app_server(app_world: World) -> Iterator[str]:
-    """The wallet app over `app_world`, with node-1 as its oracle node; yields its URL."""
-    settings = Settings(rpc_url=app_world.node.url, deployments=app_world.deployments_path,
-                        oracle_url=app_world.cluster.url(app_world.cluster.names[0]))
+def app_url(world: World) -> Iterator[str]:
+    """The wallet app over `world`, with node-1 as its oracle node; yields its URL."""
+    settings = Settings(rpc_url=world.node.url, deployments=world.deployments_path,
+                        oracle_url=world.cluster.url(world.cluster.names[0]))
     with serving(settings) as url:
         yield url

@@ -57,7 +57,7 @@ PROVIDER_JS = Path(__file__).with_name("provider.js")
 AXE_JS = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = PROJECT_ROOT / "build" / "screenshots"
 #: The xdist group of the wallet app's modules: one worker builds its world (the
-#: `app_world` fixture) once for all of them.
+#: `world` fixture) once for all of them.
 APP_GROUP = "browser-wallet-app"
 # axe impacts that fail `assert_accessible` by default
 BLOCKING_IMPACTS = ("serious", "critical")

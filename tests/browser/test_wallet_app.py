@@ -11,7 +11,7 @@ see the keeper execute it, close it; verify an attestation's inclusion proof in 
 (and see a tampered proof refused). Each page is checked with axe-core (no serious or
 critical violation), read-only and with a wallet, and saved under build/screenshots/.
 
-The tests share one world with test_wallet_app_review.py (`app_world`, built once on one
+The tests share one world with test_wallet_app_review.py (the `world` fixture, built once on one
 worker) and run in file order; each flow
 uses its own actor so that none depends on another's outcome.
 """
@@ -40,16 +40,6 @@ PAGES = {"portfolio": "/", "spv": "/spv/1", "invest": "/invest", "lend": "/lend"
          "trade": "/trade", "oracle": "/oracle"}
 GRACE = 11  # a funded dev account the world leaves alone: onboarded through the KYC desk
 TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def world(app_world: World) -> World:
-    return app_world
-
-
-@pytest.fixture(scope="module")
-def app_url(app_server: str) -> str:
-    return app_server
 
 
 def connected(context: BrowserContext, world: World, app_url: str, who: str,

@@ -37,16 +37,6 @@ FAKE_SIGNERS = ["0xdEAD000000000000000000000000000000000001",
 
 
 @pytest.fixture(scope="module")
-def world(app_world: World) -> World:
-    return app_world
-
-
-@pytest.fixture(scope="module")
-def app_url(app_server: str) -> str:
-    return app_server
-
-
-@pytest.fixture(scope="module")
 def oracle_mode() -> dict[str, str | None]:
     """How the test-double oracle node misbehaves (None: it forwards faithfully)."""
     return {"mode": None}
