@@ -22,7 +22,7 @@ from gpushares.client import lens, perp
 from gpushares.client.chain import ZERO_ADDRESS, revert_reason
 from gpushares.client.context import Client
 from gpushares.client.units import fmt_units, percent
-from jurisdictions.rules import RuleBook, RulesError
+from jurisdictions.rules import JurisdictionRules, RulesError
 from oracle.reports import feed_name
 
 if TYPE_CHECKING:
@@ -57,13 +57,20 @@ def usd(answer: int) -> str:
     return fmt_units(answer, FEED_DECIMALS)
 
 
-def place_name(numeric: int) -> str:
-    """A jurisdiction's name from the shipped rules data (its number when not listed)."""
+def rule_of(numeric: int) -> JurisdictionRules | None:
+    """What the shipped rules data says about a jurisdiction (None when it is not listed
+    or the data does not load)."""
     rules = law.shipped()
     try:
-        return f"{rules.resolve(numeric).name}" if rules else str(numeric)
+        return rules.resolve(numeric) if rules else None
     except (RulesError, KeyError):
-        return f"jurisdiction {numeric}"
+        return None
+
+
+def place_name(numeric: int) -> str:
+    """A jurisdiction's name from the shipped rules data (its number when not listed)."""
+    rule = rule_of(numeric)
+    return rule.name if rule else f"jurisdiction {numeric}"
 
 
 def points(rounds: Any) -> list[tuple[int, Decimal]]:
@@ -131,7 +138,6 @@ class Reader:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.rules: RuleBook | None = law.shipped()
         # One pooled client for the oracle node (a new httpx client per request costs
         # more than the request: its TLS context is built even for plain HTTP).
         self.http = httpx.Client(timeout=5)
@@ -204,13 +210,13 @@ class Reader:
         padded = "0x" + "00" * 12 + account[2:].lower()
         logs = self.client.chain.logs([m.address for m in markets],
                                       [[contract.event_topic(k) for k in kinds], padded], 0)
-        by_address = {m.address.lower(): m for m in markets}
+        by_address = {m.address.lower(): (m, self.client.chain.contract("PerpMarket", m.address))
+                      for m in markets}
         rows: dict[str, list[Executed]] = {m.address: [] for m in markets}
         for log in logs:
-            market = by_address.get(log.address.lower())
-            if market is None:
+            if log.address.lower() not in by_address:
                 continue
-            reader = self.client.chain.contract("PerpMarket", market.address)
+            market, reader = by_address[log.address.lower()]
             asset = market.asset
             if (e := reader.decode_event("PositionModified", log)) is not None:
                 rows[market.address].append(Executed(
@@ -227,14 +233,8 @@ class Reader:
     def _place(self, title: lens.LocationTitle) -> dict[str, Any]:
         """A location of the register: the registry's title status and holder policy there,
         and the rules data's account of it, with the citations."""
-        rule = None
-        if self.rules is not None:
-            try:
-                rule = self.rules.resolve(title.location)
-            except (RulesError, KeyError):
-                rule = None
-        return {"numeric": title.location,
-                "name": rule.name if rule else f"jurisdiction {title.location}",
+        rule = rule_of(title.location)
+        return {"numeric": title.location, "name": place_name(title.location),
                 "onchain_title": title.title_name, "onchain_policy": title.policy_name,
                 "override": title.override_in_force, "rule": rule}
 

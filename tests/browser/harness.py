@@ -15,8 +15,8 @@ context or a page:
   serious and critical ones readably.
 - `shot(page, name)` -> build/screenshots/<name>.png. A failing test's open pages are
   saved as build/screenshots/failed-<test>.png by the conftest.
-- `serve_asgi(app)` -> the URL of `app` (FastAPI, any ASGI app) served by uvicorn on
-  127.0.0.1 in a thread, for as long as the `with` block.
+- a real HTTP server for the page under test: `app.serve.serve_asgi(app)`, any ASGI app
+  served by uvicorn on 127.0.0.1 in a thread for as long as the `with` block.
 
 Only 127.0.0.1 is reached: the pages come from a local server, the wallet talks to a local
 anvil, and chromium runs with its background networking switched off.
@@ -26,18 +26,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from gpushares.devnode import CHAIN_ID, PROJECT_ROOT
 
@@ -59,6 +53,8 @@ SCREENSHOTS = PROJECT_ROOT / "build" / "screenshots"
 #: The xdist group of the wallet app's modules: one worker builds its world (the
 #: `world` fixture) once for all of them.
 APP_GROUP = "browser-wallet-app"
+#: How long a test waits for the app's answer (a plan, a mined transaction, a proof).
+TIMEOUT_MS = 30_000
 # axe impacts that fail `assert_accessible` by default
 BLOCKING_IMPACTS = ("serious", "critical")
 
@@ -247,29 +243,16 @@ def screenshot_open_pages(browser: Browser, name: str) -> list[Path]:
     return paths
 
 
-# --- a real HTTP server ------------------------------------------------------------------
+# --- the wallet app's forms --------------------------------------------------------------
 
 
-@contextmanager
-def serve_asgi(app: Any, *, timeout: float = 10.0) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL
-    (`http://127.0.0.1:PORT`) and stops the server after the block."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                              name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{port}")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-        sock.close()
+def review(page: Page, form: str, **fields: str) -> str:
+    """Fill `form`'s fields, ask the app to check it; returns the review's text once the
+    chain's answer is shown (ready to sign, or refused)."""
+    target = page.locator(f"#{form}")
+    for name, value in fields.items():
+        target.locator(f"[name={name}]").fill(value)
+    target.locator("button[type=submit]").click()
+    box = target.locator(".review")
+    expect(box).to_have_class(re.compile(r"\b(ok|refused)\b"), timeout=TIMEOUT_MS)
+    return box.inner_text()

@@ -18,12 +18,12 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from playwright.sync_api import BrowserContext, Page, expect
 
+from app.serve import serve_asgi
 from gpushares.devnode import AnvilNode, dev_key
 from tests.browser.harness import (
     assert_accessible,
     page_wallet_log,
     reject_requests,
-    serve_asgi,
     shot,
     switch_account,
     wallet_log,

@@ -31,7 +31,15 @@ from gpushares.appworld import World
 from gpushares.client import kyc, perp, pool, spv, vault
 from gpushares.client.units import fmt_units
 from jurisdictions.codes import MESSAGES, Restriction
-from tests.browser.harness import APP_GROUP, assert_accessible, shot, wallet_log, wallet_page
+from tests.browser.harness import (
+    APP_GROUP,
+    TIMEOUT_MS,
+    assert_accessible,
+    review,
+    shot,
+    wallet_log,
+    wallet_page,
+)
 
 # One world for every module of the wallet app (see tests/browser/conftest.py).
 pytestmark = pytest.mark.xdist_group(APP_GROUP)
@@ -39,7 +47,6 @@ pytestmark = pytest.mark.xdist_group(APP_GROUP)
 PAGES = {"portfolio": "/", "spv": "/spv/1", "invest": "/invest", "lend": "/lend",
          "trade": "/trade", "oracle": "/oracle"}
 GRACE = 11  # a funded dev account the world leaves alone: onboarded through the KYC desk
-TIMEOUT_MS = 30_000
 
 
 def connected(context: BrowserContext, world: World, app_url: str, who: str,
@@ -51,18 +58,6 @@ def connected(context: BrowserContext, world: World, app_url: str, who: str,
     page = wallet_page(context, world.node.url, address)
     page.goto(app_url + path)
     return page
-
-
-def review(page: Page, form: str, **fields: str) -> str:
-    """Fill `form`'s fields, ask the app to check it; returns the review's text once the
-    chain's answer is shown (ready to sign, or refused)."""
-    target = page.locator(f"#{form}")
-    for name, value in fields.items():
-        target.locator(f"[name={name}]").fill(value)
-    target.locator("button[type=submit]").click()
-    box = target.locator(".review")
-    expect(box).to_have_class(re.compile(r"\b(ok|refused)\b"), timeout=TIMEOUT_MS)
-    return box.inner_text()
 
 
 def sign_and_send(page: Page, form: str) -> None:

@@ -1,15 +1,15 @@
 """Review of the wallet app (issue 21) as an attacker and as a demanding user: each test
 here shows one problem found in app/ (or the reads under it) and says what should happen
-instead. They share one world (module scope), like tests/browser/test_wallet_app.py, and
-a second app server whose oracle node is a test double that forwards to a real node of
+instead. They share the world of tests/browser/test_wallet_app.py (the conftest's `world`),
+and a second app server whose oracle node is a test double that forwards to a real node of
 the quorum and alters its answers on demand (a broken or malicious node).
 
-Every test here fails on the code as reviewed; none is marked xfail.
+Every test here failed on the code as reviewed (3a9c314) and passes since the fixes of
+6ac36a2; none is marked xfail.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,18 +20,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from playwright.sync_api import BrowserContext, Page, expect
 
-from app.serve import serving
+from app.serve import serve_asgi, serving
 from app.server import Settings
 from gpushares.appworld import World
 from gpushares.client import oracle, perp, pool
 from gpushares.demo import DAY, INDEX_MAX_MOVE_BPS
 from gpushares.devnode import CHAIN_ID
-from tests.browser.harness import APP_GROUP, serve_asgi, wallet_log, wallet_page
+from tests.browser.harness import APP_GROUP, TIMEOUT_MS, review, wallet_log, wallet_page
 
 # One world for every module of the wallet app (see tests/browser/conftest.py).
 pytestmark = pytest.mark.xdist_group(APP_GROUP)
 
-TIMEOUT_MS = 30_000
 FAKE_SIGNERS = ["0xdEAD000000000000000000000000000000000001",
                 "0xdEAD000000000000000000000000000000000002"]
 
@@ -93,16 +92,6 @@ def open_as(context: BrowserContext, world: World, app_url: str, cookie: str, wa
     page = wallet_page(context, world.node.url, wallet, chain_id=chain_id)
     page.goto(app_url + path)
     return page
-
-
-def review(page: Page, form: str, **fields: str) -> str:
-    target = page.locator(f"#{form}")
-    for name, value in fields.items():
-        target.locator(f"[name={name}]").fill(value)
-    target.locator("button[type=submit]").click()
-    box = target.locator(".review")
-    expect(box).to_have_class(re.compile(r"\b(ok|refused)\b"), timeout=TIMEOUT_MS)
-    return box.inner_text()
 
 
 def plan(app_url: str, action: str, **body: Any) -> httpx.Response:
